@@ -1,0 +1,77 @@
+# p4splice: build, run and test the splice data plane, its controller and the embedded target.
+#   make demo            the main job (README's first command)
+#   make test            every test suite (README's second command)
+#   make build           compile p4src/ for $(TARGET) into build/
+#   make bench           benchmarks (figures go to docs/benchmarks.md by hand)
+#   make stop / clean    stop what `make run` started / remove build outputs
+# TARGET=p4sim (default, the embedded target) or TARGET=bmv2 (p4c-bm2-ss + simple_switch_grpc on PATH).
+
+SHELL := /bin/bash
+TARGET ?= p4sim
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+BUILD := build
+LOGS := logs
+PYTEST_ARGS ?=
+
+APT_NEEDS := ip:iproute2 ethtool:ethtool cpp:cpp tc:iproute2
+
+.PHONY: all setup deps venv build demo test test-p4sim lint bench stop clean distclean
+
+all: build
+
+# --- set-up -----------------------------------------------------------------------------------
+setup: deps venv
+
+# Debian packages, installed only where the command is missing (root on a fresh Debian machine).
+deps:
+	@missing=""; for pair in $(APT_NEEDS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || [ -x /sbin/$$cmd ] || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "error: need root to apt-get install$$missing" >&2; exit 1; fi; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	$(VPY) -m pip install -q -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+	$(VPY) -c 'import p4sim, p4.v1.p4runtime_pb2, p4runtime_sh, scapy, ptf'
+	@touch $@
+
+# --- build ------------------------------------------------------------------------------------
+build: setup
+	@mkdir -p $(BUILD) $(LOGS)
+
+# --- main job ---------------------------------------------------------------------------------
+demo: setup
+	@mkdir -p $(BUILD) $(LOGS)
+	$(VPY) -m p4sim.demo --build-dir $(BUILD) --log-dir $(LOGS)
+
+# --- tests ------------------------------------------------------------------------------------
+test: setup lint test-p4sim
+
+test-p4sim: setup
+	$(VENV)/bin/pytest -q tests/p4sim $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check p4sim tests
+
+# --- benchmarks -------------------------------------------------------------------------------
+bench: setup
+	$(VPY) -m p4sim.bench
+
+# --- housekeeping -----------------------------------------------------------------------------
+stop:
+	-@pkill -f 'p4sim .*--grpc-server-addr' 2>/dev/null || true
+
+clean: stop
+	rm -rf $(BUILD) $(LOGS)
+
+distclean: clean
+	rm -rf $(VENV)
