@@ -50,6 +50,7 @@ __all__ = [
     "netns_socket",
     "offload_features",
     "require_netns",
+    "set_ipv6",
     "run",
 ]
 
@@ -103,7 +104,7 @@ def run(cmd: Sequence[str], *, netns: str | None = None, check: bool = True,
         timeout: float = 15.0) -> subprocess.CompletedProcess[str]:
     """Run ``cmd`` (optionally inside ``netns``); raise NetdevError/NetdevUnavailable on failure."""
     full = list(cmd)
-    if full and full[0] in ("ip", "ethtool"):
+    if full and full[0] in ("ip", "ethtool", "sysctl"):
         full[0] = _tool(full[0])
     if netns is not None:
         full = [_tool("ip"), "netns", "exec", netns, *full]
@@ -212,6 +213,12 @@ def disable_offloads(ifname: str, netns: str | None = None) -> list[str]:
     return still_on
 
 
+def set_ipv6(ifname: str, enabled: bool, netns: str | None = None) -> None:
+    """Enable or disable IPv6 on one interface (net.ipv6.conf.<if>.disable_ipv6)."""
+    key = f"net.ipv6.conf.{ifname.replace('.', '/')}.disable_ipv6"
+    run(["sysctl", "-qw", f"{key}={0 if enabled else 1}"], netns=netns)
+
+
 # --- probing --------------------------------------------------------------------------------------
 
 _probe_lock = threading.Lock()
@@ -284,12 +291,14 @@ class Topology(contextlib.AbstractContextManager["Topology"]):
     # links
     def add_veth(self, a: str | None = None, b: str | None = None, *, ns_a: str | None = None,
                  ns_b: str | None = None, mtu: int | None = None, up: bool = True,
-                 offloads_off: bool = True, mac_a: str | None = None,
+                 offloads_off: bool = True, ipv6: bool = False, mac_a: str | None = None,
                  mac_b: str | None = None) -> VethPair:
         """Create a veth pair; either end may be moved into a namespace.
 
         The pair is created in the root namespace and ends are moved afterwards, so the
-        names must be free in the root namespace too.
+        names must be free in the root namespace too. Unless ``ipv6``, IPv6 is disabled on
+        both ends so the kernel sends no router/neighbour solicitations or MLD reports that
+        tests would have to filter out.
         """
         if a is None or b is None:
             stem = self._stem()
@@ -314,6 +323,8 @@ class Topology(contextlib.AbstractContextManager["Topology"]):
                     self.set_mtu(ifname, mtu, netns=ns)
                 if offloads_off:
                     disable_offloads(ifname, netns=ns)
+                if not ipv6:
+                    set_ipv6(ifname, False, netns=ns)
                 if up:
                     self.link_up(ifname, netns=ns)
         except BaseException:
