@@ -1,0 +1,866 @@
+"""P4Runtime entities <-> SwitchState: validation of Write updates and the answers to Read requests.
+
+Every check here follows the P4Runtime spec's "P4 Entity Messages" section; each failure raises
+P4RTError with the code the spec names for it, so the server can report it per update. Values
+are decoded per the spec's Bytestrings rules (codec.py) and written back in canonical form.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from google.protobuf.message import Message
+from p4.config.v1 import p4info_pb2
+from p4.v1 import p4runtime_pb2
+
+from p4sim.runtime import codec
+from p4sim.runtime.digests import DigestConfig
+from p4sim.runtime.errors import (
+    already_exists,
+    invalid,
+    not_found,
+    out_of_range,
+    permission_denied,
+    resource_exhausted,
+    unimplemented,
+)
+from p4sim.runtime.externs import ValueSet
+from p4sim.runtime.pre import PacketReplicationEngine, ReplicaSpec
+from p4sim.runtime.tables import (
+    EXACT,
+    LPM,
+    OPTIONAL,
+    RANGE,
+    TERNARY,
+    DefaultEntry,
+    Entry,
+    MeterConfig,
+    Table,
+    dont_care,
+)
+
+if TYPE_CHECKING:
+    from p4sim.runtime.state import SwitchState
+
+Update = p4runtime_pb2.Update
+INSERT, MODIFY, DELETE = Update.INSERT, Update.MODIFY, Update.DELETE
+Scope = p4info_pb2.ActionRef.Scope
+MeterType = p4info_pb2.MeterSpec.Type
+
+_ONEOF_FOR_KIND = {EXACT: "exact", LPM: "lpm", TERNARY: "ternary", RANGE: "range", OPTIONAL: "optional"}
+
+
+# ---------------------------------------------------------------------------------------------
+# match keys
+def parse_match(container: Table | ValueSet, matches, what: str) -> tuple:
+    """FieldMatch list -> key tuple (one spec per field, P4Info order); omitted = don't care."""
+    specs: list[object] = [_MISSING] * len(container.fields)
+    for fm in matches:
+        found = container.field_by_id.get(fm.field_id)
+        if found is None:
+            raise invalid(f"{what}: unknown match field id {fm.field_id}")
+        pos, f = found
+        if specs[pos] is not _MISSING:
+            raise invalid(f"{what}: match field {f.name} given twice")
+        which = fm.WhichOneof("field_match_type")
+        expected = _ONEOF_FOR_KIND.get(f.kind)
+        if which != expected:
+            raise invalid(f"{what}: match field {f.name} is {expected}, got {which}")
+        label = f"{what}: field {f.name}"
+        width = f.bitwidth
+        if which == "exact":
+            specs[pos] = codec.decode(fm.exact.value, width, label)
+        elif which == "lpm":
+            plen = fm.lpm.prefix_len
+            if plen <= 0 or plen > width:
+                raise invalid(f"{label}: prefix length {plen} not in 1..{width} (omit the field for /0)")
+            value = codec.decode(fm.lpm.value, width, label)
+            if value & ((1 << (width - plen)) - 1):
+                raise invalid(f"{label}: bits set beyond the /{plen} prefix")
+            specs[pos] = (value, plen)
+        elif which == "ternary":
+            value = codec.decode(fm.ternary.value, width, label)
+            m = codec.decode(fm.ternary.mask, width, label + " mask")
+            if m == 0:
+                raise invalid(f"{label}: all-zero mask (omit the field for don't care)")
+            if value & ~m:
+                raise invalid(f"{label}: value has bits set outside the mask")
+            specs[pos] = (value, m)
+        elif which == "range":
+            low = codec.decode(fm.range.low, width, label + " low")
+            high = codec.decode(fm.range.high, width, label + " high")
+            if low > high:
+                raise invalid(f"{label}: range low > high")
+            if low == 0 and high == f.max_value:
+                raise invalid(f"{label}: full range (omit the field for don't care)")
+            specs[pos] = (low, high)
+        else:
+            specs[pos] = codec.decode(fm.optional.value, width, label)
+    for pos, f in enumerate(container.fields):
+        if specs[pos] is _MISSING:
+            if f.kind == EXACT:
+                raise invalid(f"{what}: exact match field {f.name} missing")
+            specs[pos] = dont_care(f)
+    return tuple(specs)
+
+
+class _Missing:
+    pass
+
+
+_MISSING = _Missing()
+
+
+def match_to_proto(container: Table | ValueSet, key: tuple, out) -> None:
+    """Append FieldMatch messages (canonical, don't-care fields omitted) for a key to `out`."""
+    for f, spec in zip(container.fields, key, strict=True):
+        if f.kind != EXACT and spec == dont_care(f):
+            continue
+        fm = out.add()
+        fm.field_id = f.id
+        if f.kind == EXACT:
+            fm.exact.value = codec.encode(spec)
+        elif f.kind == LPM:
+            fm.lpm.value = codec.encode(spec[0])
+            fm.lpm.prefix_len = spec[1]
+        elif f.kind == TERNARY:
+            fm.ternary.value = codec.encode(spec[0])
+            fm.ternary.mask = codec.encode(spec[1])
+        elif f.kind == RANGE:
+            fm.range.low = codec.encode(spec[0])
+            fm.range.high = codec.encode(spec[1])
+        else:
+            fm.optional.value = codec.encode(spec)
+
+
+# ---------------------------------------------------------------------------------------------
+# actions, meters, counters
+def parse_action(state: SwitchState, table: Table, action: p4runtime_pb2.TableAction,
+                 is_default: bool) -> tuple[int, tuple[int, ...]]:
+    which = action.WhichOneof("type")
+    if which != "action":
+        raise invalid(f"table {table.name}: direct table needs an action, got {which}")
+    a = action.action
+    scope = table.action_scopes.get(a.action_id)
+    if scope is None:
+        raise invalid(f"table {table.name}: action id {a.action_id} is not one of its actions")
+    if is_default and scope == Scope.TABLE_ONLY:
+        raise permission_denied(f"table {table.name}: action {a.action_id} is @tableonly")
+    if not is_default and scope == Scope.DEFAULT_ONLY:
+        raise permission_denied(f"table {table.name}: action {a.action_id} is @defaultonly")
+    info = state.actions[a.action_id]
+    index = info.param_index
+    values: list[int | None] = [None] * len(info.params)
+    for p in a.params:
+        found = index.get(p.param_id)
+        if found is None:
+            raise invalid(f"action {info.name}: unknown param id {p.param_id}")
+        pos, pinfo = found
+        if values[pos] is not None:
+            raise invalid(f"action {info.name}: param {pinfo.name} given twice")
+        values[pos] = codec.decode(p.value, pinfo.bitwidth, f"action {info.name} param {pinfo.name}")
+    for pos, v in enumerate(values):
+        if v is None:
+            raise invalid(f"action {info.name}: param {info.params[pos].name} missing")
+    return a.action_id, tuple(values)  # type: ignore[arg-type]
+
+
+def action_to_proto(state: SwitchState, action: tuple[int, tuple[int, ...]], out) -> None:
+    action_id, params = action
+    out.action_id = action_id
+    info = state.actions.get(action_id)
+    if info is None:
+        return
+    for pinfo, value in zip(info.params, params, strict=False):
+        p = out.params.add()
+        p.param_id = pinfo.id
+        p.value = codec.encode(value)
+
+
+def parse_meter_config(mc: p4runtime_pb2.MeterConfig, meter_type: int, what: str) -> MeterConfig:
+    if min(mc.cir, mc.cburst, mc.pir, mc.pburst, mc.eburst) < 0:
+        raise invalid(f"{what}: negative meter rate or burst")
+    if meter_type == MeterType.TWO_RATE_THREE_COLOR and mc.eburst:
+        raise invalid(f"{what}: eburst is only for single-rate meters")
+    if meter_type in (MeterType.SINGLE_RATE_THREE_COLOR, MeterType.SINGLE_RATE_TWO_COLOR):
+        if mc.pir != mc.cir or mc.pburst != mc.cburst:
+            raise invalid(f"{what}: single-rate meter needs pir == cir and pburst == cburst")
+        if meter_type == MeterType.SINGLE_RATE_TWO_COLOR and mc.eburst:
+            raise invalid(f"{what}: two-color meter takes no eburst")
+    return MeterConfig(mc.cir, mc.cburst, mc.pir, mc.pburst, mc.eburst)
+
+
+def meter_config_to_proto(cfg: MeterConfig, out: p4runtime_pb2.MeterConfig) -> None:
+    out.cir, out.cburst, out.pir, out.pburst = cfg.cir, cfg.cburst, cfg.pir, cfg.pburst
+    if cfg.eburst:
+        out.eburst = cfg.eburst
+
+
+def _counter_values(data: p4runtime_pb2.CounterData, what: str) -> tuple[int, int]:
+    if data.packet_count < 0 or data.byte_count < 0:
+        raise invalid(f"{what}: negative counter value")
+    return data.packet_count, data.byte_count
+
+
+def _index(msg, size: int, what: str) -> range:
+    """The cells an entity addresses: one if `index` is set, all of them otherwise."""
+    if not msg.HasField("index"):
+        return range(size)
+    i = msg.index.index
+    if i < 0:
+        raise invalid(f"{what}: negative index {i}")
+    if i >= size:
+        raise out_of_range(f"{what}: index {i} >= size {size}")
+    return range(i, i + 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# writes
+def apply_update(state: SwitchState, update: p4runtime_pb2.Update) -> None:
+    """Apply one Update to `state`, or raise P4RTError leaving `state` unchanged."""
+    if update.type not in (INSERT, MODIFY, DELETE):
+        raise invalid("update type must be INSERT, MODIFY or DELETE")
+    kind = update.entity.WhichOneof("entity")
+    if kind is None:
+        raise invalid("update has no entity")
+    writer = _WRITERS.get(kind)
+    if writer is None:
+        raise unimplemented(f"{kind} is not supported by this target")
+    with state.lock:
+        writer(state, update.type, getattr(update.entity, kind))
+
+
+def _table_for(state: SwitchState, table_id: int) -> Table:
+    table = state.tables.get(table_id)
+    if table is None:
+        raise invalid(f"unknown table id {table_id}")
+    return table
+
+
+def _key_and_priority(table: Table, te: p4runtime_pb2.TableEntry) -> tuple[tuple, int]:
+    key = parse_match(table, te.match, f"table {table.name}")
+    prio = te.priority
+    if table.needs_priority:
+        if prio <= 0:
+            raise invalid(f"table {table.name}: ternary/range/optional match needs priority > 0")
+    elif prio != 0:
+        raise invalid(f"table {table.name}: priority must be 0 for exact/lpm-only tables")
+    return key, prio
+
+
+def _check_direct_fields(table: Table, te: p4runtime_pb2.TableEntry) -> None:
+    if te.HasField("meter_config") and not table.direct_meter_id:
+        raise invalid(f"table {table.name} has no direct meter")
+    if te.HasField("counter_data") and not table.has_direct_counter:
+        raise invalid(f"table {table.name} has no direct counter")
+    if te.HasField("meter_counter_data"):
+        raise unimplemented("per-color meter counters are not supported")
+
+
+def _apply_direct_fields(state: SwitchState, table: Table, entry: Entry, te: p4runtime_pb2.TableEntry,
+                         meter_cfg: MeterConfig | None, utype: int) -> None:
+    if table.direct_meter_id and (utype == INSERT or utype == MODIFY):
+        # Spec: an unset meter_config on INSERT *and* MODIFY means the default (all GREEN).
+        if entry.meter_config != meter_cfg:
+            entry.meter_config = meter_cfg
+            entry.meter_state = None
+    if te.HasField("counter_data"):
+        entry.packets, entry.bytes = _counter_values(te.counter_data, f"table {table.name}")
+
+
+def _write_table_entry(state: SwitchState, utype: int, te: p4runtime_pb2.TableEntry) -> None:
+    table = _table_for(state, te.table_id)
+    if te.is_const:
+        raise invalid("is_const must be false in writes")
+    if te.HasField("time_since_last_hit"):
+        raise invalid("time_since_last_hit must be unset in writes")
+    if te.is_default_action:
+        _write_default_entry(state, utype, table, te)
+        return
+    if table.info.implementation_id:
+        raise unimplemented(f"table {table.name}: action profiles / selectors are not supported")
+    if not table.fields:
+        raise invalid(f"table {table.name} is keyless: only its default entry can be written")
+    key, prio = _key_and_priority(table, te)
+    if table.is_const_table and utype != MODIFY:
+        raise permission_denied(f"table {table.name} is const")
+    if utype == DELETE:
+        entry = table.get(key, prio)
+        if entry is None:
+            raise not_found(f"table {table.name}: no such entry")
+        if table.is_const_table or entry.is_const:
+            raise permission_denied(f"table {table.name}: entry is const")
+        table.delete(key, prio)
+        return
+    if te.idle_timeout_ns < 0 or (te.idle_timeout_ns and not table.idle_supported):
+        raise invalid(f"table {table.name} does not support idle timeout")
+    _check_direct_fields(table, te)
+    meter_cfg = None
+    if te.HasField("meter_config"):
+        meter_cfg = parse_meter_config(te.meter_config, state.direct_meter_types[table.direct_meter_id],
+                                       f"table {table.name}")
+    now = time.monotonic_ns()
+    if utype == INSERT:
+        if table.is_const_table:
+            raise permission_denied(f"table {table.name} is const")
+        if not te.HasField("action"):
+            raise invalid(f"table {table.name}: INSERT needs an action")
+        action_id, params = parse_action(state, table, te.action, False)
+        entry = table.insert(key, prio, action_id, params, now)
+    else:
+        entry = table.get(key, prio)
+        if entry is None:
+            raise not_found(f"table {table.name}: no such entry")
+        const = table.is_const_table or entry.is_const
+        if const and te.HasField("action"):
+            raise permission_denied(f"table {table.name}: const entry; only direct resources may change")
+        if te.HasField("action"):
+            entry.action = parse_action(state, table, te.action, False)
+    if not entry.is_const:
+        entry.controller_metadata = te.controller_metadata
+        entry.metadata = te.metadata
+        if table.idle_supported:
+            table.set_idle_timeout(entry, te.idle_timeout_ns, now)
+    _apply_direct_fields(state, table, entry, te, meter_cfg, utype)
+
+
+def _write_default_entry(state: SwitchState, utype: int, table: Table, te: p4runtime_pb2.TableEntry) -> None:
+    if utype != MODIFY:
+        raise invalid(f"table {table.name}: the default entry can only be modified")
+    if len(te.match) or te.priority:
+        raise invalid("default entry takes no match and no priority")
+    if te.idle_timeout_ns:
+        raise invalid("default entries have no idle timeout")
+    if table.default_is_const:
+        raise permission_denied(f"table {table.name}: default action is const")
+    _check_direct_fields(table, te)
+    meter_cfg = None
+    if te.HasField("meter_config"):
+        meter_cfg = parse_meter_config(te.meter_config, state.direct_meter_types[table.direct_meter_id],
+                                       f"table {table.name}")
+    if te.HasField("action"):
+        action = parse_action(state, table, te.action, True)
+        table.default.action = action
+        entry: Entry = table.default
+        entry.controller_metadata = te.controller_metadata
+        entry.metadata = te.metadata
+    else:
+        table.reset_default()  # spec: no action = back to the program's default, resources reset
+        entry = table.default
+    _apply_direct_fields(state, table, entry, te, meter_cfg, MODIFY)
+
+
+def _resolve_entry(state: SwitchState, table: Table, te: p4runtime_pb2.TableEntry) -> Entry:
+    if te.is_default_action:
+        return table.default
+    key, prio = _key_and_priority(table, te)
+    entry = table.get(key, prio)
+    if entry is None:
+        raise not_found(f"table {table.name}: no such entry")
+    return entry
+
+
+def _write_direct_counter(state: SwitchState, utype: int, dce: p4runtime_pb2.DirectCounterEntry) -> None:
+    if utype != MODIFY:
+        raise invalid("DirectCounterEntry only supports MODIFY")
+    table = _table_for(state, dce.table_entry.table_id)
+    if not table.has_direct_counter:
+        raise invalid(f"table {table.name} has no direct counter")
+    entry = _resolve_entry(state, table, dce.table_entry)
+    if dce.HasField("data"):
+        entry.packets, entry.bytes = _counter_values(dce.data, f"table {table.name}")
+
+
+def _write_direct_meter(state: SwitchState, utype: int, dme: p4runtime_pb2.DirectMeterEntry) -> None:
+    if utype != MODIFY:
+        raise invalid("DirectMeterEntry only supports MODIFY")
+    table = _table_for(state, dme.table_entry.table_id)
+    if not table.direct_meter_id:
+        raise invalid(f"table {table.name} has no direct meter")
+    if dme.HasField("counter_data"):
+        raise unimplemented("per-color meter counters are not supported")
+    entry = _resolve_entry(state, table, dme.table_entry)
+    cfg = None
+    if dme.HasField("config"):
+        cfg = parse_meter_config(dme.config, state.direct_meter_types[table.direct_meter_id],
+                                 f"table {table.name}")
+    entry.meter_config = cfg
+    entry.meter_state = None
+
+
+def _write_counter(state: SwitchState, utype: int, ce: p4runtime_pb2.CounterEntry) -> None:
+    if utype != MODIFY:
+        raise invalid("CounterEntry only supports MODIFY")
+    ctr = state.counters.get(ce.counter_id)
+    if ctr is None:
+        raise invalid(f"unknown counter id {ce.counter_id}")
+    cells = _index(ce, ctr.size, f"counter {ctr.name}")
+    if ce.HasField("data"):
+        packets, nbytes = _counter_values(ce.data, f"counter {ctr.name}")
+        for i in cells:
+            ctr.packets[i] = packets
+            ctr.bytes[i] = nbytes
+
+
+def _write_meter(state: SwitchState, utype: int, me: p4runtime_pb2.MeterEntry) -> None:
+    if utype != MODIFY:
+        raise invalid("MeterEntry only supports MODIFY")
+    meter = state.meters.get(me.meter_id)
+    if meter is None:
+        raise invalid(f"unknown meter id {me.meter_id}")
+    if me.HasField("counter_data"):
+        raise unimplemented("per-color meter counters are not supported")
+    cells = _index(me, meter.size, f"meter {meter.name}")
+    cfg = parse_meter_config(me.config, meter.type, f"meter {meter.name}") if me.HasField("config") else None
+    for i in cells:
+        meter.set_config(i, cfg)
+
+
+def _write_register(state: SwitchState, utype: int, re: p4runtime_pb2.RegisterEntry) -> None:
+    if utype != MODIFY:
+        raise invalid("RegisterEntry only supports MODIFY")
+    reg = state.registers.get(re.register_id)
+    if reg is None:
+        raise invalid(f"unknown register id {re.register_id}")
+    if reg.bitwidth == 0:
+        raise unimplemented(f"register {reg.name}: only bit<W>/int<W>/bool cells are supported")
+    cells = _index(re, reg.size, f"register {reg.name}")
+    which = re.data.WhichOneof("data")
+    if which == "bitstring":
+        value = codec.decode(re.data.bitstring, reg.bitwidth, f"register {reg.name}")
+    elif which == "bool" and reg.bitwidth == 1:
+        value = int(re.data.bool)
+    else:
+        raise invalid(f"register {reg.name}: data must be a bitstring of {reg.bitwidth} bits")
+    for i in cells:
+        reg.values[i] = value
+
+
+def _write_value_set(state: SwitchState, utype: int, vse: p4runtime_pb2.ValueSetEntry) -> None:
+    if utype != MODIFY:
+        raise invalid("ValueSetEntry only supports MODIFY")
+    vs = state.value_sets.get(vse.value_set_id)
+    if vs is None:
+        raise invalid(f"unknown value set id {vse.value_set_id}")
+    if vs.has_range:
+        raise unimplemented(f"value set {vs.name}: range members are not supported")
+    members = []
+    seen = set()
+    for m in vse.members:
+        key = parse_match(vs, m.match, f"value set {vs.name}")
+        if key in seen:
+            raise already_exists(f"value set {vs.name}: duplicate member")
+        seen.add(key)
+        members.append(key)
+    if vs.size and len(members) > vs.size:
+        raise resource_exhausted(f"value set {vs.name}: {len(members)} members > size {vs.size}")
+    vs.set_members(members)
+
+
+def _replicas(replicas, what: str) -> tuple[ReplicaSpec, ...]:
+    out = []
+    seen = set()
+    for r in replicas:
+        if r.WhichOneof("port_kind") == "port":
+            spec = ReplicaSpec(codec.decode(r.port, 32, f"{what} port"), r.instance, True)
+        else:
+            spec = ReplicaSpec(r.egress_port, r.instance, False)
+        if (spec.port, spec.instance) in seen:
+            raise invalid(f"{what}: duplicate replica (port {spec.port}, instance {spec.instance})")
+        seen.add((spec.port, spec.instance))
+        out.append(spec)
+    return tuple(out)
+
+
+def _write_pre(state: SwitchState, utype: int, pre: p4runtime_pb2.PacketReplicationEngineEntry) -> None:
+    which = pre.WhichOneof("type")
+    if which == "multicast_group_entry":
+        mg = pre.multicast_group_entry
+        gid = mg.multicast_group_id
+        if gid == 0:
+            raise invalid("multicast_group_id must not be 0")
+        groups = state.pre.groups
+        if utype == DELETE:
+            if groups.pop(gid, None) is None:
+                raise not_found(f"multicast group {gid} does not exist")
+            return
+        replicas = _replicas(mg.replicas, f"multicast group {gid}")
+        if utype == INSERT and gid in groups:
+            raise already_exists(f"multicast group {gid} already exists")
+        if utype == MODIFY and gid not in groups:
+            raise not_found(f"multicast group {gid} does not exist")
+        groups[gid] = PacketReplicationEngine.make_group(gid, replicas, mg.metadata)
+    elif which == "clone_session_entry":
+        cs = pre.clone_session_entry
+        sid = cs.session_id
+        if sid == 0:
+            raise invalid("session_id must not be 0")
+        sessions = state.pre.sessions
+        if utype == DELETE:
+            if sessions.pop(sid, None) is None:
+                raise not_found(f"clone session {sid} does not exist")
+            return
+        replicas = _replicas(cs.replicas, f"clone session {sid}")
+        if utype == INSERT and sid in sessions:
+            raise already_exists(f"clone session {sid} already exists")
+        if utype == MODIFY and sid not in sessions:
+            raise not_found(f"clone session {sid} does not exist")
+        sessions[sid] = PacketReplicationEngine.make_session(sid, replicas, cs.class_of_service,
+                                                             cs.packet_length_bytes)
+    else:
+        raise invalid("PacketReplicationEngineEntry has no entry")
+
+
+def _write_digest(state: SwitchState, utype: int, de: p4runtime_pb2.DigestEntry) -> None:
+    if de.digest_id not in state.digests.types:
+        raise invalid(f"unknown digest id {de.digest_id}")
+    configured = de.digest_id in state.digests.configs
+    if utype == DELETE:
+        if not configured:
+            raise not_found(f"digest {de.digest_id} is not configured")
+        state.digests.set_config(de.digest_id, None)
+        return
+    if utype == INSERT and configured:
+        raise already_exists(f"digest {de.digest_id} is already configured")
+    if utype == MODIFY and not configured:
+        raise not_found(f"digest {de.digest_id} is not configured")
+    if not de.HasField("config"):
+        raise invalid("DigestEntry needs a config")
+    c = de.config
+    if c.max_timeout_ns < 0 or c.max_list_size < 0 or c.ack_timeout_ns < 0:
+        raise invalid("digest config values must not be negative")
+    state.digests.set_config(de.digest_id, DigestConfig(c.max_timeout_ns, c.max_list_size, c.ack_timeout_ns))
+
+
+_WRITERS: dict[str, Callable[[SwitchState, int, Message], None]] = {
+    "table_entry": _write_table_entry,  # type: ignore[dict-item]
+    "direct_counter_entry": _write_direct_counter,  # type: ignore[dict-item]
+    "direct_meter_entry": _write_direct_meter,  # type: ignore[dict-item]
+    "counter_entry": _write_counter,  # type: ignore[dict-item]
+    "meter_entry": _write_meter,  # type: ignore[dict-item]
+    "register_entry": _write_register,  # type: ignore[dict-item]
+    "value_set_entry": _write_value_set,  # type: ignore[dict-item]
+    "packet_replication_engine_entry": _write_pre,  # type: ignore[dict-item]
+    "digest_entry": _write_digest,  # type: ignore[dict-item]
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# reads
+def table_entry_to_proto(state: SwitchState, table: Table, entry: Entry, *, counter: bool = False,
+                         meter: bool = False, since_hit: bool = False,
+                         now_ns: int | None = None) -> p4runtime_pb2.TableEntry:
+    te = p4runtime_pb2.TableEntry()
+    te.table_id = table.id
+    if isinstance(entry, DefaultEntry):
+        te.is_default_action = True
+    else:
+        match_to_proto(table, entry.key, te.match)
+        te.priority = entry.priority
+        te.idle_timeout_ns = entry.idle_timeout_ns
+        te.is_const = entry.is_const
+    if entry.action[0]:
+        action_to_proto(state, entry.action, te.action.action)
+    te.controller_metadata = entry.controller_metadata
+    te.metadata = entry.metadata
+    if counter and table.has_direct_counter:
+        te.counter_data.packet_count = entry.packets
+        te.counter_data.byte_count = entry.bytes
+    if meter and table.direct_meter_id and entry.meter_config is not None:
+        meter_config_to_proto(entry.meter_config, te.meter_config)
+    if since_hit and table.idle_supported and not isinstance(entry, DefaultEntry):
+        now = time.monotonic_ns() if now_ns is None else now_ns
+        te.time_since_last_hit.elapsed_ns = max(0, now - entry.last_hit_ns)
+    return te
+
+
+def _select_entries(state: SwitchState, table: Table, te: p4runtime_pb2.TableEntry) -> list[Entry]:
+    """The entries of one table a TableEntry read filter selects (spec "Wildcard Reads")."""
+    if te.is_default_action:
+        return [table.default]
+    if len(te.match):
+        key = parse_match(table, te.match, f"table {table.name}")
+        if te.priority:
+            entry = table.get(key, te.priority)
+            candidates = [entry] if entry is not None else []
+        elif not table.needs_priority:
+            entry = table.get(key, 0)
+            candidates = [entry] if entry is not None else []
+        else:
+            candidates = [e for e in table if e.key == key]
+    else:
+        candidates = list(table)
+    action_id = te.action.action.action_id if te.action.WhichOneof("type") == "action" else 0
+    out = []
+    for e in candidates:
+        if te.priority and e.priority != te.priority:
+            continue
+        if action_id and e.action[0] != action_id:
+            continue
+        if te.controller_metadata and e.controller_metadata != te.controller_metadata:
+            continue
+        if te.metadata and e.metadata != te.metadata:
+            continue
+        out.append(e)
+    return out
+
+
+def _read_table_entries(state: SwitchState, te: p4runtime_pb2.TableEntry) -> Iterator[p4runtime_pb2.Entity]:
+    if te.table_id == 0:
+        picked = [(t, list(t)) for t in state.tables.values()]
+    else:
+        table = _table_for(state, te.table_id)
+        if te.HasField("time_since_last_hit") and not table.idle_supported:
+            raise invalid(f"table {table.name} does not support idle timeout")
+        picked = [(table, _select_entries(state, table, te))]
+    flags = {"counter": te.HasField("counter_data"), "meter": te.HasField("meter_config"),
+             "since_hit": te.HasField("time_since_last_hit")}
+
+    def gen() -> Iterator[p4runtime_pb2.Entity]:
+        now = time.monotonic_ns()
+        for table, entries in picked:
+            for entry in entries:
+                ent = p4runtime_pb2.Entity()
+                ent.table_entry.CopyFrom(table_entry_to_proto(state, table, entry, now_ns=now, **flags))
+                yield ent
+    return gen()
+
+
+def _direct_targets(state: SwitchState, te: p4runtime_pb2.TableEntry, attr: str,
+                    what: str) -> list[tuple[Table, list[Entry]]]:
+    if te.table_id == 0:
+        return [(t, list(t)) for t in state.tables.values() if getattr(t, attr)]
+    table = _table_for(state, te.table_id)
+    if not getattr(table, attr):
+        raise invalid(f"table {table.name} has no {what}")
+    if te.is_default_action or len(te.match):
+        return [(table, [_resolve_entry(state, table, te)])]
+    return [(table, list(table))]
+
+
+def _read_direct_counters(state: SwitchState, dce: p4runtime_pb2.DirectCounterEntry):
+    targets = _direct_targets(state, dce.table_entry, "has_direct_counter", "direct counter")
+
+    def gen():
+        for table, entries in targets:
+            for entry in entries:
+                ent = p4runtime_pb2.Entity()
+                out = ent.direct_counter_entry
+                out.table_entry.CopyFrom(table_entry_to_proto(state, table, entry))
+                out.data.packet_count = entry.packets
+                out.data.byte_count = entry.bytes
+                yield ent
+    return gen()
+
+
+def _read_direct_meters(state: SwitchState, dme: p4runtime_pb2.DirectMeterEntry):
+    if dme.HasField("counter_data"):
+        raise unimplemented("per-color meter counters are not supported")
+    targets = _direct_targets(state, dme.table_entry, "direct_meter_id", "direct meter")
+
+    def gen():
+        for table, entries in targets:
+            for entry in entries:
+                ent = p4runtime_pb2.Entity()
+                out = ent.direct_meter_entry
+                out.table_entry.CopyFrom(table_entry_to_proto(state, table, entry))
+                if entry.meter_config is not None:
+                    meter_config_to_proto(entry.meter_config, out.config)
+                yield ent
+    return gen()
+
+
+def _read_counters(state: SwitchState, ce: p4runtime_pb2.CounterEntry):
+    if ce.counter_id == 0:
+        targets = [(c, range(c.size)) for c in state.counters.values()]
+    else:
+        ctr = state.counters.get(ce.counter_id)
+        if ctr is None:
+            raise invalid(f"unknown counter id {ce.counter_id}")
+        targets = [(ctr, _index(ce, ctr.size, f"counter {ctr.name}"))]
+
+    def gen():
+        for ctr, cells in targets:
+            for i in cells:
+                ent = p4runtime_pb2.Entity()
+                out = ent.counter_entry
+                out.counter_id = ctr.id
+                out.index.index = i
+                out.data.packet_count = ctr.packets[i]
+                out.data.byte_count = ctr.bytes[i]
+                yield ent
+    return gen()
+
+
+def _read_meters(state: SwitchState, me: p4runtime_pb2.MeterEntry):
+    if me.HasField("counter_data"):
+        raise unimplemented("per-color meter counters are not supported")
+    if me.meter_id == 0:
+        targets = [(m, range(m.size)) for m in state.meters.values()]
+    else:
+        meter = state.meters.get(me.meter_id)
+        if meter is None:
+            raise invalid(f"unknown meter id {me.meter_id}")
+        targets = [(meter, _index(me, meter.size, f"meter {meter.name}"))]
+
+    def gen():
+        for meter, cells in targets:
+            for i in cells:
+                ent = p4runtime_pb2.Entity()
+                out = ent.meter_entry
+                out.meter_id = meter.id
+                out.index.index = i
+                cfg = meter.configs[i]
+                if cfg is not None:
+                    meter_config_to_proto(cfg, out.config)
+                yield ent
+    return gen()
+
+
+def _read_registers(state: SwitchState, re: p4runtime_pb2.RegisterEntry):
+    if re.register_id == 0:
+        targets = [(r, range(r.size)) for r in state.registers.values()]
+    else:
+        reg = state.registers.get(re.register_id)
+        if reg is None:
+            raise invalid(f"unknown register id {re.register_id}")
+        targets = [(reg, _index(re, reg.size, f"register {reg.name}"))]
+
+    def gen():
+        for reg, cells in targets:
+            for i in cells:
+                ent = p4runtime_pb2.Entity()
+                out = ent.register_entry
+                out.register_id = reg.id
+                out.index.index = i
+                out.data.bitstring = codec.encode(reg.values[i])
+                yield ent
+    return gen()
+
+
+def _read_value_sets(state: SwitchState, vse: p4runtime_pb2.ValueSetEntry):
+    if vse.value_set_id == 0:
+        targets = list(state.value_sets.values())
+    else:
+        vs = state.value_sets.get(vse.value_set_id)
+        if vs is None:
+            raise invalid(f"unknown value set id {vse.value_set_id}")
+        targets = [vs]
+
+    def gen():
+        for vs in targets:
+            ent = p4runtime_pb2.Entity()
+            out = ent.value_set_entry
+            out.value_set_id = vs.id
+            for key in vs.members:
+                match_to_proto(vs, key, out.members.add().match)
+            yield ent
+    return gen()
+
+
+def _replicas_to_proto(replicas: tuple[ReplicaSpec, ...], out) -> None:
+    for r in replicas:
+        rep = out.add()
+        if r.port_as_bytes:
+            rep.port = codec.encode(r.port)
+        else:
+            rep.egress_port = r.port
+        rep.instance = r.instance
+
+
+def _read_pre(state: SwitchState, pre: p4runtime_pb2.PacketReplicationEngineEntry):
+    which = pre.WhichOneof("type")
+    if which == "multicast_group_entry":
+        gid = pre.multicast_group_entry.multicast_group_id
+        groups = sorted(state.pre.groups.values(), key=lambda g: g.group_id)
+        picked_g = [g for g in groups if gid in (0, g.group_id)]
+
+        def gen_groups():
+            for g in picked_g:
+                ent = p4runtime_pb2.Entity()
+                out = ent.packet_replication_engine_entry.multicast_group_entry
+                out.multicast_group_id = g.group_id
+                _replicas_to_proto(g.replicas, out.replicas)
+                out.metadata = g.metadata
+                yield ent
+        return gen_groups()
+    if which == "clone_session_entry":
+        sid = pre.clone_session_entry.session_id
+        sessions = sorted(state.pre.sessions.values(), key=lambda s: s.session_id)
+        picked_s = [s for s in sessions if sid in (0, s.session_id)]
+
+        def gen_sessions():
+            for s in picked_s:
+                ent = p4runtime_pb2.Entity()
+                out = ent.packet_replication_engine_entry.clone_session_entry
+                out.session_id = s.session_id
+                _replicas_to_proto(s.replicas, out.replicas)
+                out.class_of_service = s.class_of_service
+                out.packet_length_bytes = s.packet_length_bytes
+                yield ent
+        return gen_sessions()
+    raise invalid("PacketReplicationEngineEntry read needs multicast_group_entry or clone_session_entry")
+
+
+def _read_digests(state: SwitchState, de: p4runtime_pb2.DigestEntry):
+    if de.digest_id and de.digest_id not in state.digests.types:
+        raise invalid(f"unknown digest id {de.digest_id}")
+    picked = [(i, c) for i, c in sorted(state.digests.configs.items()) if de.digest_id in (0, i)]
+
+    def gen():
+        for digest_id, c in picked:
+            ent = p4runtime_pb2.Entity()
+            out = ent.digest_entry
+            out.digest_id = digest_id
+            out.config.max_timeout_ns = c.max_timeout_ns
+            out.config.max_list_size = c.max_list_size
+            out.config.ack_timeout_ns = c.ack_timeout_ns
+            yield ent
+    return gen()
+
+
+_READERS = {
+    "table_entry": _read_table_entries,
+    "direct_counter_entry": _read_direct_counters,
+    "direct_meter_entry": _read_direct_meters,
+    "counter_entry": _read_counters,
+    "meter_entry": _read_meters,
+    "register_entry": _read_registers,
+    "value_set_entry": _read_value_sets,
+    "packet_replication_engine_entry": _read_pre,
+    "digest_entry": _read_digests,
+}
+
+
+def read_entity(state: SwitchState, entity: p4runtime_pb2.Entity) -> Iterator[p4runtime_pb2.Entity]:
+    """Validate one read request now (raising P4RTError) and return an iterator over its results.
+
+    The set of entries is snapshotted under the state lock; protos are built lazily after.
+    """
+    kind = entity.WhichOneof("entity")
+    if kind is None:
+        raise invalid("read request entity has no type set")
+    reader = _READERS.get(kind)
+    if reader is None:
+        raise unimplemented(f"{kind} is not supported by this target")
+    with state.lock:
+        return reader(state, getattr(entity, kind))
+
+
+def wildcard_read_all() -> list[p4runtime_pb2.Entity]:
+    """One wildcard read request per supported entity kind (the whole forwarding state)."""
+    out = []
+    for kind in _READERS:
+        ent = p4runtime_pb2.Entity()
+        sub = getattr(ent, kind)
+        if kind == "packet_replication_engine_entry":
+            ent2 = p4runtime_pb2.Entity()
+            ent2.packet_replication_engine_entry.clone_session_entry.SetInParent()
+            out.append(ent2)
+            sub.multicast_group_entry.SetInParent()
+        else:
+            sub.SetInParent()
+        out.append(ent)
+    return out
