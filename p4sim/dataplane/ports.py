@@ -40,6 +40,7 @@ import queue
 import select
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -81,6 +82,7 @@ MAX_FRAME = 65535 + 14 + 8
 _AUX = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata (without trailing padding)
 _CMSG_SPACE = socket.CMSG_SPACE(_AUX.size + 4)
 _GONE_ERRNOS = (errno.ENODEV, errno.ENXIO)
+_STATUS_LSB = 0 if sys.byteorder == "little" else 3  # low byte of tpacket_auxdata.tp_status
 
 
 class PortGone(OSError):
@@ -198,7 +200,7 @@ class RawSocketPort:
             exc, self._pending = self._pending, None
             raise exc
         frames: list[bytes] = []
-        sock, view = self._sock, self._view
+        sock, view, ethernet = self._sock, self._view, self._ethernet
         while len(frames) < limit:
             try:
                 n, ancdata, flags, addr = sock.recvmsg_into([view], _CMSG_SPACE)
@@ -218,8 +220,11 @@ class RawSocketPort:
                 log.warning("port %d: dropped a frame larger than %d bytes", self.port_num, MAX_FRAME)
                 continue
             frame = bytes(view[:n])
-            if self._ethernet and ancdata:
-                frame = self._restore_vlan(frame, ancdata)
+            if ethernet and ancdata:
+                # Cheap test first: the tag is rare, unpacking the aux data per frame is not.
+                aux = ancdata[0][2]
+                if aux[_STATUS_LSB] & TP_STATUS_VLAN_VALID or aux[16] or aux[17]:
+                    frame = self._restore_vlan(frame, ancdata)
             frames.append(frame)
         return frames
 
@@ -649,11 +654,11 @@ class PortSet:
         if not st.up:
             st.up = True
             log.info("port %d up again", num)
+        st.rx_frames += len(frames)
+        st.rx_bytes += sum(map(len, frames))
         w = self._pcap_w.get(num)
         on_frame = self.on_frame
         for frame in frames:
-            st.rx_frames += 1
-            st.rx_bytes += len(frame)
             if w is not None:
                 w[0].write(frame)
             try:
