@@ -242,7 +242,7 @@ def _probe() -> str | None:
     try:
         _tool("ip")
         _tool("ethtool")
-        with Topology(prefix="p4sp") as topo:
+        with Topology(prefix=DEFAULT_PREFIX) as topo:
             ns = topo.add_netns()
             topo.add_veth(ns_b=ns)
     except NetdevError as exc:
