@@ -120,6 +120,8 @@ class Token:
         return f"'{self.text}'"
 
 
+# Alternatives are tried in order, and PUNCTUATION lists longer operators first.
+_PUNCT_RE = re.compile("|".join(re.escape(p) for p in PUNCTUATION))
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Width-prefixed (8w5, 4s0x3) or plain, in every base; underscores separate digits.
 _INT_RE = re.compile(
@@ -289,10 +291,11 @@ class Lexer:
             self.pos = i + 1
             raw = text[start : self.pos]
             return Token(STRING, raw, loc, start, self.pos, _unescape(raw[1:-1]))
-        for p in PUNCTUATION:
-            if text.startswith(p, start):
-                self.pos = start + len(p)
-                return Token(p, p, loc, start, self.pos)
+        m = _PUNCT_RE.match(text, start)
+        if m:
+            p = m.group(0)
+            self.pos = m.end()
+            return Token(p, p, loc, start, self.pos)
         self.pos = start + 1
         return Token(UNEXPECTED, c, loc, start, self.pos)
 
