@@ -700,6 +700,8 @@ class Parser:
         return ast.BlockStmt(stmts, annos or [], loc=t.loc)
 
     def statement(self) -> ast.Stmt:
+        # Note: p4c allows instantiations among a block's statements; those come back as
+        # ast.Instantiation nodes inside BlockStmt.stmts.
         annos = self.annotations()
         t = self.tok
         k = t.kind
@@ -739,7 +741,7 @@ class Parser:
         if k in ("for", "break", "continue"):
             raise CompileError(f"'{k}' statements are not supported by p4sim", t.loc)
         if self.at_type_start() and not self.is_direct_application():
-            return self.var_or_instance(annos)
+            return self.var_or_instance(annos)  # type: ignore[return-value]
         return self.simple_statement()
 
     def is_direct_application(self) -> bool:
@@ -788,13 +790,13 @@ class Parser:
         self.expect(";", "';'")
         return ast.ConstDecl(typ, name, value, annos, loc=t.loc)
 
-    def var_or_instance(self, annos: list[ast.Annotation]) -> ast.Stmt:
+    def var_or_instance(self, annos: list[ast.Annotation]) -> ast.Stmt | ast.Instantiation:
         """``T x [= e];`` (a VarDecl) or ``T(args) x;`` (an Instantiation, returned as-is; the
         checker sees it among the statements / locals)."""
         t = self.tok
         typ = self.type_ref()
         if self.at("("):
-            return self.instantiation_rest(typ, annos, t)  # type: ignore[return-value]
+            return self.instantiation_rest(typ, annos, t)
         name = self.name("a variable name")
         init = None
         if self.accept("="):
