@@ -286,6 +286,10 @@ class Parser:
             elif self.at(IDENT) and self.is_type_name(self.tok.text):
                 self.advance()
                 base = ast.NamedTypeRef(t.text, loc=t.loc)
+            elif self.at(IDENT):
+                err = self.error_unexpected("a type")
+                err.message += f" (no type named '{self.tok.text}' is declared before this point)"
+                raise err
             else:
                 raise self.error_unexpected("a type")
             if self.at("<"):

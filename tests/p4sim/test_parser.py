@@ -491,6 +491,8 @@ def test_locations_point_at_tokens() -> None:
         ("const bit<8> x = 1\nconst bit<8> y = 2;", 2, 1, "unexpected keyword 'const'"),
         ("action a() { b = 1 $ 2; }", 1, 20, "character '$'"),
         ("parser p() { state s { transition select(x) { 1 accept; } } }", 1, 49, "expecting ':'"),
+        ("control c(inout foo_t x) { apply { } }", 1, 17, "no type named 'foo_t'"),
+        ("control c() { table t { size = 3 } apply { } }", 1, 34, "unexpected '}', expecting ';'"),
     ],
 )
 def test_syntax_errors(text: str, line: int, col: int, fragment: str) -> None:
