@@ -1,0 +1,468 @@
+"""Call translation: methods of headers, stacks, packets, tables, externs; actions; functions;
+and v1model's extern functions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import ast
+from .exprs import LValue, TExpr, const_code, wrap_code
+from .symbols import FnCtx, Scope, py_ident, semantic_error
+from .types import (
+    ApplyResultT,
+    BitT,
+    BoolT,
+    DontCareT,
+    EnumT,
+    ErrorT,
+    ExternT,
+    HeaderT,
+    IntT,
+    StackT,
+    StringT,
+    StructLikeT,
+    TupleT,
+    Type,
+    UnionT,
+    VarbitT,
+    VoidT,
+    strip_newtype,
+    width_of,
+)
+
+if TYPE_CHECKING:
+    from .elaborate import Compiler
+
+# v1model extern functions p4sim implements, by name.
+V1_FUNCTIONS = {
+    "verify", "mark_to_drop", "hash", "random", "digest", "clone", "clone3",
+    "clone_preserving_field_list", "resubmit", "resubmit_preserving_field_list", "recirculate",
+    "recirculate_preserving_field_list", "truncate", "assert", "assume", "log_msg",
+    "verify_checksum", "update_checksum", "verify_checksum_with_payload",
+    "update_checksum_with_payload", "static_assert",
+}
+
+
+class CallMixin:
+    """Call translation, mixed into :class:`Compiler`."""
+
+    def call(self: Compiler, e: ast.CallExpr, sc: Scope, fc: FnCtx | None, want: Type | None) -> TExpr:
+        f = e.func
+        if isinstance(f, ast.MemberExpr):
+            return self.method_call(e, f, sc, fc, want)
+        if isinstance(f, ast.PathExpr):
+            sym = (sc.root() if f.is_global else sc).lookup(f.name)
+            if sym is None:
+                raise semantic_error(f.loc, f"{f.name}: declaration not found")
+            if sym.kind == "action":
+                return self.action_call(e, sym, sc, self.need_runtime(e, fc))
+            if sym.kind == "function":
+                return self.function_call(e, sym, sc, self.need_runtime(e, fc))
+            if sym.kind == "extfunc":
+                if f.name == "static_assert":
+                    return self.static_assert(e, sc)
+                return self.extern_function_call(e, f.name, sc, self.need_runtime(e, fc), want)
+            raise semantic_error(f.loc, f"{f.name} is not callable")
+        raise semantic_error(e.loc, "this expression is not callable")
+
+    # -- argument binding -----------------------------------------------------------------------
+
+    def bind_args(self: Compiler, e: ast.CallExpr, params: list[ast.Param], what: str) -> list[tuple[ast.Param, ast.Expr | None]]:
+        by_name = {a.name: a for a in e.args if a.name is not None}
+        positional = [a for a in e.args if a.name is None]
+        if by_name and positional:
+            raise semantic_error(e.loc, f"{what}: mixing named and positional arguments")
+        if len(positional) > len(params):
+            raise semantic_error(e.loc, f"{what}: too many arguments ({len(positional)} for {len(params)})")
+        out: list[tuple[ast.Param, ast.Expr | None]] = []
+        for i, p in enumerate(params):
+            arg = positional[i] if i < len(positional) else by_name.pop(p.name, None)
+            if arg is None:
+                if p.default is not None:
+                    out.append((p, p.default))
+                    continue
+                if p.direction == "" and any(an.name == "optional" for an in p.annotations):
+                    out.append((p, None))
+                    continue
+                raise semantic_error(e.loc, f"{what}: no argument for parameter {p.name}")
+            out.append((p, arg.value))
+        for n in by_name:
+            raise semantic_error(e.loc, f"{what}: no parameter named {n}")
+        return out
+
+    # -- methods ----------------------------------------------------------------------------------
+
+    def method_call(self: Compiler, e: ast.CallExpr, f: ast.MemberExpr, sc: Scope, fc: FnCtx | None, want: Type | None) -> TExpr:
+        m = f.member
+        # names that are not values: tables, instances, packets
+        if isinstance(f.expr, ast.PathExpr):
+            sym = (sc.root() if f.expr.is_global else sc).lookup(f.expr.name)
+            if sym is not None and sym.kind == "table":
+                if m != "apply":
+                    raise semantic_error(f.loc, f"table {f.expr.name} has no method {m}")
+                if e.args:
+                    raise semantic_error(e.loc, "table apply takes no arguments")
+                fc = self.need_runtime(e, fc)
+                if fc.where not in ("control", "function"):
+                    raise semantic_error(e.loc, "tables may only be applied in a control's apply block")
+                return TExpr(f"{sym.code}(K, L)", ApplyResultT(sym.info.name))
+            if sym is not None and sym.kind == "instance":
+                return self.instance_call(e, sym, m, sc, self.need_runtime(e, fc), want)
+        base = self.expr(f.expr, sc, fc)
+        bt = strip_newtype(base.type)
+        if isinstance(bt, ExternT):
+            return self.packet_call(e, base, bt, m, sc, self.need_runtime(e, fc), want)
+        if m in ("minSizeInBits", "minSizeInBytes", "maxSizeInBits", "maxSizeInBytes"):
+            try:
+                bits = width_of(bt)
+            except TypeError as exc:
+                raise semantic_error(e.loc, f"{m}: type {base.type} has no size") from exc
+            if isinstance(bt, HeaderT) and m.startswith("min"):
+                bits = sum(width_of(t) for _, t in bt.fields if not isinstance(t, VarbitT))
+            v = bits if m.endswith("Bits") else (bits + 7) // 8
+            return TExpr(str(v), IntT(), v)
+        fc = self.need_runtime(e, fc)
+        if isinstance(bt, HeaderT):
+            if m == "isValid":
+                return TExpr(f"{base.code}._valid", BoolT())
+            if m == "setValid":
+                return TExpr(f"{base.code}.set_valid()", VoidT())
+            if m == "setInvalid":
+                return TExpr(f"{base.code}._valid = False", VoidT())
+        if isinstance(bt, UnionT) and m == "isValid":
+            return TExpr(f"{base.code}._isvalid()", BoolT())
+        if isinstance(bt, StackT) and m in ("push_front", "pop_front"):
+            if len(e.args) != 1:
+                raise semantic_error(e.loc, f"{m} takes one argument")
+            n = self.const_int(e.args[0].value, sc, f"{m} count")
+            return TExpr(f"{base.code}.{m}({n})", VoidT())
+        raise semantic_error(f.loc, f"a value of type {base.type} has no method {m}")
+
+    def packet_call(self: Compiler, e: ast.CallExpr, base: TExpr, bt: ExternT, m: str, sc: Scope, fc: FnCtx, want: Type | None) -> TExpr:
+        if bt.name == "packet_in":
+            if fc.where != "parser":
+                raise semantic_error(e.loc, f"packet_in.{m} may only be called in a parser")
+            if m == "extract":
+                if len(e.args) not in (1, 2):
+                    raise semantic_error(e.loc, "extract takes one or two arguments")
+                lv = self.lvalue_or_expr(e.args[0].value, sc, fc)
+                ht = strip_newtype(lv.type)
+                if not isinstance(ht, HeaderT):
+                    raise semantic_error(e.args[0].loc, f"extract needs a header, not {lv.type}")
+                if len(e.args) == 2:
+                    if not ht.has_varbit:
+                        raise semantic_error(e.loc, "the two-argument extract needs a header with a varbit field")
+                    n = self.expr(e.args[1].value, sc, fc)
+                    return TExpr(f"extract_varbit(K, {lv.target}, {n.code})", VoidT())
+                if ht.has_varbit:
+                    raise semantic_error(e.loc, "a header with a varbit field needs the two-argument extract")
+                if ".next_elem()" in lv.target or lv.target.endswith("next_elem()"):
+                    stack = lv.target[: -len(".next_elem()")]
+                    return TExpr(f"{stack}.extract_next(K)", VoidT())
+                return TExpr(f"{lv.target}._extract(K)", VoidT())
+            if m == "lookahead":
+                if len(e.type_args) != 1 or e.args:
+                    raise semantic_error(e.loc, "lookahead takes one type argument and no arguments")
+                t = self.resolve_type(e.type_args[0], sc)
+                st = strip_newtype(t)
+                if isinstance(st, HeaderT):
+                    return TExpr(f"lookahead_header(K, {st.pyclass})", t)
+                w = width_of(st)
+                code = f"lookahead_bits(K, {w})"
+                if isinstance(st, BitT) and st.signed:
+                    code = wrap_code(code, st)
+                if isinstance(st, BoolT):
+                    code = f"bool({code})"
+                return TExpr(code, t)
+            if m == "advance":
+                n = self.expr(e.args[0].value, sc, fc)
+                return TExpr(f"advance(K, {n.code})", VoidT())
+            if m == "length":
+                return TExpr("(K.n * 8)", BitT(32))
+        if bt.name == "packet_out":
+            if m == "emit":
+                if len(e.args) != 1:
+                    raise semantic_error(e.loc, "emit takes one argument")
+                v = self.lvalue_or_expr(e.args[0].value, sc, fc)
+                vt = strip_newtype(v.type)
+                if not isinstance(vt, (StructLikeT, StackT)):
+                    raise semantic_error(e.args[0].loc, f"emit needs a header, stack, union or struct, not {v.type}")
+                return TExpr(f"{v.target}._emit(K.out)", VoidT())
+        raise semantic_error(e.loc, f"{bt.name} has no method {m} that p4sim supports")
+
+    def instance_call(self: Compiler, e: ast.CallExpr, sym, m: str, sc: Scope, fc: FnCtx, want: Type | None) -> TExpr:
+        inst = sym.info
+        kind = inst.kind
+        if kind in ("control", "parser"):
+            if m != "apply":
+                raise semantic_error(e.loc, f"{sym.name} has no method {m}")
+            return self.block_apply(e, sym, sc, fc)
+        x = sym.code
+        args = {p.name: a for p, a in self.bind_args(e, self.extern_method_params(inst, m, e.loc), f"{kind}.{m}")}
+
+        def val(name: str, t: Type | None = None) -> TExpr:
+            a = args[name]
+            assert a is not None
+            return self.expr(a, sc, fc, t)
+
+        if kind == "register":
+            elem_t = inst.type_args[0]
+            if m == "read":
+                lv = self.lvalue(args["result"], sc, fc)
+                idx = val("index")
+                self.assign_to(lv, TExpr(f"{x}.read({idx.code})", elem_t), fc, e.loc)
+                return TExpr("None", VoidT())
+            if m == "write":
+                idx = val("index")
+                v = val("value", elem_t)
+                return TExpr(f"{x}.write({idx.code}, {v.code})", VoidT())
+        if kind == "counter" and m == "count":
+            return TExpr(f"{x}.count({val('index').code}, K)", VoidT())
+        if kind == "direct_counter" and m == "count":
+            return TExpr("None", VoidT())  # BMv2 counts direct counters on every hit
+        if kind == "meter" and m == "execute_meter":
+            lv = self.lvalue(args["result"], sc, fc)
+            self.assign_to(lv, TExpr(f"{x}.execute({val('index').code}, K)", lv.type), fc, e.loc)
+            return TExpr("None", VoidT())
+        if kind == "direct_meter" and m == "read":
+            lv = self.lvalue(args["result"], sc, fc)
+            self.assign_to(lv, TExpr(f"{x}.read(K)", lv.type), fc, e.loc)
+            return TExpr("None", VoidT())
+        raise semantic_error(e.loc, f"{kind}.{m} is not supported by p4sim")
+
+    def extern_method_params(self: Compiler, inst, m: str, loc: ast.Loc) -> list[ast.Param]:
+        decl = self.extern_decls.get(inst.kind)
+        if decl is None:
+            raise semantic_error(loc, f"extern {inst.kind} is not declared")
+        for meth in decl.methods:
+            if meth.name == m and meth.return_type is not None:
+                return meth.params
+        raise semantic_error(loc, f"{inst.kind} has no method {m}")
+
+    def static_assert(self: Compiler, e: ast.CallExpr, sc: Scope) -> TExpr:
+        c = self.expr(e.args[0].value, sc, None, BoolT())
+        if not c.const:
+            msg = e.args[1].value.value if len(e.args) > 1 and isinstance(e.args[1].value, ast.StringLiteral) else "static assertion failed"
+            raise semantic_error(e.loc, msg)
+        return TExpr("True", BoolT(), True)
+
+    # -- v1model extern functions -----------------------------------------------------------------
+
+    def flatten_data(self: Compiler, te: TExpr, loc: ast.Loc) -> list[tuple[str, str]]:
+        """(value code, width code) pairs of a field list in order (for hashes and checksums)."""
+        t = strip_newtype(te.type)
+        out: list[tuple[str, str]] = []
+        if isinstance(t, TupleT):
+            tmp_items = _split_tuple_code(te.code, len(t.elems))
+            for code, et in zip(tmp_items, t.elems, strict=True):
+                out.extend(self.flatten_data(TExpr(code, et), loc))
+            return out
+        if isinstance(t, StructLikeT):
+            for fname, ft in t.fields:
+                fcode = f"{te.code}.{py_ident(fname)}"
+                fts = strip_newtype(ft)
+                if isinstance(fts, VarbitT):
+                    out.append((fcode, f"{te.code}._w_{py_ident(fname)}"))
+                else:
+                    out.extend(self.flatten_data(TExpr(fcode, ft), loc))
+            return out
+        if isinstance(t, BitT):
+            return [(te.code if not t.signed else f"({te.code} & {t.mask})", str(t.width))]
+        if isinstance(t, BoolT):
+            return [(f"int({te.code})", "1")]
+        if isinstance(t, EnumT) and t.underlying is not None:
+            return [(te.code, str(t.underlying.width))]
+        if isinstance(t, IntT):
+            raise semantic_error(loc, "an int value in a field list needs a width (cast it)")
+        raise semantic_error(loc, f"a value of type {te.type} cannot be part of a field list")
+
+    def data_tuple(self: Compiler, e: ast.Expr, sc: Scope, fc: FnCtx) -> str:
+        if isinstance(e, ast.ListExpr):
+            pairs = []
+            for el in e.elems:
+                pairs.extend(self.flatten_data(self.expr(el, sc, fc), el.loc))
+        else:
+            pairs = self.flatten_data(self.expr(e, sc, fc), e.loc)
+        return "(" + "".join(f"({v}, {w}), " for v, w in pairs) + ")"
+
+    def extern_function_call(self: Compiler, e: ast.CallExpr, name: str, sc: Scope, fc: FnCtx, want: Type | None) -> TExpr:
+        em = fc.em
+        decl = self.extern_funcs[name]
+        overloads = decl if isinstance(decl, list) else [decl]
+        chosen = None
+        for d in overloads:
+            if len(d.params) == len(e.args) or (len(e.args) <= len(d.params) and all(p.default is not None for p in d.params[len(e.args):])):
+                chosen = d
+                break
+        if chosen is None:
+            raise semantic_error(e.loc, f"{name}: no overload takes {len(e.args)} arguments")
+        bound = self.bind_args(e, chosen.params, name)
+        args = {p.name: a for p, a in bound}
+        pnames = [p.name for p, _ in bound]
+
+        def arg(i: int) -> ast.Expr:
+            a = args[pnames[i]]
+            assert a is not None
+            return a
+
+        if name == "verify":
+            if fc.where != "parser":
+                raise semantic_error(e.loc, "verify may only be called in a parser")
+            c = self.expr(arg(0), sc, fc, BoolT())
+            err = self.expr(arg(1), sc, fc, ErrorT())
+            return TExpr(f"parser_verify({c.code}, {err.code})", VoidT())
+        if name == "mark_to_drop":
+            if e.args:
+                sm = self.lvalue_or_expr(arg(0), sc, fc)
+                return TExpr(f"mark_to_drop({sm.target})", VoidT())
+            return TExpr("mark_to_drop(K.sm)", VoidT())
+        if name == "hash":
+            lv = self.lvalue(arg(0), sc, fc)
+            algo = self.hash_algorithm(arg(1), sc)
+            base = self.expr(arg(2), sc, fc)
+            data = self.data_tuple(arg(3), sc, fc)
+            mx = self.expr(arg(4), sc, fc)
+            code = f"v1_hash({algo!r}, {base.code}, {data}, {mx.code})"
+            self.assign_to(lv, TExpr(code, IntT()), fc, e.loc)
+            return TExpr("None", VoidT())
+        if name == "random":
+            lv = self.lvalue(arg(0), sc, fc)
+            lo = self.expr(arg(1), sc, fc)
+            hi = self.expr(arg(2), sc, fc)
+            self.assign_to(lv, TExpr(f"v1_random({lo.code}, {hi.code})", IntT()), fc, e.loc)
+            return TExpr("None", VoidT())
+        if name == "digest":
+            return self.digest_call(e, arg(0), arg(1), sc, fc)
+        if name in ("clone", "clone3", "clone_preserving_field_list"):
+            ctype = self.expr(arg(0), sc, fc)
+            sess = self.expr(arg(1), sc, fc)
+            fl = "None"
+            if name == "clone_preserving_field_list":
+                fl = str(self.const_int(arg(2), sc, "field list index"))
+            elif name == "clone3":
+                raise semantic_error(e.loc, "clone3 is not supported by p4sim: use clone_preserving_field_list")
+            return TExpr(f"K.request_clone({ctype.code}, {sess.code}, {fl})", VoidT())
+        if name in ("resubmit", "resubmit_preserving_field_list", "recirculate", "recirculate_preserving_field_list"):
+            fl = "None"
+            if name.endswith("_preserving_field_list"):
+                fl = str(self.const_int(arg(0), sc, "field list index"))
+            elif e.args:
+                raise semantic_error(e.loc, f"{name} with a data argument is not supported by p4sim: use {name}_preserving_field_list")
+            kind = "resubmit" if name.startswith("resubmit") else "recirculate"
+            return TExpr(f"K.request_{kind}({fl})", VoidT())
+        if name == "truncate":
+            n = self.expr(arg(0), sc, fc)
+            return TExpr(f"K.truncate_to({n.code})", VoidT())
+        if name in ("assert", "assume"):
+            c = self.expr(arg(0), sc, fc, BoolT())
+            return TExpr(f"v1_assert({c.code}, {str(e.loc)!r})", VoidT())
+        if name == "log_msg":
+            msg = self.expr(arg(0), sc, fc, StringT())
+            if len(pnames) > 1:
+                data = self.data_tuple(arg(1), sc, fc)
+                return TExpr(f"v1_log_msg({msg.code}, {data})", VoidT())
+            return TExpr(f"v1_log_msg({msg.code}, ())", VoidT())
+        if name in ("verify_checksum", "verify_checksum_with_payload", "update_checksum", "update_checksum_with_payload"):
+            cond = self.expr(arg(0), sc, fc, BoolT())
+            data = self.data_tuple(arg(1), sc, fc)
+            algo = self.hash_algorithm(arg(3), sc)
+            payload = "True" if name.endswith("_with_payload") else "False"
+            if name.startswith("verify"):
+                ck = self.expr(arg(2), sc, fc)
+                return TExpr(f"v1_verify_checksum(K, {cond.code}, {data}, {ck.code}, {algo!r}, {payload})", VoidT())
+            lv = self.lvalue(arg(2), sc, fc)
+            w = width_of(lv.type)
+            em.line(f"if {cond.code}:")
+            with em.indent():
+                self.assign_to(lv, TExpr(f"v1_checksum(K, {data}, {algo!r}, {payload}, {w})", IntT()), fc, e.loc)
+            return TExpr("None", VoidT())
+        raise semantic_error(e.loc, f"{name} is not supported by p4sim")
+
+    def hash_algorithm(self: Compiler, e: ast.Expr, sc: Scope) -> str:
+        te = self.expr(e, sc, None)
+        t = strip_newtype(te.type)
+        if not isinstance(t, EnumT) or t.name != "HashAlgorithm" or te.const is None:
+            raise semantic_error(e.loc, "the algorithm must be a HashAlgorithm constant")
+        return t.members[te.const]
+
+    def digest_call(self: Compiler, e: ast.CallExpr, receiver: ast.Expr, data: ast.Expr, sc: Scope, fc: FnCtx) -> TExpr:
+        self.expr(receiver, sc, fc)
+        want = self.resolve_type(e.type_args[0], sc) if e.type_args else None
+        te = self.expr(data, sc, fc, want)
+        t = strip_newtype(te.type)
+        if not isinstance(t, StructLikeT):
+            raise semantic_error(data.loc, "digest data must be a struct (give the type: digest<T>(...))")
+        info = self.digest_info(t)
+        pairs = self.flatten_data(te, data.loc)
+        values = "(" + "".join(v + ", " for v, _ in pairs) + ")"
+        # a thunk: BMv2 reads the digest's fields when ingress ends
+        return TExpr(f"K.digest({info.name!r}, lambda: {values})", VoidT())
+
+    # -- actions and functions --------------------------------------------------------------------
+
+    def action_call(self: Compiler, e: ast.CallExpr, sym, sc: Scope, fc: FnCtx) -> TExpr:
+        info = sym.info
+        decl: ast.ActionDecl = sym.decl
+        bound = self.bind_args(e, decl.params, f"action {decl.name}")
+        return self.invoke(f"{info.pyname}(K, L", bound, sym.value, sc, fc, e.loc, VoidT())
+
+    def function_call(self: Compiler, e: ast.CallExpr, sym, sc: Scope, fc: FnCtx) -> TExpr:
+        decl: ast.FunctionDecl = sym.decl
+        bound = self.bind_args(e, decl.params, f"function {decl.name}")
+        pyname, ptypes, rtype = self.function_instance(sym, [a for _, a in bound], sc, fc, e)
+        return self.invoke(f"{pyname}(K", bound, ptypes, sc, fc, e.loc, rtype)
+
+    def invoke(self: Compiler, head: str, bound: list[tuple[ast.Param, ast.Expr | None]], ptypes: list[Type],
+               sc: Scope, fc: FnCtx, loc: ast.Loc, rtype: Type) -> TExpr:
+        """Emit a call with copy-in/copy-out: aggregates go by reference, scalar out/inout
+        parameters come back in the returned tuple and are written to their places."""
+        args: list[str] = []
+        outs: list[tuple[LValue | None, Type]] = []
+        for (p, a), pt in zip(bound, ptypes, strict=True):
+            st = strip_newtype(pt)
+            aggregate = isinstance(st, (StructLikeT, StackT))
+            if p.direction in ("out", "inout"):
+                if a is None or isinstance(a, ast.DontCareExpr):
+                    tmp = fc.em.temp("dc")
+                    from .classes import default_value_code
+                    fc.em.line(f"{tmp} = {default_value_code(pt)}")
+                    args.append(tmp)
+                    if not aggregate:
+                        outs.append((None, pt))
+                    continue
+                lv = self.lvalue_or_expr(a, sc, fc) if aggregate else self.lvalue(a, sc, fc)
+                if aggregate:
+                    if p.direction == "out" and isinstance(st, HeaderT):
+                        fc.em.line(f"{lv.target}._valid = False")
+                    args.append(lv.target)
+                else:
+                    cur = self.expr(a, sc, fc, pt) if p.direction == "inout" else TExpr("0", pt)
+                    args.append(cur.code)
+                    outs.append((lv, pt))
+            else:
+                te = self.expr(a, sc, fc, pt) if a is not None else TExpr("None", pt)
+                args.append(te.code)
+        call = head + "".join(", " + x for x in args) + ")"
+        has_ret = not isinstance(rtype, VoidT)
+        if not outs:
+            return TExpr(call, rtype)
+        tmp = fc.em.temp("r")
+        fc.em.line(f"{tmp} = {call}")
+        base = 1 if has_ret else 0
+        for i, (lv, pt) in enumerate(outs):
+            if lv is not None:
+                self.assign_to(lv, TExpr(f"{tmp}[{base + i}]", pt), fc, loc)
+        return TExpr(f"{tmp}[0]" if has_ret else "None", rtype)
+
+    def block_apply(self: Compiler, e: ast.CallExpr, sym, sc: Scope, fc: FnCtx) -> TExpr:
+        inst = sym.info
+        params: list[ast.Param] = inst.apply_params
+        bound = self.bind_args(e, params, f"{sym.name}.apply")
+        return self.invoke(f"{inst.pyname}(K", bound, inst.apply_types, sc, fc, e.loc, VoidT())
+
+
+def _split_tuple_code(code: str, n: int) -> list[str]:
+    return [f"{code}[{i}]" for i in range(n)]
+
+
+__all__ = ["CallMixin", "V1_FUNCTIONS", "const_code", "DontCareT"]

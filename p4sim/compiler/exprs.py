@@ -1,0 +1,691 @@
+"""Expression translation: type-checks a P4 expression and returns the Python code computing it.
+
+Compile-time constants are folded as they are met, so the same code serves widths, sizes and
+constants (where a value is required) and packet-time expressions (where code is emitted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import ast
+from .errors import CompileError
+from .symbols import FnCtx, Scope, py_ident, semantic_error
+from .types import (
+    ActionEnumT,
+    ApplyResultT,
+    BitT,
+    BlockT,
+    BoolT,
+    DontCareT,
+    EnumT,
+    ErrorT,
+    ExternT,
+    HeaderT,
+    IntT,
+    MatchKindT,
+    NewT,
+    StackT,
+    StringT,
+    StructLikeT,
+    StructT,
+    TableT,
+    TupleT,
+    Type,
+    UnionT,
+    VarbitT,
+    VoidT,
+    strip_newtype,
+    width_of,
+)
+
+if TYPE_CHECKING:
+    from .elaborate import Compiler
+
+
+@dataclass
+class TExpr:
+    """A translated expression: Python code, its P4 type, and its value when constant."""
+
+    code: str
+    type: Type
+    const: Any = None
+    sym: Any = None  # for names that denote non-values (tables, instances, types)
+
+    @property
+    def is_const(self) -> bool:
+        return self.const is not None
+
+
+@dataclass
+class LValue:
+    """An assignable place: ``target`` is a Python assignment target; ``slice`` (hi, lo) makes
+    the place a bit range of that target."""
+
+    target: str
+    type: Type
+    slice: tuple[int, int] | None = None
+    base_type: Type | None = None
+    check: str | None = None  # code that must hold before writing (stack bounds)
+
+
+def wrap_code(code: str, t: Type) -> str:
+    """Reduce an unbounded Python integer to the representation of bit<W>/int<W>."""
+    t = strip_newtype(t)
+    if isinstance(t, BitT):
+        if t.signed:
+            half = 1 << (t.width - 1)
+            return f"((({code}) + {half} & {t.mask}) - {half})"
+        return f"(({code}) & {t.mask})"
+    return code
+
+
+def wrap_value(v: int, t: Type) -> int:
+    t = strip_newtype(t)
+    if isinstance(t, BitT):
+        v &= t.mask
+        if t.signed and v >= 1 << (t.width - 1):
+            v -= 1 << t.width
+    return v
+
+
+def const_code(v: Any) -> str:
+    if isinstance(v, bool):
+        return "True" if v else "False"
+    if isinstance(v, int):
+        return str(v) if v >= 0 else f"({v})"
+    if isinstance(v, str):
+        return repr(v)
+    if isinstance(v, tuple):
+        return "(" + "".join(const_code(x) + ", " for x in v) + ")"
+    raise TypeError(f"no code for constant {v!r}")
+
+
+_ARITH = {"+", "-", "*", "/", "%", "|+|", "|-|", "&", "|", "^"}
+_CMP = {"==", "!=", "<", ">", "<=", ">="}
+
+
+class ExprMixin:
+    """Expression translation, mixed into :class:`Compiler`."""
+
+    # -- entry points ---------------------------------------------------------------------------
+
+    def const_int(self: Compiler, e: ast.Expr, sc: Scope, what: str = "value") -> int:
+        te = self.expr(e, sc, None)
+        v = te.const
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise semantic_error(e.loc, f"{what} must be a compile-time integer constant")
+        return v
+
+    def expr(self: Compiler, e: ast.Expr, sc: Scope, fc: FnCtx | None, want: Type | None = None) -> TExpr:
+        te = self._expr(e, sc, fc, want)
+        if want is not None:
+            te = self.coerce(te, want, e.loc)
+        return te
+
+    def need_runtime(self, e: ast.Expr, fc: FnCtx | None) -> FnCtx:
+        if fc is None:
+            raise semantic_error(e.loc, "expression is not a compile-time constant")
+        return fc
+
+    # -- coercion ---------------------------------------------------------------------------------
+
+    def coerce(self: Compiler, te: TExpr, target: Type, loc: ast.Loc) -> TExpr:
+        src = te.type
+        if src is target or src == target or isinstance(target, DontCareT):
+            return te
+        s, t = strip_newtype(src), strip_newtype(target)
+        if isinstance(target, NewT) or isinstance(src, NewT):
+            # p4c wants explicit casts between a ``type`` and its base; we accept the
+            # implicit form only where the representation is the same.
+            if s == t or (isinstance(s, IntT) and isinstance(t, BitT)):
+                return self.coerce(TExpr(te.code, s, te.const), t, loc) if not s == t else TExpr(te.code, target, te.const)
+        if isinstance(s, IntT) and isinstance(t, BitT):
+            if te.is_const:
+                v = wrap_value(te.const, t)
+                return TExpr(const_code(v), target, v)
+            return TExpr(wrap_code(te.code, t), target)
+        if isinstance(s, IntT) and isinstance(t, IntT):
+            return te
+        if isinstance(s, IntT) and isinstance(t, EnumT) and t.underlying is not None:
+            raise semantic_error(loc, f"cannot convert int to {t} without a cast")
+        if isinstance(s, BitT) and isinstance(t, BitT) and s == t:
+            return TExpr(te.code, target, te.const)
+        if isinstance(s, TupleT) and isinstance(t, StructLikeT):
+            return te  # handled by the assignment of list expressions
+        if isinstance(s, StructLikeT) and isinstance(t, StructLikeT) and s.name == t.name:
+            return te
+        if isinstance(s, ErrorT) and isinstance(t, ErrorT):
+            return te
+        if isinstance(s, ExternT) and isinstance(t, ExternT) and s.decl is t.decl:
+            return te
+        if isinstance(s, StackT) and isinstance(t, StackT) and s.size == t.size:
+            return te
+        if isinstance(s, EnumT) and isinstance(t, EnumT) and s is t:
+            return te
+        if isinstance(s, TupleT) and isinstance(t, TupleT):
+            return te
+        if isinstance(s, BlockT) and isinstance(t, BlockT):
+            return te
+        raise semantic_error(loc, f"cannot use a value of type {src} where {target} is expected")
+
+    # -- the translator -----------------------------------------------------------------------
+
+    def _expr(self: Compiler, e: ast.Expr, sc: Scope, fc: FnCtx | None, want: Type | None) -> TExpr:
+        if isinstance(e, ast.IntLiteral):
+            if e.width is None:
+                return TExpr(const_code(e.value), IntT(), e.value)
+            t = BitT(e.width, e.signed)
+            v = wrap_value(e.value, t)
+            return TExpr(const_code(v), t, v)
+        if isinstance(e, ast.BoolLiteral):
+            return TExpr(const_code(e.value), BoolT(), e.value)
+        if isinstance(e, ast.StringLiteral):
+            return TExpr(repr(e.value), StringT(), e.value)
+        if isinstance(e, ast.PathExpr):
+            return self._path(e, sc, fc)
+        if isinstance(e, ast.MemberExpr):
+            return self._member(e, sc, fc)
+        if isinstance(e, ast.IndexExpr):
+            return self._index(e, sc, fc)
+        if isinstance(e, ast.SliceExpr):
+            base = self.expr(e.expr, sc, fc)
+            bt = strip_newtype(base.type)
+            if isinstance(bt, IntT) and base.is_const:
+                bt = BitT(max(base.const.bit_length(), 1))
+            if not isinstance(bt, BitT):
+                raise semantic_error(e.loc, f"cannot slice a value of type {base.type}")
+            hi = self.const_int(e.hi, sc, "slice bound")
+            lo = self.const_int(e.lo, sc, "slice bound")
+            if not (0 <= lo <= hi < bt.width):
+                raise semantic_error(e.loc, f"slice [{hi}:{lo}] out of range for {bt}")
+            t = BitT(hi - lo + 1)
+            if base.is_const:
+                v = (base.const >> lo) & t.mask
+                return TExpr(const_code(v), t, v)
+            src = base.code if not bt.signed else f"({base.code} & {bt.mask})"
+            code = f"(({src} >> {lo}) & {t.mask})" if lo else f"({src} & {t.mask})"
+            return TExpr(code, t)
+        if isinstance(e, ast.CallExpr):
+            return self.call(e, sc, fc, want)
+        if isinstance(e, ast.UnaryExpr):
+            return self._unary(e, sc, fc, want)
+        if isinstance(e, ast.BinaryExpr):
+            return self._binary(e, sc, fc, want)
+        if isinstance(e, ast.TernaryExpr):
+            c = self.expr(e.cond, sc, fc, BoolT())
+            a = self.expr(e.then, sc, fc, want)
+            b = self.expr(e.other, sc, fc, want)
+            t = self._unify(a, b, e.loc)
+            a, b = self.coerce(a, t, e.loc), self.coerce(b, t, e.loc)
+            if c.is_const:
+                return a if c.const else b
+            return TExpr(f"({a.code} if {c.code} else {b.code})", t)
+        if isinstance(e, ast.CastExpr):
+            return self._cast(e, sc, fc)
+        if isinstance(e, ast.ListExpr):
+            return self._list(e, sc, fc, want)
+        if isinstance(e, ast.StructInitExpr):
+            return self._struct_init(e, sc, fc, want)
+        if isinstance(e, ast.InvalidExpr):
+            if want is None or not isinstance(strip_newtype(want), (HeaderT, UnionT)):
+                raise semantic_error(e.loc, "{#} needs a header or header union type from context")
+            return TExpr(f"{strip_newtype(want).pyclass}()", want)
+        if isinstance(e, ast.DontCareExpr):
+            return TExpr("None", DontCareT())
+        if isinstance(e, ast.TypeArgExpr):
+            t = self.resolve_type(e.type, sc)
+            return TExpr("None", t, sym=("type", t))
+        if isinstance(e, ast.ThisExpr):
+            raise semantic_error(e.loc, "'this' is not supported by p4sim (abstract extern methods)")
+        raise semantic_error(e.loc, f"unsupported expression {type(e).__name__}")
+
+    # -- names and members ----------------------------------------------------------------------
+
+    def _path(self: Compiler, e: ast.PathExpr, sc: Scope, fc: FnCtx | None) -> TExpr:
+        scope = sc.root() if e.is_global else sc
+        sym = scope.lookup(e.name)
+        if sym is None:
+            raise semantic_error(e.loc, f"{e.name}: declaration not found")
+        if sym.kind == "const":
+            return TExpr(const_code(sym.value), sym.type, sym.value)
+        if sym.kind == "var":
+            self.need_runtime(e, fc)
+            return TExpr(sym.code, sym.type, sym=sym)
+        return TExpr(sym.code or "None", sym.type or VoidT(), sym=sym)
+
+    def _member(self: Compiler, e: ast.MemberExpr, sc: Scope, fc: FnCtx | None) -> TExpr:
+        # error.X, Enum.X, and type-qualified names first: the base is a type, not a value.
+        if isinstance(e.expr, ast.PathExpr):
+            name = e.expr.name
+            sym = (sc.root() if e.expr.is_global else sc).lookup(name)
+            if name == "error" and sym is None:
+                code = self.error_code(e.member, e.loc)
+                return TExpr(str(code), ErrorT(), code)
+            if sym is not None and sym.kind == "type":
+                t = sym.type
+                st = strip_newtype(t) if t is not None else None
+                if isinstance(st, EnumT):
+                    if e.member not in st.members:
+                        raise semantic_error(e.loc, f"{st.name} has no member {e.member}")
+                    v = st.value_of(e.member)
+                    return TExpr(const_code(v), t, v)
+                if isinstance(st, ErrorT):
+                    code = self.error_code(e.member, e.loc)
+                    return TExpr(str(code), ErrorT(), code)
+                raise semantic_error(e.loc, f"type {name} has no member {e.member}")
+        base = self.expr(e.expr, sc, fc)
+        bt = strip_newtype(base.type)
+        if isinstance(bt, ApplyResultT):
+            if e.member == "hit":
+                return TExpr(f"{base.code}[0]", BoolT())
+            if e.member == "miss":
+                return TExpr(f"(not {base.code}[0])", BoolT())
+            if e.member == "action_run":
+                return TExpr(f"{base.code}[1]", ActionEnumT(bt.table))
+            raise semantic_error(e.loc, f"table apply result has no member {e.member}")
+        if isinstance(bt, StructLikeT):
+            ft = bt.field_type(e.member)
+            if ft is None:
+                raise semantic_error(e.loc, f"{bt.name} has no field {e.member}")
+            self.need_runtime(e, fc)
+            return TExpr(f"{base.code}.{py_ident(e.member)}", ft)
+        if isinstance(bt, StackT):
+            self.need_runtime(e, fc)
+            if e.member == "size":
+                return TExpr(str(bt.size), BitT(32), bt.size)
+            if e.member == "lastIndex":
+                return TExpr(f"(({base.code}.nxt - 1) & 0xFFFFFFFF)", BitT(32))
+            if e.member == "next":
+                if fc is None or fc.where != "parser":
+                    raise semantic_error(e.loc, "stack.next may only be used in a parser")
+                return TExpr(f"{base.code}.next_elem()", bt.elem)
+            if e.member == "last":
+                return TExpr(f"{base.code}.last_elem()", bt.elem)
+            raise semantic_error(e.loc, f"header stack has no member {e.member}")
+        if base.sym is not None:
+            return TExpr(base.code, VoidT(), sym=("member", base, e.member))
+        raise semantic_error(e.loc, f"a value of type {base.type} has no member {e.member}")
+
+    def _index(self: Compiler, e: ast.IndexExpr, sc: Scope, fc: FnCtx | None) -> TExpr:
+        base = self.expr(e.expr, sc, fc)
+        bt = strip_newtype(base.type)
+        if isinstance(bt, TupleT):
+            i = self.const_int(e.index, sc, "tuple index")
+            if not 0 <= i < len(bt.elems):
+                raise semantic_error(e.loc, f"tuple index {i} out of range")
+            if base.is_const:
+                return TExpr(const_code(base.const[i]), bt.elems[i], base.const[i])
+            return TExpr(f"{base.code}[{i}]", bt.elems[i])
+        if not isinstance(bt, StackT):
+            raise semantic_error(e.loc, f"cannot index a value of type {base.type}")
+        idx = self.expr(e.index, sc, fc)
+        if idx.is_const:
+            if not 0 <= idx.const < bt.size:
+                raise semantic_error(e.loc, f"index {idx.const} out of bounds for a stack of size {bt.size}")
+            return TExpr(f"{base.code}.elems[{idx.const}]", bt.elem)
+        return TExpr(f"{base.code}.at({idx.code})", bt.elem)
+
+    # -- operators ------------------------------------------------------------------------------
+
+    def _unify(self: Compiler, a: TExpr, b: TExpr, loc: ast.Loc) -> Type:
+        ta, tb = a.type, b.type
+        if ta == tb or ta is tb:
+            return ta
+        sa, sb = strip_newtype(ta), strip_newtype(tb)
+        if isinstance(sa, IntT):
+            return tb
+        if isinstance(sb, IntT):
+            return ta
+        if sa == sb:
+            return ta if not isinstance(ta, NewT) else tb
+        if isinstance(sa, (StructLikeT, EnumT)) and sa is sb:
+            return ta
+        raise semantic_error(loc, f"operands have different types: {ta} and {tb}")
+
+    def _unary(self: Compiler, e: ast.UnaryExpr, sc: Scope, fc: FnCtx | None, want: Type | None) -> TExpr:
+        a = self.expr(e.operand, sc, fc, want if e.op != "!" else None)
+        t = strip_newtype(a.type)
+        if e.op == "!":
+            if not isinstance(t, BoolT):
+                raise semantic_error(e.loc, f"'!' needs a bool, not {a.type}")
+            if a.is_const:
+                return TExpr(const_code(not a.const), BoolT(), not a.const)
+            return TExpr(f"(not {a.code})", BoolT())
+        if not isinstance(t, (BitT, IntT)):
+            raise semantic_error(e.loc, f"'{e.op}' needs an integer, not {a.type}")
+        if e.op == "+":
+            return a
+        if e.op == "-":
+            if a.is_const:
+                v = -a.const
+                v = wrap_value(v, t)
+                return TExpr(const_code(v), a.type, v)
+            return TExpr(wrap_code(f"-{a.code}", t), a.type)
+        if e.op == "~":
+            if isinstance(t, IntT):
+                if a.is_const:
+                    return TExpr(const_code(~a.const), a.type, ~a.const)
+                raise semantic_error(e.loc, "'~' needs a value with a width")
+            if a.is_const:
+                v = wrap_value(~a.const, t)
+                return TExpr(const_code(v), a.type, v)
+            if t.signed:
+                return TExpr(f"(~{a.code})", a.type)
+            return TExpr(f"({a.code} ^ {t.mask})", a.type)
+        raise semantic_error(e.loc, f"unknown unary operator {e.op}")
+
+    def _binary(self: Compiler, e: ast.BinaryExpr, sc: Scope, fc: FnCtx | None, want: Type | None) -> TExpr:
+        op = e.op
+        if op in ("&&", "||"):
+            a = self.expr(e.left, sc, fc, BoolT())
+            b = self.expr(e.right, sc, fc, BoolT())
+            if a.is_const and b.is_const:
+                v = (a.const and b.const) if op == "&&" else (a.const or b.const)
+                return TExpr(const_code(v), BoolT(), v)
+            if a.is_const:
+                if op == "&&":
+                    return b if a.const else TExpr("False", BoolT(), False)
+                return TExpr("True", BoolT(), True) if a.const else b
+            pyop = "and" if op == "&&" else "or"
+            return TExpr(f"({a.code} {pyop} {b.code})", BoolT())
+        if op == "++":
+            a = self.expr(e.left, sc, fc)
+            b = self.expr(e.right, sc, fc)
+            ta, tb = strip_newtype(a.type), strip_newtype(b.type)
+            if not isinstance(ta, BitT) or not isinstance(tb, BitT):
+                raise semantic_error(e.loc, f"'++' needs two values with widths, not {a.type} and {b.type}")
+            t = BitT(ta.width + tb.width, ta.signed)
+            bcode = b.code if not tb.signed else f"({b.code} & {tb.mask})"
+            acode = a.code if not ta.signed else f"({a.code} & {ta.mask})"
+            if a.is_const and b.is_const:
+                v = wrap_value(((a.const & ta.mask) << tb.width) | (b.const & tb.mask), t)
+                return TExpr(const_code(v), t, v)
+            code = f"(({acode} << {tb.width}) | {bcode})"
+            return TExpr(wrap_code(code, t) if t.signed else code, t)
+        if op in ("<<", ">>"):
+            a = self.expr(e.left, sc, fc, want if want is not None and is_num(want) else None)
+            b = self.expr(e.right, sc, fc)
+            ta, tb = strip_newtype(a.type), strip_newtype(b.type)
+            if not isinstance(ta, (BitT, IntT)) or not isinstance(tb, (BitT, IntT)):
+                raise semantic_error(e.loc, f"'{op}' needs integer operands")
+            if isinstance(tb, BitT) and tb.signed:
+                raise semantic_error(e.loc, "shift amount must be unsigned")
+            if a.is_const and b.is_const:
+                if b.const < 0:
+                    raise semantic_error(e.loc, "negative shift amount")
+                v = a.const << b.const if op == "<<" else a.const >> b.const
+                v = wrap_value(v, ta)
+                return TExpr(const_code(v), a.type, v)
+            if isinstance(ta, IntT):
+                raise semantic_error(e.loc, "shifting an int needs a constant amount; give the value a width")
+            if op == "<<":
+                if b.is_const and b.const >= ta.width:
+                    return TExpr("0", a.type, None) if True else None
+                return TExpr(wrap_code(f"({a.code} << {b.code})", ta), a.type)
+            return TExpr(f"({a.code} >> {b.code})", a.type)
+        a = self.expr(e.left, sc, fc)
+        b = self.expr(e.right, sc, fc)
+        t = self._unify(a, b, e.loc)
+        a, b = self.coerce(a, t, e.loc), self.coerce(b, t, e.loc)
+        st = strip_newtype(t)
+        if op in _CMP:
+            return self._compare(op, a, b, st, e.loc)
+        if op not in _ARITH:
+            raise semantic_error(e.loc, f"unknown operator {op}")
+        if isinstance(st, BoolT) or not isinstance(st, (BitT, IntT)):
+            raise semantic_error(e.loc, f"'{op}' needs integer operands, not {t}")
+        if a.is_const and b.is_const:
+            v = _fold(op, a.const, b.const, st, e.loc)
+            return TExpr(const_code(v), t, v)
+        if isinstance(st, IntT):
+            raise semantic_error(e.loc, "operands of type int must be compile-time constants")
+        if op in ("&", "|", "^"):
+            return TExpr(f"({a.code} {op} {b.code})", t)
+        if op == "+" or op == "-" or op == "*":
+            return TExpr(wrap_code(f"{a.code} {op} {b.code}", st), t)
+        if op in ("/", "%"):
+            if st.signed:
+                raise semantic_error(e.loc, f"'{op}' is defined on unsigned values only")
+            return TExpr(f"(({a.code} {'//' if op == '/' else '%'} {b.code}) if {b.code} else 0)", t)
+        if op == "|+|":
+            if st.signed:
+                lo, hi = -(1 << (st.width - 1)), (1 << (st.width - 1)) - 1
+                return TExpr(f"min(max({a.code} + {b.code}, {lo}), {hi})", t)
+            return TExpr(f"min({a.code} + {b.code}, {st.mask})", t)
+        if op == "|-|":
+            if st.signed:
+                lo, hi = -(1 << (st.width - 1)), (1 << (st.width - 1)) - 1
+                return TExpr(f"min(max({a.code} - {b.code}, {lo}), {hi})", t)
+            return TExpr(f"max({a.code} - {b.code}, 0)", t)
+        raise semantic_error(e.loc, f"unknown operator {op}")
+
+    def _compare(self: Compiler, op: str, a: TExpr, b: TExpr, t: Type, loc: ast.Loc) -> TExpr:
+        if op in ("==", "!="):
+            if isinstance(t, (StructLikeT, StackT)):
+                code = f"{a.code}._eq({b.code})"
+                return TExpr(code if op == "==" else f"(not {code})", BoolT())
+            if a.is_const and b.is_const:
+                v = (a.const == b.const) == (op == "==")
+                return TExpr(const_code(v), BoolT(), v)
+            return TExpr(f"({a.code} {op} {b.code})", BoolT())
+        if not isinstance(t, (BitT, IntT)):
+            raise semantic_error(loc, f"'{op}' needs integer operands, not {t}")
+        if a.is_const and b.is_const:
+            v = {"<": a.const < b.const, ">": a.const > b.const, "<=": a.const <= b.const, ">=": a.const >= b.const}[op]
+            return TExpr(const_code(v), BoolT(), v)
+        return TExpr(f"({a.code} {op} {b.code})", BoolT())
+
+    # -- casts and aggregates -------------------------------------------------------------------
+
+    def _cast(self: Compiler, e: ast.CastExpr, sc: Scope, fc: FnCtx | None) -> TExpr:
+        target = self.resolve_type(e.type, sc)
+        tt = strip_newtype(target)
+        if isinstance(e.expr, (ast.ListExpr, ast.StructInitExpr, ast.InvalidExpr)):
+            te = self.expr(e.expr, sc, fc, target)
+            return TExpr(te.code, target, te.const)
+        a = self.expr(e.expr, sc, fc)
+        sa = strip_newtype(a.type)
+        if isinstance(tt, BitT):
+            if isinstance(sa, BoolT):
+                if a.is_const:
+                    return TExpr(const_code(int(a.const)), target, int(a.const))
+                return TExpr(f"int({a.code})", target)
+            if isinstance(sa, EnumT) and sa.underlying is not None:
+                sa = sa.underlying
+            if isinstance(sa, (BitT, IntT)):
+                if a.is_const:
+                    v = wrap_value(a.const, tt)
+                    return TExpr(const_code(v), target, v)
+                if isinstance(sa, BitT) and sa.width <= tt.width and sa.signed == tt.signed:
+                    return TExpr(a.code, target)
+                if isinstance(sa, BitT) and not sa.signed and not tt.signed and sa.width > tt.width:
+                    return TExpr(f"({a.code} & {tt.mask})", target)
+                return TExpr(wrap_code(a.code, tt), target)
+        if isinstance(tt, BoolT):
+            if isinstance(sa, BoolT):
+                return TExpr(a.code, target, a.const)
+            if isinstance(sa, (BitT, IntT)):
+                if a.is_const:
+                    return TExpr(const_code(bool(a.const)), target, bool(a.const))
+                return TExpr(f"bool({a.code})", target)
+        if isinstance(tt, IntT) and isinstance(sa, (BitT, IntT)) and a.is_const:
+            return TExpr(const_code(a.const), target, a.const)
+        if isinstance(tt, EnumT) and tt.underlying is not None and isinstance(sa, (BitT, IntT, EnumT)):
+            if a.is_const:
+                v = wrap_value(a.const, tt.underlying)
+                return TExpr(const_code(v), target, v)
+            return TExpr(wrap_code(a.code, tt.underlying), target)
+        if isinstance(target, NewT) or isinstance(a.type, NewT):
+            if strip_newtype(target) == sa or isinstance(sa, IntT):
+                inner = self.coerce(TExpr(a.code, sa, a.const), tt, e.loc)
+                return TExpr(inner.code, target, inner.const)
+        if sa == tt or sa is tt:
+            return TExpr(a.code, target, a.const)
+        raise semantic_error(e.loc, f"cannot cast {a.type} to {target}")
+
+    def _list(self: Compiler, e: ast.ListExpr, sc: Scope, fc: FnCtx | None, want: Type | None) -> TExpr:
+        wt = strip_newtype(want) if want is not None else None
+        if isinstance(wt, StructLikeT):
+            if len(e.elems) != len(wt.fields):
+                raise semantic_error(e.loc, f"{wt.name} has {len(wt.fields)} fields, the list has {len(e.elems)}")
+            pairs = [(fname, el) for (fname, _), el in zip(wt.fields, e.elems, strict=True)]
+            return self._build_struct(wt, pairs, sc, fc, e.loc, want)
+        elem_wants: list[Type | None] = list(wt.elems) if isinstance(wt, TupleT) and len(wt.elems) == len(e.elems) else [None] * len(e.elems)
+        items = [self.expr(x, sc, fc, w) for x, w in zip(e.elems, elem_wants, strict=True)]
+        t = TupleT(tuple(i.type for i in items))
+        if all(i.is_const for i in items):
+            v = tuple(i.const for i in items)
+            return TExpr(const_code(v), t, v)
+        return TExpr("(" + "".join(i.code + ", " for i in items) + ")", t)
+
+    def _struct_init(self: Compiler, e: ast.StructInitExpr, sc: Scope, fc: FnCtx | None, want: Type | None) -> TExpr:
+        wt = strip_newtype(want) if want is not None else None
+        if not isinstance(wt, StructLikeT):
+            raise semantic_error(e.loc, "a structure initializer needs a struct or header type from context")
+        names = {n for n, _ in wt.fields}
+        given = {n for n, _ in e.fields}
+        for n in given - names:
+            raise semantic_error(e.loc, f"{wt.name} has no field {n}")
+        if isinstance(wt, (StructT, HeaderT)) and given != names:
+            missing = ", ".join(sorted(names - given))
+            raise semantic_error(e.loc, f"initializer for {wt.name} misses fields: {missing}")
+        return self._build_struct(wt, list(e.fields), sc, fc, e.loc, want)
+
+    def _build_struct(self: Compiler, wt: StructLikeT, pairs: list[tuple[str, ast.Expr]], sc: Scope,
+                      fc: FnCtx | None, loc: ast.Loc, want: Type | None) -> TExpr:
+        fc = self.need_runtime(pairs[0][1] if pairs else ast.Expr(loc=loc), fc)
+        tmp = fc.em.temp("s")
+        fc.em.line(f"{tmp} = {wt.pyclass}()")
+        for fname, fe in pairs:
+            ft = wt.field_type(fname)
+            assert ft is not None
+            v = self.expr(fe, sc, fc, ft)
+            self.assign_to(LValue(f"{tmp}.{py_ident(fname)}", ft), v, fc, loc)
+        if isinstance(wt, HeaderT):
+            fc.em.line(f"{tmp}._valid = True")
+        return TExpr(tmp, want if want is not None else wt)
+
+    # -- places ---------------------------------------------------------------------------------
+
+    def lvalue(self: Compiler, e: ast.Expr, sc: Scope, fc: FnCtx) -> LValue:
+        if isinstance(e, ast.PathExpr):
+            sym = (sc.root() if e.is_global else sc).lookup(e.name)
+            if sym is None:
+                raise semantic_error(e.loc, f"{e.name}: declaration not found")
+            if sym.kind != "var" or sym.readonly:
+                raise semantic_error(e.loc, f"{e.name} cannot be assigned")
+            return LValue(sym.code, sym.type)
+        if isinstance(e, ast.MemberExpr):
+            base = self.lvalue_or_expr(e.expr, sc, fc)
+            bt = strip_newtype(base.type)
+            if isinstance(bt, StructLikeT):
+                ft = bt.field_type(e.member)
+                if ft is None:
+                    raise semantic_error(e.loc, f"{bt.name} has no field {e.member}")
+                return LValue(f"{base.target}.{py_ident(e.member)}", ft)
+            if isinstance(bt, StackT) and e.member in ("next", "last"):
+                te = self._member(e, sc, fc)
+                return LValue(te.code, te.type)
+            raise semantic_error(e.loc, f"cannot assign to member {e.member} of {base.type}")
+        if isinstance(e, ast.IndexExpr):
+            te = self._index(e, sc, fc)
+            if not te.code.endswith("]") and ".at(" not in te.code:
+                raise semantic_error(e.loc, "cannot assign to this element")
+            return LValue(te.code, te.type)
+        if isinstance(e, ast.SliceExpr):
+            base = self.lvalue(e.expr, sc, fc)
+            bt = strip_newtype(base.type)
+            if not isinstance(bt, BitT):
+                raise semantic_error(e.loc, f"cannot slice a value of type {base.type}")
+            hi = self.const_int(e.hi, sc, "slice bound")
+            lo = self.const_int(e.lo, sc, "slice bound")
+            if not (0 <= lo <= hi < bt.width):
+                raise semantic_error(e.loc, f"slice [{hi}:{lo}] out of range for {bt}")
+            if base.slice is not None:
+                blo = base.slice[1]
+                return LValue(base.target, BitT(hi - lo + 1), (hi + blo, lo + blo), base.base_type)
+            return LValue(base.target, BitT(hi - lo + 1), (hi, lo), bt)
+        raise semantic_error(e.loc, "expression cannot be assigned")
+
+    def lvalue_or_expr(self: Compiler, e: ast.Expr, sc: Scope, fc: FnCtx) -> LValue:
+        """Aggregates are references, so any aggregate-valued expression is a usable base."""
+        try:
+            return self.lvalue(e, sc, fc)
+        except CompileError:
+            te = self.expr(e, sc, fc)
+            if isinstance(strip_newtype(te.type), (StructLikeT, StackT)):
+                return LValue(te.code, te.type)
+            raise
+
+    def assign_to(self: Compiler, lv: LValue, te: TExpr, fc: FnCtx, loc: ast.Loc) -> None:
+        em = fc.em
+        lt = strip_newtype(lv.type)
+        te = self.coerce(te, lv.type, loc)
+        if lv.slice is not None:
+            hi, lo = lv.slice
+            bt = lv.base_type
+            assert isinstance(bt, BitT)
+            m = ((1 << (hi - lo + 1)) - 1) << lo
+            cur = lv.target if not bt.signed else f"({lv.target} & {bt.mask})"
+            val = f"((({cur}) & {bt.mask ^ m}) | (({te.code}) << {lo} & {m}))"
+            em.line(f"{lv.target} = {wrap_code(val, bt) if bt.signed else val}")
+            return
+        if isinstance(lt, (StructLikeT, StackT)):
+            st = strip_newtype(te.type)
+            if isinstance(st, TupleT) and isinstance(lt, StructLikeT):
+                # positional initialization of a struct or header from a tuple value
+                tmp = em.temp("tu")
+                em.line(f"{tmp} = {te.code}")
+                for i, (fname, ft) in enumerate(lt.fields):
+                    self.assign_to(LValue(f"{lv.target}.{py_ident(fname)}", ft), TExpr(f"{tmp}[{i}]", st.elems[i]), fc, loc)
+                if isinstance(lt, HeaderT):
+                    em.line(f"{lv.target}._valid = True")
+                return
+            em.line(f"{lv.target}._set({te.code})")
+            if isinstance(lt, UnionT):
+                return
+            return
+        if isinstance(lt, VarbitT):
+            raise semantic_error(loc, "assigning varbit fields is not supported by p4sim")
+        em.line(f"{lv.target} = {te.code}")
+
+
+def is_num(t: Type) -> bool:
+    return isinstance(strip_newtype(t), (BitT, IntT))
+
+
+def _fold(op: str, a: int, b: int, t: Type, loc: ast.Loc) -> int:
+    if op == "+":
+        v = a + b
+    elif op == "-":
+        v = a - b
+    elif op == "*":
+        v = a * b
+    elif op in ("/", "%"):
+        if b == 0:
+            raise semantic_error(loc, "division by zero")
+        if a < 0 or b < 0:
+            raise semantic_error(loc, f"'{op}' is defined on non-negative values only")
+        v = a // b if op == "/" else a % b
+    elif op == "&":
+        v = a & b
+    elif op == "|":
+        v = a | b
+    elif op == "^":
+        v = a ^ b
+    elif op == "|+|" or op == "|-|":
+        v = a + b if op == "|+|" else a - b
+        if isinstance(t, BitT):
+            lo = -(1 << (t.width - 1)) if t.signed else 0
+            hi = (1 << (t.width - 1)) - 1 if t.signed else t.mask
+            return min(max(v, lo), hi)
+        return v
+    else:
+        raise semantic_error(loc, f"unknown operator {op}")
+    return wrap_value(v, t)
+
+
+__all__ = ["ExprMixin", "TExpr", "LValue", "wrap_code", "wrap_value", "const_code", "width_of",
+           "MatchKindT", "TableT", "ExternT"]

@@ -1,0 +1,137 @@
+"""The elaborated program: every control-plane object with its name, shape and generated code.
+
+This is what P4Info generation reads and what the switch binds its state to. Names are the
+control-plane names p4c uses (fully qualified, ``@name`` honoured).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import ast
+from .types import StructLikeT, Type
+
+
+@dataclass
+class ParamInfo:
+    name: str
+    width: int
+    annotations: list[ast.Annotation] = field(default_factory=list)
+    type_name: str | None = None  # for ``type``-declared (new) types
+
+
+@dataclass
+class ActionInfo:
+    name: str  # control-plane name
+    pyname: str  # generated function
+    params: list[ParamInfo]
+    annotations: list[ast.Annotation] = field(default_factory=list)
+    hidden: bool = False
+
+
+@dataclass
+class KeyInfo:
+    name: str
+    match_kind: str
+    width: int
+    annotations: list[ast.Annotation] = field(default_factory=list)
+    type_name: str | None = None
+
+
+@dataclass
+class ActionRefInfo:
+    action: ActionInfo
+    scope: str = "TABLE_AND_DEFAULT"  # or TABLE_ONLY (@tableonly) / DEFAULT_ONLY (@defaultonly)
+    annotations: list[ast.Annotation] = field(default_factory=list)
+
+
+@dataclass
+class ConstEntryInfo:
+    """A program-declared entry: per key a tuple (kind, a, b): ("exact", v, None),
+    ("ternary", v, mask), ("lpm", v, prefix_len), ("range", lo, hi), ("optional", v, None|mask),
+    or ("dontcare", None, None)."""
+
+    matches: list[tuple[str, int | None, int | None]]
+    action: ActionInfo
+    args: list[int]
+    priority: int | None = None
+
+
+@dataclass
+class TableInfo:
+    name: str
+    pyname: str
+    keys: list[KeyInfo]
+    actions: list[ActionRefInfo]
+    size: int
+    default_action: ActionInfo | None = None
+    default_args: list[int] = field(default_factory=list)
+    default_const: bool = False
+    const_entries: list[ConstEntryInfo] = field(default_factory=list)
+    entries_const: bool = True
+    direct_counter: str | None = None  # control-plane name of the direct_counter
+    direct_meter: str | None = None
+    implementation: str | None = None
+    support_timeout: bool = False
+    annotations: list[ast.Annotation] = field(default_factory=list)
+    hidden: bool = False
+
+
+@dataclass
+class ExternInstance:
+    """An extern object: counter, direct_counter, meter, direct_meter, register,
+    action_profile, action_selector (kind = the extern type name)."""
+
+    kind: str
+    name: str
+    pyname: str
+    args: dict[str, Any] = field(default_factory=dict)
+    type_args: list[Type] = field(default_factory=list)
+    annotations: list[ast.Annotation] = field(default_factory=list)
+    table: str | None = None  # for direct resources: the table that owns it
+
+
+@dataclass
+class DigestInfo:
+    name: str  # the struct type's name (the digest's control-plane name)
+    type: Type
+    fields: list[tuple[str, int]]
+
+
+@dataclass
+class ValueSetInfo:
+    name: str
+    pyname: str
+    width: int
+    size: int
+    fields: list[tuple[str, int]]
+    annotations: list[ast.Annotation] = field(default_factory=list)
+
+
+@dataclass
+class ControllerHeaderInfo:
+    name: str  # "packet_in" / "packet_out"
+    header: StructLikeT
+    annotations: list[ast.Annotation] = field(default_factory=list)
+
+
+@dataclass
+class ProgramModel:
+    actions: list[ActionInfo] = field(default_factory=list)
+    tables: list[TableInfo] = field(default_factory=list)
+    externs: list[ExternInstance] = field(default_factory=list)
+    digests: list[DigestInfo] = field(default_factory=list)
+    value_sets: list[ValueSetInfo] = field(default_factory=list)
+    controller_headers: list[ControllerHeaderInfo] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # error members in declaration order
+    source: str = ""  # the generated Python module
+    entry_points: dict[str, str] = field(default_factory=dict)  # stage -> generated function
+    struct_types: dict[str, StructLikeT] = field(default_factory=dict)
+    type_aliases: dict[str, Type] = field(default_factory=dict)
+
+    def action(self, name: str) -> ActionInfo | None:
+        for a in self.actions:
+            if a.name == name:
+                return a
+        return None

@@ -1,0 +1,225 @@
+"""Table and value-set translation: keys, action lists, defaults, const entries, properties."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import ast
+from .exprs import TExpr
+from .model import ActionInfo, ActionRefInfo, ConstEntryInfo, KeyInfo, TableInfo, ValueSetInfo
+from .symbols import Emitter, FnCtx, Scope, Sym, annotation, semantic_error
+from .types import BitT, BoolT, EnumT, NewT, StructLikeT, Type, strip_newtype, width_of
+
+if TYPE_CHECKING:
+    from .elaborate import Compiler
+
+DEFAULT_TABLE_SIZE = 1024  # what p4c assumes for a table without a size property
+
+
+def expr_text(e: ast.Expr) -> str:
+    """The name p4c gives a key expression in P4Info (its source form)."""
+    if isinstance(e, ast.PathExpr):
+        return ("." if e.is_global else "") + e.name
+    if isinstance(e, ast.MemberExpr):
+        return f"{expr_text(e.expr)}.{e.member}"
+    if isinstance(e, ast.IndexExpr):
+        return f"{expr_text(e.expr)}[{expr_text(e.index)}]"
+    if isinstance(e, ast.SliceExpr):
+        return f"{expr_text(e.expr)}[{expr_text(e.hi)}:{expr_text(e.lo)}]"
+    if isinstance(e, ast.IntLiteral):
+        return e.text or str(e.value)
+    if isinstance(e, ast.CallExpr) and isinstance(e.func, ast.MemberExpr) and e.func.member == "isValid" and not e.args:
+        return f"{expr_text(e.func.expr)}.$valid$"
+    if isinstance(e, ast.CastExpr):
+        return expr_text(e.expr)
+    return type(e).__name__
+
+
+def key_code(te: TExpr) -> str:
+    t = strip_newtype(te.type)
+    if isinstance(t, BoolT):
+        return f"int({te.code})"
+    if isinstance(t, BitT) and t.signed:
+        return f"({te.code} & {t.mask})"
+    return te.code
+
+
+class TableMixin:
+    """Table translation, mixed into :class:`Compiler`."""
+
+    def define_table(self: Compiler, d: ast.TableDecl, sc: Scope, prefix: str) -> TableInfo:
+        name = self.cp_name(prefix, d.name, d.annotations)
+        pyname = self.names.make("tbl", name)
+        em = Emitter()
+        fc = FnCtx(em, "control", block_name=name)
+        keys: list[KeyInfo] = []
+        key_codes: list[str] = []
+        for k in d.key or []:
+            if k.match_kind not in self.match_kinds:
+                raise semantic_error(k.loc, f"{k.match_kind}: unknown match kind")
+            if k.match_kind == "selector":
+                raise semantic_error(k.loc, "action selectors are not supported by p4sim yet")
+            te = self.expr(k.expr, sc, fc)
+            t = te.type
+            st = strip_newtype(t)
+            if not isinstance(st, (BitT, BoolT)) and not (isinstance(st, EnumT) and st.underlying is not None):
+                raise semantic_error(k.expr.loc, f"a table key must be bit<>, int<>, bool or a serializable enum, not {t}")
+            an = annotation(k.annotations, "name")
+            kname = an.args[0].value if an is not None and an.args and isinstance(an.args[0], ast.StringLiteral) else expr_text(k.expr)
+            keys.append(KeyInfo(kname, k.match_kind, width_of(t), list(k.annotations), t.name if isinstance(t, NewT) else None))
+            key_codes.append(key_code(te))
+        actions: list[ActionRefInfo] = []
+        action_syms: dict[str, Sym] = {}
+        for ref in d.actions:
+            sym = (sc.root() if ref.is_global else sc).lookup(ref.name)
+            if sym is None or sym.kind != "action":
+                raise semantic_error(ref.loc, f"{ref.name}: action not found")
+            if ref.args:
+                raise semantic_error(ref.loc, "actions with bound arguments in a table's action list are not supported by p4sim")
+            scope = "TABLE_AND_DEFAULT"
+            if annotation(ref.annotations, "defaultonly") is not None:
+                scope = "DEFAULT_ONLY"
+            elif annotation(ref.annotations, "tableonly") is not None:
+                scope = "TABLE_ONLY"
+            actions.append(ActionRefInfo(sym.info, scope, list(ref.annotations)))
+            action_syms[ref.name] = sym
+        info = TableInfo(name, pyname, keys, actions, DEFAULT_TABLE_SIZE, annotations=list(d.annotations))
+        info.hidden = annotation(d.annotations, "hidden") is not None
+        # default action
+        if d.default_action is not None:
+            ref = d.default_action
+            sym = action_syms.get(ref.name) or (sc.root() if ref.is_global else sc).lookup(ref.name)
+            if sym is None or sym.kind != "action":
+                raise semantic_error(ref.loc, f"{ref.name}: action not found")
+            if ref.name not in action_syms:
+                raise semantic_error(ref.loc, f"default action {ref.name} is not in the table's actions")
+            info.default_action = sym.info
+            info.default_args = self.action_args(ref, sym, sc)
+            info.default_const = d.default_action_const
+        else:
+            noaction = self.root.lookup("NoAction")
+            if noaction is not None and noaction.kind == "action":
+                info.default_action = noaction.info
+        # entries
+        if d.entries is not None:
+            info.entries_const = d.entries_const
+            prio = len(d.entries)
+            needs_priority = any(k.match_kind in ("ternary", "range", "optional") for k in keys)
+            for ent in d.entries:
+                if len(ent.keysets) != len(keys):
+                    raise semantic_error(ent.loc, f"entry has {len(ent.keysets)} keys, the table has {len(keys)}")
+                matches = [self.entry_match(ks, k, sc) for ks, k in zip(ent.keysets, keys, strict=True)]
+                sym = action_syms.get(ent.action.name)
+                if sym is None:
+                    raise semantic_error(ent.action.loc, f"{ent.action.name} is not one of the table's actions")
+                p = self.const_int(ent.priority, sc, "priority") if ent.priority is not None else (prio if needs_priority else None)
+                info.const_entries.append(ConstEntryInfo(matches, sym.info, self.action_args(ent.action, sym, sc), p))
+                prio -= 1
+        # other properties
+        for prop in d.properties:
+            if prop.name == "size":
+                info.size = self.const_int(prop.value, sc, "table size")
+            elif prop.name in ("counters", "meters", "implementation"):
+                if not isinstance(prop.value, ast.PathExpr):
+                    raise semantic_error(prop.value.loc, f"{prop.name} must name an instance declared in the control")
+                isym = sc.lookup(prop.value.name)
+                if isym is None or isym.kind != "instance":
+                    raise semantic_error(prop.value.loc, f"{prop.value.name}: instance not found")
+                inst = isym.info
+                if prop.name == "counters":
+                    if inst.kind != "direct_counter":
+                        raise semantic_error(prop.loc, "counters must be a direct_counter")
+                    inst.table = name
+                    info.direct_counter = inst.name
+                elif prop.name == "meters":
+                    if inst.kind != "direct_meter":
+                        raise semantic_error(prop.loc, "meters must be a direct_meter")
+                    inst.table = name
+                    info.direct_meter = inst.name
+                else:
+                    raise semantic_error(prop.loc, "action profiles and selectors are not supported by p4sim yet")
+            elif prop.name == "support_timeout":
+                v = self.expr(prop.value, sc, None, BoolT())
+                info.support_timeout = bool(v.const)
+            # any other property (e.g. target-specific ones) is kept out of the program, as BMv2 does
+        binding = "T_" + pyname[4:]
+        lines = [f"def {pyname}(K, L):"]
+        lines.extend(em.lines)
+        key = "(" + "".join(c + ", " for c in key_codes) + ")"
+        lines.append(f"    _hit, _fn, _args = {binding}.lookup({key}, K)")
+        lines.append("    _fn(K, L, *_args)")
+        lines.append("    return (_hit, _fn.__name__)")
+        self.chunks.append("\n".join(lines) + "\n")
+        sc.declare(Sym("table", d.name, None, code=pyname, info=info))
+        self.table_by_name[name] = (info, action_syms)
+        self.model.tables.append(info)
+        return info
+
+    def action_args(self: Compiler, ref: ast.ActionRef, sym: Sym, sc: Scope) -> list[int]:
+        decl: ast.ActionDecl = sym.decl
+        cp_params = [p for p in decl.params if p.direction == ""]
+        call = ast.CallExpr(ast.PathExpr(ref.name), ref.args, loc=ref.loc)
+        if len(ref.args) != len(cp_params):
+            raise semantic_error(ref.loc, f"{ref.name} needs {len(cp_params)} arguments, got {len(ref.args)}")
+        out = []
+        ptypes: list[Type] = sym.value
+        by_name = {p.name: t for p, t in zip(decl.params, ptypes, strict=True)}
+        for p, a in self.bind_args(call, cp_params, f"action {ref.name}"):
+            assert a is not None
+            te = self.expr(a, sc, None, by_name[p.name])
+            if te.const is None:
+                raise semantic_error(a.loc, "action arguments here must be compile-time constants")
+            out.append(int(te.const) & ((1 << width_of(by_name[p.name])) - 1))
+        return out
+
+    def entry_match(self: Compiler, ks: ast.Expr, k: KeyInfo, sc: Scope) -> tuple[str, int | None, int | None]:
+        full = (1 << k.width) - 1
+        if isinstance(ks, (ast.DefaultExpr, ast.DontCareExpr)):
+            return ("dontcare", None, None)
+        if isinstance(ks, ast.MaskExpr):
+            v = self.const_int(ks.value, sc, "key value") & full
+            m = self.const_int(ks.mask, sc, "key mask") & full
+            if k.match_kind == "lpm":
+                plen = bin(m).count("1")
+                if m != (full >> (k.width - plen) << (k.width - plen)) & full:
+                    raise semantic_error(ks.loc, "an lpm mask must be a prefix")
+                return ("lpm", v & m, plen)
+            return ("ternary", v & m, m)
+        if isinstance(ks, ast.RangeExpr):
+            lo = self.const_int(ks.lo, sc, "range bound")
+            hi = self.const_int(ks.hi, sc, "range bound")
+            return ("range", lo & full, hi & full)
+        te = self.expr(ks, sc, None)
+        if te.const is None:
+            raise semantic_error(ks.loc, "entry keys must be compile-time constants")
+        v = int(te.const) & full
+        if k.match_kind == "exact":
+            return ("exact", v, None)
+        if k.match_kind == "ternary":
+            return ("ternary", v, full)
+        if k.match_kind == "lpm":
+            return ("lpm", v, k.width)
+        if k.match_kind == "range":
+            return ("range", v, v)
+        return ("optional", v, None)
+
+    def table_action_by_name(self: Compiler, table: str, action: str, loc: ast.Loc) -> ActionInfo:
+        info, syms = self.table_by_name[table]
+        sym = syms.get(action)
+        if sym is None:
+            raise semantic_error(loc, f"{action} is not an action of table {table}")
+        return sym.info
+
+    def define_value_set(self: Compiler, d: ast.ValueSetDecl, sc: Scope, prefix: str) -> ValueSetInfo:
+        t = self.resolve_type(d.elem_type, sc)
+        st = strip_newtype(t)
+        if isinstance(st, StructLikeT):
+            fields = [(n, width_of(ft)) for n, ft in st.fields]
+        else:
+            fields = [("", width_of(t))]
+        name = self.cp_name(prefix, d.name, d.annotations)
+        pyname = self.names.make("VS", name)
+        info = ValueSetInfo(name, pyname, sum(w for _, w in fields), self.const_int(d.size, sc, "value_set size"), fields, list(d.annotations))
+        self.model.value_sets.append(info)
+        sc.declare(Sym("valueset", d.name, t, code=pyname, info=info))
+        return info

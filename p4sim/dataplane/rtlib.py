@@ -1,0 +1,282 @@
+"""Run-time support for the Python that p4sim-compile generates: value classes, parser
+primitives and v1model extern functions. Generated modules do ``from rtlib import *``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random as _random
+
+from . import hashes
+
+log = logging.getLogger("p4sim.program")
+
+# core.p4 declares these first, in this order, so their codes are fixed in every program.
+ERR_NO_ERROR = 0
+ERR_PACKET_TOO_SHORT = 1
+ERR_NO_MATCH = 2
+ERR_STACK_OUT_OF_BOUNDS = 3
+ERR_HEADER_TOO_SHORT = 4
+ERR_PARSER_TIMEOUT = 5
+ERR_PARSER_INVALID_ARGUMENT = 6
+
+DROP_PORT = 511  # v1model: egress_spec value that drops
+
+
+class ExitSignal(Exception):
+    """``exit``: ends the running top-level control."""
+
+
+class ParserError(Exception):
+    """A parser error: the packet goes on to ingress with standard_metadata.parser_error set."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class ParserReject(Exception):
+    """``transition reject`` with no error of its own."""
+
+
+class AssertionFailure(Exception):
+    """A failed v1model assert()/assume(): BMv2 aborts the switch; p4sim drops the packet."""
+
+
+class Header:
+    __slots__ = ("_valid",)
+
+    def set_valid(self) -> None:
+        self._valid = True
+
+
+class Struct:
+    __slots__ = ()
+
+
+class Union(Struct):
+    """A header union: setting a member valid makes the others invalid."""
+
+    __slots__ = ()
+
+
+class Stack:
+    """A header stack: ``elems`` plus the parser's next index."""
+
+    __slots__ = ("elems", "nxt", "size", "_factory")
+
+    def __init__(self, size: int, factory) -> None:
+        self.size = size
+        self._factory = factory
+        self.elems = [factory() for _ in range(size)]
+        self.nxt = 0
+
+    def _copy(self) -> Stack:
+        o = Stack.__new__(Stack)
+        o.size = self.size
+        o._factory = self._factory
+        o.elems = [e._copy() for e in self.elems]
+        o.nxt = self.nxt
+        return o
+
+    def _set(self, o: Stack) -> None:
+        for mine, theirs in zip(self.elems, o.elems, strict=True):
+            mine._set(theirs)
+        self.nxt = o.nxt
+
+    def _eq(self, o: Stack) -> bool:
+        return all(a._eq(b) for a, b in zip(self.elems, o.elems, strict=True))
+
+    def _emit(self, out: bytearray) -> None:
+        for e in self.elems:
+            e._emit(out)
+
+    def next_elem(self):
+        if self.nxt >= self.size:
+            raise ParserError(ERR_STACK_OUT_OF_BOUNDS)
+        return self.elems[self.nxt]
+
+    def extract_next(self, K) -> None:
+        if self.nxt >= self.size:
+            raise ParserError(ERR_STACK_OUT_OF_BOUNDS)
+        self.elems[self.nxt]._extract(K)
+        self.nxt += 1
+
+    def last_elem(self):
+        if self.nxt == 0:
+            raise ParserError(ERR_STACK_OUT_OF_BOUNDS)
+        return self.elems[self.nxt - 1]
+
+    def at(self, i: int):
+        if 0 <= i < self.size:
+            return self.elems[i]
+        # out of range: reads see an invalid header, writes go nowhere (P4 leaves it undefined)
+        return self._factory()
+
+    def push_front(self, n: int) -> None:
+        if n <= 0:
+            return
+        keep = self.elems[: max(self.size - n, 0)]
+        self.elems = [self._factory() for _ in range(min(n, self.size))] + keep
+        self.nxt = min(self.nxt + n, self.size)
+
+    def pop_front(self, n: int) -> None:
+        if n <= 0:
+            return
+        keep = self.elems[n:]
+        self.elems = keep + [self._factory() for _ in range(self.size - len(keep))]
+        self.nxt = max(self.nxt - n, 0)
+
+
+# --- parser primitives ----------------------------------------------------------------------------
+
+
+def lookahead_bits(K, nbits: int) -> int:
+    nbytes = (nbits + 7) // 8
+    end = K.off + nbytes
+    if end > K.n:
+        raise ParserError(ERR_PACKET_TOO_SHORT)
+    v = int.from_bytes(K.data[K.off:end], "big")
+    return v >> (nbytes * 8 - nbits)
+
+
+def lookahead_header(K, cls):
+    h = cls()
+    end = K.off + cls._nbytes
+    if end > K.n:
+        raise ParserError(ERR_PACKET_TOO_SHORT)
+    h._unpack(int.from_bytes(K.data[K.off:end], "big"))
+    return h
+
+
+def advance(K, nbits: int) -> None:
+    if nbits % 8:
+        raise ParserError(ERR_PARSER_INVALID_ARGUMENT)
+    end = K.off + nbits // 8
+    if end > K.n:
+        raise ParserError(ERR_PACKET_TOO_SHORT)
+    K.off = end
+
+
+def extract_varbit(K, h, nbits: int) -> None:
+    """Two-argument extract: the fixed fields plus ``nbits`` of the (single) varbit field."""
+    widths = h._field_widths
+    names = h.__slots__
+    varbit_max = 0
+    for fname, w in zip(h._field_names, widths, strict=True):
+        if "_w_" + _py(fname) in names:
+            varbit_max = w
+    if nbits > varbit_max:
+        raise ParserError(ERR_HEADER_TOO_SHORT)
+    if nbits % 8:
+        raise ParserError(ERR_PARSER_INVALID_ARGUMENT)
+    total = h._fixed_bits + nbits
+    nbytes = total // 8
+    end = K.off + nbytes
+    if end > K.n:
+        raise ParserError(ERR_PACKET_TOO_SHORT)
+    v = int.from_bytes(K.data[K.off:end], "big")
+    shift = total
+    for fname, w in zip(h._field_names, widths, strict=True):
+        attr = _py(fname)
+        if "_w_" + attr in names:
+            w = nbits
+            setattr(h, "_w_" + attr, nbits)
+        shift -= w
+        fv = (v >> shift) & ((1 << w) - 1)
+        setattr(h, attr, fv)
+    h._valid = True
+    K.off = end
+
+
+def emit_varbit_header(h, out: bytearray) -> None:
+    names = h.__slots__
+    v = 0
+    total = 0
+    for fname, w in zip(h._field_names, h._field_widths, strict=True):
+        attr = _py(fname)
+        if "_w_" + attr in names:
+            w = getattr(h, "_w_" + attr)
+        v = (v << w) | (getattr(h, attr) & ((1 << w) - 1))
+        total += w
+    out += v.to_bytes(total // 8, "big")
+
+
+def _py(name: str) -> str:
+    import keyword
+
+    return name + "_" if keyword.iskeyword(name) else name
+
+
+def parser_verify(cond: bool, err: int) -> None:
+    if not cond:
+        raise ParserError(err)
+
+
+# --- v1model extern functions ---------------------------------------------------------------------
+
+
+def mark_to_drop(sm) -> None:
+    sm.egress_spec = DROP_PORT
+    sm.mcast_grp = 0
+
+
+def v1_hash(algo: str, base: int, data: tuple, maximum: int) -> int:
+    return hashes.hash_v1model(algo, base, data, maximum)
+
+
+def v1_random(lo: int, hi: int) -> int:
+    if hi < lo:
+        return lo
+    return _random.randint(lo, hi)
+
+
+def v1_assert(cond: bool, where: str) -> None:
+    if not cond:
+        raise AssertionFailure(where)
+
+
+def v1_log_msg(msg: str, data: tuple) -> None:
+    if data:
+        parts = iter(v for v, _ in data)
+        out = []
+        i = 0
+        while i < len(msg):
+            if msg.startswith("{}", i):
+                out.append(str(next(parts, "{}")))
+                i += 2
+            else:
+                out.append(msg[i])
+                i += 1
+        msg = "".join(out)
+    log.info("%s", msg)
+
+
+def _checksum_input(K, data: tuple, with_payload: bool) -> bytes:
+    buf = hashes.pack_fields(data)
+    if with_payload:
+        buf += K.payload()
+    return buf
+
+
+def v1_checksum(K, data: tuple, algo: str, with_payload: bool, width: int) -> int:
+    return hashes.compute(algo, _checksum_input(K, data, with_payload)) & ((1 << width) - 1)
+
+
+def v1_verify_checksum(K, cond: bool, data: tuple, expected: int, algo: str, with_payload: bool) -> None:
+    if not cond:
+        return
+    got = hashes.compute(algo, _checksum_input(K, data, with_payload))
+    width = hashes.output_width(algo)
+    if width:
+        got &= (1 << width) - 1
+    if got != expected:
+        K.sm.checksum_error = 1
+
+
+__all__ = [
+    "ExitSignal", "ParserError", "ParserReject", "AssertionFailure", "Header", "Struct", "Union",
+    "Stack", "lookahead_bits", "lookahead_header", "advance", "extract_varbit", "emit_varbit_header",
+    "parser_verify", "mark_to_drop", "v1_hash", "v1_random", "v1_assert", "v1_log_msg",
+    "v1_checksum", "v1_verify_checksum",
+]
