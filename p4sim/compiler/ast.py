@@ -9,7 +9,6 @@ syntactic references, and widths are unevaluated expressions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -667,26 +666,26 @@ class ControlDecl(Decl):
     body: BlockStmt
 
 
-TopDecl = Union[
-    HeaderDecl,
-    HeaderUnionDecl,
-    StructDecl,
-    EnumDecl,
-    ErrorDecl,
-    MatchKindDecl,
-    TypedefDecl,
-    TopConstDecl,
-    ExternDecl,
-    ExternFunctionDecl,
-    FunctionDecl,
-    ActionDecl,
-    ParserTypeDecl,
-    ControlTypeDecl,
-    PackageTypeDecl,
-    ParserDecl,
-    ControlDecl,
-    Instantiation,
-]
+TopDecl = (
+    HeaderDecl
+    | HeaderUnionDecl
+    | StructDecl
+    | EnumDecl
+    | ErrorDecl
+    | MatchKindDecl
+    | TypedefDecl
+    | TopConstDecl
+    | ExternDecl
+    | ExternFunctionDecl
+    | FunctionDecl
+    | ActionDecl
+    | ParserTypeDecl
+    | ControlTypeDecl
+    | PackageTypeDecl
+    | ParserDecl
+    | ControlDecl
+    | Instantiation
+)
 
 
 @dataclass

@@ -427,6 +427,14 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
             else:
                 raise invalid("unspecified SetForwardingPipelineConfig action")
 
+    def install_pipeline(self, config: p4runtime_pb2.ForwardingPipelineConfig) -> None:
+        """Commit a pipeline from the switch's own start-up (a program given on the command
+        line), as if a controller had sent VERIFY_AND_COMMIT; raises P4RTError if rejected."""
+        request = p4runtime_pb2.SetForwardingPipelineConfigRequest()
+        request.config.CopyFrom(config)
+        with self._pipe_lock:
+            self._commit(config, self._build_state(request))
+
     def _install_for_rpc(self, config, state: SwitchState) -> None:
         stored = p4runtime_pb2.ForwardingPipelineConfig()
         stored.CopyFrom(config)
