@@ -28,6 +28,8 @@ class ActionInfo:
     params: list[ParamInfo]
     annotations: list[ast.Annotation] = field(default_factory=list)
     hidden: bool = False
+    # P4Info: None = not told by the elaborator (p4info.py then infers it from the generated code)
+    used: bool | None = None  # referenced by an applied table, a call or another action (p4c drops the rest)
 
 
 @dataclass
@@ -76,6 +78,8 @@ class TableInfo:
     support_timeout: bool = False
     annotations: list[ast.Annotation] = field(default_factory=list)
     hidden: bool = False
+    # P4Info: p4c removes tables that are never applied (None = infer from the generated code)
+    applied: bool | None = None
 
 
 @dataclass
@@ -107,6 +111,9 @@ class ValueSetInfo:
     size: int
     fields: list[tuple[str, int]]
     annotations: list[ast.Annotation] = field(default_factory=list)
+    used: bool | None = None  # p4c removes value sets no select() uses (None = infer)
+    # per struct field: its annotations (@id, @match(kind), others are copied to P4Info)
+    field_annotations: dict[str, list[ast.Annotation]] = field(default_factory=dict)
 
 
 @dataclass
@@ -114,6 +121,24 @@ class ControllerHeaderInfo:
     name: str  # "packet_in" / "packet_out"
     header: StructLikeT
     annotations: list[ast.Annotation] = field(default_factory=list)
+    # per header field: its annotations (@id gives the metadata id; others are copied to P4Info)
+    field_annotations: dict[str, list[ast.Annotation]] = field(default_factory=dict)
+
+
+@dataclass
+class BlockUse:
+    """A parser or control instance as p4c's evaluator walks it, for P4Info ordering and pruning.
+
+    p4c emits actions control by control (in V1Switch parameter order): first the top-level
+    actions the control references (in first-reference order), then the control's own actions
+    in declaration order; tables and externs follow the same control order.
+    """
+
+    name: str  # control-plane name of the instance
+    kind: str  # "parser" | "control"
+    actions: list[str] = field(default_factory=list)  # actions declared in it, declaration order
+    references: list[str] = field(default_factory=list)  # actions it references, first-reference order
+    tables: list[str] = field(default_factory=list)  # tables declared in it, declaration order
 
 
 @dataclass
@@ -129,6 +154,12 @@ class ProgramModel:
     entry_points: dict[str, str] = field(default_factory=dict)  # stage -> generated function
     struct_types: dict[str, StructLikeT] = field(default_factory=dict)
     type_aliases: dict[str, Type] = field(default_factory=dict)
+    # P4Info: blocks in evaluation order (empty = p4info.py infers them from ``source``)
+    blocks: list[BlockUse] = field(default_factory=list)
+    # P4Info: ``type``-declared types by name, for type_info.new_types and @p4runtime_translation
+    new_types: dict[str, Type] = field(default_factory=dict)
+    # P4Info: annotations on the ``main`` instantiation (@pkginfo and others go to pkg_info)
+    main_annotations: list[ast.Annotation] = field(default_factory=list)
 
     def action(self, name: str) -> ActionInfo | None:
         for a in self.actions:
