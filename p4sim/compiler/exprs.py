@@ -6,6 +6,7 @@ constants (where a value is required) and packet-time expressions (where code is
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +102,9 @@ def const_code(v: Any) -> str:
         return "(" + "".join(const_code(x) + ", " for x in v) + ")"
     raise TypeError(f"no code for constant {v!r}")
 
+
+# code that names a value (so evaluating it twice is cheap and has no side effects)
+_SIMPLE_CODE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 _ARITH = {"+", "-", "*", "/", "%", "|+|", "|-|", "&", "|", "^"}
 _CMP = {"==", "!=", "<", ">", "<=", ">="}
@@ -422,8 +426,14 @@ class ExprMixin:
                 raise semantic_error(e.loc, "shifting an int needs a constant amount; give the value a width")
             if op == "<<":
                 if b.is_const and b.const >= ta.width:
-                    return TExpr("0", a.type, None) if True else None
-                return TExpr(wrap_code(f"({a.code} << {b.code})", ta), a.type)
+                    return TExpr("0", a.type, 0)
+                shifted = wrap_code(f"({a.code} << {b.code})", ta)
+                if b.is_const or (isinstance(tb, BitT) and tb.width <= 8):
+                    return TExpr(shifted, a.type)
+                # a wide run-time amount (up to 2**32-1) would build a huge Python int first
+                if _SIMPLE_CODE.fullmatch(b.code):
+                    return TExpr(f"({shifted} if {b.code} < {ta.width} else 0)", a.type)
+                return TExpr(wrap_code(f"shl({a.code}, {b.code}, {ta.width})", ta), a.type)
             return TExpr(f"({a.code} >> {b.code})", a.type)
         a = self.expr(e.left, sc, fc)
         b = self.expr(e.right, sc, fc)

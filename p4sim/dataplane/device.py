@@ -56,13 +56,14 @@ class P4SimDevice:
 
     def verify_pipeline(self, p4info: p4info_pb2.P4Info, device_config: bytes) -> None:
         model = self._model(device_config)
-        names = {(k, e.preamble.name) for k in ("tables", "actions") for e in getattr(p4info, k)}
-        for t in model.tables:
-            if ("tables", t.name) not in names:
-                raise PipelineConfigError(f"the P4Info does not describe this program: no table {t.name}")
-        for a in model.actions:
-            if ("actions", a.name) not in names and not a.hidden:
-                raise PipelineConfigError(f"the P4Info does not describe this program: no action {a.name}")
+        # p4c leaves never-applied tables and unused actions out of P4Info, so check the other
+        # way round: everything the P4Info names must exist in the program.
+        have = {("tables", t.name) for t in model.tables} | {("actions", a.name) for a in model.actions}
+        for kind in ("tables", "actions"):
+            for ent in getattr(p4info, kind):
+                if (kind, ent.preamble.name) not in have:
+                    raise PipelineConfigError(
+                        f"the P4Info does not describe this program: no {kind[:-1]} {ent.preamble.name}")
 
     def commit_pipeline(self, p4info: p4info_pb2.P4Info, device_config: bytes, state: SwitchState) -> None:
         model = self._model(device_config)

@@ -174,7 +174,7 @@ class LoadedProgram:
         for t in model.tables:
             tid = ids.get(("tables", t.name))
             if tid is None:
-                raise ValueError(f"P4Info has no table {t.name}")
+                continue  # never applied: p4c leaves it out of P4Info and no code calls it
             table = state.table(tid)
             fns = {ids[("actions", ar.action.name)]: self.ns[ar.action.pyname] for ar in t.actions}
             self.ns["T_" + t.pyname[4:]] = TableBinding(t.name, table, fns, tid, t.direct_meter is not None)

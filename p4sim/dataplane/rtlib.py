@@ -216,6 +216,11 @@ def parser_verify(cond: bool, err: int) -> None:
 # --- v1model extern functions ---------------------------------------------------------------------
 
 
+def shl(a: int, n: int, width: int) -> int:
+    """``a << n`` for an amount that may be far beyond the width (the result is then 0)."""
+    return a << n if n < width else 0
+
+
 def mark_to_drop(sm) -> None:
     sm.egress_spec = DROP_PORT
     sm.mcast_grp = 0
@@ -277,6 +282,6 @@ def v1_verify_checksum(K, cond: bool, data: tuple, expected: int, algo: str, wit
 __all__ = [
     "ExitSignal", "ParserError", "ParserReject", "AssertionFailure", "Header", "Struct", "Union",
     "Stack", "lookahead_bits", "lookahead_header", "advance", "extract_varbit", "emit_varbit_header",
-    "parser_verify", "mark_to_drop", "v1_hash", "v1_random", "v1_assert", "v1_log_msg",
+    "parser_verify", "shl", "mark_to_drop", "v1_hash", "v1_random", "v1_assert", "v1_log_msg",
     "v1_checksum", "v1_verify_checksum",
 ]

@@ -80,3 +80,29 @@ def sim_from_source(tmp_path: Path, body: str, cpu_port: int | None = 255, prelu
     src = tmp_path / "prog.p4"
     src.write_text((V1_PRELUDE if prelude else "") + textwrap.dedent(body))
     return Sim(compile_file(src), cpu_port)
+
+
+def v1_program(decls: str, ingress: str, *, parser: str = "state start { pkt.extract(hdr.h); transition accept; }",
+               egress: str = "", deparser: str = "pkt.emit(hdr);", ingress_locals: str = "",
+               egress_locals: str = "", parser_locals: str = "", verify: str = "", compute: str = "") -> str:
+    """A V1Switch program from its pieces: ``decls`` declares headers_t and meta_t (and anything
+    else); the rest are the bodies of the six blocks (parameters hdr, m, sm, pkt)."""
+    return f"""
+{textwrap.dedent(decls)}
+parser P(packet_in pkt, out headers_t hdr, inout meta_t m, inout standard_metadata_t sm) {{
+    {parser_locals}
+    {parser}
+}}
+control VC(inout headers_t hdr, inout meta_t m) {{ apply {{ {verify} }} }}
+control I(inout headers_t hdr, inout meta_t m, inout standard_metadata_t sm) {{
+    {ingress_locals}
+    apply {{ {ingress} }}
+}}
+control E(inout headers_t hdr, inout meta_t m, inout standard_metadata_t sm) {{
+    {egress_locals}
+    apply {{ {egress} }}
+}}
+control CC(inout headers_t hdr, inout meta_t m) {{ apply {{ {compute} }} }}
+control D(packet_out pkt, in headers_t hdr) {{ apply {{ {deparser} }} }}
+V1Switch(P(), VC(), I(), E(), CC(), D()) main;
+"""
