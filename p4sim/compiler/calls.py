@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import ast
+from .errors import CompileError
 from .exprs import LValue, TExpr, const_code, wrap_code
 from .symbols import FnCtx, Scope, py_ident, semantic_error
 from .types import (
@@ -126,6 +127,10 @@ class CallMixin:
             if m == "isValid":
                 return TExpr(f"{base.code}._valid", BoolT())
             if m == "setValid":
+                union = self.union_of(f.expr, sc, fc)
+                if union is not None:
+                    fc.em.line(f"{base.code}.set_valid()")
+                    return TExpr(f"{union}._valid_only({base.code})", VoidT())
                 return TExpr(f"{base.code}.set_valid()", VoidT())
             if m == "setInvalid":
                 return TExpr(f"{base.code}._valid = False", VoidT())
@@ -137,6 +142,16 @@ class CallMixin:
             n = self.const_int(e.args[0].value, sc, f"{m} count")
             return TExpr(f"{base.code}.{m}({n})", VoidT())
         raise semantic_error(f.loc, f"a value of type {base.type} has no method {m}")
+
+    def union_of(self: Compiler, e: ast.Expr, sc: Scope, fc: FnCtx) -> str | None:
+        """Code of the header union whose member ``e`` is, or None."""
+        if not isinstance(e, ast.MemberExpr):
+            return None
+        try:
+            parent = self.expr(e.expr, sc, fc)
+        except CompileError:  # not a value (a type name, say): not a union member
+            return None
+        return parent.code if isinstance(strip_newtype(parent.type), UnionT) else None
 
     def packet_call(self: Compiler, e: ast.CallExpr, base: TExpr, bt: ExternT, m: str, sc: Scope, fc: FnCtx, want: Type | None) -> TExpr:
         if bt.name == "packet_in":
@@ -159,6 +174,10 @@ class CallMixin:
                 if ".next_elem()" in lv.target or lv.target.endswith("next_elem()"):
                     stack = lv.target[: -len(".next_elem()")]
                     return TExpr(f"{stack}.extract_next(K)", VoidT())
+                union = self.union_of(e.args[0].value, sc, fc)
+                if union is not None:
+                    fc.em.line(f"{lv.target}._extract(K)")
+                    return TExpr(f"{union}._valid_only({lv.target})", VoidT())
                 return TExpr(f"{lv.target}._extract(K)", VoidT())
             if m == "lookahead":
                 if len(e.type_args) != 1 or e.args:

@@ -196,6 +196,10 @@ def struct_class(t: StructT | UnionT) -> str:
     if not emitted:
         lines.append("        pass")
     if isinstance(t, UnionT):
+        # BMv2: a member made valid (setValid, extract, assignment) invalidates the others
+        lines.append("    def _valid_only(self, keep):")
+        for n in names:
+            lines.append(f"        if self.{n} is not keep: self.{n}._valid = False")
         lines.append("    def _isvalid(self):")
         lines.append(f"        return {' or '.join('self.' + n + '._valid' for n in names) or 'False'}")
     return "\n".join(lines) + "\n"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from . import ast
 from .exprs import TExpr
 from .symbols import Emitter, FnCtx, Scope, py_ident, semantic_error
-from .types import BoolT, ExternT, StructLikeT, TupleT, Type, strip_newtype
+from .types import BoolT, ExternT, StackT, StructLikeT, TupleT, Type, strip_newtype
 
 if TYPE_CHECKING:
     from .elaborate import BlockInstance, Compiler
@@ -47,6 +47,11 @@ class ParserMixin:
         lines.append(f"    s = {state_fn['start']}")
         lines.append("    while s is not None:")
         lines.append("        s = s(K, L)")
+        # scalar out/inout parameters go back to the caller (a sub-parser's apply)
+        outs = [f"L.p_{py_ident(p.name)}" for p, pt in zip(inst.apply_params, inst.apply_types, strict=True)
+                if p.direction in ("out", "inout") and not isinstance(strip_newtype(pt), (ExternT, StructLikeT, StackT))]
+        if outs:
+            lines.append(f"    return ({', '.join(outs)},)")
         chunks.append("\n".join(lines) + "\n")
         self.chunks.extend(chunks)
 
@@ -84,7 +89,10 @@ class ParserMixin:
             em.line(f"if {cond}:")
             with em.indent():
                 em.line(target)
-        em.line("raise ParserError(ERR_NoMatch)")
+        # No case matched. The spec says error.NoMatch, but p4c's BMv2 back end adds no implicit
+        # default (its simple_switch mid end lacks HandleNoMatch), so BMv2 ends parsing as if
+        # accepted, with parser_error still NoError.
+        em.line("return None")
 
     def keyset_condition(self: Compiler, ks: ast.Expr, keys: list[TExpr], knames: list[str], sc: Scope) -> str:
         if isinstance(ks, (ast.DefaultExpr, ast.DontCareExpr)):

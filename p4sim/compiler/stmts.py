@@ -13,6 +13,7 @@ from .types import (
     BoolT,
     EnumT,
     ErrorT,
+    HeaderT,
     StackT,
     StructLikeT,
     VoidT,
@@ -43,6 +44,10 @@ class StmtMixin:
                 # aggregate assignment copies: evaluate first so ``a = a`` style aliasing is safe
                 pass
             self.assign_to(lv, te, fc, s.loc)
+            if isinstance(strip_newtype(lv.type), HeaderT) and lv.slice is None:
+                union = self.union_of(s.lhs, sc, fc)
+                if union is not None:
+                    em.line(f"if {lv.target}._valid: {union}._valid_only({lv.target})")
         elif isinstance(s, ast.CallStmt):
             te = self.call(s.call, sc, fc, None)
             if te.code and te.code != "None":

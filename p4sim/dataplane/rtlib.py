@@ -166,8 +166,7 @@ def extract_varbit(K, h, nbits: int) -> None:
     for fname, w in zip(h._field_names, widths, strict=True):
         if "_w_" + _py(fname) in names:
             varbit_max = w
-    if nbits > varbit_max:
-        raise ParserError(ERR_HEADER_TOO_SHORT)
+    # BMv2's order of checks (bm_sim/parser.cpp extract_VL): alignment, data left, maximum
     if nbits % 8:
         raise ParserError(ERR_PARSER_INVALID_ARGUMENT)
     total = h._fixed_bits + nbits
@@ -175,6 +174,8 @@ def extract_varbit(K, h, nbits: int) -> None:
     end = K.off + nbytes
     if end > K.n:
         raise ParserError(ERR_PACKET_TOO_SHORT)
+    if nbits > varbit_max:
+        raise ParserError(ERR_HEADER_TOO_SHORT)
     v = int.from_bytes(K.data[K.off:end], "big")
     shift = total
     for fname, w in zip(h._field_names, widths, strict=True):

@@ -73,7 +73,8 @@ class PacketContext:
         self.recirculate = field_list
 
     def truncate_to(self, nbytes: int) -> None:
-        self.trunc = nbytes
+        # BMv2 keeps the smallest length asked for (bm_sim Packet::truncate)
+        self.trunc = nbytes if not self.trunc else min(self.trunc, nbytes)
 
     def digest(self, name: str, values: Callable[[], tuple]) -> None:
         # BMv2 reads the digest's fields when ingress ends, not at the call: keep the thunk
@@ -128,6 +129,9 @@ class V1Switch:
                 except AssertionFailure as exc:
                     log.error("assert failed at %s: packet dropped", exc)
                     self.packets_dropped += 1
+                except Exception:  # a program fault must not take the switch down
+                    log.exception("packet processing failed: packet dropped")
+                    self.packets_dropped += 1
 
     # -- pipeline stages ------------------------------------------------------------------------
 
@@ -177,8 +181,10 @@ class V1Switch:
             if did is not None:
                 prog.state.emit_digest(did, tuple(thunk()))
         if K.resubmit is not False:
+            # BMv2 resets all metadata (standard_metadata too, so ingress_port reads 0) and
+            # copies the field list back (simple_switch.cpp, copy_field_list_and_set_type)
             fl = K.resubmit
-            work.append(("ingress", (port, frame, PKT_RESUBMIT, K.meta, prog.field_lists.get(fl) if fl is not None else None)))
+            work.append(("ingress", (0, frame, PKT_RESUBMIT, K.meta, prog.field_lists.get(fl) if fl is not None else None)))
             return
         mgid = sm.mcast_grp
         if mgid:
@@ -195,6 +201,7 @@ class V1Switch:
         if sm.egress_spec == self.drop_port:
             self.packets_dropped += 1
             return
+        sm.instance_type = PKT_NORMAL  # even for a resubmitted or recirculated packet, as BMv2
         work.append(("egress", (sm.egress_spec, K, K.hdr, K.meta, sm)))
 
     def _clone(self, prog: LoadedProgram, work: deque, K: PacketContext, frame: bytes, reparse: bool) -> None:
@@ -206,6 +213,9 @@ class V1Switch:
         preserve = prog.field_lists.get(fl) if fl is not None else None
         for eport, rid in replicas:
             C = PacketContext(frame, K.now_ns)
+            # BMv2 resets every metadata field of the copy (standard_metadata included) and then
+            # copies the field list (simple_switch.cpp: copy_field_list_and_set_type,
+            # clone_with_phv_reset_metadata)
             if reparse:
                 C.hdr = prog.headers_class()
                 C.meta = prog.metadata_class()
@@ -213,12 +223,14 @@ class V1Switch:
                 C.sm.parser_error = ERR_NO_ERROR
                 self._parse(prog, C)
                 C.meta = prog.metadata_class()
+                C.sm = prog.std_class()
+                C.sm.instance_type = PKT_INGRESS_CLONE
+                C.sm.packet_length = len(frame)
             else:
                 C.data, C.n, C.off = K.data, K.n, K.off
                 C.hdr = K.hdr._copy()
                 C.meta = prog.metadata_class()
                 C.sm = prog.std_class()
-                C.sm.ingress_port = K.sm.ingress_port
                 C.sm.packet_length = K.sm.packet_length
                 C.sm.instance_type = PKT_EGRESS_CLONE
             if preserve is not None:
@@ -243,7 +255,9 @@ class V1Switch:
         E.outs = ()
         E.hdr, E.meta, E.sm = hdr, meta, sm
         sm.egress_port = port
-        sm.egress_spec = port
+        # BMv2 sets egress_spec to drop_port + 1 so that egress does not drop by default; on
+        # the 9-bit field that reads as 0
+        sm.egress_spec = 0
         sm.egress_global_timestamp = ((E.now_ns - self.start_ns) // 1000) & 0xFFFFFFFFFFFF
         try:
             prog.stages["egress"](E, hdr, meta, sm)
@@ -267,8 +281,9 @@ class V1Switch:
         if E.trunc and len(frame) > E.trunc:
             frame = frame[: E.trunc]
         if E.recirculate is not False:
+            # metadata reset as for resubmit: ingress_port reads 0 in the next pass
             fl = E.recirculate
-            work.append(("ingress", (port, frame, PKT_RECIRC, meta, prog.field_lists.get(fl) if fl is not None else None)))
+            work.append(("ingress", (0, frame, PKT_RECIRC, meta, prog.field_lists.get(fl) if fl is not None else None)))
             return
         self.packets_out += 1
         self.output(port, frame)
