@@ -131,13 +131,13 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin):
             te = self.expr(d.value, sc, None, t)
             if te.const is None:
                 raise semantic_error(d.value.loc, f"{d.name}: initializer is not a compile-time constant")
-            sc.declare(Sym("const", d.name, t, value=te.const))
+            sc.declare(Sym("const", d.name, t, value=te.const), d.loc)
         elif isinstance(d, ast.ConstDecl):
             t = self.resolve_type(d.type, sc)
             te = self.expr(d.value, sc, None, t)
             if te.const is None:
                 raise semantic_error(d.value.loc, f"{d.name}: initializer is not a compile-time constant")
-            sc.declare(Sym("const", d.name, t, value=te.const))
+            sc.declare(Sym("const", d.name, t, value=te.const), d.loc)
         elif isinstance(d, ast.ExternDecl):
             self.extern_decls[d.name] = d
             sc.declare(Sym("type", d.name, None, decl=d))
@@ -362,7 +362,7 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin):
                 continue
             attr = "p_" + py_ident(p.name)
             slots.append(attr)
-            bsc.declare(Sym("var", p.name, pt, code=f"L.{attr}", readonly=(p.direction == "in" and not isinstance(spt, (StructLikeT, StackT)))))
+            bsc.declare(Sym("var", p.name, pt, code=f"L.{attr}", readonly=p.direction == "in"))
         em = Emitter()
         fc = FnCtx(em, "control" if kind == "control" else "parser", block_name=name)
         for local in decl.locals:
@@ -473,7 +473,7 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin):
                 fc.out_params.append(local)
                 asc.declare(Sym("var", p.name, pt, code=local))
             else:
-                asc.declare(Sym("var", p.name, pt, code=pn, readonly=(p.direction in ("", "in") and not isinstance(spt, (StructLikeT, StackT)))))
+                asc.declare(Sym("var", p.name, pt, code=pn, readonly=p.direction in ("", "in")))
         self.block(d.body.stmts, asc, fc)
         if fc.out_params:
             em.line(f"return ({', '.join(fc.out_params)},)")
@@ -513,7 +513,7 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin):
                 ffc.out_params.append(local)
                 fsc.declare(Sym("var", p.name, pt, code=local))
             else:
-                fsc.declare(Sym("var", p.name, pt, code=pn, readonly=p.direction == "in" and not isinstance(spt, (StructLikeT, StackT))))
+                fsc.declare(Sym("var", p.name, pt, code=pn, readonly=p.direction == "in"))
         self.function_cache[key] = (pyname, ptypes, rtype)
         self.block(d.body.stmts, fsc, ffc)
         if ffc.out_params and isinstance(rtype, VoidT):

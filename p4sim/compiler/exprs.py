@@ -580,6 +580,13 @@ class ExprMixin:
     # -- places ---------------------------------------------------------------------------------
 
     def lvalue(self: Compiler, e: ast.Expr, sc: Scope, fc: FnCtx) -> LValue:
+        root = e
+        while isinstance(root, (ast.MemberExpr, ast.IndexExpr, ast.SliceExpr)):
+            root = root.expr
+        if root is not e and isinstance(root, ast.PathExpr):
+            rsym = (sc.root() if root.is_global else sc).lookup(root.name)
+            if rsym is not None and rsym.kind == "var" and rsym.readonly:
+                raise semantic_error(e.loc, f"{root.name} is a read-only (in) parameter: its parts cannot be assigned")
         if isinstance(e, ast.PathExpr):
             sym = (sc.root() if e.is_global else sc).lookup(e.name)
             if sym is None:

@@ -85,14 +85,14 @@ class StmtMixin:
         elif isinstance(s, ast.ConstDecl):
             t = self.resolve_type(s.type, sc)
             te = self.expr(s.value, sc, None, t)
-            sc.declare(Sym("const", s.name, t, value=te.const))
+            sc.declare(Sym("const", s.name, t, value=te.const), s.loc)
         else:
             raise semantic_error(s.loc, f"unsupported statement {type(s).__name__}")
 
     def local_var(self: Compiler, s: ast.VarDecl, sc: Scope, fc: FnCtx) -> None:
         t = self.resolve_type(s.type, sc)
         name = fc.fresh_local(s.name)
-        sym = sc.declare(Sym("var", s.name, t, code=name))
+        sym = sc.declare(Sym("var", s.name, t, code=name), s.loc)
         if s.init is not None:
             te = self.expr(s.init, sc, fc, t)
             if isinstance(strip_newtype(t), (StructLikeT, StackT)):

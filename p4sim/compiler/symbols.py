@@ -37,7 +37,14 @@ class Scope:
         self.kind = kind
         self.names: dict[str, Sym] = {}
 
-    def declare(self, sym: Sym) -> Sym:
+    def declare(self, sym: Sym, loc: ast.Loc | None = None) -> Sym:
+        old = self.names.get(sym.name)
+        # functions and extern functions may be overloaded; anything else declared twice in
+        # one scope is an error, as in p4c
+        if old is not None and not (old.kind == sym.kind and sym.kind in ("extfunc", "function")):
+            if loc is None:
+                loc = getattr(sym.decl, "loc", None)
+            raise semantic_error(loc, f"{sym.name}: duplicate declaration (the first one is of a {old.kind})")
         self.names[sym.name] = sym
         return sym
 
