@@ -75,6 +75,9 @@ def compile_main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"p4sim-compile: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return 1
+    except ValueError as exc:  # e.g. a P4Info file name whose suffix names no format
+        print(f"p4sim-compile: error: {exc}", file=sys.stderr)
+        return 1
     except RecursionError:
         print(f"{args.source}: error: program nests too deeply for p4sim", file=sys.stderr)
         return 1

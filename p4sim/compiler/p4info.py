@@ -843,9 +843,10 @@ def write_p4info_text(p4info: p4info_pb2.P4Info, path: str | Path) -> None:
     Path(path).write_text(p4info_text(p4info))
 
 
-def write_p4info(p4info: p4info_pb2.P4Info, path: str | Path) -> None:
-    """Write P4Info in the format the suffix names: .txt/.txtpb text, .json JSON, .bin binary."""
-    fmt = p4info_format(path)
+def write_p4info(p4info: p4info_pb2.P4Info, path: str | Path, fmt: str | None = None) -> None:
+    """Write P4Info in the format the suffix names (.txt/.txtpb text, .json JSON, .bin binary),
+    or in ``fmt`` ("text", "json", "binary") when given, as p4c's --p4runtime-format."""
+    fmt = p4info_format(path) if fmt is None else fmt
     if fmt == "text":
         write_p4info_text(p4info, path)
     elif fmt == "json":

@@ -2,6 +2,10 @@
 #include <core.p4>
 #include <v1model.p4>
 
+#ifndef ROUTES_SIZE
+#define ROUTES_SIZE 1024
+#endif
+
 typedef bit<48> mac_addr_t;
 typedef bit<32> ipv4_addr_t;
 
@@ -74,7 +78,7 @@ control RouterIngress(inout headers_t hdr, inout metadata_t meta,
     table ipv4_lpm {
         key = { hdr.ipv4.dst_addr: lpm; }
         actions = { forward; drop; NoAction; }
-        size = 1024;
+        size = ROUTES_SIZE;
         default_action = drop();
     }
     apply {

@@ -1,0 +1,154 @@
+"""``make demo`` (for now): a p4sim router between two Linux hosts, programmed over P4Runtime.
+
+Compiles p4sim/examples/l3_forward.p4, starts ``p4sim`` on two veth ports, installs routes with
+p4runtime-shell, and pings from one network namespace to the other through the switch.
+Everything it creates is removed on exit, on Ctrl-C and on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from p4sim import netdev
+
+EXAMPLE = Path(__file__).parent / "examples" / "l3_forward.p4"
+SWITCH_MAC = "02:00:00:00:00:fe"
+HOSTS = {  # port: (host address, gateway address, host MAC)
+    1: ("10.0.1.1", "10.0.1.254", "02:00:00:00:01:01"),
+    2: ("10.0.2.1", "10.0.2.254", "02:00:00:00:02:01"),
+}
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"p4sim exited with status {proc.returncode} (see its log)")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError("p4sim did not start listening in time")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="p4sim.demo", description=__doc__.splitlines()[0])
+    ap.add_argument("--build-dir", default="build")
+    ap.add_argument("--log-dir", default="logs")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    build, logs = Path(args.build_dir), Path(args.log_dir)
+    build.mkdir(parents=True, exist_ok=True)
+    logs.mkdir(parents=True, exist_ok=True)
+    bindir = Path(sys.executable).parent
+
+    say("== p4sim demo: an IPv4 router in P4, two Linux hosts, P4Runtime in between ==")
+    json_out, p4info_out = build / "l3_forward.p4sim.json", build / "l3_forward.p4info.txtpb"
+    say(f"[1/5] compiling {EXAMPLE.name} with p4sim-compile")
+    rc = subprocess.run([str(bindir / "p4sim-compile"), str(EXAMPLE), "-o", str(json_out),
+                         "--p4runtime-files", str(p4info_out)]).returncode
+    if rc != 0:
+        return rc
+    netdev.cleanup_stale("p4d")
+    try:
+        netdev.require_netns()
+    except netdev.NetdevUnavailable as exc:
+        say(f"cannot build the demo topology: {exc}")
+        return 1
+    proc: subprocess.Popen | None = None
+    interrupted = False
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    with netdev.Topology("p4d") as topo:
+        try:
+            say("[2/5] building hosts h1, h2 in network namespaces, veth pairs to switch ports 1 and 2")
+            ifaces = {}
+            names = {}
+            for port, (addr, gw, mac) in HOSTS.items():
+                ns = topo.add_netns()
+                names[port] = ns
+                pair = topo.add_veth(ns_a=ns, mac_a=mac)
+                ifaces[port] = pair.b
+                topo.exec(ns, ["ip", "link", "set", pair.a, "name", "eth0"])
+                topo.add_address("eth0", f"{addr}/24", netns=ns)
+                topo.add_route("default", via=gw, netns=ns)
+                topo.add_neighbor(gw, SWITCH_MAC, "eth0", netns=ns)
+            grpc_port = free_port()
+            say(f"[3/5] starting p4sim (ports 1@{ifaces[1]} 2@{ifaces[2]}, P4Runtime on 127.0.0.1:{grpc_port})")
+            log_file = logs / "p4sim-demo.log"
+            proc = subprocess.Popen(
+                [str(bindir / "p4sim"), "--device-id", "1", "-i", f"1@{ifaces[1]}", "-i", f"2@{ifaces[2]}",
+                 "--no-p4", "--grpc-server-addr", f"127.0.0.1:{grpc_port}", "--log-file", str(log_file)],
+                stdout=subprocess.DEVNULL, stderr=open(log_file.with_suffix(".err"), "w"))  # noqa: SIM115
+            wait_listening(grpc_port, proc)
+            say("[4/5] pushing the pipeline and two routes with p4runtime-shell")
+            import p4runtime_sh.shell as sh
+
+            sh.setup(device_id=1, grpc_addr=f"127.0.0.1:{grpc_port}", election_id=(0, 1),
+                     config=sh.FwdPipeConfig(str(p4info_out), str(json_out)))
+            try:
+                for port, (addr, _gw, mac) in HOSTS.items():
+                    te = sh.TableEntry("RouterIngress.ipv4_lpm")(action="RouterIngress.forward")
+                    prefix = re.sub(r"\.\d+$", ".0", addr) + "/24"
+                    te.match["hdr.ipv4.dst_addr"] = prefix
+                    te.action["dst_addr"] = mac
+                    te.action["port"] = str(port)
+                    te.insert()
+                    say(f"      route {prefix} -> port {port} (dst MAC {mac})")
+                say("[5/5] h1$ ping -c 3 10.0.2.1")
+                ping = topo.exec(names[1], ["ping", "-c", "3", "-W", "2", "10.0.2.1"], check=False)
+                for line in ping.stdout.splitlines():
+                    if "bytes from" in line or "packets transmitted" in line:
+                        say("      " + line)
+                counts = {}
+                for ce in sh.CounterEntry("RouterIngress.port_packets").read():
+                    if ce.data.packet_count:
+                        counts[ce.index] = (ce.data.packet_count, ce.data.byte_count)
+                for port, (pk, by) in sorted(counts.items()):
+                    say(f"      switch counter port_packets[{port}]: {pk} packets, {by} bytes")
+                ok = ping.returncode == 0
+            finally:
+                sh.teardown()
+            say("demo " + ("passed: packets crossed the P4 switch both ways" if ok else "FAILED: no reply"))
+            return 0 if ok else 1
+        except KeyboardInterrupt:
+            interrupted = True
+            say("interrupted: tearing down")
+            return 130
+        finally:
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            del interrupted
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+
