@@ -15,7 +15,13 @@ from scapy.all import IP, UDP, Ether, raw
 
 from p4sim import demo
 from p4sim.compiler.driver import compile_file
-from tests.p4sim.netns_fixtures import netns_ok_fixture, raw_socket_in, recv_matching, topology_fixture, wait_for  # noqa: F401
+from tests.p4sim.netns_fixtures import (  # noqa: F401
+    netns_ok_fixture,
+    raw_socket_in,
+    recv_matching,
+    topology_fixture,
+    wait_for,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "p4sim" / "examples" / "l3_forward.p4"
 BIN = Path(sys.executable).parent
