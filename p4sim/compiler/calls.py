@@ -106,6 +106,7 @@ class CallMixin:
                 fc = self.need_runtime(e, fc)
                 if fc.where not in ("control", "function"):
                     raise semantic_error(e.loc, "tables may only be applied in a control's apply block")
+                sym.info.applied = True
                 return TExpr(f"{sym.code}(K, L)", ApplyResultT(sym.info.name))
             if sym is not None and sym.kind == "instance":
                 return self.instance_call(e, sym, m, sc, self.need_runtime(e, fc), want)
@@ -421,6 +422,9 @@ class CallMixin:
 
     def action_call(self: Compiler, e: ast.CallExpr, sym, sc: Scope, fc: FnCtx) -> TExpr:
         info = sym.info
+        info.used = True
+        if self.block_stack:
+            self.block_stack[-1].references.append(info.name)
         decl: ast.ActionDecl = sym.decl
         bound = self.bind_args(e, decl.params, f"action {decl.name}")
         return self.invoke(f"{info.pyname}(K, L", bound, sym.value, sc, fc, e.loc, VoidT())

@@ -13,6 +13,7 @@ from .classes import default_value_code, header_class, struct_class
 from .exprs import ExprMixin, TExpr
 from .model import (
     ActionInfo,
+    BlockUse,
     ControllerHeaderInfo,
     DigestInfo,
     ExternInstance,
@@ -89,6 +90,8 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin):
         self.table_by_name: dict[str, Any] = {}
         self.global_actions: dict[str, Sym] = {}
         self.field_lists: dict[int, list[str]] = {}
+        self.block_stack: list[BlockUse] = []  # the V1Switch block being elaborated (P4Info order)
+        self.field_annos: dict[str, dict[str, list[ast.Annotation]]] = {}  # type -> field -> annotations
 
     # -- top level ------------------------------------------------------------------------------
 
@@ -125,6 +128,7 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin):
             t = self.resolve_type(d.type, sc)
             if d.is_newtype:
                 t = NewT(d.name, t, d.annotations)
+                self.model.new_types[d.name] = t
             sc.declare(Sym("type", d.name, t, decl=d))
         elif isinstance(d, ast.TopConstDecl):
             t = self.resolve_type(d.type, sc)
@@ -188,6 +192,7 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin):
             if isinstance(t, UnionT) and not isinstance(fs, HeaderT):
                 raise semantic_error(f.loc, f"header_union members must be headers, not {ft}")
             t.fields.append((f.name, ft))
+            self.field_annos.setdefault(d.name, {})[f.name] = list(f.annotations)
             for an in f.annotations:
                 if an.name == "field_list":
                     for a in an.args:
@@ -204,7 +209,8 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin):
         if ch is not None and isinstance(t, HeaderT):
             arg = ch.args[0] if ch.args else None
             name = arg.value if isinstance(arg, ast.StringLiteral) else (ch.raw or "").strip().strip('"')
-            self.model.controller_headers.append(ControllerHeaderInfo(name, t, list(d.annotations)))
+            self.model.controller_headers.append(
+                ControllerHeaderInfo(name, t, list(d.annotations), dict(self.field_annos.get(d.name, {}))))
 
     def declare_enum(self, d: ast.EnumDecl, sc: Scope) -> None:
         members = [m.name for m in d.members]
@@ -479,7 +485,10 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin):
             em.line(f"return ({', '.join(fc.out_params)},)")
         src = f"def {pyname}(K, L{''.join(', ' + p for p in pnames)}):\n" + "\n".join(em.lines) + "\n"
         self.chunks.append(src)
-        info = ActionInfo(name, pyname, params, list(d.annotations), hidden=annotation(d.annotations, "hidden") is not None)
+        info = ActionInfo(name, pyname, params, list(d.annotations), hidden=annotation(d.annotations, "hidden") is not None,
+                          used=False)
+        if prefix and self.block_stack:
+            self.block_stack[-1].actions.append(name)
         if self.model.action(name) is None:
             self.model.actions.append(info)
         sym.info = info
@@ -555,7 +564,14 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin):
                 sym = self.root.lookup(a.func.name)
                 if sym is None or sym.kind != "block":
                     raise semantic_error(a.loc, f"{a.func.name}: parser or control not found")
-                inst = self.instantiate_block(sym.decl, self.cp_name("", sym.decl.name, sym.decl.annotations), a.args, self.root, a.loc)
+                bname = self.cp_name("", sym.decl.name, sym.decl.annotations)
+                use = BlockUse(bname, "parser" if isinstance(sym.decl, ast.ParserDecl) else "control")
+                self.model.blocks.append(use)
+                self.block_stack.append(use)
+                try:
+                    inst = self.instantiate_block(sym.decl, bname, a.args, self.root, a.loc)
+                finally:
+                    self.block_stack.pop()
             elif isinstance(a, ast.PathExpr):
                 sym = self.root.lookup(a.name)
                 if sym is None or sym.kind != "instance":
@@ -567,6 +583,13 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin):
             if stage == "ingress":
                 self.model.type_aliases["headers"] = inst.apply_types[0]
                 self.model.type_aliases["metadata"] = inst.apply_types[1]
+        self.model.main_annotations = list(main.annotations)
+        for t in self.model.tables:
+            if t.applied:
+                for ar in t.actions:
+                    ar.action.used = True
+                if t.default_action is not None:
+                    t.default_action.used = True
         meta_t = strip_newtype(self.model.type_aliases["metadata"])
         hdr_t = strip_newtype(self.model.type_aliases["headers"])
         assert isinstance(meta_t, StructLikeT) and isinstance(hdr_t, StructLikeT)

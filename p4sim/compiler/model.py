@@ -28,8 +28,7 @@ class ActionInfo:
     params: list[ParamInfo]
     annotations: list[ast.Annotation] = field(default_factory=list)
     hidden: bool = False
-    # P4Info: None = not told by the elaborator (p4info.py then infers it from the generated code)
-    used: bool | None = None  # referenced by an applied table, a call or another action (p4c drops the rest)
+    used: bool = False  # referenced by an applied table, a call or another action (p4c drops the rest)
 
 
 @dataclass
@@ -78,8 +77,7 @@ class TableInfo:
     support_timeout: bool = False
     annotations: list[ast.Annotation] = field(default_factory=list)
     hidden: bool = False
-    # P4Info: p4c removes tables that are never applied (None = infer from the generated code)
-    applied: bool | None = None
+    applied: bool = False  # p4c leaves tables that are never applied out of P4Info
 
 
 @dataclass
@@ -111,7 +109,7 @@ class ValueSetInfo:
     size: int
     fields: list[tuple[str, int]]
     annotations: list[ast.Annotation] = field(default_factory=list)
-    used: bool | None = None  # p4c removes value sets no select() uses (None = infer)
+    used: bool = False  # p4c leaves value sets no select() uses out of P4Info
     # per struct field: its annotations (@id, @match(kind), others are copied to P4Info)
     field_annotations: dict[str, list[ast.Annotation]] = field(default_factory=dict)
 
@@ -154,7 +152,7 @@ class ProgramModel:
     entry_points: dict[str, str] = field(default_factory=dict)  # stage -> generated function
     struct_types: dict[str, StructLikeT] = field(default_factory=dict)
     type_aliases: dict[str, Type] = field(default_factory=dict)
-    # P4Info: blocks in evaluation order (empty = p4info.py infers them from ``source``)
+    # P4Info: the V1Switch blocks in evaluation order
     blocks: list[BlockUse] = field(default_factory=list)
     # P4Info: ``type``-declared types by name, for type_info.new_types and @p4runtime_translation
     new_types: dict[str, Type] = field(default_factory=dict)

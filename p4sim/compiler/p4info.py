@@ -459,93 +459,13 @@ class _Usage:
     used_value_sets: set[str] = field(default_factory=set)
 
 
-_DEF_RE = re.compile(r"^def (\w+)\(", re.M)
-
-
-def _calls(text: str, names: Iterable[str]) -> list[str]:
-    """Python names among ``names`` that ``text`` calls (not defines), in order of first call."""
-    wanted = set(names)
-    seen: list[str] = []
-    for m in re.finditer(r"(?<![\w.'\"])(\w+)\(", text):
-        n = m.group(1)
-        if n in wanted and n not in seen and not text[max(0, m.start() - 4):m.start()] == "def ":
-            seen.append(n)
-    return seen
-
-
-def _infer_blocks(model: ProgramModel) -> list[BlockUse]:
-    """Rebuild the block structure from the generated module when the elaborator gave none.
-
-    Chunks of a parser/control (its actions and tables) precede the block's own function
-    (``def P_…``/``def C_…``); top-level actions come before every block.
-    """
-    src = model.source
-    act_by_py = {a.pyname: a for a in model.actions}
-    tbl_by_py = {t.pyname: t for t in model.tables}
-    block_fns = set(model.entry_points.values())
-    defs = [(m.group(1), m.start()) for m in _DEF_RE.finditer(src)]
-    blocks: list[BlockUse] = []
-    pending_acts: list[str] = []
-    pending_tbls: list[str] = []
-    region_start = 0
-    for i, (name, _pos) in enumerate(defs):
-        end = defs[i + 1][1] if i + 1 < len(defs) else len(src)
-        if name in act_by_py:
-            pending_acts.append(name)
-        elif name in tbl_by_py:
-            pending_tbls.append(name)
-        elif name in block_fns:
-            kind = "parser" if name == model.entry_points.get("parser") else "control"
-            region = src[region_start:end]
-            b = BlockUse(name=name, kind=kind)
-            # Top-level actions are defined before every block, so they land in the first
-            # region; an action named without a dot is taken as top-level (p4c's naming).
-            b.actions = [act_by_py[p].name for p in pending_acts if "." in act_by_py[p].name]
-            b.tables = [tbl_by_py[p].name for p in pending_tbls]
-            refs: list[str] = []
-            for p in pending_tbls:
-                t = tbl_by_py[p]
-                if not _table_applied(t, src):
-                    continue
-                refs.extend(r.action.name for r in t.actions)
-                if t.default_action is not None:
-                    refs.append(t.default_action.name)
-            for p in _calls(region, act_by_py):
-                refs.append(act_by_py[p].name)
-            b.references = list(dict.fromkeys(refs))
-            blocks.append(b)
-            pending_acts, pending_tbls = [], []
-            region_start = end
-    return blocks
-
-
-def _table_applied(t: TableInfo, src: str) -> bool:
-    if t.applied is not None:
-        return t.applied
-    return bool(_calls(src, [t.pyname]))
-
-
 def _usage(model: ProgramModel) -> _Usage:
+    """What p4c keeps: applied tables, used actions and value sets (the elaborator marks them)."""
     u = _Usage()
-    u.blocks = model.blocks or _infer_blocks(model)
-    for t in model.tables:
-        if _table_applied(t, model.source):
-            u.applied_tables.add(t.name)
-    referenced: set[str] = set()
-    for b in u.blocks:
-        referenced.update(b.references)
-    for t in model.tables:
-        if t.name in u.applied_tables:
-            referenced.update(r.action.name for r in t.actions)
-            if t.default_action is not None:
-                referenced.add(t.default_action.name)
-    called = set(_calls(model.source, [a.pyname for a in model.actions]))
-    for a in model.actions:
-        if a.used is True or (a.used is None and (a.name in referenced or a.pyname in called)):
-            u.used_actions.add(a.name)
-    for vs in model.value_sets:
-        if vs.used is True or (vs.used is None and f"{vs.pyname}." in model.source):
-            u.used_value_sets.add(vs.name)
+    u.blocks = model.blocks
+    u.applied_tables = {t.name for t in model.tables if t.applied}
+    u.used_actions = {a.name for a in model.actions if a.used}
+    u.used_value_sets = {vs.name for vs in model.value_sets if vs.used}
     return u
 
 

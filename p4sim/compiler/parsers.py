@@ -100,6 +100,7 @@ class ParserMixin:
         if isinstance(ks, ast.PathExpr):
             sym = sc.lookup(ks.name)
             if sym is not None and sym.kind == "valueset":
+                sym.info.used = True
                 tup = knames[0] if len(knames) == 1 else "(" + ", ".join(knames) + ")"
                 return f"{sym.code}.match({tup})"
         if len(keys) > 1:

@@ -83,7 +83,7 @@ class TableMixin:
                 scope = "TABLE_ONLY"
             actions.append(ActionRefInfo(sym.info, scope, list(ref.annotations)))
             action_syms[ref.name] = sym
-        info = TableInfo(name, pyname, keys, actions, DEFAULT_TABLE_SIZE, annotations=list(d.annotations))
+        info = TableInfo(name, pyname, keys, actions, DEFAULT_TABLE_SIZE, annotations=list(d.annotations), applied=False)
         info.hidden = annotation(d.annotations, "hidden") is not None
         # default action
         if d.default_action is not None:
@@ -151,6 +151,12 @@ class TableMixin:
         lines.append("    return (_hit, _fn.__name__)")
         self.chunks.append("\n".join(lines) + "\n")
         sc.declare(Sym("table", d.name, None, code=pyname, info=info))
+        if self.block_stack:
+            use = self.block_stack[-1]
+            use.tables.append(name)
+            use.references.extend(ar.action.name for ar in actions)
+            if info.default_action is not None:
+                use.references.append(info.default_action.name)
         self.table_by_name[name] = (info, action_syms)
         self.model.tables.append(info)
         return info
@@ -219,7 +225,10 @@ class TableMixin:
             fields = [("", width_of(t))]
         name = self.cp_name(prefix, d.name, d.annotations)
         pyname = self.names.make("VS", name)
-        info = ValueSetInfo(name, pyname, sum(w for _, w in fields), self.const_int(d.size, sc, "value_set size"), fields, list(d.annotations))
+        info = ValueSetInfo(name, pyname, sum(w for _, w in fields), self.const_int(d.size, sc, "value_set size"), fields,
+                            list(d.annotations), used=False)
+        if isinstance(st, StructLikeT):
+            info.field_annotations = dict(self.field_annos.get(st.name, {}))
         self.model.value_sets.append(info)
         sc.declare(Sym("valueset", d.name, t, code=pyname, info=info))
         return info
