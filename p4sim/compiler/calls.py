@@ -296,14 +296,30 @@ class CallMixin:
             raise semantic_error(loc, "an int value in a field list needs a width (cast it)")
         raise semantic_error(loc, f"a value of type {te.type} cannot be part of a field list")
 
-    def data_tuple(self: Compiler, e: ast.Expr, sc: Scope, fc: FnCtx) -> str:
+    def data_fields(self: Compiler, e: ast.Expr, sc: Scope, fc: FnCtx) -> list[tuple[str, str]]:
         if isinstance(e, ast.ListExpr):
             pairs = []
             for el in e.elems:
                 pairs.extend(self.flatten_data(self.expr(el, sc, fc), el.loc))
-        else:
-            pairs = self.flatten_data(self.expr(e, sc, fc), e.loc)
-        return "(" + "".join(f"({v}, {w}), " for v, w in pairs) + ")"
+            return pairs
+        return self.flatten_data(self.expr(e, sc, fc), e.loc)
+
+    def data_tuple(self: Compiler, e: ast.Expr, sc: Scope, fc: FnCtx) -> str:
+        return "(" + "".join(f"({v}, {w}), " for v, w in self.data_fields(e, sc, fc)) + ")"
+
+    def packed_data(self: Compiler, e: ast.Expr, sc: Scope, fc: FnCtx) -> tuple[str, int] | None:
+        """The field list as one integer (first field most significant) and its width, when
+        every width is known at compile time; None when a varbit makes it dynamic."""
+        pairs = self.data_fields(e, sc, fc)
+        if not all(w.isdigit() for _, w in pairs):
+            return None
+        total = sum(int(w) for _, w in pairs)
+        parts = []
+        shift = total
+        for v, w in pairs:
+            shift -= int(w)
+            parts.append(f"({v} << {shift})" if shift else v)
+        return ("(" + " | ".join(parts) + ")" if parts else "0"), total
 
     def extern_function_call(self: Compiler, e: ast.CallExpr, name: str, sc: Scope, fc: FnCtx, want: Type | None) -> TExpr:
         em = fc.em
@@ -384,17 +400,25 @@ class CallMixin:
             return TExpr(f"v1_log_msg({msg.code}, ())", VoidT())
         if name in ("verify_checksum", "verify_checksum_with_payload", "update_checksum", "update_checksum_with_payload"):
             cond = self.expr(arg(0), sc, fc, BoolT())
-            data = self.data_tuple(arg(1), sc, fc)
             algo = self.hash_algorithm(arg(3), sc)
             payload = "True" if name.endswith("_with_payload") else "False"
-            if name.startswith("verify"):
-                ck = self.expr(arg(2), sc, fc)
-                return TExpr(f"v1_verify_checksum(K, {cond.code}, {data}, {ck.code}, {algo!r}, {payload})", VoidT())
-            lv = self.lvalue(arg(2), sc, fc)
-            w = width_of(lv.type)
+            packed = self.packed_data(arg(1), sc, fc)
+            if packed is not None:
+                # widths known: pack in generated code, no per-field loop at run time
+                data = f"{packed[0]}, {packed[1]}"
+                check, compute = "v1_verify_checksum_packed", "v1_checksum_packed"
+            else:
+                data = self.data_tuple(arg(1), sc, fc)
+                check, compute = "v1_verify_checksum", "v1_checksum"
             em.line(f"if {cond.code}:")
             with em.indent():
-                self.assign_to(lv, TExpr(f"v1_checksum(K, {data}, {algo!r}, {payload}, {w})", IntT()), fc, e.loc)
+                if name.startswith("verify"):
+                    ck = self.expr(arg(2), sc, fc)
+                    em.line(f"{check}(K, {data}, {ck.code}, {algo!r}, {payload})")
+                else:
+                    lv = self.lvalue(arg(2), sc, fc)
+                    w = width_of(lv.type)
+                    self.assign_to(lv, TExpr(f"{compute}(K, {data}, {algo!r}, {payload}, {w})", IntT()), fc, e.loc)
             return TExpr("None", VoidT())
         raise semantic_error(e.loc, f"{name} is not supported by p4sim")
 

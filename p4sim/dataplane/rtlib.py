@@ -269,9 +269,39 @@ def v1_checksum(K, data: tuple, algo: str, with_payload: bool, width: int) -> in
     return hashes.compute(algo, _checksum_input(K, data, with_payload)) & ((1 << width) - 1)
 
 
-def v1_verify_checksum(K, cond: bool, data: tuple, expected: int, algo: str, with_payload: bool) -> None:
-    if not cond:
-        return
+def _packed_bytes(value: int, nbits: int) -> bytes:
+    pad = -nbits % 8  # BMv2 pads a field list at its end to a whole byte
+    return (value << pad).to_bytes((nbits + pad) // 8, "big")
+
+
+def csum16_packed(value: int, nbits: int) -> int:
+    """RFC 1071 checksum of a packed field list, without building bytes (the common case)."""
+    value <<= -nbits % 16
+    s = 0
+    while value:
+        s += value & 0xFFFF
+        value >>= 16
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def v1_checksum_packed(K, value: int, nbits: int, algo: str, with_payload: bool, width: int) -> int:
+    if algo == "csum16" and not with_payload:
+        return csum16_packed(value, nbits) & ((1 << width) - 1)
+    buf = _packed_bytes(value, nbits)
+    if with_payload:
+        buf += K.payload()
+    return hashes.compute(algo, buf) & ((1 << width) - 1)
+
+
+def v1_verify_checksum_packed(K, value: int, nbits: int, expected: int, algo: str, with_payload: bool) -> None:
+    width = hashes.output_width(algo) or 64
+    if v1_checksum_packed(K, value, nbits, algo, with_payload, width) != expected:
+        K.sm.checksum_error = 1
+
+
+def v1_verify_checksum(K, data: tuple, expected: int, algo: str, with_payload: bool) -> None:
     got = hashes.compute(algo, _checksum_input(K, data, with_payload))
     width = hashes.output_width(algo)
     if width:
@@ -284,5 +314,5 @@ __all__ = [
     "ExitSignal", "ParserError", "ParserReject", "AssertionFailure", "Header", "Struct", "Union",
     "Stack", "lookahead_bits", "lookahead_header", "advance", "extract_varbit", "emit_varbit_header",
     "parser_verify", "shl", "mark_to_drop", "v1_hash", "v1_random", "v1_assert", "v1_log_msg",
-    "v1_checksum", "v1_verify_checksum",
+    "v1_checksum", "v1_verify_checksum", "v1_checksum_packed", "v1_verify_checksum_packed",
 ]

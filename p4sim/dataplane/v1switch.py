@@ -202,7 +202,8 @@ class V1Switch:
             self.packets_dropped += 1
             return
         sm.instance_type = PKT_NORMAL  # even for a resubmitted or recirculated packet, as BMv2
-        work.append(("egress", (sm.egress_spec, K, K.hdr, K.meta, sm)))
+        # unicast: nothing else holds K, so egress runs on it directly (no copy, no queueing)
+        self._egress(prog, work, sm.egress_spec, K, K.hdr, K.meta, sm, owned=True)
 
     def _clone(self, prog: LoadedProgram, work: deque, K: PacketContext, frame: bytes, reparse: bool) -> None:
         _, session, fl = K.clone  # type: ignore[misc]
@@ -239,20 +240,30 @@ class V1Switch:
             C.trunc = trunc
             work.append(("egress", (eport, C, C.hdr, C.meta, C.sm)))
 
-    def _egress(self, prog: LoadedProgram, work: deque, port: int, K: PacketContext, hdr: Any, meta: Any, sm: Any) -> None:
-        # each copy needs its own per-pass requests
-        E = PacketContext.__new__(PacketContext)
-        E.data, E.n, E.off = K.data, K.n, K.off
-        E.out = bytearray()
-        E.now_ns = time.monotonic_ns()
+    def _egress(self, prog: LoadedProgram, work: deque, port: int, K: PacketContext, hdr: Any, meta: Any, sm: Any,
+                owned: bool = False) -> None:
+        # each copy needs its own per-pass requests; a context no one else holds is reused
+        if owned:
+            E = K
+            E.now_ns = time.monotonic_ns()
+            if E.entries:
+                E.entries = {}
+            E.clone = None
+            E.resubmit = E.recirculate = False
+            E.digest_req = None
+        else:
+            E = PacketContext.__new__(PacketContext)
+            E.data, E.n, E.off = K.data, K.n, K.off
+            E.out = bytearray()
+            E.now_ns = time.monotonic_ns()
+            E.entries = {}
+            E.clone = None
+            E.resubmit = False
+            E.recirculate = False
+            E.digest_req = None
+            E.trunc = K.trunc
+            E.outs = ()
         E.length = sm.packet_length
-        E.entries = {}
-        E.clone = None
-        E.resubmit = False
-        E.recirculate = False
-        E.digest_req = None
-        E.trunc = K.trunc
-        E.outs = ()
         E.hdr, E.meta, E.sm = hdr, meta, sm
         sm.egress_port = port
         # BMv2 sets egress_spec to drop_port + 1 so that egress does not drop by default; on
