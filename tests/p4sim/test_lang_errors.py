@@ -48,3 +48,12 @@ def test_duplicate_declarations_rejected(tmp_path):
 def test_duplicate_locals_rejected(tmp_path):
     with pytest.raises(CompileError):
         sim_from_source(tmp_path, v1_program(DECLS, "bit<8> v = 1; bit<8> v = 2;"))
+
+
+def test_errors_in_a_control_main_never_uses_are_reported(tmp_path):
+    # p4c type-checks every declaration, instantiated or not
+    unused = "control Spare(inout meta_t m) { apply { m.x = undeclared_value; } }\n"
+    with pytest.raises(CompileError) as info:
+        sim_from_source(tmp_path, v1_program(DECLS + unused, ""))
+    assert "undeclared_value" in str(info.value)
+    assert re.match(r"^.+prog\.p4:\d+:\d+: error: ", str(info.value))
