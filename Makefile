@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 
 APT_NEEDS := ip:iproute2 ethtool:ethtool cpp:cpp tc:iproute2 ping:iputils-ping
 
-.PHONY: all setup deps venv build demo test test-p4sim lint bench stop clean distclean
+.PHONY: all setup deps venv build demo test test-p4sim test-controller lint bench stop clean distclean
 
 all: build
 
@@ -54,13 +54,17 @@ demo: setup
 	$(VPY) -m p4sim.demo --build-dir $(BUILD) --log-dir $(LOGS)
 
 # --- tests ------------------------------------------------------------------------------------
-test: setup lint test-p4sim
+test: setup lint
+	$(VENV)/bin/pytest -q tests $(PYTEST_ARGS)
 
 test-p4sim: setup
 	$(VENV)/bin/pytest -q tests/p4sim $(PYTEST_ARGS)
 
+test-controller: setup
+	$(VENV)/bin/pytest -q tests/controller $(PYTEST_ARGS)
+
 lint: setup
-	$(VENV)/bin/ruff check p4sim tests
+	$(VENV)/bin/ruff check p4sim controller tests
 
 # --- benchmarks -------------------------------------------------------------------------------
 bench: setup

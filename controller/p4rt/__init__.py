@@ -1,0 +1,1 @@
+"""An asyncio P4Runtime client: sessions, arbitration, pipelines, typed entities by name."""
