@@ -501,12 +501,13 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin):
 
     def function_instance(self, sym: Sym, args: list[ast.Expr | None], sc: Scope, fc: FnCtx, e: ast.CallExpr) -> tuple[str, list[Type], Type]:
         d: ast.FunctionDecl = sym.decl
-        if d.type_params:
-            raise semantic_error(e.loc, f"generic function {d.name} is not supported by p4sim yet")
-        key = (id(d), ())
+        bindings = self.bind_type_params(d, args, sc, fc, e)
+        key = (id(d), tuple(str(bindings[n]) for n in d.type_params))
         if key in self.function_cache:
             return self.function_cache[key]
         fsc = Scope(self.root, kind="function")
+        for n, t in bindings.items():
+            fsc.declare(Sym("type", n, t))
         rtype = self.resolve_type(d.return_type, fsc)
         pyname = self.names.make("fn", d.name)
         em = Emitter()
@@ -533,6 +534,30 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin):
         src = f"def {pyname}(K{''.join(', ' + p for p in pnames)}):\n    L = None\n" + "\n".join(em.lines) + "\n"
         self.chunks.append(src)
         return pyname, ptypes, rtype
+
+    def bind_type_params(self, d: ast.FunctionDecl, args: list[ast.Expr | None], sc: Scope, fc: FnCtx,
+                         e: ast.CallExpr) -> dict[str, Type]:
+        """Type arguments of a generic function: given explicitly, or inferred from the
+        arguments whose parameter type is a bare type variable."""
+        if not d.type_params:
+            return {}
+        if e.type_args:
+            if len(e.type_args) != len(d.type_params):
+                raise semantic_error(e.loc, f"{d.name} takes {len(d.type_params)} type arguments")
+            return {n: self.resolve_type(t, sc) for n, t in zip(d.type_params, e.type_args, strict=True)}
+        bindings: dict[str, Type] = {}
+        scratch = FnCtx(Emitter(), fc.where, block_name=fc.block_name)  # inference only: discard code
+        for p, a in zip(d.params, args, strict=True):
+            if isinstance(p.type, ast.NamedTypeRef) and p.type.name in d.type_params and a is not None \
+                    and p.type.name not in bindings:
+                t = self.expr(a, sc, scratch).type
+                if isinstance(t, IntT):
+                    raise semantic_error(a.loc, f"cannot infer {p.type.name} from an int literal: give it a width")
+                bindings[p.type.name] = t
+        for n in d.type_params:
+            if n not in bindings:
+                raise semantic_error(e.loc, f"cannot infer type argument {n} of {d.name}: give it explicitly")
+        return bindings
 
     # -- digests ------------------------------------------------------------------------------------
 

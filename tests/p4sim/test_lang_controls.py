@@ -146,3 +146,20 @@ struct meta_t { }
     assert out[9] == 0b1000_0000                 # r6
     assert out[10] == 0xF8                       # r7: -15 >> 1 = -8
     assert out[11:13] == b"\x00\x06"             # r8: (0x83 * 2) & 0xFF
+
+
+def test_generic_function_is_specialized_per_type(tmp_path):
+    decls = """
+    header h_t { bit<8> a; bit<8> b; bit<16> c; bit<16> d; }
+    struct headers_t { h_t h; }
+    struct meta_t { }
+    T larger<T>(in T x, in T y) { return x > y ? x : y; }
+    """
+    sim = sim_from_source(tmp_path, v1_program(decls, """
+        hdr.h.a = larger(hdr.h.a, hdr.h.b);
+        hdr.h.c = larger<bit<16>>(hdr.h.c, hdr.h.d);
+        sm.egress_spec = 2;
+    """))
+    port, out = sim.send_one(1, bytes([3, 9, 0x00, 0x01, 0x02, 0x00]) + b"rest")
+    assert port == 2
+    assert out[:6] == bytes([9, 9, 0x02, 0x00, 0x02, 0x00])
