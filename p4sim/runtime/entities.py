@@ -18,6 +18,7 @@ from p4.v1 import p4runtime_pb2
 from p4sim.runtime import codec
 from p4sim.runtime.digests import DigestConfig
 from p4sim.runtime.errors import (
+    P4RTError,
     already_exists,
     invalid,
     not_found,
@@ -54,55 +55,98 @@ _ONEOF_FOR_KIND = {EXACT: "exact", LPM: "lpm", TERNARY: "ternary", RANGE: "range
 
 # ---------------------------------------------------------------------------------------------
 # match keys
+#
+# Writes reach us either as protobuf messages or straight from the wire (wire.py), so the checks
+# below run on a plain form both can produce cheaply: a match item is
+# (field_id, set oneof name or None, a, b) with exact/optional (value, None), lpm (value,
+# prefix_len), ternary (value, mask), range (low, high); values are the raw bytestrings.
+MatchItem = tuple[int, "str | None", object, object]
+
+
+def match_items(matches) -> list[MatchItem]:
+    """Protobuf FieldMatch messages -> match items."""
+    out: list[MatchItem] = []
+    for fm in matches:
+        which = fm.WhichOneof("field_match_type")
+        if which == "exact":
+            out.append((fm.field_id, which, fm.exact.value, None))
+        elif which == "lpm":
+            out.append((fm.field_id, which, fm.lpm.value, fm.lpm.prefix_len))
+        elif which == "ternary":
+            out.append((fm.field_id, which, fm.ternary.value, fm.ternary.mask))
+        elif which == "range":
+            out.append((fm.field_id, which, fm.range.low, fm.range.high))
+        elif which == "optional":
+            out.append((fm.field_id, which, fm.optional.value, None))
+        else:
+            out.append((fm.field_id, which, None, None))
+    return out
+
+
 def parse_match(container: Table | ValueSet, matches, what: str) -> tuple:
     """FieldMatch list -> key tuple (one spec per field, P4Info order); omitted = don't care."""
-    specs: list[object] = [_MISSING] * len(container.fields)
-    for fm in matches:
-        found = container.field_by_id.get(fm.field_id)
+    return parse_match_items(container, match_items(matches), what)
+
+
+def _field_value(value: bytes, width: int, what: str, name: str, suffix: str = "") -> int:
+    """codec.decode for a match field, formatting the error label only when there is an error."""
+    n = int.from_bytes(value, "big")
+    if not value or (width > 0 and n >> width):
+        codec.decode(value, width, f"{what}: field {name}{suffix}")  # raises the canonical error
+    return n
+
+
+def parse_match_items(container: Table | ValueSet, items: list[MatchItem], what: str) -> tuple:
+    """Match items -> key tuple; the checks and messages of the spec's FieldMatch rules."""
+    fields = container.fields
+    specs: list[object] = [_MISSING] * len(fields)
+    by_id = container.field_by_id
+    for fid, which, a, b in items:
+        found = by_id.get(fid)
         if found is None:
-            raise invalid(f"{what}: unknown match field id {fm.field_id}")
+            raise invalid(f"{what}: unknown match field id {fid}")
         pos, f = found
         if specs[pos] is not _MISSING:
             raise invalid(f"{what}: match field {f.name} given twice")
-        which = fm.WhichOneof("field_match_type")
         expected = _ONEOF_FOR_KIND.get(f.kind)
         if which != expected:
             raise invalid(f"{what}: match field {f.name} is {expected}, got {which}")
-        label = f"{what}: field {f.name}"
         width = f.bitwidth
         if which == "exact":
-            specs[pos] = codec.decode(fm.exact.value, width, label)
+            specs[pos] = _field_value(a, width, what, f.name)  # type: ignore[arg-type]
         elif which == "lpm":
-            plen = fm.lpm.prefix_len
+            plen: int = b  # type: ignore[assignment]
             if plen <= 0 or plen > width:
-                raise invalid(f"{label}: prefix length {plen} not in 1..{width} (omit the field for /0)")
-            value = codec.decode(fm.lpm.value, width, label)
+                raise invalid(f"{what}: field {f.name}: prefix length {plen} not in 1..{width} "
+                              "(omit the field for /0)")
+            value = _field_value(a, width, what, f.name)  # type: ignore[arg-type]
             if value & ((1 << (width - plen)) - 1):
-                raise invalid(f"{label}: bits set beyond the /{plen} prefix")
+                raise invalid(f"{what}: field {f.name}: bits set beyond the /{plen} prefix")
             specs[pos] = (value, plen)
         elif which == "ternary":
-            value = codec.decode(fm.ternary.value, width, label)
-            m = codec.decode(fm.ternary.mask, width, label + " mask")
+            value = _field_value(a, width, what, f.name)  # type: ignore[arg-type]
+            m = _field_value(b, width, what, f.name, " mask")  # type: ignore[arg-type]
             if m == 0:
-                raise invalid(f"{label}: all-zero mask (omit the field for don't care)")
+                raise invalid(f"{what}: field {f.name}: all-zero mask (omit the field for don't care)")
             if value & ~m:
-                raise invalid(f"{label}: value has bits set outside the mask")
+                raise invalid(f"{what}: field {f.name}: value has bits set outside the mask")
             specs[pos] = (value, m)
         elif which == "range":
-            low = codec.decode(fm.range.low, width, label + " low")
-            high = codec.decode(fm.range.high, width, label + " high")
+            low = _field_value(a, width, what, f.name, " low")  # type: ignore[arg-type]
+            high = _field_value(b, width, what, f.name, " high")  # type: ignore[arg-type]
             if low > high:
-                raise invalid(f"{label}: range low > high")
+                raise invalid(f"{what}: field {f.name}: range low > high")
             if low == 0 and high == f.max_value:
-                raise invalid(f"{label}: full range (omit the field for don't care)")
+                raise invalid(f"{what}: field {f.name}: full range (omit the field for don't care)")
             specs[pos] = (low, high)
         else:
-            specs[pos] = codec.decode(fm.optional.value, width, label)
-    for pos, f in enumerate(container.fields):
-        if specs[pos] is _MISSING:
-            if f.kind == EXACT:
-                raise invalid(f"{what}: exact match field {f.name} missing")
-            specs[pos] = dont_care(f)
+            specs[pos] = _field_value(a, width, what, f.name)  # type: ignore[arg-type]
+    if len(items) < len(fields):  # duplicates raised above, so only then can a field be missing
+        for pos, f in enumerate(fields):
+            if specs[pos] is _MISSING:
+                if f.kind == EXACT:
+                    raise invalid(f"{what}: exact match field {f.name} missing")
+                specs[pos] = dont_care(f)
     return tuple(specs)
 
 
@@ -137,34 +181,57 @@ def match_to_proto(container: Table | ValueSet, key: tuple, out) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # actions, meters, counters
-def parse_action(state: SwitchState, table: Table, action: p4runtime_pb2.TableAction,
-                 is_default: bool) -> tuple[int, tuple[int, ...]]:
+# An action in plain form: ("action", action_id, [(param_id, value bytes), ...]) for a direct
+# action, or (name of the other TableAction oneof set, or None,) otherwise.
+ActionItem = tuple
+
+
+def action_item(action: p4runtime_pb2.TableAction) -> ActionItem:
+    """Protobuf TableAction -> action item."""
     which = action.WhichOneof("type")
     if which != "action":
-        raise invalid(f"table {table.name}: direct table needs an action, got {which}")
+        return (which,)
     a = action.action
-    scope = table.action_scopes.get(a.action_id)
+    return ("action", a.action_id, [(p.param_id, p.value) for p in a.params])
+
+
+def parse_action(state: SwitchState, table: Table, action: p4runtime_pb2.TableAction,
+                 is_default: bool) -> tuple[int, tuple[int, ...]]:
+    return parse_action_item(state, table, action_item(action), is_default)
+
+
+def parse_action_item(state: SwitchState, table: Table, item: ActionItem,
+                      is_default: bool) -> tuple[int, tuple[int, ...]]:
+    which = item[0]
+    if which != "action":
+        raise invalid(f"table {table.name}: direct table needs an action, got {which}")
+    _, action_id, params = item
+    scope = table.action_scopes.get(action_id)
     if scope is None:
-        raise invalid(f"table {table.name}: action id {a.action_id} is not one of its actions")
+        raise invalid(f"table {table.name}: action id {action_id} is not one of its actions")
     if is_default and scope == Scope.TABLE_ONLY:
-        raise permission_denied(f"table {table.name}: action {a.action_id} is @tableonly")
+        raise permission_denied(f"table {table.name}: action {action_id} is @tableonly")
     if not is_default and scope == Scope.DEFAULT_ONLY:
-        raise permission_denied(f"table {table.name}: action {a.action_id} is @defaultonly")
-    info = state.actions[a.action_id]
+        raise permission_denied(f"table {table.name}: action {action_id} is @defaultonly")
+    info = state.actions[action_id]
     index = info.param_index
     values: list[int | None] = [None] * len(info.params)
-    for p in a.params:
-        found = index.get(p.param_id)
+    for param_id, raw in params:
+        found = index.get(param_id)
         if found is None:
-            raise invalid(f"action {info.name}: unknown param id {p.param_id}")
+            raise invalid(f"action {info.name}: unknown param id {param_id}")
         pos, pinfo = found
         if values[pos] is not None:
             raise invalid(f"action {info.name}: param {pinfo.name} given twice")
-        values[pos] = codec.decode(p.value, pinfo.bitwidth, f"action {info.name} param {pinfo.name}")
-    for pos, v in enumerate(values):
-        if v is None:
-            raise invalid(f"action {info.name}: param {info.params[pos].name} missing")
-    return a.action_id, tuple(values)  # type: ignore[arg-type]
+        n = int.from_bytes(raw, "big")
+        if not raw or (pinfo.bitwidth > 0 and n >> pinfo.bitwidth):
+            codec.decode(raw, pinfo.bitwidth, f"action {info.name} param {pinfo.name}")  # raises
+        values[pos] = n
+    if len(params) < len(values):
+        for pos, v in enumerate(values):
+            if v is None:
+                raise invalid(f"action {info.name}: param {info.params[pos].name} missing")
+    return action_id, tuple(values)  # type: ignore[arg-type]
 
 
 def action_to_proto(state: SwitchState, action: tuple[int, tuple[int, ...]], out) -> None:
@@ -232,6 +299,76 @@ def apply_update(state: SwitchState, update: p4runtime_pb2.Update) -> None:
         writer(state, update.type, getattr(update.entity, kind))
 
 
+class TableWrite:
+    """A table-entry Update in plain form: what `apply_table_write` checks and applies.
+
+    Built from protobuf (`from_proto`) or straight from the wire bytes (wire.py), so a batch of
+    a thousand inserts does not pay for a thousand protobuf message trees. Fields mirror
+    p4.v1.TableEntry; `matches` and `action` are match / action items (see above), `action` is
+    None when unset. The rarely written message fields (meter_config, counter_data) stay protobuf
+    messages, None when unset. `action_raw` is the TableAction's wire bytes when known: equal
+    bytes decode to the same action, which lets a batch validate each distinct action once.
+    """
+
+    __slots__ = ("type", "table_id", "matches", "action", "action_raw", "priority",
+                 "controller_metadata", "is_default_action", "idle_timeout_ns",
+                 "has_time_since_last_hit", "metadata", "is_const", "meter_config", "counter_data",
+                 "has_meter_counter_data", "_proto")
+
+    def __init__(self, utype: int) -> None:
+        self.type = utype
+        self.table_id = 0
+        self.matches: list[MatchItem] = []
+        self.action: ActionItem | None = None
+        self.action_raw: bytes | None = None
+        self.priority = 0
+        self.controller_metadata = 0
+        self.is_default_action = False
+        self.idle_timeout_ns = 0
+        self.has_time_since_last_hit = False
+        self.metadata = b""
+        self.is_const = False
+        self.meter_config: p4runtime_pb2.MeterConfig | None = None
+        self.counter_data: p4runtime_pb2.CounterData | None = None
+        self.has_meter_counter_data = False
+        self._proto: p4runtime_pb2.TableEntry | None = None
+
+    @classmethod
+    def from_proto(cls, utype: int, te: p4runtime_pb2.TableEntry) -> TableWrite:
+        tw = cls(utype)
+        tw.table_id = te.table_id
+        tw.matches = match_items(te.match)
+        tw.action = action_item(te.action) if te.HasField("action") else None
+        tw.priority = te.priority
+        tw.controller_metadata = te.controller_metadata
+        tw.is_default_action = te.is_default_action
+        tw.idle_timeout_ns = te.idle_timeout_ns
+        tw.has_time_since_last_hit = te.HasField("time_since_last_hit")
+        tw.metadata = te.metadata
+        tw.is_const = te.is_const
+        tw.meter_config = te.meter_config if te.HasField("meter_config") else None
+        tw.counter_data = te.counter_data if te.HasField("counter_data") else None
+        tw.has_meter_counter_data = te.HasField("meter_counter_data")
+        tw._proto = te
+        return tw
+
+    def proto(self) -> p4runtime_pb2.TableEntry:
+        """The TableEntry message (parsed on demand by wire-built writes)."""
+        assert self._proto is not None
+        return self._proto
+
+
+def apply_write(state: SwitchState, update: TableWrite | p4runtime_pb2.Update,
+                cache: ActionCache | None = None) -> None:
+    """Apply one update of a Write batch, decoded either way (caller holds state.lock)."""
+    if isinstance(update, TableWrite):
+        if update.type not in (INSERT, MODIFY, DELETE):
+            raise invalid("update type must be INSERT, MODIFY or DELETE")
+        apply_table_write(state, update, cache)
+    else:
+        apply_update(state, update)
+
+
 def _table_for(state: SwitchState, table_id: int) -> Table:
     table = state.tables.get(table_id)
     if table is None:
@@ -239,51 +376,95 @@ def _table_for(state: SwitchState, table_id: int) -> Table:
     return table
 
 
-def _key_and_priority(table: Table, te: p4runtime_pb2.TableEntry) -> tuple[tuple, int]:
-    key = parse_match(table, te.match, f"table {table.name}")
-    prio = te.priority
+def _check_priority(table: Table, prio: int) -> int:
     if table.needs_priority:
         if prio <= 0:
             raise invalid(f"table {table.name}: ternary/range/optional match needs priority > 0")
     elif prio != 0:
         raise invalid(f"table {table.name}: priority must be 0 for exact/lpm-only tables")
-    return key, prio
+    return prio
 
 
-def _check_direct_fields(table: Table, te: p4runtime_pb2.TableEntry) -> None:
-    if te.HasField("meter_config") and not table.direct_meter_id:
+def _key_and_priority(table: Table, te: p4runtime_pb2.TableEntry) -> tuple[tuple, int]:
+    key = parse_match(table, te.match, table.label)
+    return key, _check_priority(table, te.priority)
+
+
+def _check_direct(table: Table, meter_config: bool, counter_data: bool, meter_counter_data: bool) -> None:
+    if meter_config and not table.direct_meter_id:
         raise invalid(f"table {table.name} has no direct meter")
-    if te.HasField("counter_data") and not table.has_direct_counter:
+    if counter_data and not table.has_direct_counter:
         raise invalid(f"table {table.name} has no direct counter")
-    if te.HasField("meter_counter_data"):
+    if meter_counter_data:
         raise unimplemented("per-color meter counters are not supported")
 
 
-def _apply_direct_fields(state: SwitchState, table: Table, entry: Entry, te: p4runtime_pb2.TableEntry,
+def _check_direct_fields(table: Table, te: p4runtime_pb2.TableEntry) -> None:
+    _check_direct(table, te.HasField("meter_config"), te.HasField("counter_data"),
+                  te.HasField("meter_counter_data"))
+
+
+def _apply_direct_fields(table: Table, entry: Entry, counter_data: p4runtime_pb2.CounterData | None,
                          meter_cfg: MeterConfig | None, utype: int) -> None:
     if table.direct_meter_id and (utype == INSERT or utype == MODIFY):
         # Spec: an unset meter_config on INSERT *and* MODIFY means the default (all GREEN).
         if entry.meter_config != meter_cfg:
             entry.meter_config = meter_cfg
             entry.meter_state = None
-    if te.HasField("counter_data"):
-        entry.packets, entry.bytes = _counter_values(te.counter_data, f"table {table.name}")
+    if counter_data is not None:
+        entry.packets, entry.bytes = _counter_values(counter_data, f"table {table.name}")
 
 
 def _write_table_entry(state: SwitchState, utype: int, te: p4runtime_pb2.TableEntry) -> None:
-    table = _table_for(state, te.table_id)
-    if te.is_const:
+    apply_table_write(state, TableWrite.from_proto(utype, te))
+
+
+ActionCache = dict[tuple[int, bytes], "tuple[int, tuple[int, ...]] | P4RTError"]
+
+
+def _entry_action(state: SwitchState, table: Table, tw: TableWrite,
+                  cache: ActionCache | None) -> tuple[int, tuple[int, ...]]:
+    """parse_action_item for a non-default entry, once per distinct (table, action bytes) in a batch.
+
+    The outcome depends only on the table and the bytes, so a cached error is re-raised as a
+    fresh exception with the same code and message.
+    """
+    raw = tw.action_raw
+    if cache is None or raw is None:
+        return parse_action_item(state, table, tw.action, False)  # type: ignore[arg-type]
+    ck = (table.id, raw)
+    got = cache.get(ck)
+    if got is None:
+        try:
+            got = parse_action_item(state, table, tw.action, False)  # type: ignore[arg-type]
+        except P4RTError as e:
+            got = e
+        cache[ck] = got
+    if isinstance(got, P4RTError):
+        raise P4RTError(got.code, got.message)
+    return got
+
+
+def apply_table_write(state: SwitchState, tw: TableWrite, cache: ActionCache | None = None) -> None:
+    """Apply one table-entry write (caller holds state.lock), or raise P4RTError leaving state as is.
+
+    `cache` (one dict per Write batch) memoizes action validation; see _entry_action.
+    """
+    utype = tw.type
+    table = _table_for(state, tw.table_id)
+    if tw.is_const:
         raise invalid("is_const must be false in writes")
-    if te.HasField("time_since_last_hit"):
+    if tw.has_time_since_last_hit:
         raise invalid("time_since_last_hit must be unset in writes")
-    if te.is_default_action:
-        _write_default_entry(state, utype, table, te)
+    if tw.is_default_action:
+        _write_default_entry(state, utype, table, tw.proto())
         return
-    if table.info.implementation_id:
+    if table.implementation_id:
         raise unimplemented(f"table {table.name}: action profiles / selectors are not supported")
     if not table.fields:
         raise invalid(f"table {table.name} is keyless: only its default entry can be written")
-    key, prio = _key_and_priority(table, te)
+    key = parse_match_items(table, tw.matches, table.label)
+    prio = _check_priority(table, tw.priority)
     if table.is_const_table and utype != MODIFY:
         raise permission_denied(f"table {table.name} is const")
     if utype == DELETE:
@@ -294,36 +475,40 @@ def _write_table_entry(state: SwitchState, utype: int, te: p4runtime_pb2.TableEn
             raise permission_denied(f"table {table.name}: entry is const")
         table.delete(key, prio)
         return
-    if te.idle_timeout_ns < 0 or (te.idle_timeout_ns and not table.idle_supported):
+    idle_ns = tw.idle_timeout_ns
+    if idle_ns < 0 or (idle_ns and not table.idle_supported):
         raise invalid(f"table {table.name} does not support idle timeout")
-    _check_direct_fields(table, te)
+    mc = tw.meter_config
+    if mc is not None or tw.counter_data is not None or tw.has_meter_counter_data:
+        _check_direct(table, mc is not None, tw.counter_data is not None, tw.has_meter_counter_data)
     meter_cfg = None
-    if te.HasField("meter_config"):
-        meter_cfg = parse_meter_config(te.meter_config, state.direct_meter_types[table.direct_meter_id],
+    if mc is not None:
+        meter_cfg = parse_meter_config(mc, state.direct_meter_types[table.direct_meter_id],
                                        f"table {table.name}")
     now = time.monotonic_ns()
     if utype == INSERT:
         if table.is_const_table:
             raise permission_denied(f"table {table.name} is const")
-        if not te.HasField("action"):
+        if tw.action is None:
             raise invalid(f"table {table.name}: INSERT needs an action")
-        action_id, params = parse_action(state, table, te.action, False)
+        action_id, params = _entry_action(state, table, tw, cache)
         entry = table.insert(key, prio, action_id, params, now)
     else:
         entry = table.get(key, prio)
         if entry is None:
             raise not_found(f"table {table.name}: no such entry")
         const = table.is_const_table or entry.is_const
-        if const and te.HasField("action"):
+        if const and tw.action is not None:
             raise permission_denied(f"table {table.name}: const entry; only direct resources may change")
-        if te.HasField("action"):
-            entry.action = parse_action(state, table, te.action, False)
+        if tw.action is not None:
+            entry.action = _entry_action(state, table, tw, cache)
     if not entry.is_const:
-        entry.controller_metadata = te.controller_metadata
-        entry.metadata = te.metadata
+        entry.controller_metadata = tw.controller_metadata
+        entry.metadata = tw.metadata
         if table.idle_supported:
-            table.set_idle_timeout(entry, te.idle_timeout_ns, now)
-    _apply_direct_fields(state, table, entry, te, meter_cfg, utype)
+            table.set_idle_timeout(entry, idle_ns, now)
+    if table.direct_meter_id or tw.counter_data is not None:
+        _apply_direct_fields(table, entry, tw.counter_data, meter_cfg, utype)
 
 
 def _write_default_entry(state: SwitchState, utype: int, table: Table, te: p4runtime_pb2.TableEntry) -> None:
@@ -349,7 +534,8 @@ def _write_default_entry(state: SwitchState, utype: int, table: Table, te: p4run
     else:
         table.reset_default()  # spec: no action = back to the program's default, resources reset
         entry = table.default
-    _apply_direct_fields(state, table, entry, te, meter_cfg, MODIFY)
+    _apply_direct_fields(table, entry, te.counter_data if te.HasField("counter_data") else None,
+                         meter_cfg, MODIFY)
 
 
 def _resolve_entry(state: SwitchState, table: Table, te: p4runtime_pb2.TableEntry) -> Entry:

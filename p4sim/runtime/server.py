@@ -32,7 +32,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, status_pb2
 from p4.v1 import p4runtime_pb2, p4runtime_pb2_grpc
 
-from p4sim.runtime import codec, entities
+from p4sim.runtime import codec, entities, wire
 from p4sim.runtime.device import Device, PipelineConfigError
 from p4sim.runtime.errors import (
     P4RTError,
@@ -113,7 +113,7 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
     def start(self) -> P4RuntimeServer:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=self._max_workers,
                                                         thread_name_prefix="p4rt"))
-        p4runtime_pb2_grpc.add_P4RuntimeServicer_to_server(self, server)
+        _add_servicer(self, server)
         if self._cert_file and self._key_file:
             with open(self._key_file, "rb") as kf, open(self._cert_file, "rb") as cf:
                 creds = grpc.ssl_server_credentials([(kf.read(), cf.read())])
@@ -486,28 +486,45 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
     # ---------------------------------------------------------------------------------------
     # Write / Read / Capabilities
     def Write(self, request, context):
+        """Write RPC. `request` is the raw WriteRequest bytes (see _add_servicer) or a message."""
+        if isinstance(request, bytes):
+            try:
+                batch = wire.decode_write_request(request)
+            except wire.Fallback:
+                try:
+                    batch = wire.WriteBatch.from_proto(p4runtime_pb2.WriteRequest.FromString(request))
+                except Exception:  # what grpc answers when a request deserializer fails
+                    log.exception("Write: cannot parse the request")
+                    context.abort(grpc.StatusCode.INTERNAL, "Exception deserializing request!")
+        else:
+            batch = wire.WriteBatch.from_proto(request)
         try:
-            self._check_writer(request.device_id, request.role, _election_id(request))
+            self._check_writer(batch.device_id, batch.role, batch.election_id)
             state = self._state
             if state is None:
                 raise failed_precondition("no forwarding pipeline config set")
-            if request.atomicity != p4runtime_pb2.WriteRequest.CONTINUE_ON_ERROR:
+            if batch.atomicity != p4runtime_pb2.WriteRequest.CONTINUE_ON_ERROR:
                 raise unimplemented("only CONTINUE_ON_ERROR atomicity is supported")
         except P4RTError as e:
             context.abort(e.grpc_code, e.message)
         results: list[P4RTError | None] = []
+        failed = False
+        cache: entities.ActionCache = {}  # this batch's validated actions
+        apply = entities.apply_write
         # The whole batch under the state lock: batches and reads are serializable.
         with state.lock:
-            for update in request.updates:
+            for update in batch.updates:
                 try:
-                    entities.apply_update(state, update)
+                    apply(state, update, cache)
                     results.append(None)
                 except P4RTError as e:
                     results.append(e)
+                    failed = True
                 except Exception as e:  # a bug here must not take the batch down
                     log.exception("Write update failed")
                     results.append(P4RTError(code_pb2.INTERNAL, f"internal error: {e}"))
-        if any(r is not None for r in results):
+                    failed = True
+        if failed:
             self._set_batch_status(context, results, "Write failure.")
         return p4runtime_pb2.WriteResponse()
 
@@ -556,6 +573,36 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
 
     def Capabilities(self, request, context):
         return p4runtime_pb2.CapabilitiesResponse(p4runtime_api_version=P4RUNTIME_API_VERSION)
+
+
+def _add_servicer(servicer: P4RuntimeServer, server: grpc.Server) -> None:
+    """Register like p4runtime_pb2_grpc.add_P4RuntimeServicer_to_server, with one change: Write
+    receives the request bytes undecoded, so wire.py can read table writes without building
+    pure-Python protobuf messages for them (the dominant cost of a large batch)."""
+    pb = p4runtime_pb2
+    handlers = {
+        "Write": grpc.unary_unary_rpc_method_handler(
+            servicer.Write, request_deserializer=None,
+            response_serializer=pb.WriteResponse.SerializeToString),
+        "Read": grpc.unary_stream_rpc_method_handler(
+            servicer.Read, request_deserializer=pb.ReadRequest.FromString,
+            response_serializer=pb.ReadResponse.SerializeToString),
+        "SetForwardingPipelineConfig": grpc.unary_unary_rpc_method_handler(
+            servicer.SetForwardingPipelineConfig,
+            request_deserializer=pb.SetForwardingPipelineConfigRequest.FromString,
+            response_serializer=pb.SetForwardingPipelineConfigResponse.SerializeToString),
+        "GetForwardingPipelineConfig": grpc.unary_unary_rpc_method_handler(
+            servicer.GetForwardingPipelineConfig,
+            request_deserializer=pb.GetForwardingPipelineConfigRequest.FromString,
+            response_serializer=pb.GetForwardingPipelineConfigResponse.SerializeToString),
+        "StreamChannel": grpc.stream_stream_rpc_method_handler(
+            servicer.StreamChannel, request_deserializer=pb.StreamMessageRequest.FromString,
+            response_serializer=pb.StreamMessageResponse.SerializeToString),
+        "Capabilities": grpc.unary_unary_rpc_method_handler(
+            servicer.Capabilities, request_deserializer=pb.CapabilitiesRequest.FromString,
+            response_serializer=pb.CapabilitiesResponse.SerializeToString),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("p4.v1.P4Runtime", handlers),))
 
 
 def migrate_state(old: SwitchState, new: SwitchState) -> list[P4RTError]:

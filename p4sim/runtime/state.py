@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from p4.config.v1 import p4info_pb2
 from p4.v1 import p4runtime_pb2
@@ -49,10 +49,11 @@ class ActionInfo:
     id: int
     name: str
     params: tuple[ParamInfo, ...]
+    # param id -> (position, ParamInfo); built once here because every table write looks it up.
+    param_index: dict[int, tuple[int, ParamInfo]] = field(init=False, compare=False, repr=False)
 
-    @property
-    def param_index(self) -> dict[int, tuple[int, ParamInfo]]:
-        return {p.id: (i, p) for i, p in enumerate(self.params)}
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "param_index", {p.id: (i, p) for i, p in enumerate(self.params)})
 
 
 class ControllerHeader:

@@ -132,6 +132,8 @@ class Table:
         self.fields = tuple(MatchFieldInfo(f.id, f.name, f.bitwidth, f.match_type)
                             for f in info.match_fields)
         self.field_by_id = {f.id: (i, f) for i, f in enumerate(self.fields)}
+        self.label = f"table {self.name}"  # error-message prefix, formatted once per table
+        self.implementation_id = info.implementation_id  # read per write: avoid the protobuf getter
         self.size = info.size
         self.is_const_table = info.is_const_table
         self.needs_priority = any(f.kind in PRIORITY_KINDS for f in self.fields)
@@ -316,6 +318,8 @@ class Table:
             self._scan_dirty = True
 
     def _lpm_probe_key(self, key: tuple) -> tuple:
+        if len(key) == 1:  # the common single-field route table: no generator per insert
+            return (key[0][0],)
         pos = self._lpm_pos
         return tuple(k[0] if i == pos else k for i, k in enumerate(key))
 
