@@ -275,14 +275,15 @@ def _packed_bytes(value: int, nbits: int) -> bytes:
 
 
 def csum16_packed(value: int, nbits: int) -> int:
-    """RFC 1071 checksum of a packed field list, without building bytes (the common case)."""
+    """RFC 1071 checksum of a packed field list, without building bytes (the common case).
+
+    Since 2**16 = 1 (mod 0xFFFF), the end-around-carry sum of the 16-bit words is congruent to
+    the whole number mod 0xFFFF; it is 0 only for all-zero words and 0xFFFF for other multiples.
+    """
     value <<= -nbits % 16
-    s = 0
-    while value:
-        s += value & 0xFFFF
-        value >>= 16
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
+    s = value % 0xFFFF
+    if s == 0 and value:
+        s = 0xFFFF
     return ~s & 0xFFFF
 
 
