@@ -9,6 +9,7 @@ from scapy.layers.inet import IP
 
 from p4sim.dataplane import hashes
 from p4sim.dataplane.hashes import CrcParams, CustomCrc, compute, hash_v1model, pack_fields
+from p4sim.dataplane.rtlib import csum16_packed
 
 CHECK = b"123456789"
 
@@ -132,3 +133,14 @@ def test_unknown_algorithm() -> None:
     with pytest.raises(ValueError):
         hashes.output_width("md5")
     assert hashes.output_width("crc16") == 16
+
+
+def test_packed_csum16_equals_the_byte_checksum() -> None:
+    # the generated code checksums a packed field list as one integer; it must agree with the
+    # byte-wise RFC 1071 sum for every width, including zero words and all-ones words
+    rng = random.Random(7)
+    for i in range(5000):
+        n = rng.choice([7, 8, 9, 16, 24, 160, 168, 320])
+        v = rng.getrandbits(n) if i % 5 else rng.choice([0, (1 << n) - 1, 0xFFFF & ((1 << n) - 1)])
+        pad = -n % 8
+        assert csum16_packed(v, n) == hashes.csum16((v << pad).to_bytes((n + pad) // 8, "big")), (v, n)
