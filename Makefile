@@ -15,7 +15,7 @@ BUILD := build
 LOGS := logs
 PYTEST_ARGS ?=
 
-APT_NEEDS := ip:iproute2 ethtool:ethtool cpp:cpp tc:iproute2 ping:iputils-ping
+APT_NEEDS := ip:iproute2 ethtool:ethtool cpp:cpp tc:iproute2 ping:iputils-ping openssl:openssl
 
 .PHONY: all setup deps venv build demo test test-p4sim test-controller lint bench stop clean distclean
 
