@@ -113,8 +113,17 @@ class V1Switch:
                 self.packets_dropped += 1
                 return
             self.packets_in += 1
-            work: deque[tuple[str, Any]] = deque([("ingress", (port, frame, PKT_NORMAL, None, None))])
-            passes = 0
+            work: deque[tuple[str, Any]] = deque()
+            # the common case (one pass, unicast) runs without touching the work queue
+            try:
+                self._ingress(prog, work, port, frame, PKT_NORMAL, None, None)
+            except AssertionFailure as exc:
+                log.error("assert failed at %s: packet dropped", exc)
+                self.packets_dropped += 1
+            except Exception:  # a program fault must not take the switch down
+                log.exception("packet processing failed: packet dropped")
+                self.packets_dropped += 1
+            passes = 1
             while work:
                 kind, item = work.popleft()
                 passes += 1
