@@ -793,7 +793,10 @@ def _select_entries(state: SwitchState, table: Table, te: p4runtime_pb2.TableEnt
     return out
 
 
-def _read_table_entries(state: SwitchState, te: p4runtime_pb2.TableEntry) -> Iterator[p4runtime_pb2.Entity]:
+def select_table_read(state: SwitchState, te: p4runtime_pb2.TableEntry
+                      ) -> tuple[list[tuple[Table, list[Entry]]], dict[str, bool]]:
+    """A TableEntry read request -> the (table, entries) it selects and the flags for
+    table_entry_to_proto (counter, meter, since_hit). Caller holds state.lock."""
     if te.table_id == 0:
         picked = [(t, list(t)) for t in state.tables.values()]
     else:
@@ -803,6 +806,11 @@ def _read_table_entries(state: SwitchState, te: p4runtime_pb2.TableEntry) -> Ite
         picked = [(table, _select_entries(state, table, te))]
     flags = {"counter": te.HasField("counter_data"), "meter": te.HasField("meter_config"),
              "since_hit": te.HasField("time_since_last_hit")}
+    return picked, flags
+
+
+def _read_table_entries(state: SwitchState, te: p4runtime_pb2.TableEntry) -> Iterator[p4runtime_pb2.Entity]:
+    picked, flags = select_table_read(state, te)
 
     def gen() -> Iterator[p4runtime_pb2.Entity]:
         now = time.monotonic_ns()

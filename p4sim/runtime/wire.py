@@ -21,6 +21,9 @@ Field numbers come from the generated descriptors, not from literals, so they ca
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+
 from p4.v1 import p4runtime_pb2
 
 from p4sim.runtime.entities import ActionItem, MatchItem, TableWrite
@@ -463,3 +466,163 @@ def _action(buf: bytes, pos: int, end: int) -> ActionItem:
         else:
             raise Fallback
     return ("action", action_id, params)
+
+
+# ------------------------------------------------------------------------------------------------
+# Read responses
+#
+# A wildcard read of a large table is the other hot path: building a TableEntry message per
+# entry in pure-Python protobuf and serializing it costs far more than finding the entries. Table
+# entries are therefore encoded here directly, in the byte order protobuf itself produces (fields
+# by number, proto3 defaults omitted, so the output is byte-identical: see the tests). Entries
+# that need what is rarer in reads (the default entry, meter configs, time since last hit) are
+# built with entities.table_entry_to_proto and serialized by protobuf.
+
+def _ld(tag: int, payload: bytes) -> bytes:
+    """A length-delimited field: tag byte(s), length, payload."""
+    return _VARINTS[tag] + _enc_varint(len(payload)) + payload
+
+
+def _enc_varint(n: int) -> bytes:
+    if n < 0x80:
+        return _VARINTS[n]
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_VARINTS = [bytes([i]) for i in range(0x80)]
+
+
+def _signed(n: int) -> int:
+    """int32/int64 varints carry negative numbers as their 64-bit two's complement."""
+    return n + (1 << 64) if n < 0 else n
+
+
+def _enc_bytes(n: int) -> bytes:
+    return n.to_bytes(max(1, (n.bit_length() + 7) // 8), "big")  # codec.encode, inlined
+
+
+FM_EXACT_VALUE = _tag(_FM.Exact, "value", LEN)
+
+
+def _enc_match(table, key: tuple) -> bytes:
+    from p4sim.runtime.tables import EXACT, LPM, OPTIONAL, RANGE, TERNARY, dont_care
+
+    out = []
+    for f, spec in zip(table.fields, key, strict=True):
+        kind = f.kind
+        if kind != EXACT and spec == dont_care(f):
+            continue
+        body = _VARINTS[FM_FIELD_ID] + _enc_varint(f.id) if f.id else b""
+        if kind == EXACT:
+            body += _ld(_FM_TAG["exact"], _ld(FM_EXACT_VALUE, _enc_bytes(spec)))
+        elif kind == LPM:
+            inner = _ld(_FM_SUB["lpm"][0], _enc_bytes(spec[0]))
+            if spec[1]:
+                inner += _VARINTS[_FM_SUB["lpm"][1]] + _enc_varint(spec[1])
+            body += _ld(_FM_TAG["lpm"], inner)
+        elif kind == TERNARY or kind == RANGE:
+            name = "ternary" if kind == TERNARY else "range"
+            first, second = _FM_SUB[name]
+            body += _ld(_FM_TAG[name], _ld(first, _enc_bytes(spec[0])) + _ld(second, _enc_bytes(spec[1])))
+        elif kind == OPTIONAL:
+            body += _ld(_FM_TAG["optional"], _ld(_FM_SUB["optional"][0], _enc_bytes(spec)))
+        out.append(_ld(TE_MATCH, body))
+    return b"".join(out)
+
+
+_FM_TAG = {name: tag for tag, (name, _, _, _) in _FM_KINDS.items()}
+_FM_SUB = {name: (first, second) for _, (name, first, second, _) in _FM_KINDS.items()}
+
+
+def _enc_action(state, action: tuple[int, tuple[int, ...]]) -> bytes:
+    """TableEntry.action (field 3 included) for a direct action, as table_entry_to_proto builds it."""
+    action_id, params = action
+    body = _VARINTS[AC_ACTION_ID] + _enc_varint(action_id)
+    info = state.actions.get(action_id)
+    if info is not None:
+        for pinfo, value in zip(info.params, params, strict=False):
+            p = (_VARINTS[PA_PARAM_ID] + _enc_varint(pinfo.id) if pinfo.id else b"") + _ld(PA_VALUE, _enc_bytes(value))
+            body += _ld(AC_PARAMS, p)
+    return _ld(TE_ACTION, _ld(TA_ACTION, body))
+
+
+CD_BYTE_COUNT = _tag(p4runtime_pb2.CounterData, "byte_count", VARINT)
+CD_PACKET_COUNT = _tag(p4runtime_pb2.CounterData, "packet_count", VARINT)
+EN_TABLE_ENTRY_TAG = EN_TABLE_ENTRY
+RR_ENTITIES = _tag(p4runtime_pb2.ReadResponse, "entities", LEN)
+
+
+def encode_table_entry(state, table, entry, counter: bool, actions: dict) -> bytes:
+    """TableEntry bytes for a (non-default) entry, equal to table_entry_to_proto(...).SerializeToString()
+    with meter=False and since_hit=False. `actions` memoizes encoded actions for one read."""
+    parts = [_VARINTS[TE_TABLE_ID] + _enc_varint(table.id)] if table.id else []
+    if table.fields:
+        parts.append(_enc_match(table, entry.key))
+    action = entry.action
+    if action[0]:
+        enc = actions.get(action)
+        if enc is None:
+            enc = actions[action] = _enc_action(state, action)
+        parts.append(enc)
+    if entry.priority:
+        parts.append(_VARINTS[TE_PRIORITY] + _enc_varint(_signed(entry.priority)))
+    if entry.controller_metadata:
+        parts.append(_VARINTS[TE_CONTROLLER_METADATA] + _enc_varint(entry.controller_metadata))
+    if counter and table.has_direct_counter:
+        cd = b""
+        if entry.bytes:
+            cd += _VARINTS[CD_BYTE_COUNT] + _enc_varint(_signed(entry.bytes))
+        if entry.packets:
+            cd += _VARINTS[CD_PACKET_COUNT] + _enc_varint(_signed(entry.packets))
+        parts.append(_ld(TE_COUNTER_DATA, cd))
+    if entry.idle_timeout_ns:
+        parts.append(_VARINTS[TE_IDLE_TIMEOUT_NS] + _enc_varint(_signed(entry.idle_timeout_ns)))
+    if entry.metadata:
+        parts.append(_ld(TE_METADATA, entry.metadata))
+    if entry.is_const:
+        parts.append(_VARINTS[TE_IS_CONST] + b"\x01")
+    return b"".join(parts)
+
+
+def read_entity_encoded(state, entity: p4runtime_pb2.Entity) -> Iterator[bytes]:
+    """entities.read_entity, yielding each result as Entity wire bytes (same validation, same
+    lock discipline: the selection is made now, under state.lock; encoding happens lazily)."""
+    from p4sim.runtime import entities
+    from p4sim.runtime.tables import DefaultEntry
+
+    if entity.WhichOneof("entity") != "table_entry":
+        return (e.SerializeToString() for e in entities.read_entity(state, entity))
+    with state.lock:
+        picked, flags = entities.select_table_read(state, entity.table_entry)
+    fast = not flags["meter"] and not flags["since_hit"]
+
+    def gen() -> Iterator[bytes]:
+        now = time.monotonic_ns()
+        actions: dict = {}
+        for table, entries in picked:
+            for entry in entries:
+                if fast and not isinstance(entry, DefaultEntry):
+                    te = encode_table_entry(state, table, entry, flags["counter"], actions)
+                else:
+                    te = entities.table_entry_to_proto(state, table, entry, now_ns=now,
+                                                       **flags).SerializeToString()
+                yield _ld(EN_TABLE_ENTRY_TAG, te)
+    return gen()
+
+
+def read_response_chunks(streams: list[Iterator[bytes]], chunk: int) -> Iterator[bytes]:
+    """ReadResponse bytes with up to `chunk` entities each, from encoded Entity streams."""
+    parts: list[bytes] = []
+    for stream in streams:
+        for ent in stream:
+            parts.append(_ld(RR_ENTITIES, ent))
+            if len(parts) >= chunk:
+                yield b"".join(parts)
+                parts = []
+    if parts:
+        yield b"".join(parts)
