@@ -24,7 +24,7 @@
 #ifndef FLOWS_SIZE
 #define FLOWS_SIZE 4096         /* four per-leg entries per proxied connection */
 #endif
-/* Slots for TCP options. Fixed, not -D: the rewrite code in flows.p4 names each slot. Every
+/* Slots for TCP options. Fixed, not -D: parser.p4 and flows.p4 name each slot. Every
  * option takes one slot and a SACK block one more; a segment needing more slots is counted as
  * malformed (TOO_MANY_OPTIONS). 40 option bytes hold at most 9 slots of any real stack
  * (NOP NOP TS NOP NOP SACK with 3 blocks) but a sender may pad with NOPs. */
@@ -70,7 +70,8 @@ error {
     TcpDataOffsetTooSmall,
     TcpOptionOverrun,
     TcpOptionLength,
-    TcpOptionDuplicate
+    TcpOptionDuplicate,
+    TcpTooManyOptions
 }
 
 typedef bit<48> mac_addr_t;

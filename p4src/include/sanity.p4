@@ -25,7 +25,7 @@ control Sanity(inout headers_t hdr, inout local_metadata_t meta,
             reason = MAL_TCP_OPT_LENGTH;
         } else if (err == error.TcpOptionDuplicate) {
             reason = MAL_TCP_OPT_DUPLICATE;
-        } else if (err == error.StackOutOfBounds) {
+        } else if (err == error.TcpTooManyOptions || err == error.StackOutOfBounds) {
             reason = MAL_TCP_OPT_TOO_MANY;
         } else if (err != error.NoError) {
             reason = MAL_OTHER;
