@@ -131,6 +131,10 @@ class SpliceTest(BaseTest):
         self.assertTrue(ok, f"expected packet has bad checksums ({why}): the model is wrong")
         testutils.verify_packet(self, Ether(frame), port)
 
+    def expect_bytes(self, frame: bytes, port: int) -> None:
+        """The switch emits exactly ``frame`` on ``port`` (checksums whatever they are)."""
+        testutils.verify_packet(self, Ether(frame), port)
+
     def expect_nothing_else(self) -> None:
         testutils.verify_no_other_packets(self)
 

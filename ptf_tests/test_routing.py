@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from packets import CLIENT_IP, SERVER_IP, routed, tcp_segment, udp_datagram
+from scapy.layers.l2 import ARP, Ether
 from splice_base import CLIENT, PROXY, SERVER, SpliceTest
 
 
@@ -70,8 +71,6 @@ class NonIpv4Drops(SpliceTest):
     """Frames that are not IPv4 (here ARP) are not routed."""
 
     def runTest(self) -> None:
-        from scapy.layers.l2 import ARP, Ether
-
         self.add_default_routes()
         self.send(CLIENT, bytes(Ether(src="02:00:00:00:01:01", dst="ff:ff:ff:ff:ff:ff")
                                 / ARP(pdst=SERVER_IP)))

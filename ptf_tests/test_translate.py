@@ -201,6 +201,23 @@ class HoldDropsPayload(TranslateBase):
         self.expect_nothing_else()
 
 
+class CorruptSegmentStaysCorrupt(TranslateBase):
+    """A segment whose checksum does not match its bytes leaves with a checksum that still does
+    not match: the incremental update carries the error, it never launders it."""
+
+    def runTest(self) -> None:
+        t = Translation(seq=0x1234, ack=0x5678, tsval=9, tsecr=10)
+        self.install(t)
+        good = self.segment(options=[("NOP", None), ("NOP", None), TS])
+        bad = bytearray(good)
+        bad[-1] ^= 0x5A  # payload damaged after the sender computed the checksum
+        self.send(CLIENT, bytes(bad))
+        want = bytearray(translate(good, t, PROXY))
+        want[-1] ^= 0x5A
+        self.expect_bytes(bytes(want), PROXY)
+        self.expect_nothing_else()
+
+
 class RandomSegments(TranslateBase):
     """Random deltas and fields, random option layouts: each output equals the model's."""
 
@@ -250,6 +267,3 @@ class BothDirectionsOfALeg(SpliceTest):
             self.expect(translate(frame, t, out_port), out_port)
         self.expect_nothing_else()
 
-
-# a reference to SERVER keeps the port constants importable together for readers
-_ = SERVER
