@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf import any_pb2
 from google.rpc import code_pb2
 from p4.config.v1 import p4info_pb2
 from p4.v1 import p4runtime_pb2 as pb
@@ -152,6 +153,7 @@ class SwitchSession:
                  private_key: bytes | str | Path | None = None,
                  certificate_chain: bytes | str | Path | None = None,
                  tls_server_name: str | None = None,
+                 role_config: any_pb2.Any | None = None,
                  index: P4Index | None = None,
                  on_reconnect: ReconnectHook | None = None,
                  on_write_latency: Callable[[float], None] | None = None,
@@ -166,6 +168,7 @@ class SwitchSession:
         self.address = address
         self.device_id = device_id
         self.role = role
+        self.role_config = role_config
         self.name = name or f"{address}#{device_id}"
         self._configured_election_id = election_id
         self._election_id = election_id
@@ -187,6 +190,7 @@ class SwitchSession:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._streams_opened = 0  # streams that got an arbitration answer (1 = first connect)
+        self._takeover_attempt = None
 
         self.primary_event = asyncio.Event()
         self.connected_event = asyncio.Event()
@@ -289,11 +293,12 @@ class SwitchSession:
             self._out.put_nowait(None)
         runner, self._runner = self._runner, None
         if runner is not None:
-            try:
-                # Give the switch a moment to end the stream by itself after our half-close.
-                await asyncio.wait_for(asyncio.shield(runner), timeout=1.0)
-            except (TimeoutError, asyncio.CancelledError):
-                pass
+            if self._out is not None:
+                try:
+                    # Give the switch a moment to end the stream by itself after our half-close.
+                    await asyncio.wait_for(asyncio.shield(runner), timeout=1.0)
+                except (TimeoutError, asyncio.CancelledError):
+                    pass
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
         for task in list(self._tasks):
@@ -337,12 +342,15 @@ class SwitchSession:
             established_before = self._streams_opened
             try:
                 await self._stream_once()
-                log.warning("%s: stream ended by the switch", self.name)
+                if not self._closing:
+                    log.warning("%s: stream ended by the switch", self.name)
             except asyncio.CancelledError:
                 raise
             except grpc.aio.AioRpcError as e:
                 if not self._closing:
-                    log.warning("%s: stream failed: %s: %s", self.name, e.code().name, e.details())
+                    # Loud once, then quiet while the switch stays away (backoff can run for long).
+                    log.log(logging.WARNING if attempt == 0 else logging.DEBUG, "%s: stream failed: %s: %s",
+                            self.name, e.code().name, e.details())
             except Exception:
                 log.exception("%s: stream handling failed", self.name)
             finally:
@@ -361,6 +369,7 @@ class SwitchSession:
         out: asyncio.Queue[pb.StreamMessageRequest | None] = asyncio.Queue()
         self._out = out
         self._election_id = self._configured_election_id
+        self._takeover_attempt: tuple[int | None, int] | None = None
         got_arbitration = False
 
         async def requests() -> AsyncIterator[pb.StreamMessageRequest]:
@@ -413,6 +422,8 @@ class SwitchSession:
         arb.device_id = self.device_id
         if self.role:
             arb.role.name = self.role
+        if self.role_config is not None:
+            arb.role.config.CopyFrom(self.role_config)
         _u128(arb.election_id, self._election_id)
         return req
 
@@ -434,6 +445,14 @@ class SwitchSession:
             # No primary, and the switch will not name one by itself: claim the role (spec rules).
             if self.highest_election_id is not None and self._election_id < self.highest_election_id:
                 self._election_id = min(_U128, self.highest_election_id + 1)
+            attempt = (self.highest_election_id, self._election_id)
+            if attempt == self._takeover_attempt:
+                # Already asked with this id and the switch still names no primary: asking again
+                # would only loop. Wait for the next change instead.
+                log.warning("%s: re-arbitration with election id %d did not make us primary",
+                            self.name, self._election_id)
+                return
+            self._takeover_attempt = attempt
             log.info("%s: no primary; re-arbitrating with election id %d", self.name, self._election_id)
             self._out.put_nowait(self._arbitration_request())
 
@@ -445,7 +464,7 @@ class SwitchSession:
         if was_connected:
             change = ArbitrationChange(False, self.highest_election_id or 0, code_pb2.UNAVAILABLE,
                                        "stream lost", connected=False)
-            if was_primary:
+            if was_primary and not self._closing:
                 log.warning("%s: lost the stream while primary", self.name)
             # Synchronous here (called from finally blocks): queue it, or hand to handlers as a task.
             self._spawn(self._dispatch("arbitration", change), "arbitration-lost")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
 
 import grpc
 import pytest
@@ -34,6 +35,8 @@ from p4splice.controller.p4rt import (
     codec,
 )
 
+from p4sim.compiler.driver import CompiledProgram
+from p4sim.switch import SwitchProcess
 from tests.controller.test_p4rt_support import (
     DEVICE,
     Switch,
@@ -420,5 +423,39 @@ def test_reconnects_after_the_switch_restarts(switch: Switch) -> None:
         assert await s.read_all(TableEntry("dmac")) == [entry]
         new_ports[1].inject(eth(MAC_A, MAC_B))
         assert await expect_frame(new_ports[2]) == eth(MAC_A, MAC_B)
+        await s.close()
+    run(main())
+
+
+# --- TLS and roles -------------------------------------------------------------------------------
+
+def test_tls_session(tmp_path, compiled: CompiledProgram) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                        "-keyout", str(key), "-out", str(cert)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    proc = SwitchProcess(device_id=DEVICE, grpc_addr="127.0.0.1:0", cpu_port=255, cert=str(cert), key=str(key))
+    proc.start()
+    try:
+        async def main() -> None:
+            async with SwitchSession(proc.grpc_addr, DEVICE, 1, root_certificates=cert, backoff=FAST) as s:
+                await s.wait_primary(5)
+                await s.set_pipeline(compiled.p4info, compiled.device_config)
+                await s.insert(TableEntry("dmac", {DST: MAC_A}, Action("to_cpu")))
+                assert len(await s.read_all(TableEntry("dmac"))) == 1
+        run(main())
+    finally:
+        proc.stop()
+
+
+def test_named_roles_arbitrate_separately(switch: Switch) -> None:
+    async def main() -> None:
+        s = await primary(switch, 10)
+        async with session(switch, 10, role="observer") as other:
+            await other.wait_primary(5)  # the same election id is fine in another role
+            await other.adopt_pipeline()
+            await other.insert(TableEntry("dmac", {DST: MAC_B}, Action("to_cpu")))
+            assert len(await s.read_all(TableEntry("dmac"))) == 1
         await s.close()
     run(main())
