@@ -195,6 +195,7 @@ class SwitchSession:
         self.primary_event = asyncio.Event()
         self.connected_event = asyncio.Event()
         self.highest_election_id: int | None = None
+        self.last_error: str | None = None  # why the last stream failed, for messages and status
         self._handlers: dict[str, list[Handler]] = {k: [] for k in KINDS}
         self.queues: dict[str, asyncio.Queue[Any]] = {k: asyncio.Queue(queue_size) for k in KINDS}
         self.dropped: dict[str, int] = dict.fromkeys(KINDS, 0)
@@ -274,9 +275,17 @@ class SwitchSession:
         self._runner = asyncio.create_task(self._run(), name=f"p4rt-session-{self.name}")
 
     async def connect(self, timeout: float | None = 10.0) -> None:
-        """Start, and wait until the switch has answered our arbitration (primary or backup)."""
+        """Start, and wait until the switch has answered our arbitration (primary or backup).
+
+        Raises NotConnectedError, with the last stream error, if it has not within ``timeout``;
+        the session keeps trying in the background until closed.
+        """
         await self.start()
-        await self.wait_connected(timeout)
+        try:
+            await self.wait_connected(timeout)
+        except TimeoutError:
+            raise NotConnectedError(f"{self.name}: no arbitration answer within {timeout}s"
+                                    f" (last error: {self.last_error or 'none'})") from None
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         async with asyncio.timeout(timeout):
@@ -347,6 +356,7 @@ class SwitchSession:
             except asyncio.CancelledError:
                 raise
             except grpc.aio.AioRpcError as e:
+                self.last_error = f"{e.code().name}: {e.details()}"
                 if not self._closing:
                     # Loud once, then quiet while the switch stays away (backoff can run for long).
                     log.log(logging.WARNING if attempt == 0 else logging.DEBUG, "%s: stream failed: %s: %s",
@@ -527,6 +537,8 @@ class SwitchSession:
 
     async def packet_out(self, packet: PacketOut | bytes, metadata: dict[str, int] | None = None) -> None:
         """Send a frame out through the CPU port; ``metadata`` are the packet_out header's fields."""
+        if self._out is None or not self.is_connected:
+            raise NotConnectedError(f"{self.name}: no stream to the switch")
         if isinstance(packet, bytes):
             packet = PacketOut(packet, metadata or {})
         req = pb.StreamMessageRequest()

@@ -22,6 +22,7 @@ from p4splice.controller.p4rt import (
     DirectCounterEntry,
     Exact,
     MulticastGroupEntry,
+    NotConnectedError,
     PacketOut,
     PipelineError,
     RegisterEntry,
@@ -457,5 +458,16 @@ def test_named_roles_arbitrate_separately(switch: Switch) -> None:
             await other.adopt_pipeline()
             await other.insert(TableEntry("dmac", {DST: MAC_B}, Action("to_cpu")))
             assert len(await s.read_all(TableEntry("dmac"))) == 1
+        await s.close()
+    run(main())
+
+
+def test_connect_reports_why_it_cannot(switch: Switch) -> None:
+    async def main() -> None:
+        s = SwitchSession(switch.addr, DEVICE + 1, 1, backoff=FAST)  # no such device
+        with pytest.raises(NotConnectedError, match="NOT_FOUND: unknown device id 2"):
+            await s.connect(timeout=0.5)
+        with pytest.raises(NotConnectedError):
+            await s.packet_out(b"x")
         await s.close()
     run(main())
