@@ -90,44 +90,56 @@ Match = Exact | LPM | Ternary | Range | Optional
 _KIND_OF = {Exact: "exact", LPM: "lpm", Ternary: "ternary", Range: "range", Optional: "optional"}
 
 
-def _match_to_proto(mf: MatchFieldInfo, m: Match, table: str) -> pb.FieldMatch | None:
-    """The FieldMatch for one key, or None when the value is a don't-care (omitted on the wire)."""
-    what = f"table {table!r} field {mf.name!r}"
-    kind = _KIND_OF.get(type(m))
-    if kind != mf.match_type:
-        raise ValueError(f"{what} is an {mf.match_type} match; got {m!r}")
+def _add_match(into: Any, mf: MatchFieldInfo, m: Match, table: str) -> None:
+    """Append the FieldMatch of one key to ``into`` (a repeated field), unless the value is a
+    don't-care, which the spec wants omitted. Built in place: with the pure-Python protobuf
+    runtime every intermediate message and copy costs."""
+    if _KIND_OF.get(type(m)) != mf.match_type:
+        raise ValueError(f"table {table!r} field {mf.name!r} is an {mf.match_type} match; got {m!r}")
     bw = mf.bitwidth
-    fm = pb.FieldMatch(field_id=mf.id)
+    enc = codec.encode
+    try:
+        if isinstance(m, Exact):
+            into.add(field_id=mf.id).exact.value = enc(m.value, bw)
+        elif isinstance(m, LPM):
+            if not 0 <= m.prefix_len <= bw:
+                raise ValueError(f"prefix length {m.prefix_len} not in 0..{bw}")
+            value = enc(m.value, bw)
+            if m.value & ((1 << (bw - m.prefix_len)) - 1):
+                raise ValueError(f"{m.value:#x}/{m.prefix_len} has bits set beyond the prefix")
+            if m.prefix_len:
+                lpm = into.add(field_id=mf.id).lpm
+                lpm.value, lpm.prefix_len = value, m.prefix_len
+        elif isinstance(m, Ternary):
+            value, mask = enc(m.value, bw), enc(m.mask, bw, "mask")
+            if m.value & ~m.mask:
+                raise ValueError(f"value {m.value:#x} has bits outside mask {m.mask:#x}")
+            if m.mask:
+                t = into.add(field_id=mf.id).ternary
+                t.value, t.mask = value, mask
+        elif isinstance(m, Range):
+            if m.low > m.high:
+                raise ValueError(f"empty range {m.low}..{m.high}")
+            low, high = enc(m.low, bw, "low"), enc(m.high, bw, "high")
+            if not (m.low == 0 and bw > 0 and m.high == (1 << bw) - 1):
+                r = into.add(field_id=mf.id).range
+                r.low, r.high = low, high
+        else:
+            into.add(field_id=mf.id).optional.value = enc(m.value, bw)
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"table {table!r} field {mf.name!r}: {e}") from None
+
+
+def _match_str(m: Match) -> str:
     if isinstance(m, Exact):
-        fm.exact.value = codec.encode(m.value, bw, what)
-    elif isinstance(m, LPM):
-        if not 0 <= m.prefix_len <= bw:
-            raise ValueError(f"{what}: prefix length {m.prefix_len} not in 0..{bw}")
-        if m.prefix_len == 0:
-            return None
-        host_bits = (1 << (bw - m.prefix_len)) - 1
-        if m.value & host_bits:
-            raise ValueError(f"{what}: {m.value:#x}/{m.prefix_len} has bits set beyond the prefix")
-        fm.lpm.value = codec.encode(m.value, bw, what)
-        fm.lpm.prefix_len = m.prefix_len
-    elif isinstance(m, Ternary):
-        codec.encode(m.mask, bw, f"{what} mask")
-        if m.mask == 0:
-            return None
-        if m.value & ~m.mask:
-            raise ValueError(f"{what}: value {m.value:#x} has bits outside mask {m.mask:#x}")
-        fm.ternary.value = codec.encode(m.value, bw, what)
-        fm.ternary.mask = codec.encode(m.mask, bw, f"{what} mask")
-    elif isinstance(m, Range):
-        if m.low > m.high:
-            raise ValueError(f"{what}: empty range {m.low}..{m.high}")
-        fm.range.low = codec.encode(m.low, bw, f"{what} low")
-        fm.range.high = codec.encode(m.high, bw, f"{what} high")
-        if m.low == 0 and bw > 0 and m.high == (1 << bw) - 1:
-            return None
-    else:
-        fm.optional.value = codec.encode(m.value, bw, what)
-    return fm
+        return f"{m.value:#x}"
+    if isinstance(m, LPM):
+        return f"{m.value:#x}/{m.prefix_len}"
+    if isinstance(m, Ternary):
+        return f"{m.value:#x}&&&{m.mask:#x}"
+    if isinstance(m, Range):
+        return f"{m.low:#x}..{m.high:#x}"
+    return f"{m.value:#x}?"
 
 
 def _match_from_proto(mf: MatchFieldInfo, fm: pb.FieldMatch) -> Match:
@@ -156,15 +168,28 @@ class Action:
     params: Mapping[str, int] = field(default_factory=dict)
 
     def to_proto(self, index: P4Index) -> pb.Action:
-        info = index.actions.get(self.name)
-        out = pb.Action(action_id=info.id)
-        for pname, value in self.params.items():
-            p = info.params.get(pname)
-            out.params.add(param_id=p.id, value=codec.encode(value, p.bitwidth, f"action {info.name!r} param {p.name!r}"))
-        missing = [p.name for p in info.params if p.name not in self.params]
-        if missing:
-            raise ValueError(f"action {info.name!r}: missing parameters {', '.join(missing)}")
+        out = pb.Action()
+        self.fill(index, out)
         return out
+
+    def fill(self, index: P4Index, out: pb.Action) -> None:
+        """Write this action into ``out`` (in place, no intermediate message)."""
+        info = index.actions.get(self.name)
+        out.action_id = info.id
+        params = info.params
+        for pname, value in self.params.items():
+            p = params.get(pname)
+            try:
+                encoded = codec.encode(value, p.bitwidth)
+            except (ValueError, TypeError) as e:
+                raise type(e)(f"action {info.name!r} param {p.name!r}: {e}") from None
+            out.params.add(param_id=p.id, value=encoded)
+        if len(self.params) != len(params):
+            missing = [p.name for p in params if p.name not in self.params]
+            raise ValueError(f"action {info.name!r}: missing parameters {', '.join(missing)}")
+
+    def __str__(self) -> str:
+        return f"{self.name}({', '.join(f'{k}={v:#x}' for k, v in self.params.items())})"
 
     @classmethod
     def from_proto(cls, index: P4Index, msg: pb.Action) -> Action:
@@ -238,33 +263,57 @@ class TableEntry:
             object.__setattr__(self, "match", {k: Exact(v) if isinstance(v, int) else v
                                                for k, v in self.match.items()})
 
+    def __str__(self) -> str:
+        # Compact, for logs and error messages; repr() keeps every field.
+        keys = ", ".join(f"{k}={_match_str(m)}" for k, m in self.match.items())
+        head = f"{self.table or '*'}[{'default' if self.is_default else keys}]"
+        if self.priority:
+            head += f" prio {self.priority}"
+        return f"{head} -> {self.action}" if self.action is not None else head
+
     @property
     def key(self) -> tuple[str, frozenset[tuple[str, Match]], int, bool]:
         """What identifies the entry in its table (hashable): table, match, priority, default."""
         return (self.table, frozenset(self.match.items()), self.priority, self.is_default)
 
     def to_proto(self, index: P4Index) -> pb.TableEntry:
+        out = pb.TableEntry()
+        self.fill(index, out)
+        return out
+
+    def fill(self, index: P4Index, out: pb.TableEntry) -> None:
+        """Write this entry into ``out`` (in place, no intermediate messages)."""
+        out.SetInParent()
         info = _table_id(index, self.table)
-        out = pb.TableEntry(table_id=info.id if info else 0, priority=self.priority,
-                            idle_timeout_ns=self.idle_timeout_ns, is_default_action=self.is_default,
-                            metadata=self.metadata)
-        if info is None and (self.match or self.action):
-            raise ValueError("a wildcard table read filter takes no match or action")
+        if info is None:
+            if self.match or self.action:
+                raise ValueError("a wildcard table read filter takes no match or action")
+        else:
+            out.table_id = info.id
         if self.is_default and self.match:
             raise ValueError(f"table {self.table!r}: a default entry has no match")
-        for name, m in self.match.items():
-            fm = _match_to_proto(info.match_fields.get(name), m, info.name)  # type: ignore[union-attr]
-            if fm is not None:
-                out.match.append(fm)
-        # Keys in P4Info order: not required by the spec, but it makes messages comparable.
-        out.match.sort(key=lambda f: f.field_id)
+        if self.match:
+            assert info is not None
+            fields = info.match_fields
+            # Keys in P4Info order: not required by the spec, but it makes messages comparable.
+            keyed = sorted(((fields.get(name), m) for name, m in self.match.items()), key=lambda fm: fm[0].id)
+            for mf, m in keyed:
+                _add_match(out.match, mf, m, info.name)
         if self.action is not None:
-            out.action.action.CopyFrom(self.action.to_proto(index))
+            self.action.fill(index, out.action.action)
+        if self.priority:
+            out.priority = self.priority
+        if self.idle_timeout_ns:
+            out.idle_timeout_ns = self.idle_timeout_ns
+        if self.is_default:
+            out.is_default_action = True
+        if self.metadata:
+            out.metadata = self.metadata
         if self.counter_data is not None:
-            out.counter_data.CopyFrom(self.counter_data.to_proto())
+            out.counter_data.packet_count = self.counter_data.packet_count
+            out.counter_data.byte_count = self.counter_data.byte_count
         if self.meter_config is not None:
             out.meter_config.CopyFrom(self.meter_config.to_proto())
-        return out
 
     @classmethod
     def from_proto(cls, index: P4Index, msg: pb.TableEntry) -> TableEntry:
@@ -539,9 +588,17 @@ Entity = (TableEntry | CounterEntry | DirectCounterEntry | MeterEntry | DirectMe
           | MulticastGroupEntry | CloneSessionEntry | DigestEntry)
 
 
-def entity_to_proto(index: P4Index, entity: Entity) -> pb.Entity:
-    out = pb.Entity()
-    getattr(out, entity.entity_kind).CopyFrom(entity.to_proto(index))
+def entity_to_proto(index: P4Index, entity: Entity, out: pb.Entity | None = None) -> pb.Entity:
+    """The Entity message of ``entity`` (filled into ``out`` when given)."""
+    if out is None:
+        out = pb.Entity()
+    target = getattr(out, entity.entity_kind)
+    target.SetInParent()  # an all-wildcard filter is an empty message, and must still be present
+    fill = getattr(entity, "fill", None)
+    if fill is not None:
+        fill(index, target)
+    else:
+        target.CopyFrom(entity.to_proto(index))
     return out
 
 
@@ -581,7 +638,13 @@ class Update:
     entity: Entity
 
     def to_proto(self, index: P4Index) -> pb.Update:
-        return pb.Update(type=int(self.type), entity=entity_to_proto(index, self.entity))
+        out = pb.Update()
+        self.fill(index, out)
+        return out
+
+    def fill(self, index: P4Index, out: pb.Update) -> None:
+        out.type = int(self.type)
+        entity_to_proto(index, self.entity, out.entity)
 
     def __str__(self) -> str:
         return f"{self.type.name} {self.entity}"

@@ -558,8 +558,12 @@ class SwitchSession:
             return
         req = pb.WriteRequest(device_id=self.device_id, role=self.role, atomicity=atomicity)
         _u128(req.election_id, self._election_id)
+        index = self._index
         for u in items:
-            req.updates.append(u if isinstance(u, pb.Update) else u.to_proto(self.index))
+            if isinstance(u, pb.Update):
+                req.updates.append(u)
+            else:
+                u.fill(index or self.index, req.updates.add())  # in place: no per-update copies
         t0 = time.perf_counter()
         try:
             await self._rpc_stub().Write(req, timeout=self.rpc_timeout)

@@ -243,3 +243,14 @@ def test_table_entry_key_is_hashable(index: P4Index) -> None:
     a = TableEntry("dmac", {"hdr.ethernet.dst": 1}, Action("forward", {"port": 1}))
     b = TableEntry("dmac", {"hdr.ethernet.dst": Exact(1)}, Action("forward", {"port": 2}))
     assert a.key == b.key and len({a.key, b.key}) == 1
+
+
+def test_compact_str_for_logs(index: P4Index) -> None:
+    e = TableEntry("acl", {"hdr.ethernet.ether_type": Ternary(0x800, 0xFFFF)}, Action("drop"), priority=3)
+    assert str(e) == "acl[hdr.ethernet.ether_type=0x800&&&0xffff] prio 3 -> drop()"
+    assert str(TableEntry("dmac", action=Action("forward", {"port": 2}), is_default=True)) == \
+        "dmac[default] -> forward(port=0x2)"
+    assert str(Update(UpdateType.DELETE, TableEntry("dst_prefix", {"hdr.ethernet.dst": LPM(0, 0)}))) == \
+        "DELETE dst_prefix[hdr.ethernet.dst=0x0/0]"
+    wildcard = entity_to_proto(index, TableEntry(""))
+    assert wildcard.WhichOneof("entity") == "table_entry" and wildcard.table_entry.table_id == 0
