@@ -162,6 +162,7 @@ class SwitchSession:
                  backoff: Backoff | None = None,
                  queue_size: int = 10_000,
                  rpc_timeout: float | None = 30.0,
+                 connect_timeout: float | None = 10.0,
                  name: str | None = None) -> None:
         if not 0 < election_id <= _U128:
             raise ValueError(f"election id {election_id} must be in 1..2**128-1")
@@ -182,6 +183,7 @@ class SwitchSession:
         self.takeover = takeover
         self.backoff = backoff or Backoff()
         self.rpc_timeout = rpc_timeout
+        self.connect_timeout = connect_timeout  # what `async with` waits for the first answer
 
         self._channel: grpc.aio.Channel | None = None
         self._stub: p4runtime_pb2_grpc.P4RuntimeStub | None = None
@@ -260,7 +262,11 @@ class SwitchSession:
 
     # --- lifecycle --------------------------------------------------------------------------------
     async def __aenter__(self) -> SwitchSession:
-        await self.connect()
+        try:
+            await self.connect(self.connect_timeout)
+        except BaseException:
+            await self.close()  # __aexit__ will not run: do not leave the reconnect loop behind
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -341,6 +347,7 @@ class SwitchSession:
 
     async def _close_channel(self) -> None:
         channel, self._channel = self._channel, None
+        self._stub = None
         if channel is not None:
             await channel.close(grace=None)
 

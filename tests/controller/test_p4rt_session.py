@@ -470,4 +470,9 @@ def test_connect_reports_why_it_cannot(switch: Switch) -> None:
         with pytest.raises(NotConnectedError):
             await s.packet_out(b"x")
         await s.close()
+        s2 = SwitchSession(switch.addr, DEVICE + 1, 1, backoff=FAST, connect_timeout=0.3)
+        with pytest.raises(NotConnectedError, match="unknown device id"):
+            async with s2:
+                pass
+        assert s2._runner is None and s2._channel is None  # nothing left running
     run(main())
