@@ -127,6 +127,8 @@ class CallMixin:
         if isinstance(bt, HeaderT):
             if m == "isValid":
                 return TExpr(f"{base.code}._valid", BoolT())
+            if m in ("setValid", "setInvalid"):
+                base = TExpr(self.lvalue_or_expr(f.expr, sc, fc).target, base.type)  # a place, not a read
             if m == "setValid":
                 union = self.union_of(f.expr, sc, fc)
                 if union is not None:
@@ -141,7 +143,7 @@ class CallMixin:
             if len(e.args) != 1:
                 raise semantic_error(e.loc, f"{m} takes one argument")
             n = self.const_int(e.args[0].value, sc, f"{m} count")
-            return TExpr(f"{base.code}.{m}({n})", VoidT())
+            return TExpr(f"{self.lvalue_or_expr(f.expr, sc, fc).target}.{m}({n})", VoidT())
         raise semantic_error(f.loc, f"a value of type {base.type} has no method {m}")
 
     def union_of(self: Compiler, e: ast.Expr, sc: Scope, fc: FnCtx) -> str | None:
@@ -172,9 +174,18 @@ class CallMixin:
                     return TExpr(f"extract_varbit(K, {lv.target}, {n.code})", VoidT())
                 if ht.has_varbit:
                     raise semantic_error(e.loc, "a header with a varbit field needs the two-argument extract")
-                if ".next_elem()" in lv.target or lv.target.endswith("next_elem()"):
+                if lv.target.endswith(".next_elem()"):
                     stack = lv.target[: -len(".next_elem()")]
                     return TExpr(f"{stack}.extract_next(K)", VoidT())
+                if ".next_elem()." in lv.target:
+                    # a member of the next union of a stack: extract into it, make it the
+                    # union's only valid member, then advance the stack
+                    stack, member = lv.target.rsplit(".next_elem().", 1)
+                    tmp = fc.em.temp("u")
+                    fc.em.line(f"{tmp} = {stack}.next_elem()")
+                    fc.em.line(f"{tmp}.{member}._extract(K)")
+                    fc.em.line(f"{tmp}._valid_only({tmp}.{member})")
+                    return TExpr(f"{stack}.advance_next()", VoidT())
                 union = self.union_of(e.args[0].value, sc, fc)
                 if union is not None:
                     fc.em.line(f"{lv.target}._extract(K)")

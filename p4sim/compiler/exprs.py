@@ -312,8 +312,14 @@ class ExprMixin:
             return TExpr(base.code, VoidT(), sym=("member", base, e.member))
         raise semantic_error(e.loc, f"a value of type {base.type} has no member {e.member}")
 
-    def _index(self: Compiler, e: ast.IndexExpr, sc: Scope, fc: FnCtx | None) -> TExpr:
-        base = self.expr(e.expr, sc, fc)
+    def _index(self: Compiler, e: ast.IndexExpr, sc: Scope, fc: FnCtx | None, write: bool = False) -> TExpr:
+        """A tuple or stack element. Stack reads use ``rd``/``at_rd``, which do not make an element
+        that was never written (they see a shared blank); places to write use ``el``/``at``."""
+        base = self.expr(e.expr, sc, fc) if not write else None
+        if write:
+            assert fc is not None
+            blv = self.lvalue_or_expr(e.expr, sc, fc)
+            base = TExpr(blv.target, blv.type)
         bt = strip_newtype(base.type)
         if isinstance(bt, TupleT):
             i = self.const_int(e.index, sc, "tuple index")
@@ -328,8 +334,8 @@ class ExprMixin:
         if idx.is_const:
             if not 0 <= idx.const < bt.size:
                 raise semantic_error(e.loc, f"index {idx.const} out of bounds for a stack of size {bt.size}")
-            return TExpr(f"{base.code}.elems[{idx.const}]", bt.elem)
-        return TExpr(f"{base.code}.at({idx.code})", bt.elem)
+            return TExpr(f"{base.code}.{'el' if write else 'rd'}({idx.const})", bt.elem)
+        return TExpr(f"{base.code}.{'at' if write else 'at_rd'}({idx.code})", bt.elem)
 
     # -- operators ------------------------------------------------------------------------------
 
@@ -607,8 +613,8 @@ class ExprMixin:
                 return LValue(te.code, te.type)
             raise semantic_error(e.loc, f"cannot assign to member {e.member} of {base.type}")
         if isinstance(e, ast.IndexExpr):
-            te = self._index(e, sc, fc)
-            if not te.code.endswith("]") and ".at(" not in te.code:
+            te = self._index(e, sc, fc, write=True)
+            if not te.code.endswith("]") and ".at(" not in te.code and ".el(" not in te.code:
                 raise semantic_error(e.loc, "cannot assign to this element")
             return LValue(te.code, te.type)
         if isinstance(e, ast.SliceExpr):

@@ -61,55 +61,94 @@ class Union(Struct):
 
 
 class Stack:
-    """A header stack: ``elems`` plus the parser's next index."""
+    """A header stack: ``elems`` plus the parser's next index.
 
-    __slots__ = ("elems", "nxt", "size", "_factory")
+    Elements are made on first use (``None`` until then reads as an invalid header): a program
+    with a 16-slot stack of header unions would otherwise build well over a hundred objects
+    per packet that it mostly never touches.
+    """
+
+    __slots__ = ("elems", "nxt", "size", "_factory", "_blank")
 
     def __init__(self, size: int, factory) -> None:
         self.size = size
         self._factory = factory
-        self.elems = [factory() for _ in range(size)]
+        self.elems: list = [None] * size
         self.nxt = 0
+        self._blank = None
+
+    def rd(self, i: int):
+        """An element to read: one never made reads as a blank (invalid) element, shared and
+        never written (generated code writes only through ``el``/``at``)."""
+        e = self.elems[i]
+        if e is None:
+            e = self._blank
+            if e is None:
+                e = self._blank = self._factory()
+        return e
+
+    def at_rd(self, i: int):
+        if 0 <= i < self.size:
+            return self.rd(i)
+        return self._factory()
+
+    def advance_next(self) -> None:
+        self.nxt += 1
+
+    def el(self, i: int):
+        e = self.elems[i]
+        if e is None:
+            e = self.elems[i] = self._factory()
+        return e
 
     def _copy(self) -> Stack:
         o = Stack.__new__(Stack)
         o.size = self.size
         o._factory = self._factory
-        o.elems = [e._copy() for e in self.elems]
+        o._blank = self._blank
+        o.elems = [None if e is None else e._copy() for e in self.elems]
         o.nxt = self.nxt
         return o
 
     def _set(self, o: Stack) -> None:
-        for mine, theirs in zip(self.elems, o.elems, strict=True):
-            mine._set(theirs)
+        self.elems = [None if e is None else e._copy() for e in o.elems]
         self.nxt = o.nxt
 
     def _eq(self, o: Stack) -> bool:
-        return all(a._eq(b) for a, b in zip(self.elems, o.elems, strict=True))
+        blank = None
+        for a, b in zip(self.elems, o.elems, strict=True):
+            if a is None and b is None:
+                continue
+            if blank is None:
+                blank = self._factory()
+            if not (a if a is not None else blank)._eq(b if b is not None else blank):
+                return False
+        return True
 
     def _emit(self, out: bytearray) -> None:
         for e in self.elems:
-            e._emit(out)
+            if e is not None:
+                e._emit(out)
 
     def next_elem(self):
         if self.nxt >= self.size:
             raise ParserError(ERR_STACK_OUT_OF_BOUNDS)
-        return self.elems[self.nxt]
+        return self.el(self.nxt)
 
     def extract_next(self, K) -> None:
         if self.nxt >= self.size:
             raise ParserError(ERR_STACK_OUT_OF_BOUNDS)
-        self.elems[self.nxt]._extract(K)
+        self.el(self.nxt)._extract(K)
         self.nxt += 1
 
     def last_elem(self):
         if self.nxt == 0:
             raise ParserError(ERR_STACK_OUT_OF_BOUNDS)
-        return self.elems[self.nxt - 1]
+        return self.el(self.nxt - 1)
 
     def at(self, i: int):
         if 0 <= i < self.size:
-            return self.elems[i]
+            return self.el(i)
         # out of range: reads see an invalid header, writes go nowhere (P4 leaves it undefined)
         return self._factory()
 
@@ -117,14 +156,14 @@ class Stack:
         if n <= 0:
             return
         keep = self.elems[: max(self.size - n, 0)]
-        self.elems = [self._factory() for _ in range(min(n, self.size))] + keep
+        self.elems = [None] * min(n, self.size) + keep
         self.nxt = min(self.nxt + n, self.size)
 
     def pop_front(self, n: int) -> None:
         if n <= 0:
             return
         keep = self.elems[n:]
-        self.elems = keep + [self._factory() for _ in range(self.size - len(keep))]
+        self.elems = keep + [None] * (self.size - len(keep))
         self.nxt = max(self.nxt - n, 0)
 
 
