@@ -2,6 +2,7 @@
 #   make demo            the main job (README's first command)
 #   make test            every test suite (README's second command)
 #   make build           compile p4src/ for $(TARGET) into build/
+#   make ptf             the data plane's PTF suite on $(TARGET)
 #   make bench           benchmarks (figures go to docs/benchmarks.md by hand)
 #   make stop / clean    stop what `make run` started / remove build outputs
 # TARGET=p4sim (default, the embedded target) or TARGET=bmv2 (p4c-bm2-ss + simple_switch_grpc on PATH).
@@ -17,7 +18,7 @@ PYTEST_ARGS ?=
 
 APT_NEEDS := ip:iproute2 ethtool:ethtool cpp:cpp tc:iproute2 ping:iputils-ping openssl:openssl
 
-.PHONY: all setup deps venv build demo test test-p4sim test-controller lint bench stop clean distclean
+.PHONY: all setup deps venv build demo test ptf test-p4sim test-controller lint bench stop clean distclean
 
 all: build
 
@@ -45,8 +46,11 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 # --- build ------------------------------------------------------------------------------------
+# p4src/splice.p4 for $(TARGET): build/splice.p4info.txtpb plus build/splice.p4sim.json (p4sim)
+# or build/splice.json (bmv2, with p4c-bm2-ss from PATH)
 build: setup
 	@mkdir -p $(BUILD) $(LOGS)
+	$(VPY) -m ptf_tests.run --target $(TARGET) --build-dir $(BUILD) --build-only
 
 # --- main job ---------------------------------------------------------------------------------
 demo: setup
@@ -54,8 +58,14 @@ demo: setup
 	$(VPY) -m p4sim.demo --build-dir $(BUILD) --log-dir $(LOGS)
 
 # --- tests ------------------------------------------------------------------------------------
-test: setup lint
+# the PTF suite first, so that pytest's summary is the last line of `make test`
+test: setup lint ptf
 	$(VENV)/bin/pytest -q tests $(PYTEST_ARGS)
+
+# PTF packet tests of the data plane: veth pairs, the switch of $(TARGET), ptf, teardown
+ptf: setup
+	@mkdir -p $(BUILD) $(LOGS)
+	$(VPY) -m ptf_tests.run --target $(TARGET) --build-dir $(BUILD) --log-dir $(LOGS)
 
 test-p4sim: setup
 	$(VENV)/bin/pytest -q tests/p4sim $(PYTEST_ARGS)
@@ -64,7 +74,7 @@ test-controller: setup
 	$(VENV)/bin/pytest -q tests/controller $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check p4sim controller tests
+	$(VENV)/bin/ruff check p4sim controller ptf_tests tests
 
 # --- benchmarks -------------------------------------------------------------------------------
 bench: setup
