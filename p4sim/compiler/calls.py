@@ -457,9 +457,12 @@ class CallMixin:
 
     def action_call(self: Compiler, e: ast.CallExpr, sym, sc: Scope, fc: FnCtx) -> TExpr:
         info = sym.info
-        info.used = True
-        if self.block_stack:
-            self.block_stack[-1].references.append(info.name)
+        # p4c's front end inlines an action called from another action, so such a call alone
+        # does not put the callee in P4Info; calls from apply blocks and functions do
+        if fc.where != "action":
+            info.used = True
+            if self.block_stack:
+                self.block_stack[-1].references.append(info.name)
         decl: ast.ActionDecl = sym.decl
         bound = self.bind_args(e, decl.params, f"action {decl.name}")
         return self.invoke(f"{info.pyname}(K, L", bound, sym.value, sc, fc, e.loc, VoidT())

@@ -9,6 +9,7 @@ from google.protobuf import text_format
 from p4.config.v1 import p4info_pb2
 
 from p4sim.compiler import ast
+from p4sim.compiler.driver import compile_file
 from p4sim.compiler.elaborate import elaborate
 from p4sim.compiler.p4info import (
     SymbolTable,
@@ -20,6 +21,7 @@ from p4sim.compiler.p4info import (
     write_p4info,
 )
 from p4sim.compiler.parser import parse_file
+from tests.p4sim.harness import V1_PRELUDE, v1_program
 
 GOLDEN = Path(__file__).parent / "p4info_golden"
 
@@ -105,3 +107,19 @@ def test_write_formats(tmp_path: Path) -> None:
         assert read_p4info(path) == info
     with pytest.raises(ValueError):
         p4info_format("x.p4info")
+
+
+def test_action_called_only_from_another_action_is_not_in_p4info(tmp_path: Path) -> None:
+    # p4c inlines action calls inside actions before it generates P4Info
+    src = tmp_path / "prog.p4"
+    src.write_text(V1_PRELUDE + v1_program(
+        "header h_t { bit<8> a; }\nstruct headers_t { h_t h; }\nstruct meta_t { }\n", "t.apply(); direct();",
+        ingress_locals="""
+        action helper() { hdr.h.a = 1; }
+        action outer() { helper(); }
+        action direct() { hdr.h.a = 2; }
+        table t { key = { hdr.h.a: exact; } actions = { outer; } }
+        """))
+    names = {a.preamble.name for a in compile_file(src).p4info.actions}
+    assert "I.outer" in names and "I.direct" in names
+    assert "I.helper" not in names
