@@ -32,7 +32,7 @@ class TimerKind(Enum):
     IDLE = "idle"  # controller-side backstop when the switch's idle notification never comes
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class TimerKey:
     """Names one timer. ``gen`` changes whenever a flow's state is rebuilt, so a timer of an earlier
     incarnation that fires late is recognised and ignored."""
@@ -42,7 +42,7 @@ class TimerKey:
     gen: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SendSegment:
     """Packet-out of a TCP segment. ``egress_port`` None: let the switch route it (its destination's
     port is not known to the core)."""
@@ -54,7 +54,7 @@ class SendSegment:
     why: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InstallPunt:
     """Insert or modify these entries so that matching segments go to the controller only."""
 
@@ -62,7 +62,7 @@ class InstallPunt:
     matches: tuple[EntryMatch, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InstallDrop:
     """Insert or modify these entries so that matching segments are dropped (a spliced-out proxy's
     sockets must never reach C or S)."""
@@ -71,7 +71,7 @@ class InstallDrop:
     matches: tuple[EntryMatch, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InstallLeg:
     """Insert or modify translation entries (one per ``LegParams``; the match is in the params)."""
 
@@ -79,7 +79,7 @@ class InstallLeg:
     legs: tuple[LegParams, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RemoveEntries:
     """Delete some of a flow's entries (the flow itself stays)."""
 
@@ -87,7 +87,7 @@ class RemoveEntries:
     matches: tuple[EntryMatch, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RemoveFlow:
     """Delete every entry of the flow; the core has forgotten it."""
 
@@ -96,7 +96,7 @@ class RemoveFlow:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReleaseHeld:
     """Send segments the controller held while a leg was being made, in this order, after the
     entries installed before this command are in place."""
@@ -105,7 +105,7 @@ class ReleaseHeld:
     segments: tuple[SendSegment, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResetFlow:
     """Abort a connection: send these RSTs. Segments of the flow that still arrive are answered by
     the core with exact RSTs while the flow lingers (its entries punt meanwhile)."""
@@ -115,18 +115,18 @@ class ResetFlow:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StartTimer:
     timer: TimerKey
     delay: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CancelTimer:
     timer: TimerKey
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FlowEstablished:
     """Both legs are up and their four entries installed: the flow leaves the handshake table."""
 
@@ -134,7 +134,7 @@ class FlowEstablished:
     legs: tuple[LegParams, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NotifyProxy:
     """Tell the proxy (through the proxy API) about one of its flows: ``holding`` (drain now and
     report), ``spliced``, ``reset``, ``refused`` (with ``detail``)."""

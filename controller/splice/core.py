@@ -26,7 +26,7 @@ class SpliceCore:
 
     def on_segment(self, ev: SegmentIn) -> list[Command]:
         seg = ev.segment
-        found = self.flows.find(seg)
+        found = self.flows.find(seg) if len(self.flows) else None
         if found is not None:
             fl, orient = found
             if seg.is_syn and not ev.from_proxy and orient is Side.CLIENT:

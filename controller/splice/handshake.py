@@ -67,7 +67,7 @@ class HsState(Enum):
     RESETTING = "resetting"  # aborted; answering stragglers with RSTs until the linger ends
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Handshake:
     """Mutable per-flow state of one handshake (owned by the table)."""
 
@@ -268,8 +268,9 @@ class HandshakeTable:
         self._unverified[flow] = hs
         self.stats["syn"] += 1
         if self.config.explicit_punt:
-            hs.punts.add(EntryMatch.c2s(flow, ev.ingress_port))
-            out.append(InstallPunt(flow, (EntryMatch.c2s(flow, ev.ingress_port),)))
+            match = EntryMatch.c2s(flow, ev.ingress_port)
+            hs.punts.add(match)
+            out.append(InstallPunt(flow, (match,)))
         if not ev.copy:
             out.append(SendSegment(flow, Side.SERVER, None, seg, "C's SYN"))
         out.append(StartTimer(hs.timer(TimerKind.HANDSHAKE), self.config.syn_timeout))
@@ -579,12 +580,19 @@ class HandshakeTable:
         for table in (self._unverified, self._verified, self._resetting):
             if table.get(hs.flow) is hs:
                 del table[hs.flow]
-        self._drain(hs, hs.held_c)
-        self._drain(hs, hs.held_s)
+        if hs.held_bytes or hs.held_c or hs.held_s:
+            self._drain(hs, hs.held_c)
+            self._drain(hs, hs.held_s)
 
     def _evict_oldest(self) -> list[Command]:
         hs = next(iter(self._unverified.values()))
         self.stats["evicted"] += 1
+        if hs.state is HsState.SYN_SEEN and self.config.fail_open:
+            # S has not answered and P knows nothing: forget quietly. An RST per evicted SYN would
+            # turn a flood into as many packet-outs; if S answers later and C is real, the
+            # connection runs end to end (fail-open), as any other handshake the proxy cannot take.
+            self._forget(hs)
+            return [CancelTimer(hs.timer(TimerKind.HANDSHAKE)), RemoveFlow(hs.flow, hs.matches(), "evicted")]
         return self._abort(hs, "evicted: too many pending handshakes", reset_client=False)
 
     def _proxy_resets(self, hs: Handshake) -> list[Command]:

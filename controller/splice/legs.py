@@ -29,7 +29,7 @@ class Direction(Enum):
     S_TO_C = "s2c"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MacRewrite:
     """Placeholder for L2 rewriting on egress (None: leave the field as routing sets it)."""
 
@@ -37,7 +37,7 @@ class MacRewrite:
     dst_mac: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LegParams:
     """What one flow-table entry does to the segments it matches.
 
@@ -74,7 +74,7 @@ class LegParams:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HandshakeFacts:
     """Everything the handshake learnt that the translations depend on.
 
@@ -112,7 +112,7 @@ def proxy_disagreements(n: Negotiated, leg1: SynOptions, leg2: SynOptions) -> li
     return problems
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LegShifts:
     """Effective window shifts on each leg: what a sender multiplies by and its peer assumes."""
 
@@ -139,7 +139,7 @@ def leg_shifts(n: Negotiated, leg1: SynOptions, leg2: SynOptions) -> LegShifts:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LegDeltas:
     d1: Delta32  # ISN_p1 - ISN_s
     d2: Delta32  # ISN_p2 - ISN_c
@@ -203,7 +203,7 @@ def leg_params(facts: HandshakeFacts) -> tuple[LegParams, LegParams, LegParams, 
     return (*leg1_params(facts), *leg2_params(facts))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SpliceCounts:
     """The proxy's report at the splice: bytes received from C and sent to S, received from S and
     sent to C. Counts may be 64-bit totals; only their value modulo 2^32 matters."""

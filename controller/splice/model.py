@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import NamedTuple
 
 from .options import TcpOption
 
@@ -28,7 +29,7 @@ class Side(Enum):
     PROXY = "proxy"  # P, the application proxy on a host port
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TcpSegment:
     """A TCP/IPv4 segment as the fields the splice reads or rewrites."""
 
@@ -77,13 +78,13 @@ class TcpSegment:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-@dataclass(frozen=True, order=True)
-class FlowKey:
+class FlowKey(NamedTuple):
     """A proxied connection, named by its real ends: the client's and the server's address/port.
 
     Every segment of the connection maps to one key whatever its direction or leg, because P is
     transparent (leg 1 speaks as S toward C, leg 2 as C toward S); the side a segment came from
-    tells which direction and leg it is on.
+    tells which direction and leg it is on. (A named tuple: it is hashed on every event, and a
+    tuple's hash is computed in C.)
     """
 
     client_ip: str
@@ -117,8 +118,7 @@ class FlowKey:
         return None
 
 
-@dataclass(frozen=True, order=True)
-class EntryMatch:
+class EntryMatch(NamedTuple):
     """The key of one flow-table entry: the ingress port and the segment's 4-tuple (protocol TCP)."""
 
     ingress_port: int
@@ -138,7 +138,7 @@ class EntryMatch:
         return cls(ingress_port, flow.server_ip, flow.server_port, flow.client_ip, flow.client_port)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ports:
     """Switch ports of a flow's three parties (learnt from where the handshake arrived)."""
 
@@ -147,7 +147,7 @@ class Ports:
     proxy: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SegmentIn:
     """Event: a TCP segment reached the controller.
 

@@ -54,7 +54,7 @@ class FlowState(Enum):
     RESETTING = "resetting"  # aborted; answering stragglers with exact RSTs
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Flow:
     facts: HandshakeFacts
     legs: dict[Direction, LegParams]
