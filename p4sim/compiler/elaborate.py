@@ -50,7 +50,8 @@ from .types import (
 )
 
 # Extern objects p4sim instantiates (the rest of v1model's externs are functions).
-SUPPORTED_EXTERN_OBJECTS = {"register", "counter", "direct_counter", "meter", "direct_meter"}
+SUPPORTED_EXTERN_OBJECTS = {"register", "counter", "direct_counter", "meter", "direct_meter", "action_profile",
+                            "action_selector"}
 V1SWITCH_STAGES = ("parser", "verify_checksum", "ingress", "egress", "compute_checksum", "deparser")
 
 
@@ -88,6 +89,7 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin):
         self.digest_by_type: dict[str, DigestInfo] = {}
         self.main: ast.Instantiation | None = None
         self.table_by_name: dict[str, Any] = {}
+        self.profile_by_name: dict[str, ExternInstance] = {}  # action profiles / selectors by name
         self.global_actions: dict[str, Sym] = {}
         self.field_lists: dict[int, list[str]] = {}
         self.instantiated: set[int] = set()  # ids of parser/control declarations instantiated
@@ -308,6 +310,14 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin):
         raise semantic_error(d.loc, f"cannot instantiate {t}")
 
     def instantiate_extern(self, d: ast.Instantiation, t: ExternT, sc: Scope, prefix: str) -> Sym:
+        inst = self.extern_instance(d, t, sc, prefix)
+        return sc.declare(Sym("instance", d.name, t, code=inst.pyname, info=inst))
+
+    def extern_instance(self, d: ast.Instantiation, t: ExternT, sc: Scope, prefix: str) -> ExternInstance:
+        """Check an extern object's constructor call and record the instance in the model.
+
+        Table properties construct action profiles in place (``implementation =
+        action_profile(128)``): those come here too, but are not declared in any scope."""
         kind = t.decl.name
         if kind not in SUPPORTED_EXTERN_OBJECTS:
             raise semantic_error(d.loc, f"extern {kind} is not supported by p4sim yet")
@@ -328,12 +338,14 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin):
         name = self.cp_name(prefix, d.name, d.annotations)
         pyname = self.names.make("X", name)
         inst = ExternInstance(kind, name, pyname, args, list(t.args), list(d.annotations))
+        if kind in ("action_profile", "action_selector"):
+            self.profile_by_name[name] = inst
         if kind == "register":
             if not t.args:
                 raise semantic_error(d.loc, "register needs its element type: register<T>(size)")
             inst.args.setdefault("width", width_of(t.args[0]))
         self.model.externs.append(inst)
-        return sc.declare(Sym("instance", d.name, t, code=pyname, info=inst))
+        return inst
 
     def eval_ctor_arg(self, a: ast.Expr, pt: Type, sc: Scope, prefix: str, name: str) -> Sym:
         """A constructor argument of a parser/control: a constant, or an instance."""

@@ -73,7 +73,9 @@ class TableInfo:
     entries_const: bool = True
     direct_counter: str | None = None  # control-plane name of the direct_counter
     direct_meter: str | None = None
-    implementation: str | None = None
+    implementation: str | None = None  # control-plane name of its action_profile / action_selector
+    # ``selector`` key elements: not part of the match key, they feed the selector's hash
+    selector_keys: list[KeyInfo] = field(default_factory=list)
     support_timeout: bool = False
     annotations: list[ast.Annotation] = field(default_factory=list)
     hidden: bool = False
@@ -92,6 +94,7 @@ class ExternInstance:
     type_args: list[Type] = field(default_factory=list)
     annotations: list[ast.Annotation] = field(default_factory=list)
     table: str | None = None  # for direct resources: the table that owns it
+    inline: bool = False  # constructed in a table property (``implementation = action_profile(N)``)
 
 
 @dataclass

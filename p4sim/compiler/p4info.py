@@ -32,6 +32,7 @@ from .model import (
     ActionInfo,
     ActionRefInfo,
     BlockUse,
+    ExternInstance,
     ProgramModel,
     TableInfo,
     ValueSetInfo,
@@ -510,6 +511,7 @@ def build_p4info(model: ProgramModel) -> p4info_pb2.P4Info:
     externs = [x for x in model.externs if x.kind in ("counter", "direct_counter", "meter", "direct_meter", "register")]
     extern_prefix = {"counter": COUNTER, "direct_counter": DIRECT_COUNTER, "meter": METER,
                      "direct_meter": DIRECT_METER, "register": REGISTER}
+    profiles = _action_profiles(model, tables)
 
     # 1. symbols (hidden ones included: they still shape ids and aliases)
     syms = SymbolTable()
@@ -519,6 +521,8 @@ def build_p4info(model: ProgramModel) -> p4info_pb2.P4Info:
         syms.add(extern_prefix[x.kind], x.name, _id_annotation(x.annotations))
     for t in tables:
         syms.add(TABLE, t.name, _id_annotation(t.annotations))
+    for x in profiles:
+        syms.add(ACTION_PROFILE, x.name, _id_annotation(x.annotations))
     for vs in value_sets:
         syms.add(VALUE_SET, vs.name, _id_annotation(vs.annotations))
     for d in model.digests:
@@ -531,7 +535,7 @@ def build_p4info(model: ProgramModel) -> p4info_pb2.P4Info:
     specs = TypeSpecs(info)
     # p4c asks for type_info whenever it serializes a table, a parameter or an extern, so the
     # (possibly empty) message is present in practically every P4Info.
-    if tables or externs or model.digests or any(a.params for a in actions) or model.controller_headers:
+    if tables or externs or profiles or model.digests or any(a.params for a in actions) or model.controller_headers:
         info.type_info.SetInParent()
 
     # 2. tables (direct resources are written as their table is)
@@ -570,6 +574,8 @@ def build_p4info(model: ProgramModel) -> p4info_pb2.P4Info:
                     arg.value = _bytes(v, p.width)
         elif noaction is not None:
             tm.initial_default_action.action_id = syms.id(ACTION, NOACTION)
+        if t.implementation is not None:
+            tm.implementation_id = syms.id(ACTION_PROFILE, t.implementation)
         tm.size = t.size if t.size else 1024
         if t.const_entries or not t.entries_const:
             # an ``entries`` property (const or not) gives the table initial entries
@@ -637,6 +643,10 @@ def build_p4info(model: ProgramModel) -> p4info_pb2.P4Info:
                 rm.type_spec.bitstring.bit.bitwidth = int(x.args.get("width", 0))
             _index_type(x.type_args, 1, rm)
 
+    # 4b. action profiles and selectors (declared ones where declared, in-place ones at their table)
+    for x in profiles:
+        _action_profile(info, syms, x, [t for t in tables if t.implementation == x.name])
+
     # 5. value sets
     for vs in value_sets:
         _value_set(info, syms, vs)
@@ -692,6 +702,57 @@ def _index_type(type_args: list[Type], idx: int, msg: object) -> None:
     # v1model 2020 counters/meters/registers take the index type as a type argument
     if len(type_args) > idx and isinstance(type_args[idx], NewT):
         msg.index_type_name.name = type_args[idx].name  # type: ignore[attr-defined]
+
+
+# Annotations p4c turns into ActionProfile fields instead of copying them.
+_PROFILE_ANNOTATIONS = ("max_group_size", "selector_size_semantics", "max_member_weight")
+
+
+def _action_profiles(model: ProgramModel, tables: list[TableInfo]) -> list[ExternInstance]:
+    """The profiles P4Info lists: every declared one (p4c keeps an unused instance), and the
+    in-place ones of applied tables only (an unapplied table takes its property with it)."""
+    used = {t.implementation for t in tables}
+    return [x for x in model.externs if x.kind in ("action_profile", "action_selector")
+            and (not x.inline or x.name in used)]
+
+
+def _annotation_int(a: ast.Annotation) -> int:
+    v = _const_value(a.args[0]) if a.args else None
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    if a.raw is not None:
+        return int(a.raw.strip(), 0)
+    raise ValueError(f"@{a.name} needs an integer argument")
+
+
+def _action_profile(info: p4info_pb2.P4Info, syms: SymbolTable, x: ExternInstance, tables: list[TableInfo]) -> None:
+    ap = info.action_profiles.add()
+    set_preamble(ap.preamble, syms.id(ACTION_PROFILE, x.name), x.name, syms.alias(x.name),
+                 [a for a in x.annotations if a.name not in _PROFILE_ANNOTATIONS])
+    # p4c collects the tables in a std::set of names: sorted
+    for t in sorted(tables, key=lambda t: t.name.encode()):
+        ap.table_ids.append(syms.id(TABLE, t.name))
+    selector = x.kind == "action_selector"
+    ap.with_selector = selector
+    ap.size = int(x.args.get("size", 0))
+    mgs = _find(x.annotations, "max_group_size")
+    if mgs is not None:
+        if selector:
+            ap.max_group_size = _annotation_int(mgs)
+        else:
+            log.warning("ignoring @max_group_size on action profile %s, which has no selector", x.name)
+    sem = _find(x.annotations, "selector_size_semantics")
+    if sem is not None and selector:
+        kind = (_string_arg(sem) or "").lower()
+        if kind == "sum_of_weights":
+            ap.sum_of_weights.SetInParent()
+        elif kind == "sum_of_members":
+            ap.sum_of_members.SetInParent()
+            mmw = _find(x.annotations, "max_member_weight")
+            if mmw is not None:
+                ap.sum_of_members.max_member_weight = _annotation_int(mmw)
+        else:
+            raise ValueError(f"{x.name}: @selector_size_semantics must be \"sum_of_weights\" or \"sum_of_members\"")
 
 
 def _value_set(info: p4info_pb2.P4Info, syms: SymbolTable, vs: ValueSetInfo) -> None:

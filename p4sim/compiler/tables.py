@@ -8,7 +8,7 @@ from . import ast
 from .exprs import TExpr
 from .model import ActionInfo, ActionRefInfo, ConstEntryInfo, KeyInfo, TableInfo, ValueSetInfo
 from .symbols import Emitter, FnCtx, Scope, Sym, annotation, semantic_error
-from .types import BitT, BoolT, EnumT, NewT, StructLikeT, Type, strip_newtype, width_of
+from .types import BitT, BoolT, EnumT, ExternT, NewT, StructLikeT, Type, strip_newtype, width_of
 
 if TYPE_CHECKING:
     from .elaborate import Compiler
@@ -54,11 +54,11 @@ class TableMixin:
         fc = FnCtx(em, "control", block_name=name)
         keys: list[KeyInfo] = []
         key_codes: list[str] = []
+        selector_keys: list[KeyInfo] = []
+        selector_codes: list[str] = []
         for k in d.key or []:
             if k.match_kind not in self.match_kinds:
                 raise semantic_error(k.loc, f"{k.match_kind}: unknown match kind")
-            if k.match_kind == "selector":
-                raise semantic_error(k.loc, "action selectors are not supported by p4sim yet")
             te = self.expr(k.expr, sc, fc)
             t = te.type
             st = strip_newtype(t)
@@ -66,7 +66,13 @@ class TableMixin:
                 raise semantic_error(k.expr.loc, f"a table key must be bit<>, int<>, bool or a serializable enum, not {t}")
             an = annotation(k.annotations, "name")
             kname = an.args[0].value if an is not None and an.args and isinstance(an.args[0], ast.StringLiteral) else expr_text(k.expr)
-            keys.append(KeyInfo(kname, k.match_kind, width_of(t), list(k.annotations), t.name if isinstance(t, NewT) else None))
+            kinfo = KeyInfo(kname, k.match_kind, width_of(t), list(k.annotations), t.name if isinstance(t, NewT) else None)
+            if k.match_kind == "selector":
+                # selector fields are no match field: they are hashed to pick a group member
+                selector_keys.append(kinfo)
+                selector_codes.append(key_code(te))
+                continue
+            keys.append(kinfo)
             key_codes.append(key_code(te))
         actions: list[ActionRefInfo] = []
         action_syms: dict[str, Sym] = {}
@@ -85,6 +91,7 @@ class TableMixin:
             action_syms[ref.name] = sym
         info = TableInfo(name, pyname, keys, actions, DEFAULT_TABLE_SIZE, annotations=list(d.annotations), applied=False)
         info.hidden = annotation(d.annotations, "hidden") is not None
+        info.selector_keys = selector_keys
         # default action
         if d.default_action is not None:
             ref = d.default_action
@@ -119,7 +126,9 @@ class TableMixin:
         for prop in d.properties:
             if prop.name == "size":
                 info.size = self.const_int(prop.value, sc, "table size")
-            elif prop.name in ("counters", "meters", "implementation"):
+            elif prop.name == "implementation":
+                self.table_implementation(info, prop, sc, prefix)
+            elif prop.name in ("counters", "meters"):
                 if not isinstance(prop.value, ast.PathExpr):
                     raise semantic_error(prop.value.loc, f"{prop.name} must name an instance declared in the control")
                 isym = sc.lookup(prop.value.name)
@@ -131,22 +140,32 @@ class TableMixin:
                         raise semantic_error(prop.loc, "counters must be a direct_counter")
                     inst.table = name
                     info.direct_counter = inst.name
-                elif prop.name == "meters":
+                else:
                     if inst.kind != "direct_meter":
                         raise semantic_error(prop.loc, "meters must be a direct_meter")
                     inst.table = name
                     info.direct_meter = inst.name
-                else:
-                    raise semantic_error(prop.loc, "action profiles and selectors are not supported by p4sim yet")
             elif prop.name == "support_timeout":
                 v = self.expr(prop.value, sc, None, BoolT())
                 info.support_timeout = bool(v.const)
             # any other property (e.g. target-specific ones) is kept out of the program, as BMv2 does
+        profile = self.profile_by_name.get(info.implementation or "")
+        if selector_keys and (profile is None or profile.kind != "action_selector"):
+            raise semantic_error(d.loc, f"table {name}: selector keys need implementation = action_selector(...)")
+        if profile is not None and profile.kind == "action_selector" and not selector_keys:
+            raise semantic_error(d.loc, f"table {name}: an action_selector needs at least one selector key")
+        if profile is not None and d.entries is not None:
+            raise semantic_error(d.loc, f"table {name}: entries are not supported on tables with an action profile")
         binding = "T_" + pyname[4:]
         lines = [f"def {pyname}(K, L):"]
         lines.extend(em.lines)
         key = "(" + "".join(c + ", " for c in key_codes) + ")"
-        lines.append(f"    _hit, _fn, _args = {binding}.lookup({key}, K)")
+        if profile is not None:
+            # indirect table: the binding resolves member/group; selector values feed the hash
+            sel = "(" + "".join(c + ", " for c in selector_codes) + ")"
+            lines.append(f"    _hit, _fn, _args = {binding}.lookup({key}, K, {sel})")
+        else:
+            lines.append(f"    _hit, _fn, _args = {binding}.lookup({key}, K)")
         lines.append("    _fn(K, L, *_args)")
         lines.append("    return (_hit, _fn.__name__)")
         self.chunks.append("\n".join(lines) + "\n")
@@ -160,6 +179,39 @@ class TableMixin:
         self.table_by_name[name] = (info, action_syms)
         self.model.tables.append(info)
         return info
+
+    def table_implementation(self: Compiler, info: TableInfo, prop: ast.TableProperty, sc: Scope, prefix: str) -> None:
+        """``implementation = <action_profile | action_selector>``: a declared instance, or one
+        constructed in place. p4c names an in-place one after the property: its @name verbatim
+        (not prefixed with the control's name), else ``implementation``."""
+        v = prop.value
+        if isinstance(v, ast.PathExpr):
+            isym = sc.lookup(v.name)
+            if isym is None or isym.kind != "instance":
+                raise semantic_error(v.loc, f"{v.name}: instance not found")
+            inst = isym.info
+        elif isinstance(v, ast.CallExpr) and isinstance(v.func, ast.PathExpr):
+            t = self.resolve_type(ast.NamedTypeRef(v.func.name, v.type_args, loc=v.loc), sc)
+            if not isinstance(t, ExternT):
+                raise semantic_error(v.loc, f"{v.func.name} is not an extern")
+            decl = ast.Instantiation(prop.name, ast.NamedTypeRef(v.func.name, v.type_args, loc=v.loc), v.args,
+                                     annotations=list(prop.annotations), loc=prop.loc)
+            if t.decl.name in ("action_profile", "action_selector"):
+                existing = self.profile_by_name.get(self.cp_name("", prop.name, prop.annotations))
+                if existing is not None and existing.inline:
+                    # the same in-place name twice: p4c's symbol table merges them into one profile
+                    inst = existing
+                else:
+                    inst = self.extern_instance(decl, t, sc, "")
+                    inst.inline = True
+            else:
+                inst = None
+        else:
+            raise semantic_error(v.loc, "implementation must name or construct an action_profile or action_selector")
+        if inst is None or inst.kind not in ("action_profile", "action_selector"):
+            raise semantic_error(prop.loc, "implementation must be an action_profile or action_selector")
+        self.profile_by_name[inst.name] = inst
+        info.implementation = inst.name
 
     def action_args(self: Compiler, ref: ast.ActionRef, sym: Sym, sc: Scope) -> list[int]:
         decl: ast.ActionDecl = sym.decl

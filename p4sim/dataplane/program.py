@@ -10,9 +10,11 @@ from typing import Any
 from p4.config.v1 import p4info_pb2
 
 from p4sim.compiler.model import ProgramModel
+from p4sim.runtime.profiles import MEMBER
 from p4sim.runtime.state import SwitchState
 from p4sim.runtime.tables import ConstEntry
 
+from . import hashes
 from .meters import MeterState, MeterUnit
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,51 @@ class TableBinding:
 
 def _no_action(K: Any, L: Any) -> None:
     return None
+
+
+class IndirectTableBinding:
+    """Generated code's view of a table with an action profile or selector.
+
+    A hit gives a member (run its action) or a group: hash the selector fields with the
+    selector's algorithm over BMv2's packed buffer and run the action of member number
+    ``hash % size`` in handle order (p4sim.runtime.profiles explains the order). A hit on an
+    empty group runs nothing but still counts as a hit, and a miss runs nothing: BMv2 has no
+    default action on indirect tables (p4c leaves it out of the JSON).
+    """
+
+    __slots__ = ("table", "fns", "tid", "keep_entry", "name", "algorithm", "widths", "miss_fn")
+
+    def __init__(self, name: str, table: Any, fns: dict[int, Any], tid: int, keep_entry: bool,
+                 algorithm: str, widths: tuple[int, ...], miss_fn: Any) -> None:
+        self.name = name
+        self.table = table
+        self.fns = fns
+        self.tid = tid
+        self.keep_entry = keep_entry
+        self.algorithm = algorithm
+        self.widths = widths
+        self.miss_fn = miss_fn
+
+    def lookup(self, key: tuple, K: Any, selector: tuple):
+        entry = self.table.lookup(key, K.now_ns, K.length)
+        if self.keep_entry:
+            K.entries[self.tid] = entry
+        if not entry.hit:
+            return False, self.miss_fn, ()
+        kind, ref = entry.action
+        if kind == MEMBER:
+            aid, params = ref.action
+        else:
+            selection = ref.selection
+            if not selection:
+                log.debug("lookup in table %s yielded empty group %d", self.name, ref.id)
+                return True, _no_action, ()
+            h = hashes.compute(self.algorithm, hashes.pack_fields(zip(selector, self.widths, strict=True)))
+            aid, params = selection[h % len(selection)].action
+        fn = self.fns.get(aid)
+        if fn is None:
+            return True, _no_action, ()
+        return True, fn, params
 
 
 class RegisterBinding:
@@ -149,7 +196,7 @@ class _NullDirect:
 def _ids(p4info: p4info_pb2.P4Info) -> dict[tuple[str, str], int]:
     out: dict[tuple[str, str], int] = {}
     for kind in ("tables", "actions", "counters", "direct_counters", "meters", "direct_meters",
-                 "registers", "digests", "value_sets"):
+                 "registers", "digests", "value_sets", "action_profiles"):
         for ent in getattr(p4info, kind):
             out[(kind, ent.preamble.name)] = ent.preamble.id
     return out
@@ -177,7 +224,18 @@ class LoadedProgram:
                 continue  # never applied: p4c leaves it out of P4Info and no code calls it
             table = state.table(tid)
             fns = {ids[("actions", ar.action.name)]: self.ns[ar.action.pyname] for ar in t.actions}
-            self.ns["T_" + t.pyname[4:]] = TableBinding(t.name, table, fns, tid, t.direct_meter is not None)
+            if t.implementation is not None:
+                profile = next(x for x in model.externs if x.name == t.implementation
+                               and x.kind in ("action_profile", "action_selector"))
+                noaction = model.action("NoAction")
+                miss = _no_action
+                if t.default_action is not None and t.default_action is noaction:
+                    miss = self.ns[noaction.pyname]  # same no-op, but `switch` sees NoAction
+                self.ns["T_" + t.pyname[4:]] = IndirectTableBinding(
+                    t.name, table, fns, tid, t.direct_meter is not None,
+                    str(profile.args.get("algorithm", "identity")), tuple(k.width for k in t.selector_keys), miss)
+            else:
+                self.ns["T_" + t.pyname[4:]] = TableBinding(t.name, table, fns, tid, t.direct_meter is not None)
             if t.default_action is not None:
                 daid = ids.get(("actions", t.default_action.name))
                 if daid is not None:
@@ -193,6 +251,8 @@ class LoadedProgram:
             elif x.kind == "meter":
                 unit = MeterUnit.BYTES if x.args.get("type") == "bytes" else MeterUnit.PACKETS
                 self.ns[x.pyname] = MeterBinding(state, ids[("meters", x.name)], unit)
+            elif x.kind in ("action_profile", "action_selector"):
+                continue  # reached through their tables' bindings
             elif x.kind == "direct_meter":
                 unit = MeterUnit.BYTES if x.args.get("type") == "bytes" else MeterUnit.PACKETS
                 tid = ids.get(("tables", x.table or ""), 0)

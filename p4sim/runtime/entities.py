@@ -20,6 +20,7 @@ from p4sim.runtime.digests import DigestConfig
 from p4sim.runtime.errors import (
     P4RTError,
     already_exists,
+    failed_precondition,
     invalid,
     not_found,
     out_of_range,
@@ -29,6 +30,7 @@ from p4sim.runtime.errors import (
 )
 from p4sim.runtime.externs import ValueSet
 from p4sim.runtime.pre import PacketReplicationEngine, ReplicaSpec
+from p4sim.runtime.profiles import GROUP, MANUAL, MEMBER, ONESHOT, ActionProfile, APGroup, Membership
 from p4sim.runtime.tables import (
     EXACT,
     LPM,
@@ -213,6 +215,11 @@ def parse_action_item(state: SwitchState, table: Table, item: ActionItem,
         raise permission_denied(f"table {table.name}: action {action_id} is @tableonly")
     if not is_default and scope == Scope.DEFAULT_ONLY:
         raise permission_denied(f"table {table.name}: action {action_id} is @defaultonly")
+    return action_id, action_params(state, action_id, params)
+
+
+def action_params(state: SwitchState, action_id: int, params) -> tuple[int, ...]:
+    """The parameter values of a known action from (param_id, value bytes) pairs, checked."""
     info = state.actions[action_id]
     index = info.param_index
     values: list[int | None] = [None] * len(info.params)
@@ -231,7 +238,7 @@ def parse_action_item(state: SwitchState, table: Table, item: ActionItem,
         for pos, v in enumerate(values):
             if v is None:
                 raise invalid(f"action {info.name}: param {info.params[pos].name} missing")
-    return action_id, tuple(values)  # type: ignore[arg-type]
+    return tuple(values)  # type: ignore[arg-type]
 
 
 def action_to_proto(state: SwitchState, action: tuple[int, tuple[int, ...]], out) -> None:
@@ -459,8 +466,6 @@ def apply_table_write(state: SwitchState, tw: TableWrite, cache: ActionCache | N
     if tw.is_default_action:
         _write_default_entry(state, utype, table, tw.proto())
         return
-    if table.implementation_id:
-        raise unimplemented(f"table {table.name}: action profiles / selectors are not supported")
     if not table.fields:
         raise invalid(f"table {table.name} is keyless: only its default entry can be written")
     key = parse_match_items(table, tw.matches, table.label)
@@ -474,6 +479,8 @@ def apply_table_write(state: SwitchState, tw: TableWrite, cache: ActionCache | N
         if table.is_const_table or entry.is_const:
             raise permission_denied(f"table {table.name}: entry is const")
         table.delete(key, prio)
+        if table.implementation_id:
+            _unref_indirect(state, entry.action)
         return
     idle_ns = tw.idle_timeout_ns
     if idle_ns < 0 or (idle_ns and not table.idle_supported):
@@ -491,7 +498,16 @@ def apply_table_write(state: SwitchState, tw: TableWrite, cache: ActionCache | N
             raise permission_denied(f"table {table.name} is const")
         if tw.action is None:
             raise invalid(f"table {table.name}: INSERT needs an action")
-        action_id, params = _entry_action(state, table, tw, cache)
+        if table.implementation_id:
+            # Indirect: the wire reader keeps no member/group ids, so read the protobuf message.
+            # Existence and room are checked before a one-shot group is built for the entry.
+            if table.get(key, prio) is not None:
+                raise already_exists(f"table {table.name}: entry already exists")
+            if table.size and len(table) >= table.size:
+                raise resource_exhausted(f"table {table.name} is full ({table.size} entries)")
+            action_id, params = _indirect_action(state, table, tw.proto().action)
+        else:
+            action_id, params = _entry_action(state, table, tw, cache)
         entry = table.insert(key, prio, action_id, params, now)
     else:
         entry = table.get(key, prio)
@@ -501,7 +517,12 @@ def apply_table_write(state: SwitchState, tw: TableWrite, cache: ActionCache | N
         if const and tw.action is not None:
             raise permission_denied(f"table {table.name}: const entry; only direct resources may change")
         if tw.action is not None:
-            entry.action = _entry_action(state, table, tw, cache)
+            if table.implementation_id:
+                old_action = entry.action
+                entry.action = _indirect_action(state, table, tw.proto().action)
+                _unref_indirect(state, old_action)
+            else:
+                entry.action = _entry_action(state, table, tw, cache)
     if not entry.is_const:
         entry.controller_metadata = tw.controller_metadata
         entry.metadata = tw.metadata
@@ -525,6 +546,10 @@ def _write_default_entry(state: SwitchState, utype: int, table: Table, te: p4run
     if te.HasField("meter_config"):
         meter_cfg = parse_meter_config(te.meter_config, state.direct_meter_types[table.direct_meter_id],
                                        f"table {table.name}")
+    if te.HasField("action") and table.implementation_id:
+        # BMv2 runs no default action on an indirect table (p4c drops it from the JSON); PI
+        # has no way to give it one
+        raise unimplemented(f"table {table.name}: the default entry of an indirect table cannot be set")
     if te.HasField("action"):
         action = parse_action(state, table, te.action, True)
         table.default.action = action
@@ -720,6 +745,242 @@ def _write_digest(state: SwitchState, utype: int, de: p4runtime_pb2.DigestEntry)
     state.digests.set_config(de.digest_id, DigestConfig(c.max_timeout_ns, c.max_list_size, c.ack_timeout_ns))
 
 
+# ---------------------------------------------------------------------------------------------
+# action profiles: members, groups, and indirect table actions (PI's rules, see profiles.py)
+def _profile_for(state: SwitchState, profile_id: int) -> ActionProfile:
+    ap = state.action_profiles.get(profile_id)
+    if ap is None:
+        raise invalid(f"unknown action profile id {profile_id}")
+    return ap
+
+
+def _profile_action(state: SwitchState, ap: ActionProfile, action: p4runtime_pb2.Action,
+                    what: str) -> tuple[int, tuple[int, ...]]:
+    """An action given to a member: one of the profile's tables' actions, with valid params."""
+    aid = action.action_id
+    if aid not in state.actions:
+        raise invalid(f"{what}: unknown action id {aid}")
+    if aid not in ap.action_ids:
+        raise invalid(f"{what}: action {state.actions[aid].name} is not an action of action profile {ap.name}")
+    return aid, action_params(state, aid, [(p.param_id, p.value) for p in action.params])
+
+
+def _check_mode(ap: ActionProfile, mode: str) -> None:
+    """PI programs a profile either with members and groups or one-shot, never both."""
+    if ap.mode is not None and ap.mode != mode:
+        raise invalid(f"action profile {ap.name} is programmed {ap.mode}; it cannot also be programmed {mode}")
+
+
+def _settle_mode(ap: ActionProfile) -> None:
+    if not ap.members and not ap.groups:
+        ap.mode = None
+
+
+def _write_ap_member(state: SwitchState, utype: int, apm: p4runtime_pb2.ActionProfileMember) -> None:
+    ap = _profile_for(state, apm.action_profile_id)
+    mid = apm.member_id
+    what = f"action profile {ap.name} member {mid}"
+    existing = ap.members.get(mid)
+    if existing is not None and existing.hidden:
+        existing = None
+    if utype == DELETE:
+        if existing is None:
+            raise not_found(f"{what} does not exist")
+        if existing.refs:
+            raise failed_precondition(f"{what} is still used by {existing.refs} group(s) or table entries")
+        ap.drop_member(existing)
+        _settle_mode(ap)
+        return
+    _check_mode(ap, MANUAL)
+    if not apm.HasField("action"):
+        raise invalid(f"{what}: a member needs an action")
+    action = _profile_action(state, ap, apm.action, what)
+    if utype == INSERT:
+        if existing is not None:
+            raise already_exists(f"{what} already exists")
+        if ap.size and ap.visible_members() >= ap.size:
+            raise resource_exhausted(f"action profile {ap.name} is full ({ap.size} members)")
+        ap.new_member(mid, action)
+        ap.mode = MANUAL
+    else:
+        if existing is None:
+            raise not_found(f"{what} does not exist")
+        existing.action = action
+
+
+def _membership(weight: int, msg, what: str) -> Membership:
+    """Weight and watch port of an ActionProfileGroup.Member / ActionProfileAction."""
+    if weight <= 0:
+        raise invalid(f"{what}: weight must be a positive integer (got {weight})")
+    kind = msg.WhichOneof("watch_kind")
+    if kind == "watch":
+        return Membership(weight, kind, msg.watch)
+    if kind == "watch_port":
+        return Membership(weight, kind, msg.watch_port)
+    return Membership(weight, None, 0)
+
+
+def _membership_to_proto(mid: int, ms: Membership, out) -> None:
+    out.member_id = mid
+    out.weight = ms.weight
+    if ms.watch_kind == "watch":
+        out.watch = ms.watch
+    elif ms.watch_kind == "watch_port":
+        out.watch_port = ms.watch
+
+
+def _group_room(ap: ActionProfile, max_size: int, total_weight: int, what: str) -> None:
+    limit = max_size or ap.max_group_size
+    if limit and total_weight > limit:
+        raise resource_exhausted(f"{what}: sum of member weights {total_weight} exceeds the maximum group size {limit}")
+
+
+def _write_ap_group(state: SwitchState, utype: int, apg: p4runtime_pb2.ActionProfileGroup) -> None:
+    ap = _profile_for(state, apg.action_profile_id)
+    gid = apg.group_id
+    what = f"action profile {ap.name} group {gid}"
+    if not ap.with_selector:
+        raise invalid(f"action profile {ap.name} has no selector: it has no groups")
+    existing = ap.groups.get(gid)
+    if existing is not None and existing.hidden:
+        existing = None
+    if utype == DELETE:
+        if existing is None:
+            raise not_found(f"{what} does not exist")
+        if existing.refs:
+            raise failed_precondition(f"{what} is still used by {existing.refs} table entries")
+        ap.drop_group(existing)
+        _settle_mode(ap)
+        return
+    _check_mode(ap, MANUAL)
+    if apg.max_size < 0:
+        raise invalid(f"{what}: max_size must not be negative")
+    if ap.max_group_size and apg.max_size > ap.max_group_size:
+        raise invalid(f"{what}: max_size {apg.max_size} exceeds the profile's max_group_size {ap.max_group_size}")
+    members: dict[int, Membership] = {}
+    for m in apg.members:
+        members_what = f"{what} member {m.member_id}"
+        ms = _membership(m.weight, m, members_what)
+        mem = ap.members.get(m.member_id)
+        if mem is None or mem.hidden:
+            raise not_found(f"{members_what} does not exist")
+        if m.member_id in members:
+            raise invalid(f"{members_what} is listed twice (use weights instead)")
+        members[m.member_id] = ms
+    total = sum(ms.weight for ms in members.values())
+    if utype == INSERT:
+        if existing is not None:
+            raise already_exists(f"{what} already exists")
+        _group_room(ap, apg.max_size, total, what)
+        g = APGroup(gid, apg.max_size)
+        ap.groups[gid] = g
+        ap.mode = MANUAL
+    else:
+        if existing is None:
+            raise not_found(f"{what} does not exist")
+        if apg.max_size and apg.max_size != existing.max_size:
+            raise invalid(f"{what}: max_size cannot change after the group is created")
+        _group_room(ap, existing.max_size, total, what)
+        g = existing
+    ap.set_membership(g, members)
+
+
+def _indirect_action(state: SwitchState, table: Table, action: p4runtime_pb2.TableAction) -> tuple:
+    """A TableAction for an indirect table -> (MEMBER, member) or (GROUP, group), the
+    reference taken. One-shot action sets become a hidden group (PI does the same)."""
+    ap = state.action_profiles[table.implementation_id]
+    which = action.WhichOneof("type")
+    if which == "action_profile_member_id":
+        m = ap.members.get(action.action_profile_member_id)
+        if m is None or m.hidden:
+            raise not_found(f"table {table.name}: member {action.action_profile_member_id} of "
+                            f"action profile {ap.name} does not exist")
+        m.refs += 1
+        return (MEMBER, m)
+    if which == "action_profile_group_id":
+        if not ap.with_selector:
+            raise invalid(f"table {table.name}: action profile {ap.name} has no selector, so no groups")
+        g = ap.groups.get(action.action_profile_group_id)
+        if g is None or g.hidden:
+            raise not_found(f"table {table.name}: group {action.action_profile_group_id} of "
+                            f"action profile {ap.name} does not exist")
+        g.refs += 1
+        return (GROUP, g)
+    if which == "action_profile_action_set":
+        return (GROUP, _oneshot_group(state, table, ap, action.action_profile_action_set))
+    if which == "action":
+        raise invalid(f"table {table.name} is indirect (action profile {ap.name}): give a member, "
+                      "a group or an action set, not an action")
+    raise invalid(f"table {table.name}: the entry has no action")
+
+
+def _oneshot_group(state: SwitchState, table: Table, ap: ActionProfile,
+                   aset: p4runtime_pb2.ActionProfileActionSet) -> APGroup:
+    if not ap.with_selector:
+        raise invalid(f"table {table.name}: one-shot action sets need an action selector")
+    _check_mode(ap, ONESHOT)
+    if not len(aset.action_profile_actions):
+        raise invalid(f"table {table.name}: the action set is empty")
+    parts = []
+    for i, apa in enumerate(aset.action_profile_actions):
+        what = f"table {table.name}: action set item {i}"
+        ms = _membership(apa.weight, apa, what)
+        parts.append((_profile_action(state, ap, apa.action, what), ms))
+    _group_room(ap, 0, sum(ms.weight for _, ms in parts), f"table {table.name}: action set")
+    g = APGroup(ap.hidden_id(), 0, hidden=True)
+    ap.groups[g.id] = g
+    members: dict[int, Membership] = {}
+    for action, ms in parts:
+        m = ap.new_member(ap.hidden_id(), action, hidden=True)
+        members[m.id] = ms
+    ap.set_membership(g, members)
+    g.refs = 1
+    ap.mode = ONESHOT
+    return g
+
+
+def _unref_indirect(state: SwitchState, action: tuple) -> None:
+    """Drop a table entry's reference; a one-shot group goes away with its entry."""
+    kind, obj = action
+    if kind == MEMBER:
+        obj.refs -= 1
+    elif kind == GROUP:
+        obj.refs -= 1
+        if obj.hidden and obj.refs == 0:
+            ap = _profile_of_group(state, obj)
+            mids = list(obj.members)
+            ap.drop_group(obj)
+            for mid in mids:
+                ap.drop_member(ap.members[mid])
+            _settle_mode(ap)
+
+
+def _profile_of_group(state: SwitchState, g: APGroup) -> ActionProfile:
+    for ap in state.action_profiles.values():
+        if ap.groups.get(g.id) is g:
+            return ap
+    raise AssertionError(f"group {g.id} belongs to no action profile")
+
+
+def _indirect_to_proto(state: SwitchState, action: tuple, out: p4runtime_pb2.TableAction) -> None:
+    kind, obj = action
+    if kind == MEMBER:
+        out.action_profile_member_id = obj.id
+    elif not obj.hidden:
+        out.action_profile_group_id = obj.id
+    else:
+        ap = _profile_of_group(state, obj)
+        aset = out.action_profile_action_set
+        for mid, ms in sorted(obj.members.items()):
+            apa = aset.action_profile_actions.add()
+            action_to_proto(state, ap.members[mid].action, apa.action)
+            apa.weight = ms.weight
+            if ms.watch_kind == "watch":
+                apa.watch = ms.watch
+            elif ms.watch_kind == "watch_port":
+                apa.watch_port = ms.watch
+
+
 _WRITERS: dict[str, Callable[[SwitchState, int, Message], None]] = {
     "table_entry": _write_table_entry,  # type: ignore[dict-item]
     "direct_counter_entry": _write_direct_counter,  # type: ignore[dict-item]
@@ -730,6 +991,8 @@ _WRITERS: dict[str, Callable[[SwitchState, int, Message], None]] = {
     "value_set_entry": _write_value_set,  # type: ignore[dict-item]
     "packet_replication_engine_entry": _write_pre,  # type: ignore[dict-item]
     "digest_entry": _write_digest,  # type: ignore[dict-item]
+    "action_profile_member": _write_ap_member,  # type: ignore[dict-item]
+    "action_profile_group": _write_ap_group,  # type: ignore[dict-item]
 }
 
 
@@ -747,7 +1010,9 @@ def table_entry_to_proto(state: SwitchState, table: Table, entry: Entry, *, coun
         te.priority = entry.priority
         te.idle_timeout_ns = entry.idle_timeout_ns
         te.is_const = entry.is_const
-    if entry.action[0]:
+    if entry.action[0] < 0:
+        _indirect_to_proto(state, entry.action, te.action)
+    elif entry.action[0]:
         action_to_proto(state, entry.action, te.action.action)
     te.controller_metadata = entry.controller_metadata
     te.metadata = entry.metadata
@@ -783,7 +1048,7 @@ def _select_entries(state: SwitchState, table: Table, te: p4runtime_pb2.TableEnt
     for e in candidates:
         if te.priority and e.priority != te.priority:
             continue
-        if action_id and e.action[0] != action_id:
+        if action_id and (table.implementation_id or e.action[0] != action_id):
             continue
         if te.controller_metadata and e.controller_metadata != te.controller_metadata:
             continue
@@ -1015,6 +1280,49 @@ def _read_digests(state: SwitchState, de: p4runtime_pb2.DigestEntry):
     return gen()
 
 
+def _profiles_for(state: SwitchState, profile_id: int) -> list[ActionProfile]:
+    if profile_id == 0:
+        return list(state.action_profiles.values())
+    ap = state.action_profiles.get(profile_id)
+    if ap is None:
+        raise invalid(f"unknown action profile id {profile_id}")
+    return [ap]
+
+
+def _read_ap_members(state: SwitchState, apm: p4runtime_pb2.ActionProfileMember):
+    picked = [(ap, m) for ap in _profiles_for(state, apm.action_profile_id)
+              for m in sorted(ap.members.values(), key=lambda m: m.id)
+              if not m.hidden and apm.member_id in (0, m.id)]
+
+    def gen():
+        for ap, m in picked:
+            ent = p4runtime_pb2.Entity()
+            out = ent.action_profile_member
+            out.action_profile_id = ap.id
+            out.member_id = m.id
+            action_to_proto(state, m.action, out.action)
+            yield ent
+    return gen()
+
+
+def _read_ap_groups(state: SwitchState, apg: p4runtime_pb2.ActionProfileGroup):
+    picked = [(ap, g, dict(g.members)) for ap in _profiles_for(state, apg.action_profile_id)
+              for g in sorted(ap.groups.values(), key=lambda g: g.id)
+              if not g.hidden and apg.group_id in (0, g.id)]
+
+    def gen():
+        for ap, g, members in picked:
+            ent = p4runtime_pb2.Entity()
+            out = ent.action_profile_group
+            out.action_profile_id = ap.id
+            out.group_id = g.id
+            out.max_size = g.max_size
+            for mid, ms in sorted(members.items()):
+                _membership_to_proto(mid, ms, out.members.add())
+            yield ent
+    return gen()
+
+
 _READERS = {
     "table_entry": _read_table_entries,
     "direct_counter_entry": _read_direct_counters,
@@ -1025,6 +1333,8 @@ _READERS = {
     "value_set_entry": _read_value_sets,
     "packet_replication_engine_entry": _read_pre,
     "digest_entry": _read_digests,
+    "action_profile_member": _read_ap_members,
+    "action_profile_group": _read_ap_groups,
 }
 
 

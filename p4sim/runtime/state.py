@@ -29,6 +29,7 @@ from p4sim.runtime.device import PipelineConfigError
 from p4sim.runtime.digests import DigestEngine
 from p4sim.runtime.externs import CounterArray, MeterArray, RegisterArray, ValueSet
 from p4sim.runtime.pre import CloneSession, MulticastGroup, PacketReplicationEngine
+from p4sim.runtime.profiles import ActionProfile
 from p4sim.runtime.tables import ConstEntry, Entry, MeterConfig, Table
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,15 @@ class SwitchState:
             table.direct_meter_id = m.preamble.id
             self.direct_meters[m.preamble.id] = table.id
             self.direct_meter_types[m.preamble.id] = m.spec.type
+        self.action_profiles: dict[int, ActionProfile] = {}
+        for ap in p4info.action_profiles:
+            users = [t for t in self.tables.values()
+                     if t.implementation_id == ap.preamble.id or t.id in ap.table_ids]
+            self.action_profiles[ap.preamble.id] = ActionProfile(
+                ap, {ref.id for t in users for ref in t.info.action_refs})
+        for table in self.tables.values():
+            if table.implementation_id and table.implementation_id not in self.action_profiles:
+                raise PipelineConfigError(f"table {table.name}: unknown action profile id {table.implementation_id}")
         self.counters = {c.preamble.id: CounterArray(c) for c in p4info.counters}
         self.meters = {m.preamble.id: MeterArray(m) for m in p4info.meters}
         self.registers = {r.preamble.id: RegisterArray(r, _type_bitwidth(r.type_spec))

@@ -606,7 +606,8 @@ def read_entity_encoded(state, entity: p4runtime_pb2.Entity) -> Iterator[bytes]:
         actions: dict = {}
         for table, entries in picked:
             for entry in entries:
-                if fast and not isinstance(entry, DefaultEntry):
+                # indirect entries (members, groups, action sets) take the protobuf path
+                if fast and not isinstance(entry, DefaultEntry) and not table.implementation_id:
                     te = encode_table_entry(state, table, entry, flags["counter"], actions)
                 else:
                     te = entities.table_entry_to_proto(state, table, entry, now_ns=now,

@@ -628,10 +628,10 @@ def test_read_batch_errors_and_unsupported(primary: Client) -> None:
     with pytest.raises(grpc.RpcError) as err:
         primary.read(good, bad)
     assert [c for c, _ in batch_errors(err.value)] == [code_pb2.OK, code_pb2.INVALID_ARGUMENT]
-    amp = p4runtime_pb2.Entity()
-    amp.action_profile_member.SetInParent()
+    ext = p4runtime_pb2.Entity()  # ExternEntry: still unsupported (action profiles are now)
+    ext.extern_entry.SetInParent()
     with pytest.raises(grpc.RpcError) as err:
-        primary.read(amp)
+        primary.read(ext)
     assert [c for c, _ in batch_errors(err.value)] == [code_pb2.UNIMPLEMENTED]
 
 
