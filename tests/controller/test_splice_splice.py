@@ -1,0 +1,333 @@
+"""The splice (switch-over), proxy death, teardown and idle handling of established flows."""
+
+import random
+
+import pytest
+from p4splice.controller.splice import (
+    Direction,
+    FlowState,
+    InstallDrop,
+    InstallLeg,
+    InstallPunt,
+    NotifyProxy,
+    RemoveEntries,
+    RemoveFlow,
+    ResetFlow,
+    SegmentIn,
+    Side,
+    SpliceCounts,
+    TimerKind,
+    apply_translation,
+)
+from p4splice.controller.splice.model import ACK, FIN, RST, SYN, EntryMatch, FlowKey
+from p4splice.controller.splice.seqmath import MASK32, seq_add, seq_sub
+
+from .test_splice_handshake import (
+    CPORT,
+    FLOW,
+    ISN_C,
+    ISN_P1,
+    ISN_P2,
+    ISN_S,
+    PPORT,
+    SPORT,
+    World,
+    c2s,
+    of,
+    s2c,
+    sends,
+)
+
+
+class Switch:
+    """The flow table as the commands leave it: match -> what the entry does."""
+
+    def __init__(self):
+        self.entries = {}
+
+    def apply(self, cmds):
+        for c in cmds:
+            if isinstance(c, InstallPunt):
+                self.entries.update({m: "punt" for m in c.matches})
+            elif isinstance(c, InstallDrop):
+                self.entries.update({m: "drop" for m in c.matches})
+            elif isinstance(c, InstallLeg):
+                self.entries.update({p.match: p for p in c.legs})
+            elif isinstance(c, (RemoveFlow, RemoveEntries)):
+                for m in c.matches:
+                    self.entries.pop(m, None)
+
+
+def established(**config):
+    w = World(**config)
+    w.full()
+    sw = Switch()
+    sw.apply(w.log)
+    return w, sw
+
+
+def run(w, sw, cmds):
+    w.log += cmds
+    sw.apply(cmds)
+    return cmds
+
+
+def timer(w, sw, kind):
+    return run(w, sw, w.timer(kind))
+
+
+def splice(w, sw, counts):
+    run(w, sw, w.core.request_splice(FLOW))
+    return run(w, sw, w.core.proxy_report(FLOW, counts))
+
+
+def test_established_flow_has_four_entries():
+    w, sw = established()
+    assert sorted(p.direction.value for p in sw.entries.values()) == ["c2p", "p2c", "p2s", "s2p"]
+    assert w.core.flows.get(FLOW).state is FlowState.PROXIED
+
+
+def test_splice_holds_then_installs_direct_entries_in_place():
+    w, sw = established()
+    out = run(w, sw, w.core.request_splice(FLOW))
+    (hold,) = of(out, InstallLeg)
+    assert {p.direction: p.hold for p in hold.legs} == {Direction.C_TO_P: True, Direction.S_TO_P: True}
+    assert of(out, NotifyProxy) == [NotifyProxy(FLOW, "holding")]
+    assert w.core.flows.get(FLOW).state is FlowState.HOLDING
+    # While held, C's data toward P is dropped but its ACKs reach P.
+    c2p = sw.entries[EntryMatch.c2s(FLOW, CPORT)]
+    assert apply_translation(c2p, c2s(seq_add(ISN_C, 1), ISN_S + 1, ACK, b"x")) is None
+    assert apply_translation(c2p, c2s(seq_add(ISN_C, 1), ISN_S + 1, ACK)).ack == ISN_P1 + 1
+
+    out = run(w, sw, w.core.proxy_report(FLOW, SpliceCounts(a_c=100, b_s=130, a_s=500, b_c=480)))
+    (direct,) = of(out, InstallLeg)
+    c2s_p, s2c_p = direct.legs
+    assert (c2s_p.match, c2s_p.egress_port, c2s_p.seq_delta, c2s_p.ack_delta) == (
+        EntryMatch.c2s(FLOW, CPORT), SPORT, 30, 20)
+    assert (s2c_p.match, s2c_p.egress_port) == (EntryMatch.s2c(FLOW, SPORT), CPORT)
+    assert not c2s_p.hold and not s2c_p.hold
+    (drop,) = of(out, InstallDrop)
+    assert set(drop.matches) == {EntryMatch.s2c(FLOW, PPORT), EntryMatch.c2s(FLOW, PPORT)}
+    assert of(out, NotifyProxy) == [NotifyProxy(FLOW, "spliced")]
+    assert sorted(v if isinstance(v, str) else v.direction.value for v in sw.entries.values()) == [
+        "c2s", "drop", "drop", "s2c"]
+    # C's next byte lands where S expects P's next byte.
+    seg = apply_translation(c2s_p, c2s(seq_add(ISN_C, 101), seq_add(ISN_S, 481), ACK, b"y"))
+    assert (seg.seq, seg.ack) == (seq_add(ISN_C, 131), seq_add(ISN_S, 501))
+
+
+def test_verbatim_proxy_splices_to_plain_forwarding():
+    w, sw = established()
+    out = splice(w, sw, SpliceCounts(a_c=(5 << 32) + 7, b_s=7, a_s=1234, b_c=1234))
+    assert all(p.is_identity for p in of(out, InstallLeg)[0].legs)
+    assert w.core.flows.stats["spliced_verbatim"] == 1
+
+
+def test_report_needs_the_hold_first():
+    w, sw = established()
+    out = w.core.proxy_report(FLOW, SpliceCounts(0, 0, 0, 0))
+    assert out[0].status == "refused" and "request a splice first" in out[0].detail
+    assert w.core.request_splice(FlowKey("9.9.9.9", 1, "8.8.8.8", 2))[0].detail == "unknown flow"
+
+
+def test_splice_request_is_idempotent_and_times_out():
+    w, sw = established()
+    run(w, sw, w.core.request_splice(FLOW))
+    assert w.core.request_splice(FLOW) == [NotifyProxy(FLOW, "holding")]
+    out = timer(w, sw, TimerKind.HOLD)
+    assert {p.direction: p.hold for p in of(out, InstallLeg)[0].legs} == {Direction.C_TO_P: False, Direction.S_TO_P: False}
+    assert of(out, NotifyProxy)[0].status == "refused"
+    assert w.core.flows.get(FLOW).state is FlowState.PROXIED
+    assert not any(p.hold for p in sw.entries.values() if not isinstance(p, str))
+
+
+def test_no_splice_once_closing():
+    w, sw = established()
+    run(w, sw, w.core.on_segment(SegmentIn(c2s(seq_add(ISN_C, 1), ISN_S + 1, ACK | FIN), CPORT, copy=True)))
+    assert w.core.request_splice(FLOW)[0].detail == "flow is closing"
+
+
+def test_fin_toward_p_during_hold_is_ignored_but_ps_fin_abandons_the_splice():
+    w, sw = established()
+    run(w, sw, w.core.request_splice(FLOW))
+    run(w, sw, w.core.on_segment(SegmentIn(c2s(seq_add(ISN_C, 1), ISN_S + 1, ACK | FIN), CPORT, copy=True)))
+    assert w.core.flows.get(FLOW).fins == set()
+    out = run(w, sw, w.core.on_segment(SegmentIn(s2c(ISN_P1 + 1, 0, ACK | FIN), PPORT, from_proxy=True, copy=True)))
+    assert of(out, NotifyProxy)[0].status == "refused"
+    assert w.core.flows.get(FLOW).state is FlowState.PROXIED
+
+
+def close(w, sw, parties):
+    seg = {
+        "c": (c2s(seq_add(ISN_C, 1), ISN_S + 1, ACK | FIN), CPORT, False),
+        "p1": (s2c(ISN_P1 + 1, 0, ACK | FIN), PPORT, True),
+        "p2": (c2s(ISN_P2 + 1, ISN_S + 1, ACK | FIN), PPORT, True),
+        "s": (s2c(ISN_S + 1, 0, ACK | FIN), SPORT, False),
+    }
+    for p in parties:
+        s, port, proxy = seg[p]
+        run(w, sw, w.core.on_segment(SegmentIn(s, port, from_proxy=proxy, copy=True)))
+
+
+def test_proxied_flow_teardown_after_all_four_fins_and_linger():
+    w, sw = established()
+    close(w, sw, ["c", "p1", "p2"])
+    assert w.core.flows.get(FLOW).state is FlowState.PROXIED
+    close(w, sw, ["s"])
+    assert w.core.flows.get(FLOW).state is FlowState.LINGER
+    out = timer(w, sw, TimerKind.LINGER)
+    assert of(out, RemoveFlow) and FLOW not in w.core.flows
+    assert sw.entries == {}
+
+
+def test_rst_on_one_leg_waits_for_the_other():
+    w, sw = established()
+    run(w, sw, w.core.on_segment(SegmentIn(c2s(seq_add(ISN_C, 1), 0, RST), CPORT, copy=True)))
+    assert w.core.flows.get(FLOW).state is FlowState.PROXIED  # P still talks to S
+    run(w, sw, w.core.on_segment(SegmentIn(c2s(ISN_P2 + 1, 0, RST), PPORT, from_proxy=True, copy=True)))
+    assert w.core.flows.get(FLOW).state is FlowState.LINGER
+
+
+@pytest.mark.parametrize("ending", ["fins", "rst"])
+def test_spliced_flow_teardown(ending):
+    w, sw = established()
+    splice(w, sw, SpliceCounts(10, 10, 20, 20))
+    if ending == "fins":
+        close(w, sw, ["c", "s"])
+    else:
+        run(w, sw, w.core.on_segment(SegmentIn(s2c(ISN_S + 21, 0, RST), SPORT, copy=True)))
+    assert w.core.flows.get(FLOW).state is FlowState.LINGER
+    timer(w, sw, TimerKind.LINGER)
+    assert sw.entries == {} and len(w.core.flows) == 0
+
+
+def test_idle_verbatim_splice_is_removed_and_translating_flows_are_reset():
+    w, sw = established()
+    splice(w, sw, SpliceCounts(10, 10, 20, 20))
+    out = run(w, sw, w.core.on_idle(FLOW))
+    assert of(out, RemoveFlow) and sw.entries == {}
+
+    w, sw = established()
+    out = run(w, sw, w.core.on_idle(FLOW))
+    (rf,) = of(out, ResetFlow)
+    assert {(r.to, r.segment.flags) for r in rf.resets} == {
+        (Side.CLIENT, RST), (Side.CLIENT, ACK), (Side.SERVER, RST), (Side.SERVER, ACK)}
+    assert w.core.flows.get(FLOW).state is FlowState.RESETTING
+    # C's and S's entries punt, P's drop.
+    assert sw.entries[EntryMatch.c2s(FLOW, CPORT)] == "punt" and sw.entries[EntryMatch.s2c(FLOW, SPORT)] == "punt"
+    assert sw.entries[EntryMatch.s2c(FLOW, PPORT)] == "drop"
+    # The probe's answer from S carries S's real RCV.NXT: the RST uses it.
+    out = run(w, sw, w.core.on_segment(SegmentIn(s2c(ISN_S + 900, seq_add(ISN_C, 4242), ACK), SPORT)))
+    (r,) = sends(out)
+    assert (r.to, r.egress_port, r.segment.seq, r.segment.flags) == (Side.SERVER, SPORT, seq_add(ISN_C, 4242), RST)
+    assert run(w, sw, w.core.on_segment(SegmentIn(s2c(ISN_S + 900, 0, RST), SPORT))) == []
+    timer(w, sw, TimerKind.LINGER)
+    assert sw.entries == {} and len(w.core.flows) == 0
+
+
+def test_idle_backstop_timer():
+    w, sw = established()
+    splice(w, sw, SpliceCounts(1, 1, 1, 1))
+    out = timer(w, sw, TimerKind.IDLE)
+    assert of(out, RemoveFlow)
+
+
+def test_proxy_death_splices_quiescent_flows_and_resets_the_rest():
+    w, sw = established()
+    other = FlowKey("10.0.0.2", 50000, *FLOW[2:])  # a second flow of the same proxy, still pending
+    run(w, sw, w.core.on_segment(SegmentIn(c2s(100, 0, SYN, src=other[:2]), CPORT, copy=True, proxy_port=PPORT)))
+    run(w, sw, w.core.on_segment(SegmentIn(
+        s2c(200, 101, SYN | ACK).with_(dst_ip=other[0], dst_port=other[1]), SPORT, copy=True)))
+    out = run(w, sw, w.core.on_proxy_down(PPORT, {FLOW: SpliceCounts(5, 5, 7, 7)}))
+    assert w.core.flows.get(FLOW).state is FlowState.SPLICED
+    assert all(p.is_identity for p in of(out, InstallLeg)[0].legs)
+    assert other not in w.core.handshakes  # the pending one fails open: no byte went through P
+    assert any(isinstance(c, RemoveFlow) and c.flow == other and c.reason.startswith("bypass") for c in out)
+
+    w, sw = established()
+    out = run(w, sw, w.core.on_proxy_down(PPORT, {}))
+    assert of(out, ResetFlow) and w.core.flows.get(FLOW).state is FlowState.RESETTING
+    # A flow already spliced does not care about the proxy.
+    w, sw = established()
+    splice(w, sw, SpliceCounts(1, 2, 3, 4))
+    assert w.core.on_proxy_down(PPORT, {}) == []
+
+
+def test_proxy_death_while_holding_uses_the_report_or_resets():
+    w, sw = established()
+    run(w, sw, w.core.request_splice(FLOW))
+    out = run(w, sw, w.core.on_proxy_down(PPORT, {}))
+    assert of(out, ResetFlow) and NotifyProxy(FLOW, "reset", "the proxy went down with bytes in flight") in out
+
+
+def test_four_tuple_reuse_after_close():
+    w, sw = established()
+    close(w, sw, ["c", "p1", "p2", "s"])
+    out = run(w, sw, w.core.on_segment(SegmentIn(c2s(12345, 0, SYN), CPORT, copy=True, proxy_port=PPORT)))
+    assert of(out, RemoveFlow)[0].reason == "4-tuple reused"
+    assert FLOW in w.core.handshakes and FLOW not in w.core.flows
+    # A SYN inside a live connection is left to S.
+    w, sw = established()
+    assert w.core.on_segment(SegmentIn(c2s(ISN_C, 0, SYN), CPORT, copy=True, proxy_port=PPORT)) == []
+    assert w.core.flows.get(FLOW).state is FlowState.PROXIED
+
+
+def test_nothing_leaks_over_many_random_lifetimes():
+    rng = random.Random(42)
+    for seed in range(60):
+        rng.seed(seed)
+        w = World()
+        sw = Switch()
+        w.syn()
+        w.syn_ack()
+        w.proxy_syn_ack()
+        w.client_ack()
+        w.upstream_syn()
+        w.proxy_ack()
+        sw.apply(w.log)
+        path = rng.choice(["close", "splice-close", "idle", "proxy-down", "splice-idle", "rst"])
+        if path.startswith("splice"):
+            a, b = rng.getrandbits(40), rng.getrandbits(40)
+            splice(w, sw, SpliceCounts(a, b, a, b))
+        if path.endswith("close"):
+            close(w, sw, rng.sample(["c", "p1", "p2", "s"], 4) if path == "close" else ["s", "c"])
+        elif path.endswith("idle"):
+            run(w, sw, w.core.on_idle(FLOW))
+        elif path == "proxy-down":
+            run(w, sw, w.core.on_proxy_down(PPORT, rng.choice([{}, {FLOW: SpliceCounts(1, 1, 1, 1)}])))
+            if w.core.flows.get(FLOW).state is FlowState.SPLICED:
+                close(w, sw, ["c", "s"])
+        else:
+            run(w, sw, w.core.on_segment(SegmentIn(s2c(ISN_S + 1, 0, RST), SPORT, copy=True)))
+            run(w, sw, w.core.on_segment(SegmentIn(s2c(ISN_P1 + 1, 0, RST), PPORT, from_proxy=True, copy=True)))
+        fl = w.core.flows.get(FLOW)
+        if fl is not None:
+            kind = TimerKind.LINGER if fl.state in (FlowState.LINGER, FlowState.RESETTING) else TimerKind.IDLE
+            timer(w, sw, kind)
+            if FLOW in w.core.flows:
+                timer(w, sw, TimerKind.LINGER)
+        assert len(w.core.flows) == 0 and len(w.core.handshakes) == 0, path
+        assert sw.entries == {}, path
+
+
+def test_algebra_through_the_installed_entries_across_the_wrap():
+    """Bytes and acks through the entries the core installed, before and after a splice."""
+    w, sw = established()
+    c2p = sw.entries[EntryMatch.c2s(FLOW, CPORT)]
+    p2s = sw.entries[EntryMatch.c2s(FLOW, PPORT)]
+    s2p = sw.entries[EntryMatch.s2c(FLOW, SPORT)]
+    p2c = sw.entries[EntryMatch.s2c(FLOW, PPORT)]
+    # P relayed 10 bytes of C's as 13 to S, and 4 of S's as 2 to C.
+    assert apply_translation(c2p, c2s(seq_add(ISN_C, 1), ISN_S + 1, ACK, b"0123456789")).seq == 0
+    assert apply_translation(p2s, c2s(ISN_P2 + 1, ISN_S + 1, ACK, b"x" * 13)).seq == seq_add(ISN_C, 1)
+    assert apply_translation(s2p, s2c(ISN_S + 1, seq_add(ISN_C, 14), ACK, b"abcd")).ack == ISN_P2 + 14
+    assert apply_translation(p2c, s2c(ISN_P1 + 1, seq_add(ISN_C, 11), ACK, b"ab")).seq == ISN_S + 1
+    splice(w, sw, SpliceCounts(a_c=10, b_s=13, a_s=4, b_c=2))
+    c2s_p = sw.entries[EntryMatch.c2s(FLOW, CPORT)]
+    s2c_p = sw.entries[EntryMatch.s2c(FLOW, SPORT)]
+    # C's byte 10 (seq ISN_C + 11, past the wrap) is S's byte 13; C's ack of 2 bytes is S's 4.
+    seg = apply_translation(c2s_p, c2s(seq_add(ISN_C, 11), ISN_S + 3, ACK, b"z"))
+    assert (seg.seq, seg.ack) == (seq_add(ISN_C, 14), ISN_S + 5)
+    seg = apply_translation(s2c_p, s2c(ISN_S + 5, seq_add(ISN_C, 15), ACK, b"q"))
+    assert (seg.seq, seg.ack) == (ISN_S + 3, seq_add(ISN_C, 12))
+    assert seq_sub(seg.ack, ISN_C) == 12 and ISN_C == MASK32
