@@ -340,3 +340,23 @@ def test_streams_stay_consistent_through_legs_and_splice(seed):
         left, right = t.options[-1].blocks[0]
         assert seq_sub(left, seq_add(isn_c, 1)) == (a_c + k + 2) % MOD32
         assert seq_sub(right, left) == 3
+
+
+def test_the_worked_example_of_the_docs():
+    """docs/controller-splice.md, "Arithmetic, with a worked example"."""
+    n = negotiate(SynOptions(1460, 7, True, 100000), SynOptions(1400, 9, True, 500000, tsecr=100000))
+    facts = HandshakeFacts(FLOW, PORTS, 4294967000, 1000, 5000, 70, n,
+                           SynOptions(1460, 8, True, 7000, 100000), SynOptions(1460, 6, True, 9000))
+    rows = [(p.seq_delta, p.ack_delta, p.tsval_delta, p.tsecr_delta, p.win_shift_from, p.win_shift_to)
+            for p in leg_params(facts)]
+    assert rows == [(0, 4000, 0, 4294474296, 7, 7), (4294963296, 0, 493000, 0, 8, 9),
+                    (4294966930, 0, 91000, 0, 6, 7), (0, 366, 0, 4294876296, 9, 9)]
+    c2p, p2c, p2s, s2p = leg_params(facts)
+    assert apply_translation(c2p, c2s_seg(4294967001, b"x", (), 1001, 1)).ack == 5001
+    assert apply_translation(p2s, c2s_seg(71, b"x", (), 1001, 1)).seq == 4294967001
+    assert apply_translation(p2c, s2c_seg(5001, b"x", (), 1, 1000)).window == 500
+    c2s, s2c = direct_params(FLOW, PORTS, SpliceCounts(500, 520, 3000, 2990))
+    assert (c2s.seq_delta, c2s.ack_delta, s2c.seq_delta, s2c.ack_delta) == (20, 10, MOD32 - 10, MOD32 - 20)
+    seg = apply_translation(c2s, c2s_seg(205, b"x", (), 3991, 1))
+    assert (seg.seq, seg.ack) == (225, 4001)
+    assert apply_translation(s2c, s2c_seg(4001, b"", (), seq_add(4294967000, 531), 1)).ack == seq_add(4294967000, 511)
