@@ -31,7 +31,15 @@ from .commands import (
     next_generation,
     rst_for,
 )
-from .legs import Direction, HandshakeFacts, LegParams, SpliceCounts, direct_params, with_hold
+from .legs import (
+    Direction,
+    HandshakeFacts,
+    LegParams,
+    SpliceCounts,
+    apply_translation,
+    direct_params,
+    with_hold,
+)
 from .model import ACK, RST, EntryMatch, FlowKey, SegmentIn, Side, TcpSegment
 from .seqmath import HALF32, seq_add
 
@@ -171,7 +179,8 @@ class FlowTable:
     # ---- events from the data plane ----------------------------------------------------------
 
     def on_segment(self, ev: SegmentIn) -> list[Command]:
-        """A FIN or RST copy of a tracked flow, or a punted segment of a flow being reset."""
+        """A FIN or RST copy of a tracked flow, a punted segment of a flow being reset, or one punted
+        just before its entry was installed."""
         found = self.find(ev.segment)
         if found is None:
             return []
@@ -185,6 +194,13 @@ class FlowTable:
                     Side.SERVER: fl.facts.ports.server}[to]
             self.stats["straggler_reset"] += 1
             return [SendSegment(fl.flow, to, port, rst_for(seg), "reset straggler")]
+        out: list[Command] = []
+        if not ev.copy and fl.state is not FlowState.LINGER:
+            # Punted before an install took effect (the switch still had the punt entry): do what
+            # the entry now in place would do, rather than make the sender retransmit.
+            out += self._forward(fl, ev)
+            if not (seg.is_fin or seg.is_rst):
+                return out
         if ev.from_proxy:
             party: Side | str = "p1" if orient is Side.SERVER else "p2"
         else:
@@ -192,7 +208,6 @@ class FlowTable:
         leg = "direct" if fl.state is FlowState.SPLICED else (
             "leg1" if party in (Side.CLIENT, "p1") else "leg2"
         )
-        out: list[Command] = []
         if fl.state is FlowState.HOLDING and ev.from_proxy and (seg.is_fin or seg.is_rst):
             # P closed a side while draining: the splice cannot describe that; stay proxied.
             out += self._unhold(fl, "the proxy closed a side while draining")
@@ -205,6 +220,20 @@ class FlowTable:
         if self._finished(fl) and fl.state is not FlowState.LINGER:
             out += self._start_linger(fl)
         return out
+
+    def _forward(self, fl: Flow, ev: SegmentIn) -> list[Command]:
+        seg = ev.segment
+        match = EntryMatch(ev.ingress_port, seg.src_ip, seg.src_port, seg.dst_ip, seg.dst_port)
+        for params in fl.legs.values():
+            if params.match == match:
+                out = apply_translation(params, seg)
+                if out is None:
+                    return []  # the hold drops it, as the entry would
+                to = {fl.facts.ports.client: Side.CLIENT, fl.facts.ports.server: Side.SERVER}.get(
+                    params.egress_port, Side.PROXY)
+                self.stats["forwarded_punted"] += 1
+                return [SendSegment(fl.flow, to, params.egress_port, out, "punted before install")]
+        return []
 
     def find(self, seg: TcpSegment) -> tuple[Flow, Side] | None:
         for key, orient in (

@@ -331,3 +331,16 @@ def test_algebra_through_the_installed_entries_across_the_wrap():
     seg = apply_translation(s2c_p, s2c(ISN_S + 5, seq_add(ISN_C, 15), ACK, b"q"))
     assert (seg.seq, seg.ack) == (ISN_S + 3, seq_add(ISN_C, 12))
     assert seq_sub(seg.ack, ISN_C) == 12 and ISN_C == MASK32
+
+
+def test_segment_punted_just_before_the_install_is_translated_and_sent():
+    w, sw = established()
+    out = w.core.on_segment(SegmentIn(c2s(seq_add(ISN_C, 1), ISN_S + 1, ACK, b"late"), CPORT))
+    (sent,) = sends(out)
+    assert (sent.to, sent.egress_port, sent.segment.ack, sent.segment.payload) == (Side.PROXY, PPORT, ISN_P1 + 1, b"late")
+    out = w.core.on_segment(SegmentIn(s2c(ISN_P1 + 1, seq_add(ISN_C, 5), ACK, b"hi"), PPORT, from_proxy=True))
+    (sent,) = sends(out)
+    assert (sent.to, sent.egress_port, sent.segment.seq) == (Side.CLIENT, CPORT, ISN_S + 1)
+    # A punted FIN is both forwarded and counted.
+    out = w.core.on_segment(SegmentIn(c2s(seq_add(ISN_C, 5), ISN_S + 3, ACK | FIN), CPORT))
+    assert sends(out)[0].segment.flags & FIN and w.core.flows.get(FLOW).fins == {Side.CLIENT}
