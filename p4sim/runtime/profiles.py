@@ -135,7 +135,7 @@ class ActionProfile:
         """Give `g` exactly `members` (ids known to exist), growing members' handle copies
         first and trimming the ones no group needs any more after, as PI does."""
         old = g.members
-        for mid, ms in members.items():
+        for mid, ms in sorted(members.items()):  # PI walks the membership by member id
             m = self.members[mid]
             while len(m.handles) < ms.weight:
                 m.handles.append(self._take_handle())

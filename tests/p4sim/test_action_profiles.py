@@ -299,6 +299,12 @@ def test_weights_replicate_members_with_bmv2_handles(sim: Sim) -> None:
     order = [24, 22, 23]
     for src in range(30):
         assert sim.send_one(1, _frame(ECMP_DST, src))[0] == order[_crc16_pick(src, 0x88B5, 3)]
+    # copies are made walking the members by id (as PI does), whatever order they are written in
+    # (handles now: member 4 -> 0, 2 -> 1, 3 -> 2; the copies: 2 -> 3, then 3 -> 4)
+    write(sim, U.MODIFY, group(ids, 7, [(3, 2), (2, 2)]))
+    order = [22, 23, 22, 23]
+    for src in range(30):
+        assert sim.send_one(1, _frame(ECMP_DST, src))[0] == order[_crc16_pick(src, 0x88B5, 4)]
 
 
 def test_empty_group_is_a_hit_that_runs_nothing(sim: Sim) -> None:
