@@ -206,11 +206,17 @@ class ProxyApiClient:
                 await self._writer.drain()
             return await asyncio.wait_for(future, self.timeout)
         except ConnectionError as exc:
+            # The controller may have said why before it hung up (unauthorized): let the reader
+            # take that line in before deciding what to raise.
+            if self._lost is None and self._read_task is not None:
+                await asyncio.wait({self._read_task}, timeout=1.0)
             if self._lost is None:
                 self._lose(ConnectionLost(f"controller connection lost: {exc}"))
             raise self._lost or exc from None
         finally:
             self._pending.pop(req_id, None)
+            if future.done() and not future.cancelled():
+                future.exception()  # raised above or moot: keep asyncio from logging it as lost
 
     # --- events -----------------------------------------------------------------------------------
 
@@ -238,7 +244,9 @@ class ProxyApiClient:
                     break  # EOF
                 await self._on_message(line[:-1])
         except (ConnectionError, ValueError) as exc:  # ValueError: a reply over REPLY_LIMIT
-            self._lose(ConnectionLost(f"controller connection lost: {exc}"))
+            # ECONNRESET too may follow an error line: Linux reports it to a peer whose bytes the
+            # closing side left unread.
+            self._lose(self._unsolicited or ConnectionLost(f"controller connection lost: {exc}"))
             return
         # Closed by the controller: if it said why first (unauthorized, unsupported_version,
         # bad_request for a framing error), that is what pending calls raise.
@@ -314,8 +322,13 @@ class ProxyApiClient:
             task.cancel()
 
     async def _beat_loop(self, interval: float) -> None:
+        # On a fixed cadence, not interval-after-reply: a slow reply must not stretch the period
+        # the controller measures.
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
         while True:
-            await asyncio.sleep(interval)
+            next_at = max(next_at + interval, loop.time())
+            await asyncio.sleep(next_at - loop.time())
             try:
                 await self.request("heartbeat")
             except ApiError as exc:

@@ -145,7 +145,11 @@ def _connect_as(path: Path, uid: int, gid: int) -> int:
                 data = b""
                 while not data.endswith(b"\n") and (chunk := s.recv(4096)):
                     data += chunk
-                out = {"reply": json.loads(data), "closed": s.recv(4096) == b""}
+                try:
+                    closed = s.recv(4096) == b""
+                except ConnectionResetError:  # closed with our bytes unread: also closed
+                    closed = True
+                out = {"reply": json.loads(data), "closed": closed}
             except OSError as exc:
                 out = {"errno": exc.errno}
             os.write(w, json.dumps(out).encode())
@@ -453,7 +457,7 @@ def test_missed_heartbeats_warn_once_then_dead(sock: Path) -> None:
             event = await raw.recv()  # no heartbeats are sent
             assert event["event"] == "heartbeat_missed" and set(event) == {"event", "deadline_ms"}
             assert service.dead == []  # warned first
-            assert 250 <= event["deadline_ms"] - start * 1000 <= 350
+            assert 200 <= event["deadline_ms"] - start * 1000 <= 300
             await poll(lambda: service.dead == ["p1"], what="proxy_dead")
             assert asyncio.get_running_loop().time() * 1000 >= event["deadline_ms"] - 5
             assert server.registered == frozenset() and server.connected == {"p1"}

@@ -150,8 +150,14 @@ class Raw:
         return await self.call({"id": 0, "op": "register", "port": port, "mac": MAC, "heartbeat_ms": heartbeat_ms})
 
     async def closed(self, timeout: float = 3.0) -> bool:
-        """True when the peer closed the connection (EOF) within ``timeout``."""
-        return await asyncio.wait_for(self.reader.read(), timeout) == b""
+        """True when the peer closed the connection within ``timeout``. A close with our bytes
+        still unread in its socket reaches us as ECONNRESET (Linux AF_UNIX), else as EOF."""
+        try:
+            return await asyncio.wait_for(self.reader.read(), timeout) == b""
+        except ConnectionResetError:
+            return True
+        finally:
+            self.writer.close()
 
     async def close(self) -> None:
         self.writer.close()
