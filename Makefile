@@ -74,7 +74,7 @@ test-controller: setup
 	$(VENV)/bin/pytest -q tests/controller $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check p4sim controller proxy ptf_tests tests
+	$(VENV)/bin/ruff check $(wildcard p4sim controller proxy ptf_tests tests)
 
 # --- benchmarks -------------------------------------------------------------------------------
 bench: setup
