@@ -363,7 +363,7 @@ async def cmd_status(args: argparse.Namespace) -> Output:
                        "reachable": True},
             "arbitration": {"role": args.role or "", "known": arb is not None,
                             "primary": arb.primary if arb else None,
-                            "election_id": arb.election_id if arb else None,
+                            "highest_election_id": arb.election_id if arb else None,
                             "status": arb.code if arb else None},
             "pipeline": None, "tables": [], "clone_session": None,
         }
@@ -392,7 +392,8 @@ async def cmd_status(args: argparse.Namespace) -> Output:
     if arb is None:
         lines.append(("arbitration", f"{role}: unknown (the switch did not answer an observer)"))
     elif arb.primary:
-        lines.append(("arbitration", f"{role}: a controller is primary (election id {arb.election_id})"))
+        lines.append(("arbitration", f"{role}: a controller is primary"
+                      + (f" (highest election id seen {arb.election_id})" if arb.election_id is not None else "")))
     else:
         lines.append(("arbitration", f"{role}: no primary controller"
                       + (f" (highest election id seen {arb.election_id})" if arb.election_id is not None else "")))
@@ -727,11 +728,16 @@ def _emit(args: argparse.Namespace, out: Output) -> None:
 
 
 def _setup_logging(verbose: int) -> None:
-    # Quiet by default: the CLI reports failures itself, in one line; -v shows the library's logs.
-    level = logging.CRITICAL + 1 if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    """Quiet by default: the CLI reports failures itself, in one line; -v shows the library's logs."""
     if verbose <= 0:
-        logging.getLogger().setLevel(level)
+        # A handler that drops everything keeps Python's last-resort stderr handler from printing
+        # the library's warnings, without touching the root logger (main() also runs in tests).
+        lib = logging.getLogger("p4splice")
+        if not any(isinstance(h, logging.NullHandler) for h in lib.handlers):
+            lib.addHandler(logging.NullHandler())
+        return
+    logging.basicConfig(level=logging.INFO if verbose == 1 else logging.DEBUG, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

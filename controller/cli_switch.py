@@ -276,7 +276,7 @@ class SwitchClient:
             raise SwitchError(
                 f"not primary with election id {t.election_id}: another controller holds the"
                 f" {'role ' + repr(t.role) if t.role else 'default role'}"
-                + (f" with election id {highest}" if highest is not None else "")
+                + (f" (the highest election id the switch has seen is {highest})" if highest is not None else "")
                 + "; a write needs a higher --election-id, which takes the role from it")
         return session
 
