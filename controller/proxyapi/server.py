@@ -525,14 +525,16 @@ class ProxyApiServer:
             reg.warned = False
         try:
             granted = await self.service.register(name, port, mac, wanted)
-            granted = check_heartbeat_ms(granted)
-        except BadRequest as exc:
-            raise ApiError("internal", f"the controller granted a bad interval: {exc.message}") from None
         except ApiError:
             raise
         except Exception as exc:
             log.exception("proxy API register of %s failed", name)
             raise ApiError("internal", f"register failed in the controller: {exc}") from None
+        try:
+            granted = check_heartbeat_ms(granted)
+        except BadRequest as exc:
+            log.error("SpliceService.register granted %r to %s", granted, name)
+            raise ApiError("internal", f"the controller granted a bad interval: {exc.message}") from None
         if conn.closing or self._conns.get(name) is not conn:
             raise ApiError("conflict", "the connection closed while registering")
         reg = self._regs.get(name)

@@ -3,7 +3,8 @@
 The server does transport, authentication, validation and liveness; every decision about flows
 and switches is the service's. Arguments arrive validated (see protocol.py); the service refuses
 a request by raising :class:`ApiError` with ``not_found``, ``conflict``, ``unavailable`` or
-``not_registered`` (any other exception is reported to the proxy as ``internal`` and logged).
+``not_registered`` -- or ``bad_request`` for a value only it can judge (a port that is the CPU
+port) -- while any other exception is reported to the proxy as ``internal`` and logged.
 """
 
 from __future__ import annotations

@@ -390,6 +390,8 @@ def test_register_refused_by_service_and_bad_grant(sock: Path) -> None:
         async with serving(sock, service) as server:
             raw = await Raw.open(sock)
             await raw.hello("p1")
+            reply = await raw.register(port=255)  # the service's own checks pass through
+            assert error_of(reply) == "bad_request" and "CPU port" in reply["error"]["message"]
             service.unavailable = True
             assert error_of(await raw.register()) == "unavailable"
             service.unavailable = False

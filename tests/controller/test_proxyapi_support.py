@@ -81,6 +81,8 @@ class FakeService:
 
     async def register(self, proxy: str, port: int, mac: str, heartbeat_ms: int) -> int:
         self._enter("register", proxy, port, mac, heartbeat_ms)
+        if port == 255:
+            raise ApiError("bad_request", "argument 'port': 255 is the switch's CPU port")
         return self.grant if self.grant is not None else heartbeat_ms
 
     async def heartbeat(self, proxy: str) -> None:
