@@ -190,7 +190,11 @@ def struct_class(t: StructT | UnionT) -> str:
     lines.append("    def _emit(self, out):")
     emitted = False
     for n, (_, ft) in zip(names, t.fields, strict=True):
-        if _is_aggregate(ft):
+        if isinstance(strip_newtype(ft), HeaderT):
+            # test validity here: most headers of a packet are absent, and a call costs more
+            lines.append(f"        if self.{n}._valid: self.{n}._emit(out)")
+            emitted = True
+        elif _is_aggregate(ft):
             lines.append(f"        self.{n}._emit(out)")
             emitted = True
     if not emitted:

@@ -334,7 +334,10 @@ class ExprMixin:
         if idx.is_const:
             if not 0 <= idx.const < bt.size:
                 raise semantic_error(e.loc, f"index {idx.const} out of bounds for a stack of size {bt.size}")
-            return TExpr(f"{base.code}.{'el' if write else 'rd'}({idx.const})", bt.elem)
+            if write:
+                return TExpr(f"{base.code}.el({idx.const})", bt.elem)
+            # inline form of Stack.rd: an element never made reads as the shared blank
+            return TExpr(f"({base.code}.elems[{idx.const}] or {base.code}._blank)", bt.elem)
         return TExpr(f"{base.code}.{'at' if write else 'at_rd'}({idx.code})", bt.elem)
 
     # -- operators ------------------------------------------------------------------------------

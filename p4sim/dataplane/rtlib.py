@@ -60,6 +60,16 @@ class Union(Struct):
     __slots__ = ()
 
 
+_BLANKS: dict = {}
+
+
+def _blank_of(factory):
+    blank = _BLANKS.get(factory)
+    if blank is None:
+        blank = _BLANKS[factory] = factory()
+    return blank
+
+
 class Stack:
     """A header stack: ``elems`` plus the parser's next index.
 
@@ -75,17 +85,12 @@ class Stack:
         self._factory = factory
         self.elems: list = [None] * size
         self.nxt = 0
-        self._blank = None
+        self._blank = _blank_of(factory)
 
     def rd(self, i: int):
-        """An element to read: one never made reads as a blank (invalid) element, shared and
-        never written (generated code writes only through ``el``/``at``)."""
-        e = self.elems[i]
-        if e is None:
-            e = self._blank
-            if e is None:
-                e = self._blank = self._factory()
-        return e
+        """An element to read: one never made reads as a blank (invalid) element, shared by all
+        stacks of its type and never written (generated code writes only through ``el``/``at``)."""
+        return self.elems[i] or self._blank
 
     def at_rd(self, i: int):
         if 0 <= i < self.size:
