@@ -229,11 +229,10 @@ def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
     args.config_file = config_path
     if getattr(args, "verbose", None) is None:
         args.verbose = 0
-    if not args.json and config.get("json"):
-        args.json = True
-    for key in ("cpu_port", "target"):
-        if getattr(args, key, None) is None and hasattr(args, "action") and args.command == "pipeline":
-            setattr(args, key, config.get(key, DEFAULTS[key]))
+    if args.command == "pipeline":
+        for key in ("cpu_port", "target"):
+            if getattr(args, key, None) is None:
+                setattr(args, key, config.get(key, DEFAULTS[key]))
     if not 1 <= args.election_id < 1 << 128:
         raise usage_error(f"--election-id {args.election_id} must be in 1..2**128-1")
     if args.device_id < 0 or args.device_id >= 1 << 64:

@@ -198,18 +198,32 @@ class SwitchClient:
         index = await self.index()
         req = pb.ReadRequest(device_id=self.target.device_id, role=self.target.role,
                              entities=[entity_to_proto(index, f) for f in items])
+        asked_idle = False
         for ent in req.entities:
             te = ent.table_entry if ent.HasField("table_entry") else None
             if te is not None and te.table_id and index.tables.get(te.table_id).supports_idle_timeout:
                 # The spec returns an entry's idle time only when the filter asks for it (the
                 # library's TableEntry filter cannot say so).
                 te.time_since_last_hit.SetInParent()
-        out: list[Entity] = []
+                asked_idle = True
         try:
-            async for resp in self.stub.Read(req, timeout=self.target.timeout):
-                out.extend(entity_from_proto(index, e) for e in resp.entities)
+            return await self._read(index, req)
         except grpc.RpcError as e:
+            if asked_idle and e.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED):
+                # A server that cannot report idle time: the entries matter more than that column.
+                for ent in req.entities:
+                    if ent.HasField("table_entry"):
+                        ent.table_entry.ClearField("time_since_last_hit")
+                try:
+                    return await self._read(index, req)
+                except grpc.RpcError as e2:
+                    e = e2
             raise SwitchError(describe_rpc_error(self.target, "Read", e)) from None
+
+    async def _read(self, index: P4Index, req: pb.ReadRequest) -> list[Entity]:
+        out: list[Entity] = []
+        async for resp in self.stub.Read(req, timeout=self.target.timeout):
+            out.extend(entity_from_proto(index, e) for e in resp.entities)
         return out
 
     async def probe_arbitration(self) -> Arbitration | None:
