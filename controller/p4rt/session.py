@@ -139,6 +139,11 @@ def _read_file(value: bytes | str | Path | None) -> bytes | None:
     return Path(value).read_bytes()
 
 
+# Stream errors that answer the arbitration itself: the same request would fail again.
+_REFUSALS = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+                       grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED})
+
+
 class SwitchSession:
     """A controller's session with one P4Runtime device.
 
@@ -198,6 +203,9 @@ class SwitchSession:
         self.connected_event = asyncio.Event()
         self.highest_election_id: int | None = None
         self.last_error: str | None = None  # why the last stream failed, for messages and status
+        # set when the switch refused our arbitration itself (bad election id, unknown device):
+        # retrying cannot help, so connect() fails at once instead of racing until its timeout
+        self.refused_event = asyncio.Event()
         self._handlers: dict[str, list[Handler]] = {k: [] for k in KINDS}
         self.queues: dict[str, asyncio.Queue[Any]] = {k: asyncio.Queue(queue_size) for k in KINDS}
         self.dropped: dict[str, int] = dict.fromkeys(KINDS, 0)
@@ -287,11 +295,20 @@ class SwitchSession:
         the session keeps trying in the background until closed.
         """
         await self.start()
+        self.refused_event.clear()
+        connected = asyncio.ensure_future(self.connected_event.wait())
+        refused = asyncio.ensure_future(self.refused_event.wait())
         try:
-            await self.wait_connected(timeout)
-        except TimeoutError:
-            raise NotConnectedError(f"{self.name}: no arbitration answer within {timeout}s"
-                                    f" (last error: {self.last_error or 'none'})") from None
+            done, _ = await asyncio.wait({connected, refused}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            connected.cancel()
+            refused.cancel()
+        if self.connected_event.is_set():
+            return
+        if self.refused_event.is_set():
+            raise NotConnectedError(f"{self.name}: the switch refused our arbitration: {self.last_error}")
+        raise NotConnectedError(f"{self.name}: no arbitration answer within {timeout}s"
+                                f" (last error: {self.last_error or 'none'})")
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         async with asyncio.timeout(timeout):
@@ -364,6 +381,8 @@ class SwitchSession:
                 raise
             except grpc.aio.AioRpcError as e:
                 self.last_error = f"{e.code().name}: {e.details()}"
+                if e.code() in _REFUSALS and self._streams_opened == established_before:
+                    self.refused_event.set()
                 if not self._closing:
                     # Loud once, then quiet while the switch stays away (backoff can run for long).
                     log.log(logging.WARNING if attempt == 0 else logging.DEBUG, "%s: stream failed: %s: %s",

@@ -476,3 +476,16 @@ def test_connect_reports_why_it_cannot(switch: Switch) -> None:
                 pass
         assert s2._runner is None and s2._channel is None  # nothing left running
     run(main())
+
+
+def test_connect_fails_at_once_when_the_switch_refuses_the_arbitration(switch: Switch) -> None:
+    async def main() -> None:
+        s = await primary(switch, 10)
+        dup = SwitchSession(switch.addr, DEVICE, 10, backoff=FAST)  # the same election id
+        # the refusal, not the 30 s timeout, ends connect (the message says which it was)
+        with pytest.raises(NotConnectedError, match="refused our arbitration: INVALID_ARGUMENT"):
+            await dup.connect(timeout=30)
+        await dup.close()
+        assert s.is_primary
+        await s.close()
+    run(main())
