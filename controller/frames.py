@@ -1,0 +1,125 @@
+"""Ethernet/IPv4/TCP frames <-> the splice core's ``TcpSegment``: parse packet-ins, build packet-outs.
+
+Hand-written with ``struct`` rather than scapy: the controller parses every punted segment and
+builds every packet-out, scapy costs tens of microseconds per layer, and the wire format needed
+here is small and fixed. Options are parsed and written by the core's own ``options`` module, so
+the controller reads exactly what the data plane's parser accepts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass
+
+from .splice.model import TcpSegment
+from .splice.options import parse_options, serialize_options
+
+__all__ = ["FrameError", "ParsedFrame", "build_frame", "parse_frame", "format_mac", "mac_bytes"]
+
+ETH_IPV4 = 0x0800
+ETH_VLAN = 0x8100
+PROTO_TCP = 6
+DEFAULT_TTL = 64
+
+
+class FrameError(ValueError):
+    """Not an IPv4/TCP frame the controller can read (truncated, another protocol, a fragment)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFrame:
+    src_mac: bytes
+    dst_mac: bytes
+    segment: TcpSegment
+    ttl: int
+
+
+def mac_bytes(mac: str | int | bytes) -> bytes:
+    if isinstance(mac, bytes):
+        if len(mac) != 6:
+            raise ValueError(f"a MAC address is 6 bytes, not {len(mac)}")
+        return mac
+    if isinstance(mac, int):
+        return mac.to_bytes(6, "big")
+    parts = mac.split(":")
+    if len(parts) != 6:
+        raise ValueError(f"not a MAC address: {mac!r}")
+    return bytes(int(p, 16) for p in parts)
+
+
+def format_mac(mac: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in mac)
+
+
+def _ip(raw: bytes) -> str:
+    return str(ipaddress.IPv4Address(raw))
+
+
+def parse_frame(frame: bytes) -> ParsedFrame:
+    """The TCP segment in ``frame``. Raises ``FrameError`` for anything else, and the core's
+    ``OptionError`` (a ValueError too) for malformed TCP options."""
+    if len(frame) < 14:
+        raise FrameError("frame shorter than an Ethernet header")
+    dst_mac, src_mac = frame[0:6], frame[6:12]
+    (ethertype,) = struct.unpack_from("!H", frame, 12)
+    off = 14
+    if ethertype == ETH_VLAN:
+        if len(frame) < 18:
+            raise FrameError("truncated VLAN tag")
+        (ethertype,) = struct.unpack_from("!H", frame, 16)
+        off = 18
+    if ethertype != ETH_IPV4:
+        raise FrameError(f"ethertype {ethertype:#06x} is not IPv4")
+    if len(frame) < off + 20:
+        raise FrameError("truncated IPv4 header")
+    vihl, _tos, total, _ident, frag, ttl, proto = struct.unpack_from("!BBHHHBB", frame, off)
+    ihl = (vihl & 0x0F) * 4
+    if vihl >> 4 != 4 or ihl < 20:
+        raise FrameError("bad IPv4 version or header length")
+    if proto != PROTO_TCP:
+        raise FrameError(f"IP protocol {proto} is not TCP")
+    if frag & 0x1FFF or frag & 0x2000:
+        raise FrameError("IPv4 fragment")
+    end = off + total
+    if total < ihl + 20 or len(frame) < end:
+        raise FrameError("truncated IPv4 packet")
+    src_ip, dst_ip = _ip(frame[off + 12 : off + 16]), _ip(frame[off + 16 : off + 20])
+    t = off + ihl
+    sport, dport, seq, ack, offflags, window = struct.unpack_from("!HHIIHH", frame, t)
+    doff = (offflags >> 12) * 4
+    if doff < 20 or t + doff > end:
+        raise FrameError("bad TCP data offset")
+    options = parse_options(frame[t + 20 : t + doff])
+    segment = TcpSegment(
+        src_ip, sport, dst_ip, dport, seq=seq, ack=ack, flags=offflags & 0x1FF, window=window,
+        options=options, payload=bytes(frame[t + doff : end]),
+    )
+    return ParsedFrame(bytes(src_mac), bytes(dst_mac), segment, ttl)
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def build_frame(seg: TcpSegment, src_mac: bytes, dst_mac: bytes, ttl: int = DEFAULT_TTL, ident: int = 0) -> bytes:
+    """An Ethernet/IPv4/TCP frame carrying ``seg``, with both checksums right (DF set, no IP options)."""
+    opts = serialize_options(seg.options)
+    doff = 20 + len(opts)
+    src = ipaddress.IPv4Address(seg.src_ip).packed
+    dst = ipaddress.IPv4Address(seg.dst_ip).packed
+    tcp = struct.pack(
+        "!HHIIHHHH", seg.src_port, seg.dst_port, seg.seq & 0xFFFFFFFF, seg.ack & 0xFFFFFFFF,
+        (doff // 4) << 12 | (seg.flags & 0x1FF), seg.window & 0xFFFF, 0, 0,
+    ) + opts + seg.payload
+    pseudo = src + dst + struct.pack("!BBH", 0, PROTO_TCP, len(tcp))
+    csum = _checksum(pseudo + tcp)
+    tcp = tcp[:16] + struct.pack("!H", csum) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), ident & 0xFFFF, 0x4000, ttl, PROTO_TCP, 0, src, dst)
+    ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+    return mac_bytes(dst_mac) + mac_bytes(src_mac) + struct.pack("!H", ETH_IPV4) + ip + tcp

@@ -1,0 +1,609 @@
+"""The controller's engine: packet-ins, idle notifications and timers in, the splice core's commands out.
+
+One ``Orchestrator`` drives one switch. It turns what the switch reports into the core's events
+(controller/splice/), and carries out the commands the core returns -- flows-table writes,
+packet-outs, timers, proxy notices -- in order. It also keeps the two things the core does not:
+
+* the **entry mirror**: every flows entry the controller has installed, by match. It decides
+  INSERT or MODIFY, is what a restarted switch gets back, and is rebuilt from the switch's table
+  when the controller itself restarts (restore.py);
+* **L2 facts** per flow: each party's port and MAC and the switch MAC it talks to, learnt from
+  the handshake frames it captured, for packet-outs and for the translate/hold actions' MACs.
+
+Ordering: commands of one event are carried out in order, with consecutive table writes batched
+into one Write RPC that completes before the next packet-out (so a released segment meets its new
+entry). Events of the same flow are carried out in the order the core saw them; different flows
+run concurrently, so one slow write does not hold up every other connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.rpc import code_pb2
+
+from . import dataplane as dp
+from .config import ControllerConfig
+from .frames import FrameError, ParsedFrame, build_frame, mac_bytes, parse_frame
+from .metrics import Metrics
+from .p4rt import codec
+from .p4rt.entities import (
+    CounterData,
+    DirectCounterEntry,
+    IdleTimeoutNotification,
+    PacketIn,
+    TableEntry,
+    Update,
+    UpdateType,
+)
+from .p4rt.errors import ClientError, P4RuntimeRpcError, WriteError
+from .p4rt.session import SwitchSession
+from .splice import (
+    CancelTimer,
+    Command,
+    Direction,
+    FlowEstablished,
+    HandshakeConfig,
+    InstallDrop,
+    InstallLeg,
+    InstallPunt,
+    LegParams,
+    NotifyProxy,
+    ReleaseHeld,
+    RemoveEntries,
+    RemoveFlow,
+    ResetFlow,
+    SendSegment,
+    SpliceConfig,
+    SpliceCore,
+    StartTimer,
+    TimerKey,
+)
+from .splice.model import EntryMatch, FlowKey, SegmentIn, Side
+from .splice.options import OptionError
+
+__all__ = ["Orchestrator", "FlowL2", "PartyL2", "entry_match_of"]
+
+log = logging.getLogger(__name__)
+
+R = dp.PacketInReason
+_NS = 1_000_000_000
+# Which party a leg's entry sends to.
+_TARGET = {
+    Direction.C_TO_P: Side.PROXY, Direction.S_TO_P: Side.PROXY,
+    Direction.P_TO_C: Side.CLIENT, Direction.S_TO_C: Side.CLIENT,
+    Direction.P_TO_S: Side.SERVER, Direction.C_TO_S: Side.SERVER,
+}
+
+
+@dataclass(slots=True)
+class PartyL2:
+    """What the controller learnt about one party's link: where it is and which MACs it uses."""
+
+    port: int | None = None
+    mac: bytes | None = None  # the party's own MAC
+    switch_mac: bytes | None = None  # the switch MAC the party sends to
+
+
+@dataclass(slots=True)
+class FlowL2:
+    client: PartyL2 = field(default_factory=PartyL2)
+    server: PartyL2 = field(default_factory=PartyL2)
+    proxy: PartyL2 = field(default_factory=PartyL2)
+
+    def party(self, side: Side) -> PartyL2:
+        return {Side.CLIENT: self.client, Side.SERVER: self.server, Side.PROXY: self.proxy}[side]
+
+
+@dataclass(slots=True)
+class _Installed:
+    flow: FlowKey
+    entry: TableEntry
+    kind: str  # translate, hold, punt, drop
+
+
+def entry_match_of(entry: TableEntry) -> EntryMatch:
+    """The core's ``EntryMatch`` of a flows entry (as read back or notified)."""
+    m = {k: v.value if hasattr(v, "value") else v for k, v in entry.match.items()}
+    return EntryMatch(int(m.get("ingress_port", 0)), codec.format_ipv4(int(m.get("src_addr", 0))),
+                      int(m.get("src_port", 0)), codec.format_ipv4(int(m.get("dst_addr", 0))),
+                      int(m.get("dst_port", 0)))
+
+
+ProxyEvent = Callable[[int, str, dict[str, Any]], None]  # (proxy port, event, fields)
+
+
+class Orchestrator:
+    """Runs the splice core against one switch session. Start with :meth:`attach` once the session
+    has a pipeline; :meth:`close` cancels timers and waits for work in progress."""
+
+    def __init__(self, session: SwitchSession, config: ControllerConfig, metrics: Metrics | None = None,
+                 core: SpliceCore | None = None) -> None:
+        self.sw = session
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self.core = core or SpliceCore(
+            HandshakeConfig(max_pending=config.max_pending, syn_timeout=config.syn_timeout,
+                            ack_timeout=config.ack_timeout, upstream_timeout=config.upstream_timeout,
+                            proxy_ack_timeout=config.proxy_ack_timeout, proxy_rto=config.proxy_rto,
+                            reset_linger=config.reset_linger, fail_open=config.fail_open),
+            SpliceConfig(hold_timeout=config.hold_timeout, linger=config.linger,
+                         reset_linger=config.reset_linger,
+                         # The switch's idle notification is the primary signal; this is the backstop.
+                         idle_timeout=max(config.idle_timeout * 4, 3600.0) if config.idle_timeout else 7200.0),
+        )
+        self.services: dict[tuple[str, int], int] = config.service_map()
+        self.routes = sorted(config.routes, key=lambda r: -r.prefix.prefixlen)
+        self.proxy_macs: dict[int, bytes] = {}  # registered proxies: port -> MAC
+        self.on_proxy_event: ProxyEvent | None = None
+        self.l2: dict[FlowKey, FlowL2] = {}
+        self.entries: dict[EntryMatch, _Installed] = {}
+        self.flow_entries: dict[FlowKey, set[EntryMatch]] = {}
+        self._idle_seen: dict[FlowKey, set[EntryMatch]] = {}
+        self._timers: dict[TimerKey, asyncio.TimerHandle] = {}
+        self._tails: dict[FlowKey, asyncio.Future[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.stats: Counter[str] = Counter()
+        self._attached = False
+        self.metrics.watch_flows(self.flow_states)
+
+    # --- wiring -----------------------------------------------------------------------------------
+
+    def attach(self) -> None:
+        """Start taking packet-ins and idle notifications from the session."""
+        if not self._attached:
+            self.sw.add_handler("packet_in", self.on_packet_in)
+            self.sw.add_handler("idle_timeout", self.on_idle_notification)
+            self._attached = True
+
+    async def close(self) -> None:
+        if self._attached:
+            self.sw.remove_handler("packet_in", self.on_packet_in)
+            self.sw.remove_handler("idle_timeout", self.on_idle_notification)
+            self._attached = False
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        await self.drain(timeout=2.0)
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait until every submitted command list has been carried out."""
+        while self._tasks:
+            done, _ = await asyncio.wait(list(self._tasks), timeout=timeout)
+            if not done:
+                return
+
+    def proxy_ports(self) -> set[int]:
+        return set(self.services.values()) | set(self.proxy_macs)
+
+    def flow_states(self) -> dict[str, int]:
+        """Flows by state, for metrics and status: handshakes pending plus established flows."""
+        out: Counter[str] = Counter()
+        out["handshake"] = len(self.core.handshakes)
+        out.update(self.core.flows.by_state())
+        return dict(out)
+
+    # --- events from the switch -------------------------------------------------------------------
+
+    def on_packet_in(self, packet: PacketIn) -> None:
+        try:
+            pin = dp.SplicePacketIn.decode(packet)
+        except ValueError as e:
+            log.warning("packet-in without the splice program's metadata: %s", e)
+            return
+        reason = pin.reason
+        name = reason.name if isinstance(reason, R) else str(reason)
+        self.metrics.packet_ins.labels(name).inc()
+        if not isinstance(reason, R):
+            log.warning("packet-in with unknown reason %s ignored", reason)
+            return
+        try:
+            parsed = parse_frame(pin.frame)
+        except OptionError as e:
+            # The data plane drops malformed options before any table, so only a SYN whose options
+            # the core is stricter about (a duplicate MSS, say) gets here: it is simply not proxied.
+            self.metrics.failures.labels("bad_options").inc()
+            log.info("packet-in %s on port %d: %s: not proxied", name, pin.ingress_port, e)
+            return
+        except FrameError as e:
+            self.metrics.failures.labels("bad_frame").inc()
+            log.info("packet-in %s on port %d is not IPv4/TCP: %s", name, pin.ingress_port, e)
+            return
+        self.handle_segment(reason, pin.ingress_port, parsed)
+
+    def handle_segment(self, reason: dp.PacketInReason, port: int, parsed: ParsedFrame) -> None:
+        seg = parsed.segment
+        if reason in (R.PROXY_SYN, R.PROXY_SYN_ACK):
+            from_proxy = True
+        elif reason in (R.SYN, R.SYN_ACK):
+            from_proxy = False
+        else:
+            from_proxy = port in self.proxy_ports()
+        proxy_port = None
+        if seg.is_syn and not from_proxy:
+            proxy_port = self._proxy_port_for(seg.dst_ip, seg.dst_port)
+        learnt = self._learn(reason, port, parsed, from_proxy)
+        ev = SegmentIn(seg, port, from_proxy=from_proxy, copy=reason.is_copy, proxy_port=proxy_port)
+        cmds = self.core.on_segment(ev)
+        if learnt is not None and not self._core_knows(learnt):
+            self.l2.pop(learnt, None)  # not proxied: nothing to remember
+        self.submit(cmds)
+
+    def _proxy_port_for(self, server_ip: str, server_port: int) -> int | None:
+        port = self.services.get((server_ip, server_port))
+        if port is None:
+            return None
+        if self.config.require_proxy and port not in self.proxy_macs:
+            # Nobody would answer the second request: let the connection run end to end.
+            self.stats["not_proxied_no_proxy"] += 1
+            return None
+        return port
+
+    def _learn(self, reason: dp.PacketInReason, port: int, parsed: ParsedFrame, from_proxy: bool) -> FlowKey | None:
+        seg = parsed.segment
+        if reason is R.SYN or reason is R.PROXY_SYN:
+            flow = FlowKey.from_client_segment(seg)
+        elif reason is R.SYN_ACK or reason is R.PROXY_SYN_ACK:
+            flow = FlowKey.from_server_segment(seg)
+        else:
+            return None
+        rec = self.l2.get(flow)
+        if rec is None:
+            if reason is not R.SYN:
+                return None
+            rec = self.l2[flow] = FlowL2()
+        party = rec.proxy if from_proxy else (rec.client if reason is R.SYN else rec.server)
+        party.port, party.mac, party.switch_mac = port, parsed.src_mac, parsed.dst_mac
+        return flow
+
+    def _core_knows(self, flow: FlowKey) -> bool:
+        return flow in self.core.flows or self.core.handshakes.get(flow) is not None
+
+    def on_idle_notification(self, note: IdleTimeoutNotification) -> None:
+        touched: set[FlowKey] = set()
+        for entry in note.entries:
+            match = entry_match_of(entry)
+            inst = self.entries.get(match)
+            if inst is None:
+                continue
+            self._idle_seen.setdefault(inst.flow, set()).add(match)
+            touched.add(inst.flow)
+        for flow in touched:
+            # An entry is reported once per idle period; the flow is idle when all of its
+            # forwarding entries are (a one-way bulk transfer keeps the ACK direction's entry hit).
+            forwarding = {m for m in self.flow_entries.get(flow, ()) if self.entries[m].kind in ("translate", "hold")}
+            if forwarding and forwarding <= self._idle_seen.get(flow, set()):
+                log.info("%s: idle on the switch", flow)
+                self.submit(self.core.on_idle(flow))
+
+    def _on_timer(self, key: TimerKey) -> None:
+        self._timers.pop(key, None)
+        self.submit(self.core.on_timer(key))
+
+    # --- carrying out commands ---------------------------------------------------------------------
+
+    def submit(self, cmds: Sequence[Command]) -> asyncio.Task[None] | None:
+        """Carry out ``cmds`` in order, after earlier command lists of the same flows."""
+        if not cmds:
+            return None
+        self._account(cmds)
+        flows: set[FlowKey] = set()
+        for c in cmds:
+            if isinstance(c, (StartTimer, CancelTimer)):
+                flows.add(c.timer.flow)
+            elif isinstance(c, FlowEstablished):
+                flows.add(c.facts.flow)
+            else:
+                flows.add(c.flow)
+        # Timers are armed and cancelled right away, in order: a timer the core cancels must not
+        # fire while earlier writes are still in flight.
+        for c in cmds:
+            if isinstance(c, StartTimer):
+                self._start_timer(c.timer, c.delay)
+            elif isinstance(c, CancelTimer):
+                handle = self._timers.pop(c.timer, None)
+                if handle is not None:
+                    handle.cancel()
+        l2 = {f: self.l2.get(f) for f in flows}
+        for c in cmds:
+            if isinstance(c, RemoveFlow) and not self._core_knows(c.flow):
+                self.l2.pop(c.flow, None)
+                self._idle_seen.pop(c.flow, None)
+        prev = [self._tails[f] for f in flows if f in self._tails]
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for f in flows:
+            self._tails[f] = done
+        task = asyncio.get_running_loop().create_task(self._run(cmds, prev, done, flows, l2))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def run(self, cmds: Sequence[Command]) -> None:
+        """Submit and wait until carried out."""
+        task = self.submit(cmds)
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def _run(self, cmds: Sequence[Command], prev: list[asyncio.Future[None]], done: asyncio.Future[None],
+                   flows: set[Any], l2: dict[FlowKey, FlowL2 | None]) -> None:
+        try:
+            for p in prev:
+                await asyncio.shield(p)
+            await self._execute(cmds, l2)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.metrics.failures.labels("internal").inc()
+            log.exception("carrying out %d commands failed", len(cmds))
+        finally:
+            done.set_result(None)
+            for f in flows:
+                if self._tails.get(f) is done:
+                    del self._tails[f]
+
+    def _start_timer(self, key: TimerKey, delay: float) -> None:
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        self._timers[key] = asyncio.get_running_loop().call_later(delay, self._on_timer, key)
+
+    def _account(self, cmds: Sequence[Command]) -> None:
+        for c in cmds:
+            if isinstance(c, FlowEstablished):
+                self.metrics.handshakes.labels("established").inc()
+            elif isinstance(c, ResetFlow):
+                self.metrics.resets.inc()
+                self.metrics.failures.labels("reset").inc()
+            elif isinstance(c, NotifyProxy) and c.status == "spliced":
+                fl = self.core.flows.get(c.flow)
+                verbatim = fl is not None and all(p.seq_delta == 0 and p.ack_delta == 0 for p in fl.legs.values())
+                self.metrics.splices.labels("verbatim" if verbatim else "rewritten").inc()
+            elif isinstance(c, RemoveFlow) and c.reason.startswith("bypass"):
+                self.metrics.handshakes.labels("bypassed").inc()
+
+    async def _execute(self, cmds: Sequence[Command], l2: dict[FlowKey, FlowL2 | None]) -> None:
+        updates: list[Update] = []
+        for c in cmds:
+            if isinstance(c, InstallPunt):
+                updates += [self._put(c.flow, m, dp.flow_punt(m), "punt") for m in c.matches]
+            elif isinstance(c, InstallDrop):
+                updates += [self._put(c.flow, m, dp.flow_drop(m), "drop") for m in c.matches]
+            elif isinstance(c, InstallLeg):
+                for p in c.legs:
+                    updates.append(self._put(c.flow, p.match, self._leg_entry(c.flow, p, l2.get(c.flow)),
+                                             "hold" if p.hold else "translate"))
+                self._idle_seen.pop(c.flow, None)
+            elif isinstance(c, (RemoveEntries, RemoveFlow)):
+                updates += self._deletes(c.matches)
+            elif isinstance(c, SendSegment):
+                await self._flush(updates)
+                await self._send(c, l2.get(c.flow))
+            elif isinstance(c, (ReleaseHeld, ResetFlow)):
+                await self._flush(updates)
+                for s in c.segments if isinstance(c, ReleaseHeld) else c.resets:
+                    await self._send(s, l2.get(s.flow))
+                if isinstance(c, ResetFlow):
+                    self._notify(c.flow, "flow_reset", reason=c.reason)
+            elif isinstance(c, NotifyProxy):
+                if c.status == "reset":
+                    self._notify(c.flow, "flow_reset", reason=c.detail or "reset")
+            elif isinstance(c, RemoveFlow):  # pragma: no cover - handled above
+                pass
+        await self._flush(updates)
+        for c in cmds:
+            if isinstance(c, RemoveFlow):
+                self._notify(c.flow, "flow_closed")
+                log.info("%s: entries removed (%s)", c.flow, c.reason)
+
+    def _notify(self, flow: FlowKey, event: str, **fields: Any) -> None:
+        if self.on_proxy_event is None:
+            return
+        port = self._flow_proxy_port(flow)
+        if port is not None:
+            self.on_proxy_event(port, event, {"flow": flow, **fields})
+
+    def _flow_proxy_port(self, flow: FlowKey) -> int | None:
+        fl = self.core.flows.get(flow)
+        if fl is not None:
+            return fl.facts.ports.proxy
+        hs = self.core.handshakes.get(flow)
+        if hs is not None:
+            return hs.ports.proxy
+        return self.services.get((flow.server_ip, flow.server_port))
+
+    # --- entries ----------------------------------------------------------------------------------
+
+    def _put(self, flow: FlowKey, match: EntryMatch, entry: TableEntry, kind: str) -> Update:
+        kind_of_update = UpdateType.MODIFY if match in self.entries else UpdateType.INSERT
+        self.entries[match] = _Installed(flow, entry, kind)
+        self.flow_entries.setdefault(flow, set()).add(match)
+        return Update(kind_of_update, entry)
+
+    def _deletes(self, matches: Iterable[EntryMatch]) -> list[Update]:
+        out = []
+        for m in matches:
+            inst = self.entries.pop(m, None)
+            if inst is None:
+                continue
+            owned = self.flow_entries.get(inst.flow)
+            if owned is not None:
+                owned.discard(m)
+                if not owned:
+                    del self.flow_entries[inst.flow]
+            out.append(Update(UpdateType.DELETE, dp.flow_key(m)))
+        return out
+
+    def _leg_entry(self, flow: FlowKey, p: LegParams, l2: FlowL2 | None) -> TableEntry:
+        smac, dmac = self._macs(flow, _TARGET[p.direction], p.egress_port, l2)
+        build = dp.flow_hold if p.hold else dp.flow_translate
+        idle = int(self.config.idle_timeout * _NS)
+        return build(p.match, p.egress_port, int.from_bytes(smac, "big"), int.from_bytes(dmac, "big"),
+                     p.seq_delta, p.ack_delta, p.tsval_delta, p.tsecr_delta,
+                     min(p.win_shift_from, 14), min(p.win_shift_to, 14), idle_timeout_ns=idle)
+
+    async def _flush(self, updates: list[Update]) -> None:
+        if not updates:
+            return
+        batch = list(updates)
+        updates.clear()
+        for attempt in range(2):
+            try:
+                await self.sw.write(batch)
+                return
+            except WriteError as e:
+                retry: list[Update] = []
+                for f in e.failures:
+                    u = f.update
+                    if not isinstance(u, Update):
+                        continue
+                    if u.type is UpdateType.DELETE and f.code == code_pb2.NOT_FOUND:
+                        continue  # already gone (a switch restart, or a delete that raced)
+                    if u.type is UpdateType.INSERT and f.code == code_pb2.ALREADY_EXISTS:
+                        retry.append(Update(UpdateType.MODIFY, u.entity))
+                    elif u.type is UpdateType.MODIFY and f.code == code_pb2.NOT_FOUND:
+                        retry.append(Update(UpdateType.INSERT, u.entity))
+                    else:
+                        self.metrics.failures.labels("write").inc()
+                        log.error("write refused: %s", f)
+                if not e.failures and e.details == []:
+                    self.metrics.failures.labels("write").inc()
+                    log.error("write refused: %s", e)
+                if not retry or attempt:
+                    return
+                batch = retry
+            except (ClientError, P4RuntimeRpcError) as e:
+                # The switch is away: the mirror keeps what should be there, and the reconnect hook
+                # writes it all back.
+                self.metrics.failures.labels("write").inc()
+                log.warning("write of %d updates failed: %s", len(batch), e)
+                return
+
+    # --- packet-outs ------------------------------------------------------------------------------
+
+    def _route(self, dst_ip: str) -> tuple[int, bytes, bytes] | None:
+        addr = ipaddress.IPv4Address(dst_ip)
+        for r in self.routes:
+            if addr in r.prefix:
+                return r.port, mac_bytes(r.smac), mac_bytes(r.dmac)
+        return None
+
+    def _macs(self, flow: FlowKey, to: Side, port: int | None, l2: FlowL2 | None) -> tuple[bytes, bytes]:
+        """(source, destination) MACs of a frame for ``to``: learnt ones first, then the proxy's
+        registered MAC, the route's MACs, the configured switch MAC."""
+        party = l2.party(to) if l2 is not None else None
+        dmac = party.mac if party is not None else None
+        smac = party.switch_mac if party is not None else None
+        if to is Side.PROXY and dmac is None and port is not None:
+            dmac = self.proxy_macs.get(port)
+        if to is Side.PROXY and smac is None and l2 is not None:
+            smac = l2.client.switch_mac  # what C addresses: a MAC of this switch
+        if dmac is None or smac is None:
+            dst_ip = flow.client_ip if to is Side.CLIENT else flow.server_ip
+            route = self._route(dst_ip) if to is not Side.PROXY else None
+            if route is not None:
+                smac, dmac = smac or route[1], dmac or route[2]
+        fallback = mac_bytes(self.config.switch_mac) if self.config.switch_mac else bytes(6)
+        return smac or fallback, dmac or b"\xff" * 6
+
+    async def _send(self, cmd: SendSegment, l2: FlowL2 | None) -> None:
+        port = cmd.egress_port
+        if port is None and l2 is not None:
+            port = l2.party(cmd.to).port
+        if port is None:
+            route = self._route(cmd.segment.dst_ip)
+            port = route[0] if route is not None else None
+        if port is None:
+            self.metrics.failures.labels("no_port").inc()
+            log.warning("%s: no port for %s to %s: not sent", cmd.flow, cmd.why, cmd.to.value)
+            return
+        smac, dmac = self._macs(cmd.flow, cmd.to, port, l2)
+        frame = build_frame(cmd.segment, smac, dmac)
+        try:
+            await self.sw.packet_out(dp.packet_out(port, frame))
+        except ClientError as e:
+            self.metrics.failures.labels("packet_out").inc()
+            log.warning("%s: packet-out (%s) failed: %s", cmd.flow, cmd.why, e)
+            return
+        self.metrics.packet_outs.inc()
+        log.debug("%s: sent %s to %s on port %d", cmd.flow, cmd.why, cmd.to.value, port)
+
+    # --- reading the switch -------------------------------------------------------------------------
+
+    async def counters(self, matches: Sequence[EntryMatch]) -> dict[EntryMatch, tuple[int, int]]:
+        """(packets, bytes) of these flows entries' direct counters; missing entries are left out."""
+        present = [m for m in matches if m in self.entries]
+        if not present:
+            return {}
+        filters = [DirectCounterEntry(dp.flow_key(m)) for m in present]
+        out: dict[EntryMatch, tuple[int, int]] = {}
+        async for ent in self.sw.read(filters):
+            if isinstance(ent, DirectCounterEntry) and ent.data is not None:
+                out[entry_match_of(ent.table_entry)] = (ent.data.packet_count, ent.data.byte_count)
+        return out
+
+    async def reinstall_entries(self) -> None:
+        """Write every mirrored flows entry (a switch that restarted lost them)."""
+        batch = [Update(UpdateType.INSERT, inst.entry) for inst in self.entries.values()]
+        for i in range(0, len(batch), 1000):
+            await self._flush(batch[i : i + 1000])
+        log.info("re-installed %d flows entries", len(batch))
+
+    def flow_info(self, flow: FlowKey, counters: dict[EntryMatch, tuple[int, int]] | None = None) -> dict[str, Any]:
+        """A flow's state, legs, deltas and counters, JSON-ready."""
+        info: dict[str, Any] = {"flow": {"client": f"{flow.client_ip}:{flow.client_port}",
+                                         "server": f"{flow.server_ip}:{flow.server_port}"}}
+        fl = self.core.flows.get(flow)
+        hs = self.core.handshakes.get(flow)
+        if fl is not None:
+            info["state"] = fl.state.value
+            info["ports"] = {"client": fl.facts.ports.client, "server": fl.facts.ports.server,
+                             "proxy": fl.facts.ports.proxy}
+            if fl.counts is not None:
+                c = fl.counts
+                info["deltas"] = {"c2s": c.b_s - c.a_c, "s2c": c.b_c - c.a_s}
+        elif hs is not None:
+            info["state"] = f"handshake:{hs.state.value}"
+            info["ports"] = {"client": hs.ports.client, "server": hs.ports.server, "proxy": hs.ports.proxy}
+        else:
+            info["state"] = "unknown"
+        legs = []
+        for m in sorted(self.flow_entries.get(flow, ())):
+            inst = self.entries[m]
+            rule = {"ingress_port": m.ingress_port, "src": f"{m.src_ip}:{m.src_port}",
+                    "dst": f"{m.dst_ip}:{m.dst_port}", "action": inst.kind}
+            if inst.entry.action is not None and inst.kind in ("translate", "hold"):
+                p = inst.entry.action.params
+                rule |= {"port": p["port"], "seq_delta": dp.signed_delta(p["seq_delta"]),
+                         "ack_delta": dp.signed_delta(p["ack_delta"]),
+                         "tsval_delta": dp.signed_delta(p["tsval_delta"]),
+                         "tsecr_delta": dp.signed_delta(p["tsecr_delta"]),
+                         "win_shift_from": p["win_shift_from"], "win_shift_to": p["win_shift_to"]}
+            if counters is not None and m in counters:
+                rule["packets"], rule["bytes"] = counters[m]
+            legs.append(rule)
+        info["entries"] = legs
+        return info
+
+    def flows_of_port(self, proxy_port: int) -> list[FlowKey]:
+        out = [f.flow for f in self.core.flows._flows.values() if f.facts.ports.proxy == proxy_port]
+        out += [k for k in self.core.handshakes.flows()
+                if (h := self.core.handshakes.get(k)) is not None and h.ports.proxy == proxy_port]
+        return out
+
+    async def flow_counters(self, flow: FlowKey) -> dict[EntryMatch, tuple[int, int]]:
+        with contextlib.suppress(ClientError, P4RuntimeRpcError):
+            return await self.counters(sorted(self.flow_entries.get(flow, ())))
+        return {}
+
+
+def read_filter_flows() -> TableEntry:
+    return TableEntry(dp.FLOWS, counter_data=CounterData())
