@@ -8,17 +8,15 @@ Everything it creates is removed on exit, on Ctrl-C and on failure.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from p4sim import netdev
+from p4sim.launch import LaunchError, free_port, stop, wait_listening
 
 EXAMPLE = Path(__file__).parent / "examples" / "l3_forward.p4"
 SWITCH_MAC = "02:00:00:00:00:fe"
@@ -30,23 +28,6 @@ HOSTS = {  # port: (host address, gateway address, host MAC)
 
 def say(msg: str) -> None:
     print(msg, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"p4sim exited with status {proc.returncode} (see its log)")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError("p4sim did not start listening in time")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +55,6 @@ def main(argv: list[str] | None = None) -> int:
         say(f"cannot build the demo topology: {exc}")
         return 1
     proc: subprocess.Popen | None = None
-    interrupted = False
 
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -132,18 +112,15 @@ def main(argv: list[str] | None = None) -> int:
                 sh.teardown()
             say("demo " + ("passed: packets crossed the P4 switch both ways" if ok else "FAILED: no reply"))
             return 0 if ok else 1
+        except LaunchError as exc:
+            say(f"demo failed: {exc}")
+            return 1
         except KeyboardInterrupt:
-            interrupted = True
             say("interrupted: tearing down")
             return 130
         finally:
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            del interrupted
+            if proc is not None:
+                stop(proc, grace=5)
     return 1
 
 

@@ -16,13 +16,12 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from p4sim import netdev
+from p4sim.launch import LaunchError, free_port, stop, wait_listening
 
 log = logging.getLogger("ptf_tests.run")
 
@@ -64,38 +63,6 @@ def build(target: str, build_dir: Path) -> tuple[Path, Path]:
     if proc.returncode != 0:
         raise SystemExit(f"error: compile failed (exit {proc.returncode})")
     return p4info, config
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    """Poll until something accepts on 127.0.0.1:port; fail early if the switch died."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise SystemExit(f"error: switch exited with status {proc.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit(f"error: switch not listening on {port} after {timeout}s")
-        time.sleep(0.02)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -151,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
                 log.error("the switch died during the run (status %s); see %s", proc.returncode, switch_log)
                 rc = rc or 1
             return rc
+        except LaunchError as exc:
+            log.error("%s; see %s", exc, switch_log)
+            return 1
         except KeyboardInterrupt:
             log.error("interrupted")
             return 130
