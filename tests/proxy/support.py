@@ -196,6 +196,9 @@ class Seen:
     body_len: int = 0
     sent_sha: str = ""
     sent_len: int = 0
+    requests: int = 0
+    heads: list[bytes] = field(default_factory=list)
+    response_heads: list[bytes] = field(default_factory=list)
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -204,8 +207,9 @@ class HttpishServer:
     Content-Length bytes of body, answer with X-Download bytes, close. ``banner`` (server-first):
     greet, read one line, answer it, close. ``read_gate``, when set, holds the body reads."""
 
-    def __init__(self, netns: str, ports: list[int], mode: str = "http") -> None:
+    def __init__(self, netns: str, ports: list[int], mode: str = "http", rcvbuf: int | None = None) -> None:
         self.netns = netns
+        self.rcvbuf = rcvbuf  # set: a small fixed receive window (no autotuning), for slow readers
         self.ports = ports
         self.mode = mode
         self.seen: dict[int, Seen] = {}  # by client port
@@ -216,6 +220,8 @@ class HttpishServer:
         for port in self.ports:
             sock = socket_in(self.netns)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self.rcvbuf is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
             sock.bind((SERVER_IP, port))
             sock.listen(128)
             sock.setblocking(False)
@@ -242,31 +248,39 @@ class HttpishServer:
             seen.done.set()
 
     async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: Seen) -> None:
-        seen.head = await reader.readuntil(b"\r\n\r\n")
-        fields = dict(
-            line.split(": ", 1) for line in seen.head.decode("latin-1").split("\r\n")[1:] if ": " in line
-        )
-        length = int(fields.get("Content-Length", "0"))
-        download = int(fields.get("X-Download", "0"))
-        if self.read_gate is not None:
-            await self.read_gate.wait()
-        digest = hashlib.sha256()
-        left = length
-        while left:
-            chunk = await reader.read(min(left, 1 << 16))
-            if not chunk:
-                raise ConnectionError("short body")
-            digest.update(chunk)
-            left -= len(chunk)
-        seen.body_sha, seen.body_len = digest.hexdigest(), length
-        body = payload(download, seed=download)
-        head = f"HTTP/1.1 200 OK\r\nContent-Length: {download}\r\nConnection: close\r\n\r\n".encode()
-        writer.write(head + body)
-        await writer.drain()
-        seen.sent_sha, seen.sent_len = sha(body), download
-        if writer.can_write_eof():
-            writer.write_eof()
-        await reader.read()  # until the client closes too
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                return  # the client closed between requests
+            seen.heads.append(head)
+            seen.head = head
+            fields = parse_fields(head)
+            length = int(fields.get("Content-Length", "0"))
+            download = int(fields.get("X-Download", "0"))
+            keep_open = fields.get("X-Keep-Open") == "1"
+            if self.read_gate is not None:
+                await self.read_gate.wait()
+            digest = hashlib.sha256()
+            left = length
+            while left:
+                chunk = await reader.read(min(left, 1 << 16))
+                if not chunk:
+                    raise ConnectionError("short body")
+                digest.update(chunk)
+                left -= len(chunk)
+            seen.body_sha, seen.body_len = digest.hexdigest(), length
+            body = payload(download, seed=download)
+            head_out = response_head(download, keep_open)
+            seen.response_heads.append(head_out)
+            writer.write(head_out + body)
+            await writer.drain()
+            seen.sent_sha, seen.sent_len = sha(body), download
+            seen.requests += 1
+            if not keep_open:
+                writer.write_eof()
+                await reader.read()  # until the client closes too
+                return
 
     async def _banner(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: Seen) -> None:
         writer.write(b"220 server speaks first\r\n")
@@ -302,10 +316,20 @@ def request_head(upload: int, download: int, extra: dict[str, str] | None = None
     return ("POST /upload HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
 
 
-async def http_exchange(router: Router, port: int, upload: int, download: int,
-                        extra: dict[str, str] | None = None) -> Exchange:
-    """Send a request with ``upload`` body bytes, read the response and its ``download`` bytes."""
-    reader, writer = await connect_from_client(router, port)
+def response_head(download: int, keep_open: bool) -> bytes:
+    connection = "keep-alive" if keep_open else "close"
+    return f"HTTP/1.1 200 OK\r\nContent-Length: {download}\r\nConnection: {connection}\r\n\r\n".encode()
+
+
+def parse_fields(head: bytes) -> dict[str, str]:
+    lines = head.decode("latin-1").split("\r\n")[1:]
+    return dict(line.split(": ", 1) for line in lines if ": " in line)
+
+
+async def request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upload: int, download: int,
+                  extra: dict[str, str] | None = None, until_eof: bool = False) -> Exchange:
+    """One request with ``upload`` body bytes on an open connection; reads the response and its
+    body (by Content-Length, or until EOF with ``until_eof``)."""
     local = writer.get_extra_info("sockname")
     head = request_head(upload, download, extra)
     body = payload(upload, seed=upload + 1)
@@ -315,17 +339,32 @@ async def http_exchange(router: Router, port: int, upload: int, download: int,
         await writer.drain()
 
     sender = asyncio.get_running_loop().create_task(send())
-    response_head = await reader.readuntil(b"\r\n\r\n")
-    digest = hashlib.sha256()
-    got = 0
-    while chunk := await reader.read(1 << 16):
-        digest.update(chunk)
-        got += len(chunk)
-    await sender
+    try:
+        got_head = await reader.readuntil(b"\r\n\r\n")
+        digest = hashlib.sha256()
+        got = 0
+        left = None if until_eof else int(parse_fields(got_head)["Content-Length"])
+        while left is None or got < left:
+            chunk = await reader.read(1 << 16 if left is None else min(1 << 16, left - got))
+            if not chunk:
+                break
+            digest.update(chunk)
+            got += len(chunk)
+        await sender
+    finally:
+        sender.cancel()
+    return Exchange(local, head, sha(body), got_head, digest.hexdigest(), got)
+
+
+async def http_exchange(router: Router, port: int, upload: int, download: int,
+                        extra: dict[str, str] | None = None) -> Exchange:
+    """A connection with one request; the server closes after its response, then the client."""
+    reader, writer = await connect_from_client(router, port)
+    exchange = await request(reader, writer, upload, download, extra, until_eof=True)
     writer.close()
     with contextlib.suppress(ConnectionError):
         await writer.wait_closed()
-    return Exchange(local, head, sha(body), response_head, digest.hexdigest(), got)
+    return exchange
 
 
 # --- a fake controller -----------------------------------------------------------------------------
