@@ -49,12 +49,12 @@ def lab(compiled, tmp_path: Path):  # noqa: ANN001, ANN201 - the module fixture 
     yield from iter_lab(tmp_path)
 
 
-async def up(lab: Lab, **changes) -> tuple[Daemon, ProxyApiClient]:  # noqa: ANN003
+async def up(lab: Lab, heartbeat_ms: int = 200, **changes) -> tuple[Daemon, ProxyApiClient]:  # noqa: ANN003
     d = lab.daemon(**changes)
     await d.start()
     proxy = ProxyApiClient(d.config.proxy_socket, "proxy-1")
     await proxy.connect()
-    await proxy.register(P_PORT, P_MAC, heartbeat_ms=200)
+    await proxy.register(P_PORT, P_MAC, heartbeat_ms=heartbeat_ms)
     return d, proxy
 
 

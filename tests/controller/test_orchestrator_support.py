@@ -127,6 +127,14 @@ class Lab:
             if TCP in pkt and not (skip_pure_acks and pkt[TCP].flags == "A" and not bytes(pkt[TCP].payload)):
                 return pkt
 
+    async def expect_tcp(self, port: int, pred: Any, timeout: float = 3.0) -> Ether:
+        """The first TCP frame out of ``port`` for which ``pred`` holds (others are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pkt = await self.recv_tcp(port, max(0.01, deadline - time.monotonic()))
+            if pred(pkt):
+                return pkt
+
     def drain(self, port: int) -> list[Ether]:
         out = []
         q = self.ports[port].sent

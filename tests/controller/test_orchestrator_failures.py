@@ -1,0 +1,312 @@
+"""The controller daemon's endings and failures against p4sim: teardown, proxy death, controller
+restart, backup take-over, switch restart, SYN flood, and the admin socket's splice."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import pytest
+from p4splice.controller.admin import admin_request
+from p4splice.controller.daemon import Daemon
+from p4splice.controller.proxyapi.client import ProxyApiClient
+from p4splice.controller.splice.splice import FlowState
+from scapy.layers.inet import TCP
+
+from tests.controller.test_orchestrator import down, established, up
+from tests.controller.test_orchestrator_support import (
+    C_PORT,
+    P_PORT,
+    S_PORT,
+    Isns,
+    Lab,
+    compile_splice,
+    flow_key,
+    from_c,
+    from_s,
+    handshake,
+    iter_lab,
+    p_as_c,
+    p_as_s,
+    poll,
+    run,
+    wire_flow,
+)
+
+compiled = pytest.fixture(scope="module")(compile_splice)
+U32 = 0xFFFFFFFF
+
+
+@pytest.fixture
+def lab(compiled, tmp_path: Path):  # noqa: ANN001, ANN201
+    yield from iter_lab(tmp_path)
+
+
+async def spliced(lab: Lab, d: Daemon, proxy: ProxyApiClient, sport: int, counts=(0, 0, 0, 0)) -> Isns:  # noqa: ANN001
+    i = Isns()
+    await established(lab, d, sport, i)
+    await proxy.splice_prepare(wire_flow(sport))
+    await proxy.splice(wire_flow(sport), *counts)
+    await d.orch.drain()
+    return i
+
+
+async def fin_both_ways(lab: Lab, sport: int, i: Isns, c_off: int = 0, s_off: int = 0) -> None:
+    """FIN from C, FIN from S, final ACK from C, on a spliced flow (offsets: bytes already sent)."""
+    c_seq, s_seq = (i.c + 1 + c_off) & U32, (i.s + 1 + s_off) & U32
+    lab.send(C_PORT, from_c(sport, "FA", c_seq, s_seq))
+    await lab.recv_tcp(S_PORT)
+    lab.send(S_PORT, from_s(sport, "FA", s_seq, (c_seq + 1) & U32))
+    await lab.recv_tcp(C_PORT)
+    lab.send(C_PORT, from_c(sport, "A", (c_seq + 1) & U32, (s_seq + 1) & U32))
+    await lab.recv_tcp(S_PORT)
+
+
+async def table_size(d: Daemon) -> int:
+    from p4splice.controller import dataplane as dp
+
+    return len(await d.session.read_all(dp.flows_read(with_counters=False)))
+
+
+# --- teardown ------------------------------------------------------------------------------------------
+
+def test_teardown_after_fin_fin_ack_leaves_no_entries(lab: Lab) -> None:
+    async def main() -> None:
+        d, proxy = await up(lab)
+        i = await spliced(lab, d, proxy, 41000)
+        assert await table_size(d) == 4  # two direct entries, two drops for P's sockets
+        await fin_both_ways(lab, 41000, i)
+        await poll(lambda: flow_key(41000) not in d.orch.core.flows, what="flow removed after the linger")
+        await d.orch.drain()
+        assert await table_size(d) == 0 and not d.orch.entries and not d.orch.l2
+        await down(d, proxy)
+    run(main())
+
+
+def test_rst_of_a_proxied_flow_removes_it(lab: Lab) -> None:
+    async def main() -> None:
+        d, proxy = await up(lab)
+        i = Isns()
+        await established(lab, d, 41001, i)
+        # RST on both legs: C resets toward P, P resets toward S.
+        lab.send(C_PORT, from_c(41001, "R", (i.c + 1) & U32))
+        await lab.recv_tcp(P_PORT)
+        lab.send(P_PORT, p_as_c(41001, "R", i.p2 + 1))
+        await lab.recv_tcp(S_PORT)
+        await poll(lambda: flow_key(41001) not in d.orch.core.flows, what="flow removed")
+        await d.orch.drain()
+        assert await table_size(d) == 0
+        await down(d, proxy)
+    run(main())
+
+
+# --- proxy death -------------------------------------------------------------------------------------
+
+def test_proxy_death_splices_quiescent_flows_and_resets_the_others(lab: Lab) -> None:
+    async def main() -> None:
+        d, proxy = await up(lab)
+        i = Isns()
+        await established(lab, d, 41010, i)  # quiescent
+        await established(lab, d, 41011, i)  # bytes in the proxy
+        quiet = [{"flow": wire_flow(41010), "a_c": 0, "b_s": 0, "a_s": 0, "b_c": 0}]
+        await d.service.heartbeat("proxy-1", quiescent=quiet)
+        await d.service.heartbeat("proxy-1", quiescent=quiet)  # the second report confirms
+        proxy._stop_heartbeat()  # the proxy hangs: its heartbeats stop
+        await poll(lambda: d.orch.core.flows.get(flow_key(41010)) is not None
+                   and d.orch.core.flows.get(flow_key(41010)).state is FlowState.SPLICED,
+                   timeout=3.0, what="quiescent flow spliced")
+        await poll(lambda: d.orch.core.flows.get(flow_key(41011)) is None
+                   or d.orch.core.flows.get(flow_key(41011)).state is not FlowState.PROXIED,
+                   what="busy flow reset")
+        await d.orch.drain()
+        # The busy flow: RSTs toward both ends (C gets S's view of RCV.NXT: ISN_s + 1, and S C's).
+        await lab.expect_tcp(C_PORT, lambda p: p[TCP].dport == 41011 and p[TCP].flags == "R"
+                             and p[TCP].seq == i.s + 1)
+        await lab.expect_tcp(S_PORT, lambda p: p[TCP].sport == 41011 and p[TCP].flags == "R"
+                             and p[TCP].seq == (i.c + 1) & U32)
+        lab.drain(C_PORT)
+        lab.drain(S_PORT)
+        # The quiescent flow now runs end to end.
+        lab.send(C_PORT, from_c(41010, "PA", (i.c + 1) & U32, i.s + 1, payload=b"after"))
+        got = await lab.expect_tcp(S_PORT, lambda p: p[TCP].sport == 41010)
+        assert (got[TCP].seq, bytes(got[TCP].payload)) == ((i.c + 1) & U32, b"after")
+        assert d.metrics.value("p4splice_splices_total", kind="fail_open") == 1
+        await down(d, proxy)
+    run(main())
+
+
+def test_quiescence_is_not_vouched_when_packets_crossed_since(lab: Lab) -> None:
+    async def main() -> None:
+        d, proxy = await up(lab)
+        i = Isns()
+        await established(lab, d, 41012, i)
+        quiet = [{"flow": wire_flow(41012), "a_c": 0, "b_s": 0, "a_s": 0, "b_c": 0}]
+        await d.service.heartbeat("proxy-1", quiescent=quiet)
+        await d.service.heartbeat("proxy-1", quiescent=quiet)
+        # C sends bytes toward the proxy after its report: they may be buffered there now.
+        lab.send(C_PORT, from_c(41012, "PA", (i.c + 1) & U32, i.s + 1, payload=b"in flight"))
+        await lab.recv_tcp(P_PORT)
+        await proxy.bye()
+        fl = d.orch.core.flows.get(flow_key(41012))
+        assert fl is not None and fl.state is FlowState.RESETTING
+        await down(d, proxy)
+    run(main())
+
+
+# --- controller restart and take-over ---------------------------------------------------------------------
+
+def test_controller_restart_keeps_spliced_flows_and_rebuilds_them(lab: Lab) -> None:
+    async def main() -> None:
+        d, proxy = await up(lab)
+        i = await spliced(lab, d, proxy, 41020, counts=(500, 520, 3000, 2990))
+        await proxy.close()
+        await d.close()  # the controller is gone; the switch keeps the entries
+        c_seq = (i.c + 1 + 500) & U32
+        lab.send(C_PORT, from_c(41020, "PA", c_seq, i.s + 1 + 2990, payload=b"while down"))
+        got = await lab.recv_tcp(S_PORT)
+        assert (got[TCP].seq, got[TCP].ack) == ((i.c + 1 + 520) & U32, i.s + 1 + 3000)
+        d2 = lab.daemon()
+        await d2.start()
+        assert d2.restored == {"spliced": 1}
+        fl = d2.orch.core.flows.get(flow_key(41020))
+        assert fl is not None and fl.state is FlowState.SPLICED
+        assert {p.seq_delta for p in fl.legs.values()} == {20, (-10) & U32}
+        # ... and it is torn down properly later.
+        await fin_both_ways(lab, 41020, i, c_off=500 + 10, s_off=2990)
+        await poll(lambda: flow_key(41020) not in d2.orch.core.flows, what="restored flow removed")
+        await d2.orch.drain()
+        assert await table_size(d2) == 0
+        await d2.close()
+    run(main())
+
+
+def test_restart_mid_handshake_removes_punts_and_resets_half_made_legs(lab: Lab) -> None:
+    async def main() -> None:
+        d, proxy = await up(lab)
+        i = Isns()
+        # Flow A: only C's SYN seen (punt entry). Flow B: leg 1 up, the proxy never opened leg 2.
+        lab.send(C_PORT, from_c(41030, "S", 1, options=[("MSS", 1460)]))
+        await lab.recv_tcp(S_PORT)
+        lab.send(C_PORT, from_c(41031, "S", i.c, options=[("MSS", 1460)]))
+        await lab.recv_tcp(S_PORT)
+        lab.send(S_PORT, from_s(41031, "SA", i.s, (i.c + 1) & U32, options=[("MSS", 1400)]))
+        await lab.recv_tcp(C_PORT)
+        await lab.recv_tcp(P_PORT)
+        lab.send(P_PORT, p_as_s(41031, "SA", i.p1, (i.c + 1) & U32, options=[("MSS", 1460)]))
+        lab.send(C_PORT, from_c(41031, "A", (i.c + 1) & U32, i.s + 1))
+        await lab.recv_tcp(S_PORT)
+        await lab.recv_tcp(P_PORT)
+        await poll(lambda: len([e for e in d.orch.entries.values() if e.kind == "translate"]) == 2)
+        await d.orch.drain()
+        await proxy.close()
+        await d.close()
+        lab.drain(C_PORT)
+        lab.drain(S_PORT)
+        d2 = lab.daemon()
+        await d2.start()
+        assert d2.restored == {"removed_handshake": 1, "reset_handshake": 1}
+        await d2.orch.drain()
+        # Best-effort RSTs toward both ends (the ISNs are not in the table: the probes that follow
+        # make live ends answer with their exact numbers, which get exact RSTs).
+        await lab.expect_tcp(C_PORT, lambda p: p[TCP].dport == 41031 and "R" in p[TCP].flags)
+        await lab.expect_tcp(S_PORT, lambda p: p[TCP].sport == 41031 and "R" in p[TCP].flags)
+        await poll(lambda: not d2.orch.core.flows._flows, what="reset linger over")
+        await d2.orch.drain()
+        assert await table_size(d2) == 0
+        await d2.close()
+    run(main())
+
+
+def test_backup_controller_takes_over_when_the_primary_dies(lab: Lab) -> None:
+    async def main() -> None:
+        d1, proxy = await up(lab, election_id=20)
+        backup = lab.daemon(election_id=10, subdir="backup")
+        starting = asyncio.create_task(backup.start())
+        await poll(lambda: backup.session.is_connected, what="backup connected")
+        assert not backup.session.is_primary and not starting.done()
+        i = await spliced(lab, d1, proxy, 41040)
+        await proxy.close()
+        await d1.close()
+        await asyncio.wait_for(starting, 5)
+        assert backup.session.is_primary and backup.restored == {"spliced": 1}
+        await fin_both_ways(lab, 41040, i)
+        await poll(lambda: flow_key(41040) not in backup.orch.core.flows, what="flow removed by the backup")
+        await backup.orch.drain()
+        assert await table_size(backup) == 0
+        await backup.close()
+    run(main())
+
+
+def test_switch_restart_reinstalls_everything(lab: Lab) -> None:
+    async def main() -> None:
+        d, proxy = await up(lab)
+        i = await spliced(lab, d, proxy, 41050, counts=(500, 520, 3000, 2990))
+        lab.stop_switch()
+        await poll(lambda: not d.session.is_connected, what="session lost")
+        lab.start_switch()  # same gRPC port, empty: no pipeline, no entries
+        await poll(lambda: d.session.is_primary, timeout=5, what="session back")
+        await poll(table_size_is(d, 4), timeout=5, what="entries re-installed")
+        c_seq = (i.c + 1 + 500) & U32
+        lab.send(C_PORT, from_c(41050, "PA", c_seq, i.s + 1 + 2990, payload=b"after restart"))
+        got = await lab.recv_tcp(S_PORT)
+        assert (got[TCP].seq, got[TCP].ack) == ((i.c + 1 + 520) & U32, i.s + 1 + 3000)
+        # Services came back too: a new handshake is proxied.
+        await handshake(lab, 41051, Isns())
+        await poll(lambda: flow_key(41051) in d.orch.core.flows, what="new flow after the restart")
+        await down(d, proxy)
+    run(main())
+
+
+def table_size_is(d: Daemon, n: int):  # noqa: ANN201
+    async def check() -> bool:
+        try:
+            return await table_size(d) == n
+        except Exception:
+            return False
+    return check
+
+
+# --- SYN flood ---------------------------------------------------------------------------------------------
+
+def test_syn_flood_is_bounded_and_a_real_handshake_completes(lab: Lab) -> None:
+    async def main() -> None:
+        d, proxy = await up(lab, heartbeat_ms=5000, max_pending=40)
+        rnd = random.Random(7)
+        n = 400
+        for k in range(n):
+            lab.send(C_PORT, from_c(10000 + k, "S", rnd.getrandbits(32), options=[("MSS", 1460)]))
+        await poll(lambda: d.metrics.value("p4splice_packet_ins_total", reason="SYN") >= n, timeout=20,
+                   what="flood seen")
+        await d.orch.drain()
+        assert len(d.orch.core.handshakes) <= 40
+        assert len(d.orch.entries) <= 40 and len(d.orch.l2) <= 40 and len(d.orch._timers) <= 40
+        assert await table_size(d) <= 40
+        lab.drain(S_PORT)
+        await established(lab, d, 41060)
+        assert d.orch.core.flows.get(flow_key(41060)).state is FlowState.PROXIED
+        await down(d, proxy)
+    run(main(), timeout=60)
+
+
+# --- admin ---------------------------------------------------------------------------------------------
+
+def test_admin_splice_waits_for_the_proxys_report(lab: Lab) -> None:
+    async def main() -> None:
+        d, proxy = await up(lab)
+        await established(lab, d, 41070)
+        flow = "10.0.1.1:41070-10.0.2.1:80"
+        asking = asyncio.create_task(admin_request(d.config.admin_socket, "splice", flow=flow, timeout=3))
+        await poll(lambda: d.orch.core.flows.get(flow_key(41070)).state is FlowState.HOLDING, what="holding")
+        await proxy.splice(wire_flow(41070), 0, 0, 0, 0)
+        result = await asyncio.wait_for(asking, 5)
+        assert result["state"] == "spliced"
+        status = await admin_request(d.config.admin_socket, "status")
+        assert status["flows"]["spliced"] == 1 and status["proxies"][0]["port"] == P_PORT
+        from p4splice.controller.proxyapi.protocol import ApiError
+
+        with pytest.raises(ApiError) as e:
+            await admin_request(d.config.admin_socket, "splice", flow="10.0.1.1:1-10.0.2.1:80", timeout=1)
+        assert e.value.code == "not_found"
+        await down(d, proxy)
+    run(main())
