@@ -1,0 +1,232 @@
+"""The proxy's side of the splice against a fake controller (a real ProxyApiServer with an
+in-memory SpliceService), through real kernels in the router topology: registration and
+heartbeats, splice_prepare then splice with exactly the right counts, sockets closed after the
+reply; a refused, failed or unreachable splice leaves the connection proxied and byte-exact."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from p4splice.controller.proxyapi import Flow
+from p4splice.proxy.config import ProxyConfig, parse
+from p4splice.proxy.http import rewrite_head
+
+from tests.proxy.support import (
+    CLIENT_IP,
+    MAC,
+    SERVER_IP,
+    HttpishServer,
+    Router,
+    connect_from_client,
+    fake_controller,
+    poll,
+    request,
+    request_head,
+    router_topology,
+    run,
+    running_proxy,
+    socket_in,
+)
+
+PORTS = {"inspect": 8101, "after-bytes": 8102, "rewrite": 8104, "never": 8103}
+SET_HEADERS = {"Via": "1.1 p4splice"}
+UPLOAD, DOWNLOAD = 3000, 5000
+KEEP = {"X-Keep-Open": "1"}
+# after-bytes: the whole first request (head and body) goes through the proxy, then the splice.
+AFTER = len(request_head(UPLOAD, DOWNLOAD, KEEP)) + UPLOAD
+
+
+@pytest.fixture(scope="module")
+def router() -> Iterator[Router]:
+    with router_topology() as r:
+        yield r
+
+
+def config(sock: Path, **limits: float) -> ProxyConfig:
+    services: list[dict[str, object]] = [
+        {"name": "inspect", "listen": f"0.0.0.0:{PORTS['inspect']}", "policy": "inspect"},
+        {"name": "after", "listen": f"0.0.0.0:{PORTS['after-bytes']}", "policy": "after-bytes", "after_bytes": AFTER},
+        {"name": "rewrite", "listen": f"0.0.0.0:{PORTS['rewrite']}", "policy": "rewrite", "set_headers": SET_HEADERS},
+        {"name": "never", "listen": f"0.0.0.0:{PORTS['never']}", "policy": "never"},
+    ]
+    return parse({
+        "proxy": {"name": "splice-test", "controller": str(sock), "switch_port": 7, "mac": MAC,
+                  "heartbeat_ms": 200, "metrics_interval_s": 0},
+        "limits": {"shutdown_grace_s": 0.5, **limits},
+        "service": services,
+    })
+
+
+@pytest.mark.parametrize("policy", ["inspect", "after-bytes", "rewrite"])
+def test_splice_reports_exact_counts_then_closes(router: Router, tmp_path: Path, policy: str) -> None:
+    sock = tmp_path / "proxy.sock"
+
+    async def main() -> None:
+        async with fake_controller(sock) as (api, ctl), HttpishServer(router.server, [PORTS[policy]]) as server, \
+                running_proxy(router, config(sock)) as proxy:
+            await poll(lambda: "splice-test" in api.registered, what="registration")
+            assert ctl.called("register") == [("splice-test", 7, MAC, 200)]
+            ctl.prepare_gate = asyncio.Event()
+            reader, writer = await connect_from_client(router, PORTS[policy])
+            # The whole exchange goes through the proxy while splice_prepare is held, so the
+            # counts at the splice are known exactly.
+            ex = await request(reader, writer, UPLOAD, DOWNLOAD, KEEP)
+            assert ex.download_len == DOWNLOAD and ex.download_sha == server.seen[ex.local[1]].sent_sha
+            flow = Flow(CLIENT_IP, ex.local[1], SERVER_IP, PORTS[policy])
+            prepared = await poll(lambda: ctl.called("splice_prepare"), what="splice_prepare")
+            assert prepared == [("splice-test", flow)]
+            assert ctl.called("splice") == []  # nothing before splice_prepare is answered
+            ctl.prepare_gate.set()
+            calls = await poll(lambda: ctl.called("splice"), what="the splice request")
+            seen = server.seen[ex.local[1]]
+            a_c = len(ex.sent_head) + UPLOAD
+            b_s = len(seen.head) + UPLOAD
+            a_s = b_c = len(ex.response_head) + DOWNLOAD
+            assert calls == [("splice-test", flow, a_c, b_s, a_s, b_c)]
+            if policy == "rewrite":
+                assert seen.head == rewrite_head(ex.sent_head, SET_HEADERS, ())
+                assert b_s - a_c == len(b"Via: 1.1 p4splice\r\n")  # a non-zero delta c2s
+            else:
+                assert b_s == a_c
+            # After the reply the proxy drops both sockets (abortive close): with no switch to
+            # discard it, the client sees the reset.
+            with pytest.raises(ConnectionResetError):
+                await asyncio.wait_for(reader.read(), 5)
+            metrics = await poll(lambda: _metric(proxy, "connections_closed", 1), what="the connection to close")
+            assert metrics["splices_done"] == 1 and metrics["connections_active"] == 0
+            assert metrics["connections_aborted"] == 0  # spliced, not failed
+            assert ctl.state[flow] == "spliced"
+            await poll(lambda: len(ctl.called("heartbeat")) >= 1, what="a heartbeat")
+            writer.close()
+
+    run(main())
+
+
+async def _metric(proxy, name: str, at_least: int):  # type: ignore[no-untyped-def]
+    metrics = await proxy.metrics()
+    return metrics if metrics[name] >= at_least else None
+
+
+@pytest.mark.parametrize("op,code", [("splice_prepare", "conflict"), ("splice", "conflict"),
+                                     ("splice", "unavailable"), ("controller-gone", "")])
+def test_refused_or_failed_splice_keeps_proxying(router: Router, tmp_path: Path, op: str, code: str) -> None:
+    sock = tmp_path / "proxy.sock"
+
+    async def main() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            api, ctl = await stack.enter_async_context(fake_controller(sock))
+            server = await stack.enter_async_context(HttpishServer(router.server, [PORTS["inspect"]]))
+            proxy = await stack.enter_async_context(running_proxy(router, config(sock)))
+            await poll(lambda: "splice-test" in api.registered, what="registration")
+            if op == "controller-gone":
+                ctl.prepare_gate = asyncio.Event()  # never opened: the controller dies meanwhile
+            else:
+                ctl.refuse[op] = code
+            reader, writer = await connect_from_client(router, PORTS["inspect"])
+            first = await request(reader, writer, UPLOAD, DOWNLOAD, KEEP)
+            await poll(lambda: ctl.called("splice_prepare"), what="splice_prepare")
+            if op == "controller-gone":
+                await api.close()
+            name = "splices_unreachable" if op == "controller-gone" else "splices_refused"
+            metrics = await poll(lambda: _metric(proxy, name, 1), what=name)
+            assert metrics["splices_done"] == 0
+            # The same connection carries on, through the proxy, byte-exact both ways.
+            second = await request(reader, writer, 10_000_000, 10_000_000, KEEP)
+            seen = server.seen[first.local[1]]
+            await poll(lambda: seen.requests == 2, what="the second request")
+            assert (seen.body_len, seen.body_sha) == (10_000_000, second.upload_sha)
+            assert (second.download_len, second.download_sha) == (10_000_000, seen.sent_sha)
+            assert seen.peer == (CLIENT_IP, first.local[1])
+            writer.close()
+            if op == "controller-gone":
+                assert ctl.called("splice") == []
+
+    run(main())
+
+
+def test_splice_waits_for_the_sockets_to_drain(router: Router, tmp_path: Path) -> None:
+    """splice_prepare answered while the server is still sending: the proxy forwards it all and
+    waits for the client's ACKs before it counts; the counts cover every byte sent."""
+    sock = tmp_path / "proxy.sock"
+
+    async def main() -> None:
+        async with fake_controller(sock) as (api, ctl), HttpishServer(router.server, [PORTS["after-bytes"]]) as server, \
+                running_proxy(router, config(sock)) as proxy:
+            await poll(lambda: "splice-test" in api.registered, what="registration")
+            reader, writer = await connect_from_client(router, PORTS["after-bytes"])
+            big = 8_000_000
+            ex = await request(reader, writer, UPLOAD, big, KEEP)
+            calls = await poll(lambda: ctl.called("splice"), what="the splice request")
+            seen = server.seen[ex.local[1]]
+            a_c = len(ex.sent_head) + UPLOAD
+            assert calls[0][2:] == (a_c, a_c, len(ex.response_head) + big, len(ex.response_head) + big)
+            assert ex.download_sha == seen.sent_sha
+            await poll(lambda: _metric(proxy, "splices_done", 1), what="the splice")
+            writer.close()
+
+    run(main())
+
+
+def test_drain_timeout_keeps_proxying(router: Router, tmp_path: Path) -> None:
+    """A client that stops reading keeps the proxy's bytes unacknowledged: past the deadline
+    the proxy does not report counts, and stays in the path."""
+    sock = tmp_path / "proxy.sock"
+
+    async def main() -> None:
+        async with fake_controller(sock) as (api, ctl), HttpishServer(router.server, [PORTS["inspect"]]) as server, \
+                running_proxy(router, config(sock, drain_timeout_s=0.3)) as proxy:
+            await poll(lambda: "splice-test" in api.registered, what="registration")
+            # A client that stops reading, with a small fixed window: the proxy's bytes toward
+            # it stay unacknowledged.
+            sock_c = socket_in(router.client)
+            sock_c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+            sock_c.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock_c, (SERVER_IP, PORTS["inspect"]))
+            sock_c.send(request_head(0, 20_000_000, KEEP))
+            await poll(lambda: _metric(proxy, "splices_drain_timeout", 1), what="the drain timeout")
+            assert ctl.called("splice") == []
+            # Still proxied: the client reads it all, byte-exact.
+            reader, writer = await asyncio.open_connection(sock=sock_c, limit=1 << 20)
+            ex_port = sock_c.getsockname()[1]
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert b"Content-Length: 20000000" in head
+            digest = hashlib.sha256()
+            got = 0
+            while got < 20_000_000:
+                chunk = await reader.read(1 << 16)
+                assert chunk
+                digest.update(chunk)
+                got += len(chunk)
+            assert digest.hexdigest() == server.seen[ex_port].sent_sha
+            writer.close()
+
+    run(main())
+
+
+def test_reconnects_and_registers_again_after_a_controller_restart(router: Router, tmp_path: Path) -> None:
+    sock = tmp_path / "proxy.sock"
+
+    async def main() -> None:
+        async with fake_controller(sock) as (api, ctl), running_proxy(router, config(sock)) as proxy:
+            await poll(lambda: "splice-test" in api.registered, what="registration")
+            await api.close()
+            await poll(lambda: _metric_is(proxy, "controller_connected", 0), what="the link to notice")
+            async with fake_controller(sock) as (api2, ctl2):
+                await poll(lambda: "splice-test" in api2.registered, what="registration again")
+                assert ctl2.called("register") == [("splice-test", 7, MAC, 200)]
+                metrics = await proxy.metrics()
+                assert metrics["controller_connects"] == 2 and metrics["controller_connected"] == 1
+                await proxy.aclose()
+                assert ctl2.called("bye") == [("splice-test",)]  # a clean shutdown says bye
+
+    run(main())
+
+
+async def _metric_is(proxy, name: str, value: int):  # type: ignore[no-untyped-def]
+    return (await proxy.metrics())[name] == value
