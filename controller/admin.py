@@ -10,7 +10,7 @@ proxy API's wire contract stays the proxy's. Same framing (one JSON object per l
 | ``status`` | -- | switch, role, proxies, flows by state, pending handshakes |
 | ``flows`` | -- | every flow the controller tracks, with entries |
 | ``flow`` | ``flow`` | one flow, with its entries' counters read from the switch |
-| ``splice`` | ``flow``, ``timeout`` (s, default 10) | holds the flow, tells its proxy (event ``splice_requested``), waits until the proxy reported and the flow is spliced |
+| ``splice`` | ``flow``, ``wait`` (s, default 10) | holds the flow, tells its proxy (event ``splice_requested``), waits until the proxy reported and the flow is spliced |
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ class AdminServer:
                     raise ApiError("not_found", f"no flow {key}")
                 result = self.orch.flow_info(key, await self.orch.flow_counters(key))
             elif op == "splice":
-                result = await self._splice(_flow(req), float(req.get("timeout", 10.0)))
+                result = await self._splice(_flow(req), float(req.get("wait", 10.0)))
             else:
                 raise ApiError("bad_request", "op must be one of status, flows, flow, splice")
         except ApiError as e:

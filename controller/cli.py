@@ -178,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     splice = leaf(sub, "splice", "splice the proxy out of FLOW (needs the running controller)")
     splice.add_argument("flow", metavar="FLOW", help="CLIENT:PORT-SERVER:PORT")
+    splice.add_argument("--admin-socket", metavar="PATH",
+                        help="the daemon's admin socket (default: [controller.admin] socket of --config, "
+                             "else /run/p4splice/admin.sock)")
+    splice.add_argument("--wait", type=_positive_float, default=10.0, metavar="SECONDS",
+                        help="how long the proxy may take to drain and report (default 10)")
     leaf(sub, "run", "run the controller daemon (arguments after 'run' go to it)")
     return parser
 
@@ -691,7 +696,27 @@ async def cmd_counters(args: argparse.Namespace) -> Output:
 
 
 def cmd_splice(args: argparse.Namespace) -> int:
-    raise CliError("splice: not yet supported: needs the controller's admin API")
+    """Ask the running daemon, over its admin socket, to splice the proxy out of FLOW (it holds
+    the flow, tells the proxy, and answers once the proxy reported and the direct entries are in)."""
+    from .admin import admin_request
+    from .config import ConfigError, load_config
+    from .proxyapi.protocol import ApiError
+
+    try:
+        path = args.admin_socket or load_config(args.config_file).admin_socket
+    except ConfigError as e:
+        raise usage_error(str(e)) from None
+    try:
+        result = asyncio.run(admin_request(path, "splice", timeout=args.wait + 5, flow=args.flow, wait=args.wait))
+    except (FileNotFoundError, ConnectionRefusedError):
+        raise CliError(f"splice: no controller listening on {path} (start it with 'splicectl run')") from None
+    except PermissionError:
+        raise CliError(f"splice: {path}: permission denied (run as root or as the daemon's user)") from None
+    except ApiError as e:
+        raise CliError(f"splice: {e.message}", 2 if e.code == "bad_request" else 1) from None
+    deltas = result.get("deltas") or {"c2s": 0, "s2c": 0}
+    _emit(args, Output(result, f"spliced {args.flow}: deltas c2s {deltas['c2s']:+d}, s2c {deltas['s2c']:+d}"))
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -372,6 +372,7 @@ class Orchestrator:
 
     async def _execute(self, cmds: Sequence[Command], l2: dict[FlowKey, FlowL2 | None]) -> None:
         updates: list[Update] = []
+        closed: list[RemoveFlow] = []
         for c in cmds:
             if isinstance(c, InstallPunt):
                 updates += [self._put(c.flow, m, dp.flow_punt(m), "punt") for m in c.matches]
@@ -383,6 +384,9 @@ class Orchestrator:
                                              "hold" if p.hold else "translate"))
                 self._idle_seen.pop(c.flow, None)
             elif isinstance(c, (RemoveEntries, RemoveFlow)):
+                if isinstance(c, RemoveFlow) and any(
+                        self.entries[m].kind != "punt" for m in c.matches if m in self.entries):
+                    closed.append(c)  # the proxy had a leg of it (not a SYN it never saw)
                 updates += self._deletes(c.matches)
             elif isinstance(c, SendSegment):
                 await self._flush(updates)
@@ -396,13 +400,10 @@ class Orchestrator:
             elif isinstance(c, NotifyProxy):
                 if c.status == "reset":
                     self._notify(c.flow, "flow_reset", reason=c.detail or "reset")
-            elif isinstance(c, RemoveFlow):  # pragma: no cover - handled above
-                pass
         await self._flush(updates)
-        for c in cmds:
-            if isinstance(c, RemoveFlow):
-                self._notify(c.flow, "flow_closed")
-                log.info("%s: entries removed (%s)", c.flow, c.reason)
+        for c in closed:
+            self._notify(c.flow, "flow_closed")
+            log.info("%s: entries removed (%s)", c.flow, c.reason)
 
     def _notify(self, flow: FlowKey, event: str, **fields: Any) -> None:
         if self.on_proxy_event is None:

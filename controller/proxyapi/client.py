@@ -96,6 +96,8 @@ class ProxyApiClient:
         self._events: asyncio.Queue[Any] = asyncio.Queue()
         self._lost: ConnectionError | ApiError | None = None
         self._unsolicited: ApiError | None = None
+        # Called before each automatic heartbeat: the flows to report as quiescent (None: omit).
+        self.quiescent: Callable[[], list[dict[str, Any]] | None] | None = None
 
     async def __aenter__(self) -> ProxyApiClient:
         await self.connect()
@@ -157,10 +159,14 @@ class ProxyApiClient:
         self._beat_task = asyncio.get_running_loop().create_task(self._beat_loop(self.heartbeat_ms / 1000))
         return self.heartbeat_ms
 
-    async def heartbeat(self) -> int:
+    async def heartbeat(self, quiescent: list[dict[str, Any]] | None = None) -> int:
         """One heartbeat by hand (the automatic ones need no help); returns the controller's
-        ``now_ms`` (CLOCK_MONOTONIC, comparable with ``time.monotonic()`` on this host)."""
-        return int((await self.request("heartbeat"))["now_ms"])
+        ``now_ms`` (CLOCK_MONOTONIC, comparable with ``time.monotonic()`` on this host).
+        ``quiescent``: the flows with nothing buffered, as ``{"flow", "a_c", "b_s", "a_s", "b_c"}``."""
+        args: dict[str, Any] = {}
+        if quiescent is not None:
+            args["quiescent"] = [q | {"flow": _flow_json(q["flow"])} for q in quiescent]
+        return int((await self.request("heartbeat", **args))["now_ms"])
 
     async def splice_prepare(self, flow: FlowLike) -> str:
         """Ask the switch to stop payload toward the proxy on ``flow``; returns "holding"."""
@@ -330,7 +336,8 @@ class ProxyApiClient:
             next_at = max(next_at + interval, loop.time())
             await asyncio.sleep(next_at - loop.time())
             try:
-                await self.request("heartbeat")
+                quiet = self.quiescent() if self.quiescent is not None else None
+                await self.heartbeat(quiet)
             except ApiError as exc:
                 # not_registered: declared dead (a long stall) or unregistered by the
                 # controller. The caller sees it on its next call; registering again resumes.

@@ -29,6 +29,7 @@ __all__ = [
     "check_flow",
     "check_heartbeat_ms",
     "check_mac",
+    "check_quiescent",
     "check_port",
     "check_proxy_name",
     "decode_line",
@@ -62,6 +63,7 @@ OPS = ("hello", "register", "heartbeat", "splice_prepare", "splice", "flow", "fl
 
 # Event name -> the fields it must carry.
 EVENTS: dict[str, frozenset[str]] = {
+    "splice_requested": frozenset({"flow"}),
     "flow_reset": frozenset({"flow", "reason"}),
     "flow_closed": frozenset({"flow"}),
     "heartbeat_missed": frozenset({"deadline_ms"}),
@@ -208,6 +210,22 @@ def check_count(name: str, value: object) -> int:
     if not _is_int(value) or not 0 <= value <= COUNT_MAX:  # type: ignore[operator]
         raise BadRequest(f"argument '{name}' must be a byte count, an integer 0-2^64-1")
     return value  # type: ignore[return-value]
+
+
+def check_quiescent(value: object) -> list[dict[str, Any]]:
+    """heartbeat's optional ``quiescent``: ``[{"flow": ..., "a_c": n, "b_s": n, "a_s": n, "b_c": n}]``,
+    the flows whose sockets hold no unread and no unacknowledged bytes, with the proxy's counts."""
+    if not isinstance(value, list):
+        raise BadRequest("argument 'quiescent' must be a list of {flow, a_c, b_s, a_s, b_c}")
+    out = []
+    for item in value:
+        if not isinstance(item, dict) or set(item) != {"flow", "a_c", "b_s", "a_s", "b_c"}:
+            raise BadRequest("each item of 'quiescent' must have exactly flow, a_c, b_s, a_s, b_c")
+        entry: dict[str, Any] = {"flow": check_flow(item["flow"])}
+        for name in ("a_c", "b_s", "a_s", "b_c"):
+            entry[name] = check_count(name, item[name])
+        out.append(entry)
+    return out
 
 
 def check_flow(value: object) -> Flow:

@@ -36,6 +36,7 @@ from .protocol import (
     check_mac,
     check_port,
     check_proxy_name,
+    check_quiescent,
     decode_line,
     encode,
 )
@@ -52,7 +53,7 @@ DEFAULT_SOCKET = "/run/p4splice/proxy.sock"
 _ARGS: dict[str, frozenset[str]] = {
     "hello": frozenset({"version", "proxy"}),
     "register": frozenset({"port", "mac", "heartbeat_ms"}),
-    "heartbeat": frozenset(),
+    "heartbeat": frozenset({"quiescent"}),
     "splice_prepare": frozenset({"flow"}),
     "splice": frozenset({"flow", "a_c", "b_s", "a_s", "b_c"}),
     "flow": frozenset({"flow"}),
@@ -455,6 +456,8 @@ class ProxyApiServer:
         if op == "splice":
             for name in _COUNTS:
                 args[name] = check_count(name, request.get(name))
+        if op == "heartbeat" and "quiescent" in request:
+            args["quiescent"] = check_quiescent(request["quiescent"])
         return args
 
     async def _run(self, conn: _Connection, proxy: str, op: str, req_id: Any, args: dict[str, Any]) -> None:
@@ -462,7 +465,11 @@ class ProxyApiServer:
         try:
             result: dict[str, Any]
             if op == "heartbeat":
-                await svc.heartbeat(proxy)
+                if "quiescent" in args:
+                    # Optional (docs/proxy-api.md): only services that vouch for quiescence take it.
+                    await svc.heartbeat(proxy, quiescent=args["quiescent"])  # type: ignore[call-arg]
+                else:
+                    await svc.heartbeat(proxy)
                 result = {"now_ms": _ms(asyncio.get_running_loop().time())}
             elif op == "splice_prepare":
                 await svc.splice_prepare(proxy, args["flow"])

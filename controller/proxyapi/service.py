@@ -53,8 +53,10 @@ class SpliceService(Protocol):
         100-60000) the controller will enforce."""
         ...
 
-    async def heartbeat(self, proxy: str) -> None:
-        """The proxy is alive (the server does the timekeeping; this is for the service's view)."""
+    async def heartbeat(self, proxy: str, quiescent: Sequence[Mapping[str, Any]] | None = None) -> None:
+        """The proxy is alive (the server does the timekeeping; this is for the service's view).
+        ``quiescent`` (only passed when the proxy sent it): ``[{"flow": Flow, "a_c", "b_s", "a_s",
+        "b_c"}]``, the flows whose sockets hold no unread and no unacknowledged bytes, with their counts."""
         ...
 
     async def splice_prepare(self, proxy: str, flow: Flow) -> None:

@@ -110,9 +110,9 @@ def test_proxy_death_splices_quiescent_flows_and_resets_the_others(lab: Lab) -> 
         await established(lab, d, 41010, i)  # quiescent
         await established(lab, d, 41011, i)  # bytes in the proxy
         quiet = [{"flow": wire_flow(41010), "a_c": 0, "b_s": 0, "a_s": 0, "b_c": 0}]
-        await d.service.heartbeat("proxy-1", quiescent=quiet)
-        await d.service.heartbeat("proxy-1", quiescent=quiet)  # the second report confirms
-        proxy._stop_heartbeat()  # the proxy hangs: its heartbeats stop
+        proxy._stop_heartbeat()  # heartbeats by hand from here, then the proxy hangs
+        await proxy.heartbeat(quiescent=quiet)
+        await proxy.heartbeat(quiescent=quiet)  # the second report confirms
         await poll(lambda: d.orch.core.flows.get(flow_key(41010)) is not None
                    and d.orch.core.flows.get(flow_key(41010)).state is FlowState.SPLICED,
                    timeout=3.0, what="quiescent flow spliced")
@@ -142,8 +142,8 @@ def test_quiescence_is_not_vouched_when_packets_crossed_since(lab: Lab) -> None:
         i = Isns()
         await established(lab, d, 41012, i)
         quiet = [{"flow": wire_flow(41012), "a_c": 0, "b_s": 0, "a_s": 0, "b_c": 0}]
-        await d.service.heartbeat("proxy-1", quiescent=quiet)
-        await d.service.heartbeat("proxy-1", quiescent=quiet)
+        await proxy.heartbeat(quiescent=quiet)
+        await proxy.heartbeat(quiescent=quiet)
         # C sends bytes toward the proxy after its report: they may be buffered there now.
         lab.send(C_PORT, from_c(41012, "PA", (i.c + 1) & U32, i.s + 1, payload=b"in flight"))
         await lab.recv_tcp(P_PORT)
@@ -291,22 +291,40 @@ def test_syn_flood_is_bounded_and_a_real_handshake_completes(lab: Lab) -> None:
 
 # --- admin ---------------------------------------------------------------------------------------------
 
+def wire_flow_obj(sport: int):  # noqa: ANN201
+    from p4splice.controller.proxyapi.protocol import Flow
+
+    return Flow.from_json(wire_flow(sport))
+
+
 def test_admin_splice_waits_for_the_proxys_report(lab: Lab) -> None:
     async def main() -> None:
         d, proxy = await up(lab)
         await established(lab, d, 41070)
         flow = "10.0.1.1:41070-10.0.2.1:80"
-        asking = asyncio.create_task(admin_request(d.config.admin_socket, "splice", flow=flow, timeout=3))
+        asking = asyncio.create_task(admin_request(d.config.admin_socket, "splice", flow=flow, wait=3))
         await poll(lambda: d.orch.core.flows.get(flow_key(41070)).state is FlowState.HOLDING, what="holding")
         await proxy.splice(wire_flow(41070), 0, 0, 0, 0)
         result = await asyncio.wait_for(asking, 5)
         assert result["state"] == "spliced"
+        # The proxy was told (event splice_requested) ...
+        event = await asyncio.wait_for(anext(proxy.events()), 2)
+        assert event.name == "splice_requested" and event.flow == wire_flow_obj(41070)
+        # ... and splicectl splice goes the same way.
+        from p4splice.controller import cli
+
+        await established(lab, d, 41071)
+        asking = asyncio.create_task(asyncio.to_thread(
+            cli.main, ["splice", "10.0.1.1:41071-10.0.2.1:80", "--admin-socket", d.config.admin_socket, "--json"]))
+        await poll(lambda: d.orch.core.flows.get(flow_key(41071)).state is FlowState.HOLDING, what="holding")
+        await proxy.splice(wire_flow(41071), 5, 5, 7, 7)
+        assert await asyncio.wait_for(asking, 5) == 0
         status = await admin_request(d.config.admin_socket, "status")
-        assert status["flows"]["spliced"] == 1 and status["proxies"][0]["port"] == P_PORT
+        assert status["flows"]["spliced"] == 2 and status["proxies"][0]["port"] == P_PORT
         from p4splice.controller.proxyapi.protocol import ApiError
 
         with pytest.raises(ApiError) as e:
-            await admin_request(d.config.admin_socket, "splice", flow="10.0.1.1:1-10.0.2.1:80", timeout=1)
+            await admin_request(d.config.admin_socket, "splice", flow="10.0.1.1:1-10.0.2.1:80", wait=1)
         assert e.value.code == "not_found"
         await down(d, proxy)
     run(main())

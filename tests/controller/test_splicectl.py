@@ -323,7 +323,8 @@ def test_reads_beside_a_primary_and_writes_refused_without_a_higher_election_id(
     (("--device-id", "7", "status"), 1, "no device id 7"),
     (("--p4info", "/etc/hostname", "routes", "list"), 1, "not a P4Info file"),
     (("pipeline", "push", "--config", "/nonexistent.json"), 1, "cannot read device config"),
-    (("splice", "10.0.0.5:40000-10.0.1.10:80"), 1, "not yet supported: needs the controller's admin API"),
+    (("splice", "10.0.0.5:40000-10.0.1.10:80", "--admin-socket", "/nonexistent/admin.sock"), 1,
+     "no controller listening on /nonexistent/admin.sock"),
     (("run",), 1, "the controller daemon is not available in this build"),
 ])
 def test_errors_are_one_line(env: Env, args: tuple[str, ...], code: int, fragment: str) -> None:
