@@ -65,9 +65,11 @@ def test_run_hands_the_options_to_the_daemon(monkeypatch: pytest.MonkeyPatch, tm
     assert args.config_data["election_id"] == 20 and args.config_file == str(conf)
 
 
-def test_splice_is_not_there_yet(capsys) -> None:
-    assert cli.main(["splice", "10.0.0.5:40000-10.0.1.10:80"]) == 1
-    assert capsys.readouterr().err == "splicectl: error: splice: not yet supported: needs the controller's admin API\n"
+def test_splice_without_a_daemon_is_one_line(capsys, tmp_path) -> None:
+    sock = tmp_path / "admin.sock"
+    assert cli.main(["splice", "10.0.0.5:40000-10.0.1.10:80", "--admin-socket", str(sock)]) == 1
+    assert capsys.readouterr().err == (f"splicectl: error: splice: no controller listening on {sock} "
+                                       "(start it with 'splicectl run')\n")
 
 
 def test_render_table_aligns_numbers_right() -> None:
