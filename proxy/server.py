@@ -164,6 +164,8 @@ class ProxyServer:
             finally:
                 if wanted is not None and not wanted.done():
                     wanted.cancel()
+            if conn.state == "aborted":  # reset meanwhile (controller event, shutdown)
+                return
             if (error := conn.failed()) is not None:
                 log.info("%s: %s; resetting both ends", flow, error)
                 await conn.abort()

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import pytest
 from p4splice.controller.proxyapi import ApiError, Deltas, Flow, FlowInfo, ProxyApiServer
 from p4splice.proxy.config import ProxyConfig
-from p4splice.proxy.netsetup import setup_namespace, teardown_namespace
+from p4splice.proxy.netsetup import setup_namespace
 from p4splice.proxy.server import ProxyServer
 
 from p4sim import netdev
@@ -71,7 +71,7 @@ class Router:
     server_if: str
 
 
-def build_router(topo: netdev.Topology) -> Router:
+def build_router(topo: netdev.Topology, policy_routing: bool = True) -> Router:
     cns, pns, sns = topo.add_netns(), topo.add_netns(), topo.add_netns()
     left = topo.add_veth(ns_a=cns, ns_b=pns)
     right = topo.add_veth(ns_a=pns, ns_b=sns)
@@ -83,25 +83,21 @@ def build_router(topo: netdev.Topology) -> Router:
     topo.add_route("default", via="10.0.2.254", netns=sns)
     topo.exec(pns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
     # The classic transparent interception: what arrives on either side is delivered locally.
-    for ifname in (left.b, right.a):
-        setup_namespace(ifname, TABLE, netns=pns)
+    if policy_routing:
+        for ifname in (left.b, right.a):
+            setup_namespace(ifname, TABLE, netns=pns)
     return Router(cns, pns, sns, (left.b, right.a), left.a, right.b)
 
 
-def teardown_router(router: Router) -> None:
-    for ifname in router.proxy_ifs:
-        teardown_namespace(ifname, TABLE, netns=router.proxy)
-
-
 @contextlib.contextmanager
-def router_topology() -> Iterator[Router]:
+def router_topology(policy_routing: bool = True) -> Iterator[Router]:
     try:
         netdev.require_netns()
     except netdev.NetdevUnavailable as exc:
         pytest.skip(str(exc))
     netdev.cleanup_stale(PREFIX)
     with netdev.Topology(prefix=PREFIX) as topo:
-        yield build_router(topo)
+        yield build_router(topo, policy_routing)
 
 
 def socket_in(netns: str, family: int = socket.AF_INET) -> socket.socket:
@@ -370,13 +366,15 @@ async def http_exchange(router: Router, port: int, upload: int, download: int,
 # --- a fake controller -----------------------------------------------------------------------------
 
 class FakeController:
-    """A SpliceService that accepts any flow. ``prepare_gate`` holds splice_prepare replies;
-    ``refuse`` maps an op ("splice_prepare", "splice") to the error code it answers with."""
+    """A SpliceService that accepts any flow. ``prepare_gate`` and ``splice_gate`` hold the
+    replies to splice_prepare and splice; ``refuse`` maps an op ("splice_prepare", "splice") to
+    the error code it answers with."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self.state: dict[Flow, str] = {}
         self.prepare_gate: asyncio.Event | None = None
+        self.splice_gate: asyncio.Event | None = None
         self.refuse: dict[str, str] = {}
 
     def called(self, op: str) -> list[tuple[Any, ...]]:
@@ -403,6 +401,8 @@ class FakeController:
 
     async def splice(self, proxy: str, flow: Flow, a_c: int, b_s: int, a_s: int, b_c: int) -> Deltas:
         self.calls.append(("splice", (proxy, flow, a_c, b_s, a_s, b_c)))
+        if self.splice_gate is not None:
+            await self.splice_gate.wait()
         self._refuse("splice")
         if self.state.get(flow) != "holding":
             raise ApiError("conflict", f"{flow} is not holding")

@@ -25,9 +25,11 @@ from tests.proxy.support import (
     Router,
     connect_from_client,
     fake_controller,
+    payload,
     poll,
     request,
     request_head,
+    response_head,
     router_topology,
     run,
     running_proxy,
@@ -151,23 +153,40 @@ def test_refused_or_failed_splice_keeps_proxying(router: Router, tmp_path: Path,
 
 
 def test_splice_waits_for_the_sockets_to_drain(router: Router, tmp_path: Path) -> None:
-    """splice_prepare answered while the server is still sending: the proxy forwards it all and
-    waits for the client's ACKs before it counts; the counts cover every byte sent."""
+    """splice_prepare answered in the middle of a download: the proxy forwards what it holds and
+    counts only once the client has acknowledged it all, so the client holds exactly b_c bytes,
+    a byte-exact prefix of the server's stream, when the proxy steps out."""
     sock = tmp_path / "proxy.sock"
+    big = 8_000_000
 
     async def main() -> None:
-        async with fake_controller(sock) as (api, ctl), HttpishServer(router.server, [PORTS["after-bytes"]]) as server, \
+        async with fake_controller(sock) as (api, ctl), HttpishServer(router.server, [PORTS["inspect"]]), \
                 running_proxy(router, config(sock)) as proxy:
             await poll(lambda: "splice-test" in api.registered, what="registration")
-            reader, writer = await connect_from_client(router, PORTS["after-bytes"])
-            big = 8_000_000
-            ex = await request(reader, writer, UPLOAD, big, KEEP)
+            ctl.prepare_gate, ctl.splice_gate = asyncio.Event(), asyncio.Event()
+            reader, writer = await connect_from_client(router, PORTS["inspect"])
+            head = request_head(0, big, KEEP)
+            writer.write(head)
+            got = bytearray()
+
+            async def read_all() -> None:
+                while chunk := await reader.read(1 << 16):
+                    got.extend(chunk)
+
+            reading = asyncio.get_running_loop().create_task(read_all())
+            await poll(lambda: _metric(proxy, "bytes_s2c", 1), what="the download to start")
+            ctl.prepare_gate.set()
             calls = await poll(lambda: ctl.called("splice"), what="the splice request")
-            seen = server.seen[ex.local[1]]
-            a_c = len(ex.sent_head) + UPLOAD
-            assert calls[0][2:] == (a_c, a_c, len(ex.response_head) + big, len(ex.response_head) + big)
-            assert ex.download_sha == seen.sent_sha
+            _, _, a_c, b_s, a_s, b_c = calls[0]
+            assert a_c == b_s == len(head) and a_s == b_c  # nothing held back in the proxy
+            # Everything counted was acknowledged by the client's kernel: the client can read it
+            # all, and not a byte more comes through the proxy.
+            await poll(lambda: len(got) >= b_c, what="the client to read b_c bytes")
+            stream = response_head(big, True) + payload(big, seed=big)
+            assert len(got) == b_c and bytes(got) == stream[:b_c]
+            ctl.splice_gate.set()
             await poll(lambda: _metric(proxy, "splices_done", 1), what="the splice")
+            await asyncio.wait_for(asyncio.gather(reading, return_exceptions=True), 5)  # reset
             writer.close()
 
     run(main())
@@ -188,7 +207,10 @@ def test_drain_timeout_keeps_proxying(router: Router, tmp_path: Path) -> None:
             sock_c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
             sock_c.setblocking(False)
             await asyncio.get_running_loop().sock_connect(sock_c, (SERVER_IP, PORTS["inspect"]))
+            ctl.prepare_gate = asyncio.Event()  # answered once the download is under way
             sock_c.send(request_head(0, 20_000_000, KEEP))
+            await poll(lambda: _metric(proxy, "bytes_s2c", 1), what="the download to start")
+            ctl.prepare_gate.set()
             await poll(lambda: _metric(proxy, "splices_drain_timeout", 1), what="the drain timeout")
             assert ctl.called("splice") == []
             # Still proxied: the client reads it all, byte-exact.

@@ -1,0 +1,89 @@
+"""The proxy's pure parts, without sockets: request heads, header rewriting, the policies'
+stages (what they forward, hold and when they ask for the splice) and configuration defaults."""
+
+from __future__ import annotations
+
+import pytest
+from p4splice.proxy.config import Limits, ServiceConfig, parse
+from p4splice.proxy.http import NotHttp, find_head_end, looks_like_request, parse_head, rewrite_head
+from p4splice.proxy.policy import make_stage
+
+HEAD = b"GET /a?b=1 HTTP/1.1\r\nHost: x.test\r\nUser-Agent: curl/8\r\nAccept: */*\r\n\r\n"
+
+
+def test_parse_head() -> None:
+    head = parse_head(HEAD)
+    assert (head.method, head.target, head.version) == ("GET", "/a?b=1", "HTTP/1.1")
+    assert head.headers == (("Host", "x.test"), ("User-Agent", "curl/8"), ("Accept", "*/*"))
+    assert head.header("user-agent") == "curl/8" and head.size == len(HEAD)
+    assert find_head_end(HEAD + b"body") == len(HEAD) and find_head_end(HEAD[:-2]) == -1
+    for bad in (b"GET /\r\n\r\n", b"GET / HTTP/1.1\r\nno colon\r\n\r\n", b"\x16\x03\x01 / HTTP/1.1\r\n\r\n"):
+        with pytest.raises(NotHttp):
+            parse_head(bad)
+
+
+@pytest.mark.parametrize("data,ok", [
+    (b"", True), (b"GE", True), (b"GET ", True), (b"GET /x HTTP/1.1\r\n", True),
+    (b"220 hello\r\n", False), (b"\x16\x03\x01\x02", False), (b"HELO x\r\n", False), (b" GET", False),
+])
+def test_looks_like_request(data: bytes, ok: bool) -> None:
+    assert looks_like_request(data) is ok
+
+
+def test_rewrite_head_sets_replaces_and_removes() -> None:
+    out = rewrite_head(HEAD, {"User-Agent": "p4splice", "Via": "1.1 p"}, ["accept"])
+    assert out == b"GET /a?b=1 HTTP/1.1\r\nHost: x.test\r\nUser-Agent: p4splice\r\nVia: 1.1 p\r\n\r\n"
+
+
+def _service(policy: str, **kw: object) -> ServiceConfig:
+    return ServiceConfig("s", "0.0.0.0", 80, policy, **kw)  # type: ignore[arg-type]
+
+
+def test_after_bytes_reads_exactly_n_then_asks() -> None:
+    stage = make_stage(_service("after-bytes", after_bytes=10), "f", 1024, 1.0)
+    assert stage.read_limit() == 10 and not stage.wants_splice
+    assert stage.feed(b"1234567") == b"1234567" and stage.read_limit() == 3
+    stage.feed(b"890")
+    assert stage.wants_splice and stage.read_limit() is None
+    assert make_stage(_service("after-bytes", after_bytes=0), "f", 1024, 1.0).wants_splice
+
+
+def test_inspect_forwards_at_once_and_asks_after_the_head() -> None:
+    stage = make_stage(_service("inspect"), "f", 1024, 1.0)
+    assert stage.feed(HEAD[:20]) == HEAD[:20] and not stage.wants_splice
+    assert stage.feed(HEAD[20:] + b"body") == HEAD[20:] + b"body"
+    assert stage.wants_splice and stage.outcome == "request" and stage.request is not None
+    assert stage.held == 0
+    other = make_stage(_service("inspect"), "f", 1024, 1.0)
+    other.feed(b"SSH-2.0-OpenSSH\r\n")
+    assert other.wants_splice and other.outcome == "not-http"
+    long = make_stage(_service("inspect"), "f", 256, 1.0)
+    long.feed(b"GET /" + b"a" * 300)
+    assert long.wants_splice and long.outcome == "head-too-long"
+
+
+def test_rewrite_holds_the_head_within_the_bound() -> None:
+    stage = make_stage(_service("rewrite", set_headers=(("Via", "p"),)), "f", 256, 1.0)
+    assert stage.read_limit() == 256
+    assert stage.feed(HEAD[:30]) == b"" and stage.held == 30 and stage.read_limit() == 226
+    assert stage.hold_deadline is not None
+    out = stage.feed(HEAD[30:] + b"rest")
+    assert out == HEAD[:-2] + b"Via: p\r\n\r\nrest" and stage.wants_splice and stage.held == 0
+    # Not HTTP: forwarded unchanged at the first line.
+    other = make_stage(_service("rewrite", set_headers=(("Via", "p"),)), "f", 256, 1.0)
+    assert other.feed(b"HELO x\r\n") == b"HELO x\r\n" and other.outcome == "not-http"
+    # Client gone (or the head timed out) before the head ended: the held bytes go unchanged.
+    cut = make_stage(_service("rewrite", set_headers=(("Via", "p"),)), "f", 256, 1.0)
+    cut.feed(b"GET / HTTP/1.1\r\nHost")
+    assert cut.flush("timeout") == b"GET / HTTP/1.1\r\nHost" and cut.outcome == "timeout"
+
+
+def test_never_never_asks() -> None:
+    stage = make_stage(_service("never"), "f", 1024, 1.0)
+    assert stage.feed(HEAD) == HEAD and not stage.wants_splice and stage.read_limit() is None
+
+
+def test_config_defaults() -> None:
+    config = parse({"proxy": {"name": "p"}, "service": [{"listen": "10.0.2.1:80", "policy": "inspect"}]})
+    assert config.controller is None and config.limits == Limits() and config.namespace is None
+    assert config.services[0].name == "service-1" and config.services[0].host == "10.0.2.1"
