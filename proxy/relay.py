@@ -163,6 +163,7 @@ class Connection:
         self._tasks: list[asyncio.Task[None]] = []
         self.splice_wanted = asyncio.Event()
         self.splice_counts: Counts | None = None
+        self.task: asyncio.Task[None] | None = None  # the task that runs this connection
 
     # --- set-up -----------------------------------------------------------------------------
 

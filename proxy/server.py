@@ -104,6 +104,7 @@ class ProxyServer:
             server = sock.getsockname()  # the real server: the leg was addressed to it
             flow = Flow(client[0], client[1], server[0], server[1])
             conn = Connection(sock, flow, service.name, self.config.limits.buffer_bytes, self.metrics)
+            conn.task = asyncio.current_task()
             self.connections[flow] = conn
             await self._relay(service, conn)
         except Exception:
@@ -164,8 +165,6 @@ class ProxyServer:
             finally:
                 if wanted is not None and not wanted.done():
                     wanted.cancel()
-            if conn.state == "aborted":  # reset meanwhile (controller event, shutdown)
-                return
             if (error := conn.failed()) is not None:
                 log.info("%s: %s; resetting both ends", flow, error)
                 await conn.abort()
@@ -190,16 +189,23 @@ class ProxyServer:
         conn = self.connections.get(flow) if flow is not None else None
         if event.name == "flow_reset" and conn is not None and conn.state != "spliced":
             log.info("%s: reset by the controller (%s)", flow, event.fields.get("reason"))
-            await conn.abort()
+            self._cancel(conn)
         elif event.name == "flow_closed":
             log.debug("%s: closed at the switch", flow)
 
     def abort_flow(self, flow: Flow) -> bool:
+        """Reset one connection (both ends); False when there is no such connection."""
         conn = self.connections.get(flow)
         if conn is None:
             return False
-        asyncio.get_running_loop().create_task(conn.abort())
+        self._cancel(conn)
         return True
+
+    def _cancel(self, conn: Connection) -> None:
+        # The connection's own task does the reset, in _serve's finally, so that its ending is
+        # handled (and counted) in one place.
+        if conn.task is not None:
+            conn.task.cancel()
 
     # --- shutdown ---------------------------------------------------------------------------
 

@@ -252,3 +252,23 @@ def test_reconnects_and_registers_again_after_a_controller_restart(router: Route
 
 async def _metric_is(proxy, name: str, value: int):  # type: ignore[no-untyped-def]
     return (await proxy.metrics())[name] == value
+
+
+def test_flow_reset_event_resets_the_connection(router: Router, tmp_path: Path) -> None:
+    sock = tmp_path / "proxy.sock"
+
+    async def main() -> None:
+        async with fake_controller(sock) as (api, ctl), HttpishServer(router.server, [PORTS["never"]]), \
+                running_proxy(router, config(sock)) as proxy:
+            await poll(lambda: "splice-test" in api.registered, what="registration")
+            reader, writer = await connect_from_client(router, PORTS["never"])
+            ex = await request(reader, writer, 10, 10, KEEP)
+            flow = Flow(CLIENT_IP, ex.local[1], SERVER_IP, PORTS["never"])
+            assert api.send_event("splice-test", "flow_reset", flow=flow, reason="server refused")
+            with pytest.raises(ConnectionResetError):
+                await asyncio.wait_for(reader.read(), 5)
+            metrics = await poll(lambda: _metric(proxy, "connections_aborted", 1), what="the reset")
+            assert metrics["connections_active"] == 0
+            writer.close()
+
+    run(main())
