@@ -87,3 +87,21 @@ def test_config_defaults() -> None:
     config = parse({"proxy": {"name": "p"}, "service": [{"listen": "10.0.2.1:80", "policy": "inspect"}]})
     assert config.controller is None and config.limits == Limits() and config.namespace is None
     assert config.services[0].name == "service-1" and config.services[0].host == "10.0.2.1"
+
+
+def test_prometheus_endpoint_serves_the_live_values() -> None:
+    pytest.importorskip("prometheus_client")
+    import socket
+    import urllib.request
+
+    from p4splice.proxy.metrics import Metrics, start_prometheus
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    metrics = Metrics()
+    assert start_prometheus(metrics, port)
+    metrics.add("bytes_c2s", 1234)
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert "splice_proxy_bytes_c2s_total 1234.0" in body
+    assert "splice_proxy_connections_active 0.0" in body
