@@ -107,7 +107,7 @@ class AdminServer:
             if op == "status":
                 result = self.status() | {"flows": self.orch.flow_states()}
             elif op == "flows":
-                keys = sorted(set(self.orch.core.flows._flows) | set(self.orch.core.handshakes.flows()))
+                keys = sorted(set(self.orch.core.flows.keys()) | set(self.orch.core.handshakes.flows()))
                 result = {"flows": [self.orch.flow_info(k) for k in keys]}
             elif op == "flow":
                 key = flow_key(_flow(req))

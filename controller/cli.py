@@ -65,7 +65,7 @@ def usage_error(message: str) -> CliError:
     return CliError(message, 2)
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (raised, printed by main) instead of usage + exit."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -102,7 +102,7 @@ def _positive_float(text: str) -> float:
 def _common_options(skip: Sequence[str] = ()) -> argparse.ArgumentParser:
     """Global options, accepted before or after the command. Defaults are SUPPRESS so an option
     given before the command is not overwritten by the subcommand's unset copy."""
-    p = _Parser(add_help=False, argument_default=argparse.SUPPRESS)
+    p = OneLineParser(add_help=False, argument_default=argparse.SUPPRESS)
     g = p.add_argument_group("switch options")
     g.add_argument("--grpc-addr", metavar="HOST:PORT", help=f"P4Runtime server (default {DEFAULTS['grpc_addr']})")
     g.add_argument("--device-id", type=_int, metavar="N", help="P4Runtime device id (default 1)")
@@ -126,9 +126,9 @@ def _common_options(skip: Sequence[str] = ()) -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     common = _common_options()
-    parser = _Parser(prog=PROG, parents=[common],
+    parser = OneLineParser(prog=PROG, parents=[common],
                      description="Operate a splice switch over P4Runtime. See docs/splicectl.md.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser)
 
     def leaf(container: Any, name: str, help_text: str, parents: Sequence[argparse.ArgumentParser] = (common,),
              **kw: Any) -> argparse.ArgumentParser:
@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     leaf(sub, "status", "connection, arbitration, pipeline and table occupancy")
 
     pipeline = sub.add_parser("pipeline", help="push or show the forwarding pipeline")
-    psub = pipeline.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)
+    psub = pipeline.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=OneLineParser)
     push = leaf(psub, "push", "push P4Info + device config (SetForwardingPipelineConfig) and the CPU clone session",
                 parents=(_common_options(skip=("p4info", "config")),))
     push.add_argument("--p4info", dest="push_p4info", metavar="FILE", help=f"P4Info (default {DEFAULT_P4INFO})")
@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--save-p4info", metavar="FILE", help="also write the switch's P4Info (text format)")
 
     routes = sub.add_parser("routes", help="the routes table (LPM)")
-    rsub = routes.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)
+    rsub = routes.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=OneLineParser)
     radd = leaf(rsub, "add", "route PREFIX out of PORT with these MACs")
     radd.add_argument("prefix", metavar="PREFIX", help="IPv4 prefix, e.g. 10.0.1.0/24 (a bare address is /32)")
     radd.add_argument("port", metavar="PORT", type=_port, help="egress port")
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     leaf(rsub, "list", "every route")
 
     services = sub.add_parser("services", help="the services table (proxied servers)")
-    ssub = services.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)
+    ssub = services.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=OneLineParser)
     sadd = leaf(ssub, "add", "proxy connections to ADDR:PORT through the host on --proxy-port")
     sadd.add_argument("server", metavar="ADDR:PORT")
     sadd.add_argument("--proxy-port", type=_port, required=True, metavar="N", help="switch port of the proxy host")

@@ -239,7 +239,9 @@ def setup_logging(fmt: str, level: str) -> None:
 # --- entry point ------------------------------------------------------------------------------------
 
 def _run_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="splicectl run", description="Run the splice controller daemon.")
+    from .cli import OneLineParser  # a bad option is one line, as everywhere in splicectl
+
+    p = OneLineParser(prog="splicectl run", description="Run the splice controller daemon.")
     p.add_argument("--config", dest="config_file", help="TOML file ([controller] section, see docs/controller.md)")
     p.add_argument("--grpc-addr")
     p.add_argument("--device-id", type=int)
@@ -306,4 +308,7 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # the same parsing and one-line errors as `splicectl run`
+    from .cli import main as splicectl_main
+
+    sys.exit(splicectl_main(["run", *sys.argv[1:]]))

@@ -595,7 +595,7 @@ class Orchestrator:
         return info
 
     def flows_of_port(self, proxy_port: int) -> list[FlowKey]:
-        out = [f.flow for f in self.core.flows._flows.values() if f.facts.ports.proxy == proxy_port]
+        out = [f.flow for f in self.core.flows if f.facts.ports.proxy == proxy_port]
         out += [k for k in self.core.handshakes.flows()
                 if (h := self.core.handshakes.get(k)) is not None and h.ports.proxy == proxy_port]
         return out

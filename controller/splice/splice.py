@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -98,6 +99,13 @@ class FlowTable:
 
     def __contains__(self, flow: FlowKey) -> bool:
         return flow in self._flows
+
+    def __iter__(self) -> Iterator[Flow]:
+        """The flows tracked now (a snapshot: safe against changes while iterating)."""
+        return iter(list(self._flows.values()))
+
+    def keys(self) -> list[FlowKey]:
+        return list(self._flows)
 
     def get(self, flow: FlowKey) -> Flow | None:
         return self._flows.get(flow)
