@@ -191,8 +191,9 @@ class Daemon:
                     self.proxy_api.send_event(rec.name, event, **fields)
 
     def _ask_proxy(self, port: int, flow: Any) -> bool:
-        """Tell the flow's proxy to drain and report (event ``splice_requested``). The v1 API has no
-        such event yet: then False, and the operator's splice waits for the proxy's own report."""
+        """Tell the flow's proxy to drain and report (event ``splice_requested``); False when it is
+        not connected, and then the operator's splice waits for the proxy's own report or the
+        hold timeout."""
         if self.proxy_api is None:
             return False
         for rec in self.service.proxies.values():

@@ -186,6 +186,13 @@ class ControllerService:
         _raise_unless(cmds, "spliced")
         return Deltas.from_counts(a_c, b_s, a_s, b_c)
 
+    async def splice_cancel(self, proxy: str, flow: Flow) -> None:
+        """The proxy gives up the splice it prepared: the hold entries become translations again."""
+        _, key = self._owned(proxy, flow)
+        cmds = self.orch.core.cancel_splice(key)
+        await self.orch.run(cmds)
+        _raise_unless(cmds, "proxied")
+
     # --- queries ----------------------------------------------------------------------------------
 
     async def flow(self, proxy: str, flow: Flow) -> FlowInfo:

@@ -38,8 +38,8 @@ class ConnectionLost(ConnectionError):
 
 @dataclass(frozen=True)
 class Event:
-    """An event pushed by the controller: ``name`` (flow_reset, flow_closed, heartbeat_missed)
-    and its ``fields`` as received."""
+    """An event pushed by the controller: ``name`` (splice_requested, flow_reset, flow_closed,
+    heartbeat_missed) and its ``fields`` as received."""
 
     name: str
     fields: dict[str, Any]
@@ -178,6 +178,12 @@ class ProxyApiClient:
         result = await self.request("splice", flow=_flow_json(flow), a_c=a_c, b_s=b_s, a_s=a_s, b_c=b_c)
         deltas = result["deltas"]
         return Deltas(int(deltas["c2s"]), int(deltas["s2c"]))
+
+    async def splice_cancel(self, flow: FlowLike) -> str:
+        """Give up a splice after ``splice_prepare`` (the sockets would not drain, or the splice
+        failed): payload reaches the proxy again; returns "proxied". ``conflict`` when the flow
+        is not holding (any more: the controller's hold timeout may have ended it already)."""
+        return str((await self.request("splice_cancel", flow=_flow_json(flow)))["state"])
 
     async def flow(self, flow: FlowLike) -> dict[str, Any]:
         return await self.request("flow", flow=_flow_json(flow))
@@ -327,6 +333,17 @@ class ProxyApiClient:
         if task is not None and task is not asyncio.current_task():
             task.cancel()
 
+    def _quiescent_now(self) -> list[dict[str, Any]] | None:
+        if self.quiescent is None:
+            return None
+        try:
+            return self.quiescent()
+        except Exception:
+            # A faulty callback must not stop the heartbeats: the controller would declare the
+            # proxy dead and reset its flows.
+            log.exception("quiescent callback of %s failed; heartbeat sent without it", self.proxy_name)
+            return None
+
     async def _beat_loop(self, interval: float) -> None:
         # On a fixed cadence, not interval-after-reply: a slow reply must not stretch the period
         # the controller measures.
@@ -336,8 +353,14 @@ class ProxyApiClient:
             next_at = max(next_at + interval, loop.time())
             await asyncio.sleep(next_at - loop.time())
             try:
-                quiet = self.quiescent() if self.quiescent is not None else None
-                await self.heartbeat(quiet)
+                quiet = self._quiescent_now()
+                try:
+                    await self.heartbeat(quiet)
+                except ValueError as exc:
+                    # The list made the line too long: a heartbeat without it is still proof of
+                    # life, and leaving flows out only means they are reset if the proxy dies.
+                    log.warning("heartbeat of %s without its quiescent list: %s", self.proxy_name, exc)
+                    await self.heartbeat()
             except ApiError as exc:
                 # not_registered: declared dead (a long stall) or unregistered by the
                 # controller. The caller sees it on its next call; registering again resumes.

@@ -56,6 +56,7 @@ _ARGS: dict[str, frozenset[str]] = {
     "heartbeat": frozenset({"quiescent"}),
     "splice_prepare": frozenset({"flow"}),
     "splice": frozenset({"flow", "a_c", "b_s", "a_s", "b_c"}),
+    "splice_cancel": frozenset({"flow"}),
     "flow": frozenset({"flow"}),
     "flows": frozenset(),
     "bye": frozenset(),
@@ -479,6 +480,9 @@ class ProxyApiServer:
                 if not isinstance(deltas, Deltas):
                     raise TypeError(f"SpliceService.splice returned {type(deltas).__name__}, not Deltas")
                 result = {"state": "spliced", "deltas": deltas.to_json()}
+            elif op == "splice_cancel":
+                await svc.splice_cancel(proxy, args["flow"])
+                result = {"state": "proxied"}
             elif op == "flow":
                 result = dict(await svc.flow(proxy, args["flow"]))
             elif op == "flows":

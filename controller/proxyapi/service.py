@@ -68,6 +68,11 @@ class SpliceService(Protocol):
         counts; ``conflict`` when the switch's view contradicts them or the flow is not holding."""
         ...
 
+    async def splice_cancel(self, proxy: str, flow: Flow) -> None:
+        """Give up a prepared splice: payload reaches the proxy again and the flow is proxied as
+        before ``splice_prepare``; ``conflict`` when the flow is not holding."""
+        ...
+
     async def flow(self, proxy: str, flow: Flow) -> FlowInfo:
         """One flow of this proxy; ``not_found`` when it has no such flow."""
         ...

@@ -137,7 +137,8 @@ class FlowEstablished:
 @dataclass(frozen=True, slots=True)
 class NotifyProxy:
     """Tell the proxy (through the proxy API) about one of its flows: ``holding`` (drain now and
-    report), ``spliced``, ``reset``, ``refused`` (with ``detail``)."""
+    report), ``spliced``, ``proxied`` (the hold was lifted: cancelled, timed out, or the proxy
+    closed a side), ``reset``, ``refused`` (with ``detail``)."""
 
     flow: FlowKey
     status: str

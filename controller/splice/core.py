@@ -53,6 +53,9 @@ class SpliceCore:
     def proxy_report(self, flow: FlowKey, counts: SpliceCounts) -> list[Command]:
         return self.flows.proxy_report(flow, counts)
 
+    def cancel_splice(self, flow: FlowKey) -> list[Command]:
+        return self.flows.cancel_splice(flow)
+
     def on_idle(self, flow: FlowKey) -> list[Command]:
         return self.flows.on_idle(flow)
 

@@ -57,7 +57,7 @@ class SpliceConfig:
 
 class FlowState(Enum):
     PROXIED = "proxied"  # four per-leg entries, P in the path
-    HOLDING = "holding"  # splice requested: payload toward P dropped, waiting for P's counts
+    HOLDING = "holding"  # splice requested: payload toward P dropped, waiting for P's counts (or its cancel)
     SPLICED = "spliced"  # two direct entries, P out of the path
     LINGER = "linger"  # closed; entries kept a little for retransmissions
     RESETTING = "resetting"  # aborted; answering stragglers with exact RSTs
@@ -161,6 +161,17 @@ class FlowTable:
             # Without the hold, bytes could reach P after it counted them.
             return [NotifyProxy(flow, "refused", f"flow is {fl.state.value}, not holding: request a splice first")]
         return [CancelTimer(fl.timer(TimerKind.HOLD))] + self._splice(fl, counts)
+
+    def cancel_splice(self, flow: FlowKey) -> list[Command]:
+        """The proxy gives up a splice it prepared (its sockets would not drain): lift the hold so
+        payload reaches it again, and the flow is proxied as before the request."""
+        fl = self._flows.get(flow)
+        if fl is None:
+            return [NotifyProxy(flow, "refused", "unknown flow")]
+        if fl.state is not FlowState.HOLDING:
+            return [NotifyProxy(flow, "refused", f"flow is {fl.state.value}, not holding")]
+        self.stats["splice_cancelled"] += 1
+        return self._unhold(fl, "cancelled by the proxy")
 
     def _splice(self, fl: Flow, counts: SpliceCounts) -> list[Command]:
         c2s, s2c = direct_params(fl.flow, fl.facts.ports, counts)
@@ -272,6 +283,9 @@ class FlowTable:
         ]
 
     def _unhold(self, fl: Flow, why: str) -> list[Command]:
+        """Back to PROXIED: the hold entries become the plain C->P and S->P translations again
+        (modified in place, as for the hold). Whatever the hold dropped is retransmitted by its
+        sender and now reaches the proxy."""
         released = (with_hold(fl.legs[Direction.C_TO_P], False), with_hold(fl.legs[Direction.S_TO_P], False))
         for p in released:
             fl.legs[p.direction] = p
@@ -280,7 +294,7 @@ class FlowTable:
         return [
             CancelTimer(fl.timer(TimerKind.HOLD)),
             InstallLeg(fl.flow, released),
-            NotifyProxy(fl.flow, "refused", why),
+            NotifyProxy(fl.flow, "proxied", why),
         ]
 
     def on_timer(self, timer: TimerKey) -> list[Command]:
@@ -312,13 +326,15 @@ class FlowTable:
     def on_proxy_down(self, proxy_port: int, quiescent: dict[FlowKey, SpliceCounts]) -> list[Command]:
         """P on ``proxy_port`` died. Flows it had nothing buffered for (``quiescent``: the counts of its
         last report, which the orchestrator vouches nothing has crossed since) are spliced on the
-        spot; every other flow that still goes through P is reset toward both ends."""
+        spot; every other flow that still goes through P is reset toward both ends. So is a
+        quiescent flow with a FIN seen: the FIN took sequence space on one leg only, which the
+        counts cannot describe."""
         out: list[Command] = []
         for fl in [f for f in self._flows.values() if f.facts.ports.proxy == proxy_port]:
             if fl.state not in (FlowState.PROXIED, FlowState.HOLDING):
                 continue
             counts = quiescent.get(fl.flow)
-            if counts is not None:
+            if counts is not None and not fl.fins:
                 self.stats["fail_open_spliced"] += 1
                 if fl.state is FlowState.HOLDING:
                     out.append(CancelTimer(fl.timer(TimerKind.HOLD)))

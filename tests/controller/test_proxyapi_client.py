@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from p4splice.controller.proxyapi import (
+    MAX_LINE,
     ApiError,
     ConnectionLost,
     Deltas,
@@ -38,6 +39,11 @@ def test_every_op_through_the_client(sock: Path) -> None:
             assert abs(now - asyncio.get_running_loop().time() * 1000) < 1000
             # A flow in any of its three spellings.
             assert await client.splice_prepare(FLOW) == "holding"
+            assert await client.splice_cancel(FLOW) == "proxied"
+            with pytest.raises(ApiError) as err:
+                await client.splice_cancel(FLOW)
+            assert err.value.code == "conflict"
+            assert await client.splice_prepare(FLOW) == "holding"
             assert (await client.flow(("10.0.1.1:40000", "10.0.2.1:80")))["state"] == "holding"
             deltas = await client.splice(FLOW_JSON, a_c=10, b_s=10, a_s=7, b_c=9)
             assert deltas == Deltas(0, 2)
@@ -67,7 +73,7 @@ def test_error_replies_raise_api_error(sock: Path) -> None:
             with pytest.raises(ValueError):  # caught before it is sent
                 await client.splice_prepare(("10.0.1.1:40000", "10.0.2.1:0"))
             with pytest.raises(ValueError, match="line limit"):
-                await client.request("flows", pad="x" * 70000)
+                await client.request("flows", pad="x" * MAX_LINE)
             assert (await client.flows()) == []  # the connection is fine
 
     run(main())
@@ -102,6 +108,22 @@ def test_automatic_heartbeats_keep_the_proxy_alive(sock: Path) -> None:
             # Four intervals: past the warning and the deadline of a silent proxy.
             await poll(lambda: len(service.called("heartbeat")) >= 4, what="four heartbeats")
             assert service.dead == [] and server.registered == {"p1"}
+
+    run(main())
+
+
+def test_a_failing_quiescent_callback_does_not_stop_the_heartbeats(sock: Path) -> None:
+    service = FakeService()
+
+    def broken() -> list[dict[str, object]]:
+        raise RuntimeError("the proxy's bug")
+
+    async def main() -> None:
+        async with serving(sock, service) as server, ProxyApiClient(sock, "p1") as client:
+            client.quiescent = broken
+            await client.register(3, MAC, heartbeat_ms=150)
+            await poll(lambda: len(service.called("heartbeat")) >= 4, what="four heartbeats")
+            assert service.dead == [] and server.registered == {"p1"} and client.registered
 
     run(main())
 

@@ -234,12 +234,12 @@ def test_line_limit(sock: Path) -> None:
     async def main() -> None:
         async with serving(sock):
             raw = await Raw.open(sock)
-            await raw.send(padded(MAX_LINE))  # exactly 64 KiB with its newline: fine
+            await raw.send(padded(MAX_LINE))  # exactly MAX_LINE with its newline: fine
             assert result_of(await raw.recv())["version"] == 1
             await raw.send(padded(MAX_LINE + 1))
             reply = await raw.recv()
             assert reply["id"] is None and error_of(reply) == "bad_request"
-            assert "longer than 65536" in reply["error"]["message"]
+            assert f"longer than {MAX_LINE}" in reply["error"]["message"]
             assert await raw.closed()  # framing is lost: the controller hangs up
 
     run(main())
@@ -298,6 +298,11 @@ def test_every_op_happy_path(sock: Path) -> None:
             reply = await raw.call({"id": 2, "op": "splice_prepare", "flow": FLOW_JSON})
             assert reply == {"id": 2, "ok": True, "result": {"state": "holding"}}
             assert service.called("splice_prepare") == [("p1", FLOW)]
+            # Cancelled, then prepared again.
+            reply = await raw.call({"id": 2, "op": "splice_cancel", "flow": FLOW_JSON})
+            assert reply == {"id": 2, "ok": True, "result": {"state": "proxied"}}
+            assert service.called("splice_cancel") == [("p1", FLOW)]
+            assert result_of(await raw.call({"id": 2, "op": "splice_prepare", "flow": FLOW_JSON}))["state"] == "holding"
             info = result_of(await raw.call({"id": 3, "op": "flow", "flow": FLOW_JSON}))
             assert info["state"] == "holding" and info["flow"] == FLOW_JSON
             reply = await raw.call({"id": 4, "op": "splice", "flow": FLOW_JSON,
@@ -336,6 +341,8 @@ def test_bad_arguments_are_named(sock: Path) -> None:
             await raw.register()
             cases = [
                 ({"op": "splice_prepare"}, "'flow'"),
+                ({"op": "splice_cancel"}, "'flow'"),
+                ({"op": "splice_cancel", "flow": FLOW_JSON, "a_c": 1}, "a_c"),
                 ({"op": "splice_prepare", "flow": {"client": "10.0.1.1:40000", "server": "10.0.2.1"}}, "'flow'"),
                 ({"op": "flow", "flow": {"client": "10.0.1.1:40000", "server": "x:80"}}, "'flow'"),
                 ({"op": "splice", "flow": FLOW_JSON, "a_c": 1, "b_s": 1, "a_s": 1}, "'b_c'"),
@@ -368,8 +375,10 @@ def test_service_error_codes(sock: Path) -> None:
             assert error_of(await raw.call({"id": 2, "op": "flow", "flow": missing})) == "not_found"
             assert error_of(await raw.call({"id": 2, "op": "splice_prepare", "flow": missing})) == "not_found"
             counts = {"a_c": 1, "b_s": 1, "a_s": 1, "b_c": 1}
-            # Splice before prepare: the flow is not holding.
+            # Splice or cancel before prepare: the flow is not holding.
             assert error_of(await raw.call({"id": 3, "op": "splice", "flow": FLOW_JSON, **counts})) == "conflict"
+            assert error_of(await raw.call({"id": 3, "op": "splice_cancel", "flow": FLOW_JSON})) == "conflict"
+            assert error_of(await raw.call({"id": 3, "op": "splice_cancel", "flow": missing})) == "not_found"
             service.unavailable = True
             reply = await raw.call({"id": 4, "op": "splice_prepare", "flow": FLOW_JSON})
             assert error_of(reply) == "unavailable" and "retry" in reply["error"]["message"]

@@ -103,6 +103,12 @@ class FakeService:
         self.table[proxy][flow] = "spliced"
         return Deltas.from_counts(a_c, b_s, a_s, b_c)
 
+    async def splice_cancel(self, proxy: str, flow: Flow) -> None:
+        self._enter("splice_cancel", proxy, flow)
+        if self._state(proxy, flow) != "holding":
+            raise ApiError("conflict", f"flow {flow} is not holding")
+        self.table[proxy][flow] = "established"
+
     async def flow(self, proxy: str, flow: Flow) -> FlowInfo:
         self._enter("flow", proxy, flow)
         return self._info(flow, self._state(proxy, flow))

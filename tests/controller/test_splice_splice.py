@@ -4,6 +4,7 @@ import random
 
 import pytest
 from p4splice.controller.splice import (
+    CancelTimer,
     Direction,
     FlowState,
     InstallDrop,
@@ -136,9 +137,47 @@ def test_splice_request_is_idempotent_and_times_out():
     assert w.core.request_splice(FLOW) == [NotifyProxy(FLOW, "holding")]
     out = timer(w, sw, TimerKind.HOLD)
     assert {p.direction: p.hold for p in of(out, InstallLeg)[0].legs} == {Direction.C_TO_P: False, Direction.S_TO_P: False}
-    assert of(out, NotifyProxy)[0].status == "refused"
+    assert of(out, NotifyProxy)[0].status == "proxied"  # the timeout ends as a cancel does
     assert w.core.flows.get(FLOW).state is FlowState.PROXIED
     assert not any(p.hold for p in sw.entries.values() if not isinstance(p, str))
+
+
+def test_cancel_lifts_the_hold_and_the_flow_is_proxied_again():
+    w, sw = established()
+    before = dict(sw.entries)
+    run(w, sw, w.core.request_splice(FLOW))
+    out = run(w, sw, w.core.cancel_splice(FLOW))
+    (released,) = of(out, InstallLeg)
+    # The same two matches, modified in place, back to exactly the translations of the legs.
+    assert {p.match: p for p in released.legs} == {
+        m: before[m] for m in (EntryMatch.c2s(FLOW, CPORT), EntryMatch.s2c(FLOW, SPORT))}
+    assert sw.entries == before
+    assert of(out, NotifyProxy) == [NotifyProxy(FLOW, "proxied", "cancelled by the proxy")]
+    assert any(isinstance(c, CancelTimer) and c.timer.kind is TimerKind.HOLD for c in out)
+    assert w.core.flows.get(FLOW).state is FlowState.PROXIED
+    assert w.core.flows.stats["splice_cancelled"] == 1
+    # Payload toward P passes again, translated as before the hold.
+    c2p = sw.entries[EntryMatch.c2s(FLOW, CPORT)]
+    seg = apply_translation(c2p, c2s(seq_add(ISN_C, 1), ISN_S + 1, ACK, b"again"))
+    assert seg is not None and (seg.seq, seg.ack, seg.payload) == (seq_add(ISN_C, 1), ISN_P1 + 1, b"again")
+    # The stale hold timer does nothing; a new splice can be asked for and completed.
+    assert w.timer(TimerKind.HOLD) == []
+    out = splice(w, sw, SpliceCounts(4, 4, 9, 9))
+    assert of(out, NotifyProxy)[-1] == NotifyProxy(FLOW, "spliced")
+
+
+def test_cancel_needs_a_holding_flow():
+    w, sw = established()
+    assert w.core.cancel_splice(FLOW) == [NotifyProxy(FLOW, "refused", "flow is proxied, not holding")]
+    assert w.core.cancel_splice(FlowKey("9.9.9.9", 1, "8.8.8.8", 2)) == [
+        NotifyProxy(FlowKey("9.9.9.9", 1, "8.8.8.8", 2), "refused", "unknown flow")]
+    splice(w, sw, SpliceCounts(1, 1, 1, 1))
+    assert w.core.cancel_splice(FLOW)[0].detail == "flow is spliced, not holding"
+    # A hold that timed out is already proxied: a late cancel is a conflict, not a second release.
+    w, sw = established()
+    run(w, sw, w.core.request_splice(FLOW))
+    timer(w, sw, TimerKind.HOLD)
+    assert w.core.cancel_splice(FLOW)[0].status == "refused"
 
 
 def test_no_splice_once_closing():
@@ -153,7 +192,7 @@ def test_fin_toward_p_during_hold_is_ignored_but_ps_fin_abandons_the_splice():
     run(w, sw, w.core.on_segment(SegmentIn(c2s(seq_add(ISN_C, 1), ISN_S + 1, ACK | FIN), CPORT, copy=True)))
     assert w.core.flows.get(FLOW).fins == set()
     out = run(w, sw, w.core.on_segment(SegmentIn(s2c(ISN_P1 + 1, 0, ACK | FIN), PPORT, from_proxy=True, copy=True)))
-    assert of(out, NotifyProxy)[0].status == "refused"
+    assert of(out, NotifyProxy)[0].status == "proxied"
     assert w.core.flows.get(FLOW).state is FlowState.PROXIED
 
 
@@ -251,6 +290,13 @@ def test_proxy_death_splices_quiescent_flows_and_resets_the_rest():
     w, sw = established()
     splice(w, sw, SpliceCounts(1, 2, 3, 4))
     assert w.core.on_proxy_down(PPORT, {}) == []
+
+
+def test_proxy_death_resets_a_quiescent_flow_that_saw_a_fin():
+    w, sw = established()
+    run(w, sw, w.core.on_segment(SegmentIn(c2s(seq_add(ISN_C, 1), ISN_S + 1, ACK | FIN), CPORT, copy=True)))
+    out = run(w, sw, w.core.on_proxy_down(PPORT, {FLOW: SpliceCounts(0, 0, 0, 0)}))
+    assert of(out, ResetFlow) and w.core.flows.get(FLOW).state is FlowState.RESETTING
 
 
 def test_proxy_death_while_holding_uses_the_report_or_resets():
