@@ -122,7 +122,7 @@ U32 = 1 << 32
 class PacketInReason(enum.IntEnum):
     """``packet_in.reason``: why the switch sent a frame to the controller (PIN_* in headers.p4)."""
 
-    SYN = 1  # copy: SYN toward a service (also forwarded)
+    SYN = 1  # controller only: SYN toward a service (the controller sends it on after its punt entry)
     SYN_ACK = 2  # copy: SYN-ACK from a service (also forwarded)
     PROXY_SYN = 3  # controller only: the proxy's upstream SYN (leg 2)
     PROXY_SYN_ACK = 4  # controller only: the proxy's SYN-ACK (leg 1)
@@ -133,7 +133,7 @@ class PacketInReason(enum.IntEnum):
     @property
     def is_copy(self) -> bool:
         """True when the switch also forwarded the frame: the controller must not send it again."""
-        return self in (PacketInReason.SYN, PacketInReason.SYN_ACK, PacketInReason.FIN, PacketInReason.RST)
+        return self in (PacketInReason.SYN_ACK, PacketInReason.FIN, PacketInReason.RST)
 
 
 class MalformedReason(enum.IntEnum):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .splice.model import TcpSegment
 from .splice.options import parse_options, serialize_options
 
-__all__ = ["FrameError", "ParsedFrame", "build_frame", "parse_frame", "format_mac", "mac_bytes"]
+__all__ = ["FrameError", "ParsedFrame", "build_frame", "parse_frame", "format_mac", "mac_bytes", "route_frame"]
 
 ETH_IPV4 = 0x0800
 ETH_VLAN = 0x8100
@@ -123,3 +123,18 @@ def build_frame(seg: TcpSegment, src_mac: bytes, dst_mac: bytes, ttl: int = DEFA
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), ident & 0xFFFF, 0x4000, ttl, PROTO_TCP, 0, src, dst)
     ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
     return mac_bytes(dst_mac) + mac_bytes(src_mac) + struct.pack("!H", ETH_IPV4) + ip + tcp
+
+
+def route_frame(frame: bytes, src_mac: bytes, dst_mac: bytes) -> bytes | None:
+    """``frame`` as a router sends it on: new MACs, TTL - 1 and the IPv4 header checksum again;
+    the rest byte for byte. None when it is not IPv4 or its TTL is spent."""
+    if len(frame) < 34 or struct.unpack_from("!H", frame, 12)[0] != ETH_IPV4:
+        return None
+    ihl = (frame[14] & 0x0F) * 4
+    if ihl < 20 or len(frame) < 14 + ihl or frame[22] <= 1:
+        return None
+    ip = bytearray(frame[14:14 + ihl])
+    ip[8] -= 1
+    ip[10:12] = b"\x00\x00"
+    ip[10:12] = struct.pack("!H", _checksum(bytes(ip)))
+    return mac_bytes(dst_mac) + mac_bytes(src_mac) + frame[12:14] + bytes(ip) + frame[14 + ihl:]

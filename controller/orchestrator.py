@@ -31,7 +31,7 @@ from google.rpc import code_pb2
 
 from . import dataplane as dp
 from .config import ControllerConfig
-from .frames import FrameError, ParsedFrame, build_frame, mac_bytes, parse_frame
+from .frames import FrameError, ParsedFrame, build_frame, mac_bytes, parse_frame, route_frame
 from .metrics import Metrics
 from .p4rt import codec
 from .p4rt.entities import (
@@ -213,6 +213,11 @@ class Orchestrator:
             # the core is stricter about (a duplicate MSS, say) gets here: it is simply not proxied.
             self.metrics.failures.labels("bad_options").inc()
             log.info("packet-in %s on port %d: %s: not proxied", name, pin.ingress_port, e)
+            if not pin.is_copy and reason is R.SYN:
+                # The switch gave the controller its only instance: it must still reach the server.
+                task = asyncio.get_running_loop().create_task(self._route_unparsed(pin.frame))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
             return
         except FrameError as e:
             self.metrics.failures.labels("bad_frame").inc()
@@ -536,6 +541,23 @@ class Orchestrator:
             return
         self.metrics.packet_outs.inc()
         log.debug("%s: sent %s to %s on port %d", cmd.flow, cmd.why, cmd.to.value, port)
+
+    async def _route_unparsed(self, frame: bytes) -> None:
+        """Send a frame the core could not take on by the configured route of its destination."""
+        dst = ".".join(str(b) for b in frame[30:34]) if len(frame) >= 34 else ""
+        route = self._route(dst) if dst else None
+        out = route_frame(frame, route[1], route[2]) if route is not None else None
+        if route is None or out is None:
+            self.metrics.failures.labels("no_port").inc()
+            log.warning("no route for an unparsed SYN to %s: not sent", dst or "?")
+            return
+        try:
+            await self.sw.packet_out(dp.packet_out(route[0], out))
+        except ClientError as e:
+            self.metrics.failures.labels("packet_out").inc()
+            log.warning("packet-out of an unparsed SYN failed: %s", e)
+            return
+        self.metrics.packet_outs.inc()
 
     # --- reading the switch -------------------------------------------------------------------------
 

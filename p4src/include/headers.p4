@@ -45,7 +45,7 @@ const bit<8> TCP_OPT_SACK = 5;
 const bit<8> TCP_OPT_TS = 8;
 
 /* packet-in reasons (packet_in.reason) */
-const bit<8> PIN_SYN = 1;            /* copy: SYN of a service flow, forwarded as well */
+const bit<8> PIN_SYN = 1;            /* SYN of a service flow, to the controller only (it sends it on) */
 const bit<8> PIN_SYN_ACK = 2;        /* copy: SYN-ACK of a service flow, forwarded as well */
 const bit<8> PIN_PROXY_SYN = 3;      /* SYN from the proxy port: controller only */
 const bit<8> PIN_PROXY_SYN_ACK = 4;  /* SYN-ACK from the proxy port: controller only */

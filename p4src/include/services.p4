@@ -2,10 +2,13 @@
  * p4splice: proxied services and ISN capture.
  *
  * A SYN toward, or a SYN-ACK from, a (server address, port) in the services table is a
- * handshake the controller must learn (design note section 1). The switch copies it to the
- * controller as a packet-in (I2E clone of the original bytes, reason SYN or SYN_ACK) and lets
- * routing forward it end to end. The same handshake packets arriving from the proxy's port
- * are the proxy's own legs: they go to the controller only (PROXY_SYN, PROXY_SYN_ACK).
+ * handshake the controller must learn (design note section 1). The SYN goes to the controller
+ * only (reason SYN), which sends it on to the server itself once its C->S punt entry is in:
+ * with a nearby server, C's ACK and first data would otherwise cross the switch before the
+ * entry and reach S without the proxy. The SYN-ACK is copied to the controller (I2E clone of
+ * the original bytes, reason SYN_ACK) and routed on to the client. The same handshake packets
+ * arriving from the proxy's port are the proxy's own legs: they go to the controller only
+ * (PROXY_SYN, PROXY_SYN_ACK).
  *
  * Why a packet-in and not a digest: the controller needs every option (MSS, window scale,
  * SACK-permitted, timestamps, and any it does not know yet) to replay the handshake toward
@@ -55,6 +58,10 @@ control Services(inout headers_t hdr, inout local_metadata_t meta,
                 meta.pin_ingress_port = standard_metadata.ingress_port;
                 if (standard_metadata.ingress_port == meta.svc_proxy_port) {
                     meta.pin_reason = proxy_reason;
+                    standard_metadata.egress_spec = CPU_PORT_ID;
+                    meta.forwarded = 1;
+                } else if (copy_reason == PIN_SYN) {
+                    meta.pin_reason = copy_reason;
                     standard_metadata.egress_spec = CPU_PORT_ID;
                     meta.forwarded = 1;
                 } else {
