@@ -301,6 +301,12 @@ class CallMixin:
             return [(te.code if not t.signed else f"({te.code} & {t.mask})", str(t.width))]
         if isinstance(t, BoolT):
             return [(f"int({te.code})", "1")]
+        if isinstance(t, VarbitT):
+            # a varbit header field named on its own (p4c accepts it in checksum field lists):
+            # its current width lives beside it in the header object
+            base, dot, fname = te.code.rpartition(".")
+            if dot and fname.isidentifier():
+                return [(te.code, f"{base}._w_{fname}")]
         if isinstance(t, EnumT) and t.underlying is not None:
             return [(te.code, str(t.underlying.width))]
         if isinstance(t, IntT):

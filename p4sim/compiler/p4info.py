@@ -566,12 +566,12 @@ def build_p4info(model: ProgramModel) -> p4info_pb2.P4Info:
         if t.default_action is not None:
             if t.default_const:
                 tm.const_default_action_id = syms.id(ACTION, t.default_action.name)
-            else:
-                tm.initial_default_action.action_id = syms.id(ACTION, t.default_action.name)
-                for pid, (p, v) in enumerate(zip(t.default_action.params, t.default_args, strict=False), 1):
-                    arg = tm.initial_default_action.arguments.add()
-                    arg.param_id = pid
-                    arg.value = _bytes(v, p.width)
+            # p4c writes the initial default action (with its arguments) for a const default too
+            tm.initial_default_action.action_id = syms.id(ACTION, t.default_action.name)
+            for pid, (p, v) in enumerate(zip(t.default_action.params, t.default_args, strict=False), 1):
+                arg = tm.initial_default_action.arguments.add()
+                arg.param_id = pid
+                arg.value = _bytes(v, p.width)
         elif noaction is not None:
             tm.initial_default_action.action_id = syms.id(ACTION, NOACTION)
         if t.implementation is not None:
