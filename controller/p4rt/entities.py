@@ -90,44 +90,56 @@ Match = Exact | LPM | Ternary | Range | Optional
 _KIND_OF = {Exact: "exact", LPM: "lpm", Ternary: "ternary", Range: "range", Optional: "optional"}
 
 
-def _add_match(into: Any, mf: MatchFieldInfo, m: Match, table: str) -> None:
-    """Append the FieldMatch of one key to ``into`` (a repeated field), unless the value is a
-    don't-care, which the spec wants omitted. Built in place: with the pure-Python protobuf
-    runtime every intermediate message and copy costs."""
+def _match_parts(mf: MatchFieldInfo, m: Match, table: str) -> tuple[str, tuple[Any, ...]] | None:
+    """The checked, encoded parts of one key, as (FieldMatch oneof name, its fields in field-number
+    order); None for a don't-care, which the spec wants omitted. Shared by the protobuf filler and
+    the hand-written encoder (wire.py), so both refuse exactly the same entries."""
     if _KIND_OF.get(type(m)) != mf.match_type:
         raise ValueError(f"table {table!r} field {mf.name!r} is an {mf.match_type} match; got {m!r}")
     bw = mf.bitwidth
     enc = codec.encode
     try:
         if isinstance(m, Exact):
-            into.add(field_id=mf.id).exact.value = enc(m.value, bw)
-        elif isinstance(m, LPM):
+            return "exact", (enc(m.value, bw),)
+        if isinstance(m, LPM):
             if not 0 <= m.prefix_len <= bw:
                 raise ValueError(f"prefix length {m.prefix_len} not in 0..{bw}")
             value = enc(m.value, bw)
             if m.value & ((1 << (bw - m.prefix_len)) - 1):
                 raise ValueError(f"{m.value:#x}/{m.prefix_len} has bits set beyond the prefix")
-            if m.prefix_len:
-                lpm = into.add(field_id=mf.id).lpm
-                lpm.value, lpm.prefix_len = value, m.prefix_len
-        elif isinstance(m, Ternary):
+            return ("lpm", (value, m.prefix_len)) if m.prefix_len else None
+        if isinstance(m, Ternary):
             value, mask = enc(m.value, bw), enc(m.mask, bw, "mask")
             if m.value & ~m.mask:
                 raise ValueError(f"value {m.value:#x} has bits outside mask {m.mask:#x}")
-            if m.mask:
-                t = into.add(field_id=mf.id).ternary
-                t.value, t.mask = value, mask
-        elif isinstance(m, Range):
+            return ("ternary", (value, mask)) if m.mask else None
+        if isinstance(m, Range):
             if m.low > m.high:
                 raise ValueError(f"empty range {m.low}..{m.high}")
             low, high = enc(m.low, bw, "low"), enc(m.high, bw, "high")
-            if not (m.low == 0 and bw > 0 and m.high == (1 << bw) - 1):
-                r = into.add(field_id=mf.id).range
-                r.low, r.high = low, high
-        else:
-            into.add(field_id=mf.id).optional.value = enc(m.value, bw)
+            return None if (m.low == 0 and bw > 0 and m.high == (1 << bw) - 1) else ("range", (low, high))
+        return "optional", (enc(m.value, bw),)
     except (ValueError, TypeError) as e:
         raise type(e)(f"table {table!r} field {mf.name!r}: {e}") from None
+
+
+def _add_match(into: Any, mf: MatchFieldInfo, m: Match, table: str) -> None:
+    """Append the FieldMatch of one key to ``into`` (a repeated field), unless the value is a
+    don't-care. Built in place: with the pure-Python protobuf runtime every intermediate message
+    and copy costs."""
+    parts = _match_parts(mf, m, table)
+    if parts is None:
+        return
+    kind, values = parts
+    sub = getattr(into.add(field_id=mf.id), kind)
+    if kind == "exact" or kind == "optional":
+        sub.value = values[0]
+    elif kind == "lpm":
+        sub.value, sub.prefix_len = values
+    elif kind == "ternary":
+        sub.value, sub.mask = values
+    else:
+        sub.low, sub.high = values
 
 
 def _match_str(m: Match) -> str:
@@ -174,19 +186,27 @@ class Action:
 
     def fill(self, index: P4Index, out: pb.Action) -> None:
         """Write this action into ``out`` (in place, no intermediate message)."""
+        action_id, params = self.encoded(index)
+        out.action_id = action_id
+        for pid, value in params:
+            out.params.add(param_id=pid, value=value)
+
+    def encoded(self, index: P4Index) -> tuple[int, list[tuple[int, bytes]]]:
+        """(action id, [(param id, canonical bytes)] in the order given), checked: every
+        parameter present and in range."""
         info = index.actions.get(self.name)
-        out.action_id = info.id
         params = info.params
+        out = []
         for pname, value in self.params.items():
             p = params.get(pname)
             try:
-                encoded = codec.encode(value, p.bitwidth)
+                out.append((p.id, codec.encode(value, p.bitwidth)))
             except (ValueError, TypeError) as e:
                 raise type(e)(f"action {info.name!r} param {p.name!r}: {e}") from None
-            out.params.add(param_id=p.id, value=encoded)
         if len(self.params) != len(params):
             missing = [p.name for p in params if p.name not in self.params]
             raise ValueError(f"action {info.name!r}: missing parameters {', '.join(missing)}")
+        return info.id, out
 
     def __str__(self) -> str:
         return f"{self.name}({', '.join(f'{k}={v:#x}' for k, v in self.params.items())})"
