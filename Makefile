@@ -78,7 +78,7 @@ lint: setup
 
 # --- benchmarks -------------------------------------------------------------------------------
 bench: setup
-	$(VPY) -m p4sim.bench
+	$(VPY) -m p4sim.bench && $(VPY) -m p4splice.controller.bench
 
 # --- housekeeping -----------------------------------------------------------------------------
 stop:
