@@ -1,0 +1,80 @@
+"""Helpers of the end-to-end tests (no tests here): running a scenario with a deadline, polling,
+and the integrity verdict of one connection."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from p4splice.controller.lab.topology import Lab
+from p4splice.controller.lab.traffic import ClientResult, ServerRecord, TrafficServer, expected_download_sha
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float = 120.0) -> T:
+    """A scenario on a fresh loop with a hard deadline, so that a hang fails instead of blocking."""
+    async def bounded() -> T:
+        return await asyncio.wait_for(coro, timeout)
+    return asyncio.run(bounded())
+
+
+async def poll(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition",
+               interval: float = 0.02) -> Any:
+    """Until ``check()`` (plain or async) is truthy; fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if isinstance(result, Awaitable):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+async def server_side(server: TrafficServer, result: ClientResult, timeout: float = 30.0) -> ServerRecord:
+    """The server's record of the client's connection, once the server is done with it."""
+    rec = await poll(lambda: server.record(result), timeout, f"the server to see {result.local}")
+    await asyncio.wait_for(rec.done.wait(), timeout)
+    return rec
+
+
+def assert_exact(result: ClientResult, rec: ServerRecord) -> None:
+    """Byte-exact both ways: what the client sent is what the server got, and back."""
+    assert not result.error, f"{result.local}: {result.error} (server: {rec.error or 'ok'})"
+    assert not rec.error, f"{result.local}: server: {rec.error}"
+    assert (rec.received, result.sent) == (result.upload, result.upload)
+    assert rec.received_sha == result.sent_sha, f"{result.local}: upload corrupted"
+    assert (result.received, rec.sent) == (result.download, result.download)
+    assert result.received_sha == rec.sent_sha == expected_download_sha(result), f"{result.local}: download corrupted"
+
+
+def never_corrupt(result: ClientResult) -> str:
+    """For connections that may fail (the proxy died under them): "ok" when byte-exact, "failed"
+    when the client saw an error; anything that ended cleanly with wrong bytes is an assertion."""
+    if result.error:
+        return "failed"
+    assert result.received == result.download, f"{result.local}: clean end after {result.received} bytes"
+    assert result.received_sha == expected_download_sha(result), f"{result.local}: download corrupted"
+    return "ok"
+
+
+def spliced(lab: Lab, result: ClientResult) -> dict[str, Any] | None:
+    """The proxy's ``spliced`` log record of this connection, if it spliced it."""
+    flow = f"{result.local[0]}:{result.local[1]}->{result.server[0]}:{result.server[1]}"
+    for ev in lab.events("spliced"):
+        if ev.record.get("flow") == flow:
+            return ev.record
+    return None
+
+
+async def no_entries_left(lab: Lab, timeout: float = 20.0) -> None:
+    """Every connection closed: the switch's flows table empties (linger, then removal)."""
+    async def empty() -> bool:
+        flows = await asyncio.to_thread(lab.flows)
+        return flows["entries"] == 0
+    await poll(empty, timeout, "the switch's flows table to empty", interval=0.3)

@@ -1,0 +1,57 @@
+"""Byte-exact downloads and uploads through each policy of the proxy, with real kernels at both
+ends: inspect, after-bytes and rewrite splice the proxy out (rewrite with non-zero deltas), never
+keeps it in the path; and a server-first protocol."""
+
+from __future__ import annotations
+
+import pytest
+from p4splice.controller.lab.topology import Lab
+from p4splice.controller.lab.traffic import TrafficServer, transfer
+
+from tests.e2e.conftest import HEAVY
+from tests.e2e.support import assert_exact, no_entries_left, run, server_side, spliced
+
+SIZE = 100_000_000 if HEAVY else 300_000
+
+
+@pytest.mark.parametrize("direction", ["download", "upload"])
+@pytest.mark.parametrize("policy", ["inspect", "after-bytes", "never", "rewrite"])
+def test_policy_byte_exact(lab: Lab, policy: str, direction: str) -> None:
+    service = lab.service(policy)
+    up, down = (SIZE, 1000) if direction == "upload" else (1000, SIZE)
+
+    async def main() -> None:
+        async with TrafficServer(lab.servers, lab.spec.services) as server:
+            result = await transfer(lab.clients[0], lab.servers[0], service, upload=up, download=down,
+                                    timeout=600 if HEAVY else 60)
+            rec = await server_side(server, result)
+            assert_exact(result, rec)
+            record = spliced(lab, result)
+            if policy == "never":
+                assert record is None
+            else:
+                assert record is not None, f"{policy}: the proxy did not splice {result.local}"
+            if policy == "rewrite":
+                assert b"X-Proxied-By: p4splice-lab" in rec.head
+                assert record is not None and record["c2s"] != 0
+            elif record is not None:
+                assert (record["c2s"], record["s2c"]) == (0, 0)
+            await no_entries_left(lab)
+
+    run(main(), timeout=900 if HEAVY else 120)
+
+
+def test_server_first_protocol(lab: Lab) -> None:
+    """The server greets before the client says anything: the controller holds the banner until the
+    proxy's upstream leg exists, then the proxy relays it and splices after the client's 8 bytes."""
+    service = lab.service("banner")
+
+    async def main() -> None:
+        async with TrafficServer(lab.servers, lab.spec.services) as server:
+            result = await transfer(lab.clients[1], lab.servers[1], service, upload=20_000, download=SIZE // 2,
+                                    timeout=600 if HEAVY else 60)
+            rec = await server_side(server, result)
+            assert_exact(result, rec)
+            assert spliced(lab, result) is not None
+
+    run(main(), timeout=900 if HEAVY else 120)
