@@ -151,7 +151,10 @@ class TableMixin:
             # any other property (e.g. target-specific ones) is kept out of the program, as BMv2 does
         profile = self.profile_by_name.get(info.implementation or "")
         if selector_keys and (profile is None or profile.kind != "action_selector"):
-            raise semantic_error(d.loc, f"table {name}: selector keys need implementation = action_selector(...)")
+            # p4c accepts selector keys with no action_selector to feed: they are no match field
+            # (not in P4Info, not in BMv2's table key), so they have no effect
+            selector_keys, selector_codes = [], []
+            info.selector_keys = []
         if profile is not None and profile.kind == "action_selector" and not selector_keys:
             raise semantic_error(d.loc, f"table {name}: an action_selector needs at least one selector key")
         if profile is not None and d.entries is not None:

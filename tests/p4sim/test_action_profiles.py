@@ -214,7 +214,6 @@ def test_shared_selector_lists_its_tables_sorted_and_in_place_default_name(tmp_p
 
 
 @pytest.mark.parametrize(("table", "message"), [
-    ("table t { key = { hdr.h.a : selector; } actions = { a; } }", "need implementation = action_selector"),
     ("table t { key = { hdr.h.a : exact; } actions = { a; } implementation = action_selector(HashAlgorithm.crc16, 32w4, 32w8); }",
      "needs at least one selector key"),
     ("table t { key = { hdr.h.a : exact; } actions = { a; } implementation = action_profile(32w4);"

@@ -56,3 +56,20 @@ def test_varbit_field_named_in_a_checksum_list(tmp_path: Path) -> None:
     out = sim.send_one(0, bytes([2, 0, 0, 0xAB, 0xCD]) + b"tail")[1]
     assert out[1:3] == csum16(bytes([2, 0xAB, 0xCD])).to_bytes(2, "big")
     assert out[3:] == bytes([0xAB, 0xCD]) + b"tail"
+
+
+def test_selector_key_without_an_action_selector_is_ignored(tmp_path: Path) -> None:
+    # p4c accepts it and leaves the key out of P4Info (and BMv2's table key): it has no effect
+    info = _p4info(tmp_path, "t.apply();", """
+        action set(bit<32> v) { hdr.h.x = v; }
+        table t { key = { hdr.h.k: exact; m.sel: selector; } actions = { set; } size = 16; }
+    """)
+    t = _table(info, "I.t")
+    assert [(f.id, f.name) for f in t.match_fields] == [(1, "hdr.h.k")]
+    assert t.implementation_id == 0 and not info.action_profiles
+    sim = sim_from_source(tmp_path, v1_program(HDR, "m.sel = 9; t.apply(); sm.egress_spec = 1;", ingress_locals="""
+        action set(bit<32> v) { hdr.h.x = v; }
+        table t { key = { hdr.h.k: exact; m.sel: selector; } actions = { set; } size = 16; }
+    """))
+    sim.insert("I.t", [5], "I.set", (0x01020304,))
+    assert sim.send_one(0, bytes([0, 5, 0, 0, 0, 0]))[1] == bytes([0, 5, 1, 2, 3, 4])
