@@ -133,6 +133,9 @@ class StmtMixin:
         first = True
         seen_default = False
         for case in s.cases:
+            if seen_default:
+                # p4c rejects any label after default, even one that shares default's body
+                raise semantic_error(case.label.loc, "the default label of a switch must be the last one")
             if isinstance(case.label, ast.DefaultExpr):
                 cond = "True"
                 seen_default = True

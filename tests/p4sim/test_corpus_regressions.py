@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from p4.config.v1 import p4info_pb2
 
 from p4sim.compiler.driver import compile_file
+from p4sim.compiler.errors import CompileError
 from p4sim.dataplane.hashes import csum16
 from tests.p4sim.harness import V1_PRELUDE, sim_from_source, v1_program
 
@@ -73,3 +75,16 @@ def test_selector_key_without_an_action_selector_is_ignored(tmp_path: Path) -> N
     """))
     sim.insert("I.t", [5], "I.set", (0x01020304,))
     assert sim.send_one(0, bytes([0, 5, 0, 0, 0, 0]))[1] == bytes([0, 5, 1, 2, 3, 4])
+
+
+def test_switch_label_after_default_is_rejected(tmp_path: Path) -> None:
+    # p4c: default must be the last label, even when it falls through to a later label's body
+    src = tmp_path / "prog.p4"
+    src.write_text(V1_PRELUDE + v1_program(HDR, """
+        switch (t.apply().action_run) {
+            default:
+            two: { hdr.h.x = 2; }
+        }
+    """, ingress_locals="action one() { } action two() { } table t { actions = { one; two; } }"))
+    with pytest.raises(CompileError, match=r"default label of a switch must be the last"):
+        compile_file(src)
