@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from p4splice.controller.proxyapi import ApiError, Event, ProxyApiClient
 
@@ -28,13 +29,17 @@ _PERMANENT = ("unauthorized", "unsupported_version", "bad_request", "conflict")
 class ControllerLink:
     def __init__(self, config: ProxyConfig, metrics: Metrics,
                  on_event: Callable[[Event], Awaitable[None] | None] | None = None,
-                 request_timeout: float = 5.0) -> None:
+                 request_timeout: float = 5.0,
+                 quiescent: Callable[[], list[dict[str, Any]] | None] | None = None) -> None:
         assert config.controller is not None
         self.path = config.controller
         self.config = config
         self.metrics = metrics
         self.on_event = on_event
         self.request_timeout = request_timeout
+        # Called before each heartbeat: the flows the proxy holds nothing of, with their counts,
+        # so that the controller can splice them rather than reset them if this process dies.
+        self.quiescent = quiescent
         self.api: ProxyApiClient | None = None  # set while connected and registered
         self.registered = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -53,6 +58,7 @@ class ControllerLink:
         warned = False
         while not self._closing:
             client = ProxyApiClient(self.path, self.config.name, on_event=self._event, timeout=self.request_timeout)
+            client.quiescent = self.quiescent
             try:
                 await client.connect()
                 granted = await client.register(self.config.switch_port, self.config.mac, self.config.heartbeat_ms)

@@ -161,7 +161,8 @@ class Connection:
         self.c2s: Pump | None = None
         self.s2c: Pump | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self.splice_wanted = asyncio.Event()
+        self.splice_wanted = asyncio.Event()  # the policy wants the splice (tried once)
+        self.splice_ordered = asyncio.Event()  # the controller asked for it (splice_requested)
         self.splice_counts: Counts | None = None
         self.task: asyncio.Task[None] | None = None  # the task that runs this connection
 
@@ -194,6 +195,23 @@ class Connection:
     def counts(self) -> Counts:
         assert self.c2s is not None and self.s2c is not None
         return Counts(self.c2s.received, self.c2s.sent, self.s2c.received, self.s2c.sent)
+
+    def quiescent_counts(self) -> Counts | None:
+        """The counts, if the proxy holds nothing of this connection at this instant: both pumps
+        empty, and on both sockets nothing unread and nothing unacknowledged. Four ioctls, no
+        waiting: cheap enough to ask of every connection on every heartbeat. None otherwise, and
+        for a half-closed connection, whose FIN took sequence space the counts cannot describe."""
+        if self.state not in ("relaying", "splicing") or self.c2s is None or self.s2c is None:
+            return None
+        if self.upstream is None or self.c2s.eof or self.s2c.eof or self.c2s.held or self.s2c.held:
+            return None
+        try:
+            for sock in (self.client, self.upstream):
+                if unread(sock) or unacked(sock):
+                    return None
+        except OSError:  # closed under us: not a connection to vouch for
+            return None
+        return self.counts()
 
     # --- pumps ------------------------------------------------------------------------------
 

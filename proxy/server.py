@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 import time
+from typing import Any
 
-from p4splice.controller.proxyapi import Event, Flow
+from p4splice.controller.proxyapi import MAX_LINE, Event, Flow
 
 from .config import ProxyConfig, ServiceConfig
 from .controller import ControllerLink
@@ -24,6 +26,13 @@ __all__ = ["ProxyServer"]
 
 log = logging.getLogger("p4splice.proxy.server")
 
+# The encoded size of one quiescent item is this plus its two endpoint strings and four numbers
+# (and a comma): computed, not json-encoded, to keep a heartbeat of 1,000 flows cheap.
+_QUIET_ITEM_BYTES = len(json.dumps({"flow": {"client": "", "server": ""}, "a_c": 0, "b_s": 0, "a_s": 0, "b_c": 0},
+                                   separators=(",", ":"))) - 4 + 1
+# What the heartbeat request around the list takes, generously.
+_HEARTBEAT_ENVELOPE = 256
+
 
 class ProxyServer:
     """``await start()``, then ``await close()`` (or ``async with``)."""
@@ -31,7 +40,8 @@ class ProxyServer:
     def __init__(self, config: ProxyConfig, metrics: Metrics | None = None) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
-        self.link = ControllerLink(config, self.metrics, on_event=self._on_event) if config.controller else None
+        self.link = ControllerLink(config, self.metrics, on_event=self._on_event,
+                                   quiescent=self.quiescent_report) if config.controller else None
         self.splicer = Splicer(self.link, config.limits, self.metrics)
         self.connections: dict[Flow, Connection] = {}
         self.listeners: dict[str, socket.socket] = {}
@@ -41,6 +51,8 @@ class ProxyServer:
         self._metrics_task: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
         self._closing = False
+        self._background: set[asyncio.Task[Any]] = set()
+        self._quiet_truncated = False
 
     async def __aenter__(self) -> ProxyServer:
         await self.start()
@@ -151,26 +163,32 @@ class ProxyServer:
         conn.attach(upstream, stage)
         conn.start()
         log.debug("%s: relaying (%s)", flow, service.policy)
-        tried = False
+        tried = False  # the policy's splice is tried once; each splice_requested gets a try of its own
         while True:
             waiting: set[asyncio.Future[object]] = {t for t in conn.tasks if not t.done()}  # type: ignore[misc]
             if not waiting:
                 break
-            wanted = None
-            if not tried and self.link is not None and not self._closing:
-                wanted = loop.create_task(conn.splice_wanted.wait())
-                waiting.add(wanted)  # type: ignore[arg-type]
+            triggers: list[asyncio.Task[object]] = []
+            if self.link is not None and not self._closing:
+                triggers.append(loop.create_task(conn.splice_ordered.wait()))  # type: ignore[arg-type]
+                if not tried:
+                    triggers.append(loop.create_task(conn.splice_wanted.wait()))  # type: ignore[arg-type]
             try:
-                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waiting | set(triggers), return_when=asyncio.FIRST_COMPLETED)
             finally:
-                if wanted is not None and not wanted.done():
-                    wanted.cancel()
+                for trigger in triggers:
+                    trigger.cancel()
             if (error := conn.failed()) is not None:
                 log.info("%s: %s; resetting both ends", flow, error)
                 await conn.abort()
                 return
-            if wanted is not None and wanted.done() and not wanted.cancelled():
+            ordered = conn.splice_ordered.is_set()
+            if triggers and (ordered or (not tried and conn.splice_wanted.is_set())):
+                # One attempt answers both the policy and an order that came meanwhile.
                 tried = True
+                conn.splice_ordered.clear()
+                if ordered:
+                    log.info("%s: the controller asks for the splice (policy %s)", flow, service.policy)
                 try:
                     outcome = await self.splicer.splice(conn)
                 except OSError as exc:  # a pump failed while the sockets drained
@@ -192,6 +210,60 @@ class ProxyServer:
             self._cancel(conn)
         elif event.name == "flow_closed":
             log.debug("%s: closed at the switch", flow)
+        elif event.name == "splice_requested" and flow is not None:
+            self._splice_requested(flow, conn)
+
+    def _splice_requested(self, flow: Flow, conn: Connection | None) -> None:
+        """The controller (an operator's ``splicectl splice``) holds the flow and wants it spliced,
+        whatever the service's policy: the connection's task runs the usual sequence."""
+        self.metrics.add("splices_ordered")
+        if conn is not None and conn.state in ("connecting", "relaying", "splicing"):
+            # A splice already under way answers it (splice_prepare is idempotent); otherwise the
+            # relay loop starts one as soon as it sees the event.
+            conn.splice_ordered.set()
+            return
+        # Nothing here to drain: give the hold back at once rather than leave the flow stalled
+        # until the controller's hold timeout. Not awaited: this runs in the client's reader,
+        # which must stay free to read the reply.
+        log.warning("%s: splice requested for a connection the proxy does not have (%s); cancelling",
+                    flow, conn.state if conn is not None else "unknown")
+        task = asyncio.get_running_loop().create_task(self._cancel_unknown(flow))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _cancel_unknown(self, flow: Flow) -> None:
+        api = self.link.api if self.link is not None else None
+        if api is None:
+            return
+        try:
+            await api.splice_cancel(flow)
+        except Exception as exc:  # conflict (not holding), not_found, the controller gone: all moot
+            log.info("%s: splice_cancel: %s", flow, exc)
+
+    def quiescent_report(self) -> list[dict[str, Any]]:
+        """For the heartbeat: each connection the proxy holds nothing of right now, with its
+        counts (docs/proxy-api.md, quiescent). Should this process die, the controller splices
+        these instead of resetting them. Oldest connections first, and as many as fit in one
+        request line: the same ones each time, since the controller needs two equal reports."""
+        report: list[dict[str, Any]] = []
+        budget = MAX_LINE - _HEARTBEAT_ENVELOPE
+        for conn in self.connections.values():
+            counts = conn.quiescent_counts()
+            if counts is None:
+                continue
+            flow = conn.flow
+            size = (_QUIET_ITEM_BYTES + len(flow.client) + len(flow.server) + len(str(counts.a_c))
+                    + len(str(counts.b_s)) + len(str(counts.a_s)) + len(str(counts.b_c)))
+            budget -= size
+            if budget < 0:
+                if not self._quiet_truncated:
+                    self._quiet_truncated = True
+                    log.warning("quiescent report cut at %d flows (request line limit); the others "
+                                "would be reset if this proxy died", len(report))
+                break
+            report.append({"flow": flow, "a_c": counts.a_c, "b_s": counts.b_s, "a_s": counts.a_s,
+                           "b_c": counts.b_c})
+        return report
 
     def abort_flow(self, flow: Flow) -> bool:
         """Reset one connection (both ends); False when there is no such connection."""

@@ -7,11 +7,14 @@
 4. The sockets are dropped with an abortive close: the switch discards whatever they send now.
 
 Whatever goes wrong before the controller has accepted the counts leaves the connection
-proxied, as it was: a refused or failed splice must never corrupt a byte stream.
+proxied, as it was: a refused or failed splice must never corrupt a byte stream. Once
+``splice_prepare`` succeeded, every such way out first gives the hold back (``splice_cancel``),
+so that payload reaches the proxy again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import time
@@ -61,23 +64,36 @@ class Splicer:
             return self._kept(conn, Outcome.REFUSED, f"splice_prepare refused: {exc}")
         except _LOST as exc:
             return self._kept(conn, Outcome.UNREACHABLE, f"splice_prepare failed: {exc}")
+        # From here on the switch drops payload toward us on this flow: every way out other than
+        # a splice must give the hold back (splice_cancel), or the connection would stall.
         try:
             counts = await conn.quiesce(self.limits.drain_timeout_s, self.limits.settle_s)
         except DrainTimeout as exc:
-            # The switch is holding the flow and API v1 has no way to release it: the proxy
-            # stays in the path and the controller's view decides what happens next.
-            log.error("%s: flow is holding but the proxy did not drain: %s", flow, exc)
+            # The pumps are still running: once the hold is lifted they simply carry on.
+            log.warning("%s: the sockets did not drain: %s; giving the splice up", flow, exc)
+            state = await self._give_back(conn)
+            if state == "spliced":
+                return await self._stepped_out(conn, "the controller spliced it meanwhile")
             return self._kept(conn, Outcome.DRAIN_TIMEOUT, "drain timeout", log_it=False)
+        except BaseException:
+            # A pump failed (the caller resets the connection) or we are cancelled: the flow must
+            # not stay held. Done in a task of its own, which a cancellation cannot interrupt.
+            self._give_back_later(conn)
+            raise
         drained = time.monotonic()
         conn.splice_counts = counts
         try:
             deltas = await api.splice(flow, counts.a_c, counts.b_s, counts.a_s, counts.b_c)
-        except ApiError as exc:
+        except (ApiError, *_LOST) as exc:
+            # Refused (the counts contradict the switch, or the hold timed out), or no answer --
+            # in which case the splice may have happened all the same. The controller's state
+            # after the cancel tells which.
+            state = await self._give_back(conn)
+            if state == "spliced":
+                return await self._stepped_out(conn, f"splice reply lost ({exc}), but the flow is spliced")
             conn.resume()
-            return self._kept(conn, Outcome.REFUSED, f"splice refused: {exc}")
-        except _LOST as exc:
-            conn.resume()
-            return self._kept(conn, Outcome.UNREACHABLE, f"splice failed: {exc}")
+            outcome = Outcome.REFUSED if isinstance(exc, ApiError) else Outcome.UNREACHABLE
+            return self._kept(conn, outcome, f"splice {'refused' if isinstance(exc, ApiError) else 'failed'}: {exc}")
         conn.state = "spliced"
         await conn.abort()
         self.metrics.add("splices_done")
@@ -91,6 +107,49 @@ class Splicer:
         )
         return Outcome.SPLICED
 
+    async def _give_back(self, conn: Connection) -> str | None:
+        """``splice_cancel`` for a flow we prepared. Returns "proxied" when the hold is lifted;
+        when the controller refuses (the flow is not holding: its hold timeout came first, or a
+        splice whose reply we lost went through), the flow's state as the controller has it;
+        None when the controller cannot be asked (then its hold timeout lifts the hold)."""
+        api = self.link.api if self.link is not None else None  # the link may have reconnected
+        if api is None:
+            log.warning("%s: no controller to cancel the splice with; its hold timeout will", conn.flow)
+            return None
+        try:
+            await api.splice_cancel(conn.flow)
+        except ApiError as exc:
+            if exc.code != "conflict":
+                log.warning("%s: splice_cancel refused: %s", conn.flow, exc)
+                return None
+            try:
+                state = (await api.flow(conn.flow)).get("state")
+            except (ApiError, *_LOST) as exc2:
+                log.warning("%s: flow state unknown after a refused cancel: %s", conn.flow, exc2)
+                return None
+            log.info("%s: nothing to cancel, the flow is %s", conn.flow, state)
+            return str(state)
+        except _LOST as exc:
+            log.warning("%s: splice_cancel failed: %s; the controller's hold timeout will lift the hold",
+                        conn.flow, exc)
+            return None
+        self.metrics.add("splices_cancelled")
+        log.info("%s: splice cancelled; the flow is proxied again", conn.flow)
+        return "proxied"
+
+    def _give_back_later(self, conn: Connection) -> None:
+        task = asyncio.get_running_loop().create_task(self._give_back(conn), name=f"{conn.flow} cancel")
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    async def _stepped_out(self, conn: Connection, why: str) -> Outcome:
+        # The switch forwards the flow directly: whatever our sockets send is dropped there.
+        conn.state = "spliced"
+        await conn.abort()
+        self.metrics.add("splices_done")
+        log.warning("%s: %s; stepping out", conn.flow, why)
+        return Outcome.SPLICED
+
     def _kept(self, conn: Connection, outcome: Outcome, why: str, log_it: bool = True) -> Outcome:
         conn.state = "relaying"
         name = {Outcome.REFUSED: "splices_refused", Outcome.UNREACHABLE: "splices_unreachable",
@@ -99,3 +158,7 @@ class Splicer:
         if log_it:
             log.warning("%s: %s; staying in the path", conn.flow, why)
         return outcome
+
+
+# Cancels still on their way when their connection's task ended (kept referenced until done).
+_background: set[asyncio.Task[str | None]] = set()

@@ -367,8 +367,10 @@ async def http_exchange(router: Router, port: int, upload: int, download: int,
 
 class FakeController:
     """A SpliceService that accepts any flow. ``prepare_gate`` and ``splice_gate`` hold the
-    replies to splice_prepare and splice; ``refuse`` maps an op ("splice_prepare", "splice") to
-    the error code it answers with."""
+    replies to splice_prepare and splice; ``refuse`` maps an op ("splice_prepare", "splice",
+    "splice_cancel") to the error code it answers with; ``lose_splice`` splices but answers
+    ``unavailable``, as a reply lost on the way would look. ``quiescent`` keeps each heartbeat's
+    list (None when the heartbeat had none)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
@@ -376,6 +378,8 @@ class FakeController:
         self.prepare_gate: asyncio.Event | None = None
         self.splice_gate: asyncio.Event | None = None
         self.refuse: dict[str, str] = {}
+        self.lose_splice = False
+        self.quiescent: list[list[dict[str, Any]] | None] = []
 
     def called(self, op: str) -> list[tuple[Any, ...]]:
         return [args for name, args in self.calls if name == op]
@@ -389,8 +393,9 @@ class FakeController:
         self.calls.append(("register", (proxy, port, mac, heartbeat_ms)))
         return heartbeat_ms
 
-    async def heartbeat(self, proxy: str) -> None:
+    async def heartbeat(self, proxy: str, quiescent: list[dict[str, Any]] | None = None) -> None:
         self.calls.append(("heartbeat", (proxy,)))
+        self.quiescent.append(quiescent)
 
     async def splice_prepare(self, proxy: str, flow: Flow) -> None:
         self.calls.append(("splice_prepare", (proxy, flow)))
@@ -407,7 +412,16 @@ class FakeController:
         if self.state.get(flow) != "holding":
             raise ApiError("conflict", f"{flow} is not holding")
         self.state[flow] = "spliced"
+        if self.lose_splice:
+            raise ApiError("unavailable", "the reply was lost")
         return Deltas.from_counts(a_c, b_s, a_s, b_c)
+
+    async def splice_cancel(self, proxy: str, flow: Flow) -> None:
+        self.calls.append(("splice_cancel", (proxy, flow)))
+        self._refuse("splice_cancel")
+        if self.state.get(flow) != "holding":
+            raise ApiError("conflict", f"{flow} is {self.state.get(flow, 'unknown')}, not holding")
+        self.state[flow] = "proxied"
 
     async def flow(self, proxy: str, flow: Flow) -> FlowInfo:
         if flow not in self.state:

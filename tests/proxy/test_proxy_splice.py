@@ -146,8 +146,15 @@ def test_refused_or_failed_splice_keeps_proxying(router: Router, tmp_path: Path,
             assert (second.download_len, second.download_sha) == (10_000_000, seen.sent_sha)
             assert seen.peer == (CLIENT_IP, first.local[1])
             writer.close()
+            flow = Flow(CLIENT_IP, first.local[1], SERVER_IP, PORTS["inspect"])
             if op == "controller-gone":
                 assert ctl.called("splice") == []
+            if op == "splice":
+                # The splice was refused after the hold began: the proxy gave the hold back.
+                assert ctl.called("splice_cancel") == [("splice-test", flow)]
+                assert ctl.state[flow] == "proxied" and metrics["splices_cancelled"] == 1
+            else:
+                assert ctl.called("splice_cancel") == []  # nothing was held
 
     run(main())
 
@@ -213,6 +220,10 @@ def test_drain_timeout_keeps_proxying(router: Router, tmp_path: Path) -> None:
             ctl.prepare_gate.set()
             await poll(lambda: _metric(proxy, "splices_drain_timeout", 1), what="the drain timeout")
             assert ctl.called("splice") == []
+            # The hold is given back at once, so that the flow does not stall at the switch.
+            flow = Flow(CLIENT_IP, sock_c.getsockname()[1], SERVER_IP, PORTS["inspect"])
+            assert ctl.called("splice_cancel") == [("splice-test", flow)] and ctl.state[flow] == "proxied"
+            assert (await proxy.metrics())["splices_cancelled"] == 1
             # Still proxied: the client reads it all, byte-exact.
             reader, writer = await asyncio.open_connection(sock=sock_c, limit=1 << 20)
             ex_port = sock_c.getsockname()[1]
@@ -270,5 +281,111 @@ def test_flow_reset_event_resets_the_connection(router: Router, tmp_path: Path) 
             metrics = await poll(lambda: _metric(proxy, "connections_aborted", 1), what="the reset")
             assert metrics["connections_active"] == 0
             writer.close()
+
+    run(main())
+
+
+def test_lost_splice_reply_steps_out_when_the_controller_spliced(router: Router, tmp_path: Path) -> None:
+    """The controller spliced the flow but its reply never came: the cancel is refused (the flow is
+    not holding), the proxy asks for the flow's state, finds it spliced, and steps out rather
+    than relay into a switch that now drops its packets."""
+    sock = tmp_path / "proxy.sock"
+
+    async def main() -> None:
+        async with fake_controller(sock) as (api, ctl), HttpishServer(router.server, [PORTS["inspect"]]), \
+                running_proxy(router, config(sock)) as proxy:
+            await poll(lambda: "splice-test" in api.registered, what="registration")
+            ctl.lose_splice = True
+            reader, writer = await connect_from_client(router, PORTS["inspect"])
+            ex = await request(reader, writer, UPLOAD, DOWNLOAD, KEEP)
+            flow = Flow(CLIENT_IP, ex.local[1], SERVER_IP, PORTS["inspect"])
+            metrics = await poll(lambda: _metric(proxy, "splices_done", 1), what="the step out")
+            assert ctl.called("splice_cancel") == [("splice-test", flow)] and ctl.state[flow] == "spliced"
+            assert metrics["splices_refused"] == 0 and metrics["splices_cancelled"] == 0
+            with pytest.raises(ConnectionResetError):
+                await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+
+    run(main())
+
+
+def test_heartbeats_report_idle_connections_with_their_counts(router: Router, tmp_path: Path) -> None:
+    """Each heartbeat lists the connections whose sockets hold nothing unread or unacknowledged,
+    with exactly the counts a splice would report; a connection with bytes in flight (a client
+    that stopped reading) is left out."""
+    sock = tmp_path / "proxy.sock"
+
+    async def main() -> None:
+        async with fake_controller(sock) as (api, ctl), HttpishServer(router.server, [PORTS["never"]]) as server, \
+                running_proxy(router, config(sock)):
+            await poll(lambda: "splice-test" in api.registered, what="registration")
+            reader, writer = await connect_from_client(router, PORTS["never"])
+            ex = await request(reader, writer, UPLOAD, DOWNLOAD, KEEP)
+            idle = Flow(CLIENT_IP, ex.local[1], SERVER_IP, PORTS["never"])
+            seen = server.seen[ex.local[1]]
+            a_c = b_s = len(ex.sent_head) + UPLOAD
+            a_s = b_c = len(ex.response_head) + DOWNLOAD
+            assert len(seen.head) + UPLOAD == b_s
+            # A busy one: a client with a small window that stops reading a long download.
+            sock_c = socket_in(router.client)
+            sock_c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+            sock_c.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock_c, (SERVER_IP, PORTS["never"]))
+            sock_c.send(request_head(0, 20_000_000, KEEP))
+            busy = Flow(CLIENT_IP, sock_c.getsockname()[1], SERVER_IP, PORTS["never"])
+            await poll(lambda: server.seen.get(busy.client_port) is not None, what="the busy request")
+            # Once it settled (the client's last ACK may be delayed), two heartbeats in a row say
+            # the same (the controller needs two equal ones), and never name the busy one.
+            expected = [{"flow": idle, "a_c": a_c, "b_s": b_s, "a_s": a_s, "b_c": b_c}]
+            await poll(lambda: ctl.quiescent and ctl.quiescent[-1] == expected, what="the idle connection reported")
+            n = len(ctl.quiescent)
+            await poll(lambda: len(ctl.quiescent) >= n + 2, what="two more heartbeats")
+            assert ctl.quiescent[n:n + 2] == [expected, expected]
+            # The idle one stops being quiescent while it works, and is reported again after.
+            ex2 = await request(reader, writer, 10, 20, KEEP)
+            a_c2 = a_c + len(ex2.sent_head) + 10
+            a_s2 = a_s + len(ex2.response_head) + 20
+            again = [{"flow": idle, "a_c": a_c2, "b_s": a_c2, "a_s": a_s2, "b_c": a_s2}]
+            await poll(lambda: ctl.quiescent and ctl.quiescent[-1] == again, what="the new counts reported")
+            assert busy not in [q["flow"] for r in ctl.quiescent if r for q in r]
+            sock_c.close()
+            writer.close()
+
+    run(main())
+
+
+def test_splice_requested_runs_the_splice_whatever_the_policy(router: Router, tmp_path: Path) -> None:
+    """``splice_requested`` (an operator's ``splicectl splice``) on a ``never`` connection: the
+    proxy runs its sequence with exact counts and steps out. For a connection it does not have,
+    it gives the hold back at once."""
+    sock = tmp_path / "proxy.sock"
+
+    async def main() -> None:
+        async with fake_controller(sock) as (api, ctl), HttpishServer(router.server, [PORTS["never"]]), \
+                running_proxy(router, config(sock)) as proxy:
+            await poll(lambda: "splice-test" in api.registered, what="registration")
+            reader, writer = await connect_from_client(router, PORTS["never"])
+            ex = await request(reader, writer, UPLOAD, DOWNLOAD, KEEP)
+            flow = Flow(CLIENT_IP, ex.local[1], SERVER_IP, PORTS["never"])
+            await asyncio.sleep(0.3)
+            assert ctl.called("splice_prepare") == []  # the policy never asks by itself
+            ctl.state[flow] = "holding"  # the controller holds it before it asks
+            assert api.send_event("splice-test", "splice_requested", flow=flow)
+            calls = await poll(lambda: ctl.called("splice"), what="the splice")
+            a_c = len(ex.sent_head) + UPLOAD
+            a_s = len(ex.response_head) + DOWNLOAD
+            assert ctl.called("splice_prepare") == [("splice-test", flow)]
+            assert calls == [("splice-test", flow, a_c, a_c, a_s, a_s)]
+            with pytest.raises(ConnectionResetError):
+                await asyncio.wait_for(reader.read(), 5)
+            metrics = await poll(lambda: _metric(proxy, "splices_done", 1), what="the splice to finish")
+            assert metrics["splices_ordered"] == 1 and ctl.state[flow] == "spliced"
+            writer.close()
+            # A flow the proxy has no connection for: cancelled, not left held.
+            ghost = Flow(CLIENT_IP, 1, SERVER_IP, PORTS["never"])
+            ctl.state[ghost] = "holding"
+            assert api.send_event("splice-test", "splice_requested", flow=ghost)
+            await poll(lambda: ctl.called("splice_cancel"), what="the cancel")
+            assert ctl.state[ghost] == "proxied" and ctl.called("splice_prepare") == [("splice-test", flow)]
 
     run(main())

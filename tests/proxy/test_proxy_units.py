@@ -105,3 +105,67 @@ def test_prometheus_endpoint_serves_the_live_values() -> None:
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert "splice_proxy_bytes_c2s_total 1234.0" in body
     assert "splice_proxy_connections_active 0.0" in body
+
+
+def test_quiescent_report_of_1000_connections_is_cheap_and_fits_a_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    """1,000 live TCP connections (two socket pairs each): the report takes only ioctls, leaves
+    out a connection with unread bytes and a half-closed one, and always fits one request line."""
+    import json
+    import socket
+    import time
+
+    import p4splice.proxy.server as proxy_server
+    from p4splice.controller.proxyapi import MAX_LINE, Flow
+    from p4splice.proxy.metrics import Metrics
+    from p4splice.proxy.relay import Connection
+    from p4splice.proxy.server import ProxyServer
+
+    config = parse({"proxy": {"name": "p"}, "service": [{"listen": "10.0.2.1:80", "policy": "never"}]})
+    server = ProxyServer(config)
+    listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
+    opened: list[socket.socket] = [listener]
+
+    def pair() -> tuple[socket.socket, socket.socket]:
+        near = socket.create_connection(listener.getsockname())
+        far, _ = listener.accept()
+        opened.extend((near, far))
+        return near, far
+
+    try:
+        peers = {}
+        for n in range(1000):
+            flow = Flow("10.0.1.1", 10000 + n, "10.0.2.1", 80)
+            client_peer, client = pair()
+            upstream, _server_end = pair()
+            conn = Connection(client, flow, "s", 4096, Metrics())
+            conn.attach(upstream, make_stage(config.services[0], str(flow), 16384, 5.0))
+            assert conn.c2s is not None and conn.s2c is not None
+            conn.c2s.received = conn.c2s.sent = 2**40 + n  # long counts: the size bound must hold
+            conn.s2c.received = conn.s2c.sent = n
+            server.connections[flow] = conn
+            peers[flow] = client_peer
+        flows = list(server.connections)
+        peers[flows[3]].send(b"unread")  # bytes in the kernel, not yet read by the proxy
+        half = server.connections[flows[7]]
+        assert half.c2s is not None
+        half.c2s.eof = True  # the client sent its FIN
+        time.sleep(0.05)
+        started = time.perf_counter()
+        report = server.quiescent_report()
+        took = time.perf_counter() - started
+        assert took < 0.25, f"{took:.3f} s for 1,000 connections"
+        assert len(report) == 998 and {flows[3], flows[7]}.isdisjoint(q["flow"] for q in report)
+        assert report[0] == {"flow": flows[0], "a_c": 2**40, "b_s": 2**40, "a_s": 0, "b_c": 0}
+
+        def line(items: list[dict[str, object]]) -> int:
+            wire = [q | {"flow": q["flow"].to_json()} for q in items]  # type: ignore[union-attr]
+            return len(json.dumps({"id": 99999, "op": "heartbeat", "quiescent": wire}, separators=(",", ":"))) + 1
+
+        assert line(report) <= MAX_LINE
+        # With a smaller line limit the report is cut, the oldest connections kept, and still fits.
+        monkeypatch.setattr(proxy_server, "MAX_LINE", 16 * 1024)
+        cut = server.quiescent_report()
+        assert 100 < len(cut) < 998 and cut == report[:len(cut)] and line(cut) <= 16 * 1024
+    finally:
+        for sock in opened:
+            sock.close()
