@@ -305,8 +305,9 @@ def test_failover_spec_mode_needs_new_arbitration(device: NullDevice) -> None:
     srv = P4RuntimeServer(device, address="127.0.0.1:0", promote_backup_on_disconnect=False).start()
     try:
         addr = f"127.0.0.1:{srv.port}"
-        a, b = Client(addr, (0, 5)), Client(addr, (0, 3))
+        a = Client(addr, (0, 5))
         assert a.status() == code_pb2.OK
+        b = Client(addr, (0, 3))  # only now: arriving first, b would be primary for a moment
         assert b.status() == code_pb2.ALREADY_EXISTS
         a.close()
         assert b.status() == code_pb2.NOT_FOUND  # no primary until someone re-arbitrates
