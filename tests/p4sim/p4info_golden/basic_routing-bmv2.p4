@@ -1,198 +1,188 @@
-/*
- * SPDX-FileCopyrightText: 2018 VMware, Inc.
- *
- * SPDX-License-Identifier: Apache-2.0
- */
+// p4sim test program: a small IPv4 router for v1model.
+//
+// Written for p4sim's P4Info tests. It declares the same control-plane objects (controls,
+// tables, keys, actions, parameters, sizes) as p4c's sample of the same name, so that the
+// P4Info p4c generated for that sample (basic_routing-bmv2.p4.p4info.txtpb, next to this
+// file) is what p4sim must produce for this program. The data plane is our own.
+//
+// Lookup chain in ingress: port -> bridge domain -> VRF -> host route, falling back to a
+// longest-prefix route -> next hop -> egress port. Egress rewrites the MAC addresses.
 
 #include <core.p4>
 #include <v1model.p4>
 
-struct ingress_metadata_t {
-    bit<12> vrf;
-    bit<16> bd;
-    bit<16> nexthop_index;
+const bit<16> ETHERTYPE_IPV4 = 0x0800;
+
+header eth_h {
+    bit<48> dst;
+    bit<48> src;
+    bit<16> ethertype;
 }
 
-header ethernet_t {
-    bit<48> dstAddr;
-    bit<48> srcAddr;
-    bit<16> etherType;
-}
-
-header ipv4_t {
-    bit<4>  version;
-    bit<4>  ihl;
-    bit<8>  diffserv;
-    bit<16> totalLen;
-    bit<16> identification;
-    bit<3>  flags;
-    bit<13> fragOffset;
+header ip4_h {
+    bit<8>  ver_ihl;        // version (high nibble) and header length in words
+    bit<8>  tos;
+    bit<16> total_len;
+    bit<16> ident;
+    bit<16> flags_frag;     // 3 flag bits, 13 bits of fragment offset
     bit<8>  ttl;
-    bit<8>  protocol;
-    bit<16> hdrChecksum;
+    bit<8>  proto;
+    bit<16> csum;
     bit<32> srcAddr;
     bit<32> dstAddr;
 }
 
-struct metadata {
-    ingress_metadata_t ingress_metadata;
+struct route_state_t {
+    bit<16> bd;             // bridge domain of the ingress port
+    bit<12> vrf;            // routing instance of the bridge domain
+    bit<16> nexthop_index;  // chosen by the FIB
 }
 
-struct headers {
-    ethernet_t ethernet;
-    ipv4_t     ipv4;
+struct packet_headers_t {
+    eth_h ethernet;
+    ip4_h ipv4;
 }
 
-parser ParserImpl(packet_in packet, out headers hdr, inout metadata meta, inout standard_metadata_t standard_metadata) {
-    state parse_ethernet {
-        packet.extract(hdr = hdr.ethernet);
-        transition select(hdr.ethernet.etherType) {
-            16w0x800: parse_ipv4;
+struct local_meta_t {
+    route_state_t ingress_metadata;
+}
+
+parser RouterParser(packet_in pkt,
+                    out packet_headers_t hdr,
+                    inout local_meta_t meta,
+                    inout standard_metadata_t standard_metadata) {
+    state start {
+        pkt.extract(hdr.ethernet);
+        transition select(hdr.ethernet.ethertype) {
+            ETHERTYPE_IPV4: ip;
             default: accept;
         }
     }
-    state parse_ipv4 {
-        packet.extract(hdr = hdr.ipv4);
+
+    state ip {
+        pkt.extract(hdr.ipv4);
         transition accept;
-    }
-    state start {
-        transition parse_ethernet;
     }
 }
 
-control egress(inout headers hdr, inout metadata meta, inout standard_metadata_t standard_metadata) {
-    action on_miss() {
+control RouterVerify(inout packet_headers_t hdr, inout local_meta_t meta) {
+    apply { }
+}
+
+control ingress(inout packet_headers_t hdr,
+                inout local_meta_t meta,
+                inout standard_metadata_t standard_metadata) {
+
+    // bridge domain -> VRF
+    action set_vrf(bit<12> vrf) {
+        meta.ingress_metadata.vrf = vrf;
     }
-    action rewrite_src_dst_mac(bit<48> smac, bit<48> dmac) {
-        hdr.ethernet.srcAddr = smac;
-        hdr.ethernet.dstAddr = dmac;
+
+    table bd {
+        key = { meta.ingress_metadata.bd: exact; }
+        actions = { set_vrf; }
+        size = 65536;
     }
-    table rewrite_mac {
-        actions = {
-            on_miss;
-            rewrite_src_dst_mac;
-        }
+
+    // FIB: exact host routes first, then prefixes
+    action on_miss() { }
+
+    action fib_hit_nexthop(bit<16> nexthop_index) {
+        meta.ingress_metadata.nexthop_index = nexthop_index;
+        hdr.ipv4.ttl = hdr.ipv4.ttl |-| 1;
+    }
+
+    table ipv4_fib {
         key = {
-            meta.ingress_metadata.nexthop_index: exact;
+            meta.ingress_metadata.vrf: exact;
+            hdr.ipv4.dstAddr: exact;
         }
+        actions = { on_miss; fib_hit_nexthop; }
+        size = 131072;
+    }
+
+    table ipv4_fib_lpm {
+        key = {
+            meta.ingress_metadata.vrf: exact;
+            hdr.ipv4.dstAddr: lpm;
+        }
+        actions = { on_miss; fib_hit_nexthop; }
+        size = 16384;
+    }
+
+    // next hop -> output port
+    action set_egress_details(bit<9> egress_spec) {
+        standard_metadata.egress_spec = egress_spec;
+    }
+
+    table nexthop {
+        key = { meta.ingress_metadata.nexthop_index: exact; }
+        actions = { on_miss; set_egress_details; }
         size = 32768;
     }
+
+    // input port -> bridge domain
+    action set_bd(bit<16> bd) {
+        meta.ingress_metadata.bd = bd;
+    }
+
+    table port_mapping {
+        key = { standard_metadata.ingress_port: exact; }
+        actions = { set_bd; }
+        size = 32768;
+    }
+
+    apply {
+        if (!hdr.ipv4.isValid()) {
+            return;
+        }
+        port_mapping.apply();
+        bd.apply();
+        if (!ipv4_fib.apply().hit) {
+            ipv4_fib_lpm.apply();
+        }
+        nexthop.apply();
+    }
+}
+
+control egress(inout packet_headers_t hdr,
+               inout local_meta_t meta,
+               inout standard_metadata_t standard_metadata) {
+
+    action on_miss() { }
+
+    action rewrite_src_dst_mac(bit<48> smac, bit<48> dmac) {
+        hdr.ethernet.src = smac;
+        hdr.ethernet.dst = dmac;
+    }
+
+    table rewrite_mac {
+        key = { meta.ingress_metadata.nexthop_index: exact; }
+        actions = { on_miss; rewrite_src_dst_mac; }
+        size = 32768;
+    }
+
     apply {
         rewrite_mac.apply();
     }
 }
 
-control ingress(inout headers hdr, inout metadata meta, inout standard_metadata_t standard_metadata) {
-    action set_vrf(bit<12> vrf) {
-        meta.ingress_metadata.vrf = vrf;
-    }
-    action on_miss() {
-    }
-    action fib_hit_nexthop(bit<16> nexthop_index) {
-        meta.ingress_metadata.nexthop_index = nexthop_index;
-        hdr.ipv4.ttl = hdr.ipv4.ttl - 8w1;
-    }
-    action set_egress_details(bit<9> egress_spec) {
-        standard_metadata.egress_spec = egress_spec;
-    }
-    action set_bd(bit<16> bd) {
-        meta.ingress_metadata.bd = bd;
-    }
-    table bd {
-        actions = {
-            set_vrf;
-        }
-        key = {
-            meta.ingress_metadata.bd: exact;
-        }
-        size = 65536;
-    }
-    table ipv4_fib {
-        actions = {
-            on_miss;
-            fib_hit_nexthop;
-        }
-        key = {
-            meta.ingress_metadata.vrf: exact;
-            hdr.ipv4.dstAddr         : exact;
-        }
-        size = 131072;
-    }
-    table ipv4_fib_lpm {
-        actions = {
-            on_miss;
-            fib_hit_nexthop;
-        }
-        key = {
-            meta.ingress_metadata.vrf: exact;
-            hdr.ipv4.dstAddr         : lpm;
-        }
-        size = 16384;
-    }
-    table nexthop {
-        actions = {
-            on_miss;
-            set_egress_details;
-        }
-        key = {
-            meta.ingress_metadata.nexthop_index: exact;
-        }
-        size = 32768;
-    }
-    table port_mapping {
-        actions = {
-            set_bd;
-        }
-        key = {
-            standard_metadata.ingress_port: exact;
-        }
-        size = 32768;
-    }
+control RouterChecksum(inout packet_headers_t hdr, inout local_meta_t meta) {
     apply {
-        if (hdr.ipv4.isValid()) {
-            port_mapping.apply();
-            bd.apply();
-            switch (ipv4_fib.apply().action_run) {
-                on_miss: {
-                    ipv4_fib_lpm.apply();
-                }
-            }
-
-            nexthop.apply();
-        }
+        update_checksum(hdr.ipv4.isValid(),
+                        { hdr.ipv4.ver_ihl, hdr.ipv4.tos, hdr.ipv4.total_len,
+                          hdr.ipv4.ident, hdr.ipv4.flags_frag, hdr.ipv4.ttl,
+                          hdr.ipv4.proto, hdr.ipv4.srcAddr, hdr.ipv4.dstAddr },
+                        hdr.ipv4.csum,
+                        HashAlgorithm.csum16);
     }
 }
 
-control DeparserImpl(packet_out packet, in headers hdr) {
+control RouterDeparser(packet_out pkt, in packet_headers_t hdr) {
     apply {
-        packet.emit(hdr = hdr.ethernet);
-        packet.emit(hdr = hdr.ipv4);
+        pkt.emit(hdr.ethernet);
+        pkt.emit(hdr.ipv4);
     }
 }
 
-control verifyChecksum(inout headers hdr, inout metadata meta) {
-    apply {
-        verify_checksum(
-        data = { hdr.ipv4.version, hdr.ipv4.ihl, hdr.ipv4.diffserv, hdr.ipv4.totalLen, hdr.ipv4.identification, hdr.ipv4.flags, hdr.ipv4.fragOffset, hdr.ipv4.ttl, hdr.ipv4.protocol, hdr.ipv4.srcAddr, hdr.ipv4.dstAddr },
-        checksum = hdr.ipv4.hdrChecksum,
-        condition = true,
-        algo = HashAlgorithm.csum16);
-    }
-}
-
-control computeChecksum(inout headers hdr, inout metadata meta) {
-    apply {
-        update_checksum(
-        condition = true,
-        data = { hdr.ipv4.version, hdr.ipv4.ihl, hdr.ipv4.diffserv, hdr.ipv4.totalLen, hdr.ipv4.identification, hdr.ipv4.flags, hdr.ipv4.fragOffset, hdr.ipv4.ttl, hdr.ipv4.protocol, hdr.ipv4.srcAddr, hdr.ipv4.dstAddr },
-        algo = HashAlgorithm.csum16,
-        checksum = hdr.ipv4.hdrChecksum);
-    }
-}
-
-V1Switch(p = ParserImpl(),
-         ig = ingress(),
-         vr = verifyChecksum(),
-         eg = egress(),
-         ck = computeChecksum(),
-         dep = DeparserImpl()) main;
+V1Switch(RouterParser(), RouterVerify(), ingress(), egress(), RouterChecksum(), RouterDeparser()) main;

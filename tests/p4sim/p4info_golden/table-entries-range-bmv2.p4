@@ -1,71 +1,54 @@
-/*
-Copyright 2013-present Barefoot Networks, Inc.
-
-Licensed under the Apache License, Version 2.0 (the "License");
-you may not use this file except in compliance with the License.
-You may obtain a copy of the License at
-
-    http://www.apache.org/licenses/LICENSE-2.0
-
-Unless required by applicable law or agreed to in writing, software
-distributed under the License is distributed on an "AS IS" BASIS,
-WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-See the License for the specific language governing permissions and
-limitations under the License.
-*/
+// p4sim test program: a const table with a range key.
+//
+// Written for p4sim's P4Info tests. It declares the same control-plane objects as p4c's
+// sample of the same name (a const, range-matched table with a non-const default action),
+// so that the P4Info p4c generated for that sample (table-entries-range-bmv2.p4.p4info.txtpb,
+// next to this file) is what p4sim must produce for this program. The entries are our own:
+// P4Info records only that the table has some.
 
 #include <core.p4>
 #include <v1model.p4>
 
-header hdr {
-    bit<8>  e;
-    bit<16> t;
-    bit<8>  l;
-    bit<8> r;
-    bit<8>  v;
+// One fixed-size record; `r` is the byte the table classifies.
+header rec_h {
+    bit<16> kind;
+    bit<8>  r;
+    bit<8>  pad;
 }
 
-struct Header_t {
-    hdr h;
+struct hdrs_t {
+    rec_h h;
 }
-struct Meta_t {}
 
-parser p(packet_in b, out Header_t h, inout Meta_t m, inout standard_metadata_t sm) {
+struct no_meta_t { }
+
+parser RecParser(packet_in pkt, out hdrs_t h, inout no_meta_t m, inout standard_metadata_t smeta) {
     state start {
-        b.extract(h.h);
+        pkt.extract(h.h);
         transition accept;
     }
 }
 
-control vrfy(inout Header_t h, inout Meta_t m) { apply {} }
-control update(inout Header_t h, inout Meta_t m) { apply {} }
-control egress(inout Header_t h, inout Meta_t m, inout standard_metadata_t sm) { apply {} }
-control deparser(packet_out b, in Header_t h) { apply { b.emit(h.h); } }
+control ingress(inout hdrs_t h, inout no_meta_t m, inout standard_metadata_t smeta) {
+    // everything outside the listed ranges goes to port 0
+    action a() {
+        smeta.egress_spec = 9w0;
+    }
 
-control ingress(inout Header_t h, inout Meta_t m, inout standard_metadata_t standard_meta) {
-
-    action a() { standard_meta.egress_spec = 0; }
-    action a_with_control_params(bit<9> x) { standard_meta.egress_spec = x; }
+    action a_with_control_params(bit<9> x) {
+        smeta.egress_spec = x;
+    }
 
     table t_range {
-
- 	key = {
-            h.h.r : range;
-        }
-
-        actions = {
-            a;
-            a_with_control_params;
-        }
-
-        default_action = a;
-
+        key = { h.h.r: range; }
+        actions = { a; a_with_control_params; }
         const entries = {
-            1..8 : a_with_control_params(21);
-            6..12: a_with_control_params(22);
-            15   : a_with_control_params(24);
-            _    : a_with_control_params(23);
+            0x00 .. 0x0f : a_with_control_params(1);
+            0x10 .. 0x7f : a_with_control_params(2);
+            0x80         : a_with_control_params(3);
+            0xf0 .. 0xfe : a_with_control_params(4);
         }
+        default_action = a();
     }
 
     apply {
@@ -73,5 +56,18 @@ control ingress(inout Header_t h, inout Meta_t m, inout standard_metadata_t stan
     }
 }
 
+control RecEgress(inout hdrs_t h, inout no_meta_t m, inout standard_metadata_t smeta) {
+    apply { }
+}
 
-V1Switch(p(), vrfy(), ingress(), egress(), update(), deparser()) main;
+control RecNoChecksum(inout hdrs_t h, inout no_meta_t m) {
+    apply { }
+}
+
+control RecDeparser(packet_out pkt, in hdrs_t h) {
+    apply {
+        pkt.emit(h.h);
+    }
+}
+
+V1Switch(RecParser(), RecNoChecksum(), ingress(), RecEgress(), RecNoChecksum(), RecDeparser()) main;
