@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from . import ast
 from .exprs import TExpr
+from .hoist import param_attr
 from .symbols import Emitter, FnCtx, Scope, py_ident, semantic_error
 from .types import BoolT, ExternT, StackT, StructLikeT, TupleT, Type, strip_newtype
 
@@ -42,7 +43,7 @@ class ParserMixin:
         lines.append(f"    L = {loc_cls}()")
         for p, pt in zip(inst.apply_params, inst.apply_types, strict=True):
             if not isinstance(strip_newtype(pt), ExternT):
-                lines.append(f"    L.p_{py_ident(p.name)} = a_{py_ident(p.name)}")
+                lines.append(f"    L.{param_attr(py_ident(p.name), pt)} = a_{py_ident(p.name)}")
         lines.extend(prologue.lines)
         lines.append(f"    s = {state_fn['start']}")
         lines.append("    while s is not None:")
