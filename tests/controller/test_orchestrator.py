@@ -4,7 +4,6 @@ packets the proxy receives, data through the four legs, splices with zero and no
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 from p4splice.controller.daemon import Daemon
@@ -24,12 +23,10 @@ from tests.controller.test_orchestrator_support import (
     SW_MAC,
     Isns,
     Lab,
-    compile_splice,
     flow_key,
     from_c,
     from_s,
     handshake,
-    iter_lab,
     opts,
     p_as_c,
     p_as_s,
@@ -40,13 +37,8 @@ from tests.controller.test_orchestrator_support import (
     wire_flow,
 )
 
-compiled = pytest.fixture(scope="module")(compile_splice)
+pytestmark = pytest.mark.integration
 U32 = 0xFFFFFFFF
-
-
-@pytest.fixture
-def lab(compiled, tmp_path: Path):  # noqa: ANN001, ANN201 - the module fixture makes it compile once
-    yield from iter_lab(tmp_path)
 
 
 async def up(lab: Lab, heartbeat_ms: int = 200, **changes) -> tuple[Daemon, ProxyApiClient]:  # noqa: ANN003

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from pathlib import Path
 
 import pytest
 from p4splice.controller.admin import admin_request
@@ -21,12 +20,10 @@ from tests.controller.test_orchestrator_support import (
     S_PORT,
     Isns,
     Lab,
-    compile_splice,
     flow_key,
     from_c,
     from_s,
     handshake,
-    iter_lab,
     p_as_c,
     p_as_s,
     poll,
@@ -34,13 +31,8 @@ from tests.controller.test_orchestrator_support import (
     wire_flow,
 )
 
-compiled = pytest.fixture(scope="module")(compile_splice)
+pytestmark = pytest.mark.integration
 U32 = 0xFFFFFFFF
-
-
-@pytest.fixture
-def lab(compiled, tmp_path: Path):  # noqa: ANN001, ANN201
-    yield from iter_lab(tmp_path)
 
 
 async def spliced(lab: Lab, d: Daemon, proxy: ProxyApiClient, sport: int, counts=(0, 0, 0, 0)) -> Isns:  # noqa: ANN001
@@ -242,9 +234,9 @@ def test_switch_restart_reinstalls_everything(lab: Lab) -> None:
     async def main() -> None:
         d, proxy = await up(lab)
         i = await spliced(lab, d, proxy, 41050, counts=(500, 520, 3000, 2990))
-        lab.stop_switch()
+        await lab.stop_switch()
         await poll(lambda: not d.session.is_connected, what="session lost")
-        lab.start_switch()  # same gRPC port, empty: no pipeline, no entries
+        await lab.start_switch()  # same gRPC port, empty: no pipeline, no entries
         await poll(lambda: d.session.is_primary, timeout=5, what="session back")
         await poll(table_size_is(d, 4), timeout=5, what="entries re-installed")
         c_seq = (i.c + 1 + 500) & U32

@@ -6,7 +6,6 @@ socket answered by the proxy with its own splice sequence, or with a cancel."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,11 +23,9 @@ from tests.controller.test_orchestrator_support import (
     S_PORT,
     Isns,
     Lab,
-    compile_splice,
     flow_key,
     from_c,
     from_s,
-    iter_lab,
     p_as_c,
     p_as_s,
     poll,
@@ -37,13 +34,8 @@ from tests.controller.test_orchestrator_support import (
     wire_flow,
 )
 
-compiled = pytest.fixture(scope="module")(compile_splice)
+pytestmark = pytest.mark.integration
 U32 = 0xFFFFFFFF
-
-
-@pytest.fixture
-def lab(compiled, tmp_path: Path):  # noqa: ANN001, ANN201
-    yield from iter_lab(tmp_path)
 
 
 def state(d: Daemon, sport: int) -> FlowState | None:
