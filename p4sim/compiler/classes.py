@@ -81,6 +81,93 @@ def _scalar_width(ft: Type) -> int:
     raise TypeError(f"field of type {ft} cannot be serialized")
 
 
+_CODES = ((8, "Q"), (4, "I"), (2, "H"), (1, "B"))
+
+
+def _struct_plan(fields: list[tuple[str, int, Type]]):
+    """How to move a fixed-width header with ``struct``: (format, unpack code maker, pack args).
+
+    Fields are grouped into runs that end on a byte boundary (``4+4`` bits, or one 16-bit
+    field); each run of at most 64 bits is one or more big-endian struct codes. A run wider
+    than 64 bits (an IPv6 address) makes the header use the wide-integer code instead.
+    """
+    groups: list[list[tuple[str, int, Type]]] = []
+    cur: list[tuple[str, int, Type]] = []
+    bits = 0
+    for f in fields:
+        cur.append(f)
+        bits += f[1]
+        if bits % 8 == 0:
+            groups.append(cur)
+            cur, bits = [], 0
+    if cur or not groups:
+        return None
+    fmt = ">"
+    targets: list[str] = []
+    after: list[str] = []
+    pack_args: list[str] = []
+    tmp = 0
+    for g in groups:
+        gbits = sum(w for _, w, _ in g)
+        if gbits > 64:
+            return None
+        pieces: list[tuple[str, int]] = []  # (code, bytes)
+        left = gbits // 8
+        for nb, code in _CODES:
+            while left >= nb:
+                pieces.append((code, nb))
+                left -= nb
+        fmt += "".join(code for code, _ in pieces)
+        single = len(g) == 1 and len(pieces) == 1
+        plain = single and _field_unpack_code(g[0][2], "x") == "x"
+        if plain:
+            targets.append(f"self.{g[0][0]}")
+            pack_args.append(f"self.{g[0][0]}")
+            continue
+        # the group's value, assembled from its pieces (MSB first)
+        names = [f"_u{tmp + i}" for i in range(len(pieces))]
+        tmp += len(pieces)
+        targets.extend(names)
+        shift = gbits
+        parts = []
+        for (_, nb), nm in zip(pieces, names, strict=True):
+            shift -= nb * 8
+            parts.append(f"({nm} << {shift})" if shift else nm)
+        gv = " | ".join(parts)
+        if len(g) > 1:
+            after.append(f"_g = {gv}")
+            gv = "_g"
+        shift = gbits
+        for n, w, ft in g:
+            shift -= w
+            src = f"({gv} >> {shift}) & {(1 << w) - 1}" if shift else f"{gv} & {(1 << w) - 1}"
+            if len(g) == 1:
+                src = gv
+            after.append(f"self.{n} = {_field_unpack_code(ft, src)}")
+        # pack: the group's value, then split into the pieces
+        shift = gbits
+        vparts = []
+        for n, w, ft in g:
+            shift -= w
+            v = _field_pack_code(ft, f"self.{n}")
+            vparts.append(f"({v} << {shift})" if shift else v)
+        pv = " | ".join(vparts)
+        if len(pieces) == 1:
+            pack_args.append(pv)
+        else:
+            shift = gbits
+            for _, nb in pieces:
+                shift -= nb * 8
+                piece = f"(({pv}) >> {shift})" if shift else f"({pv})"
+                pack_args.append(f"{piece} & {(1 << (nb * 8)) - 1}")
+
+    def unpack_lines(call: str) -> list[str]:
+        lhs = targets[0] + "," if len(targets) == 1 else ", ".join(targets)
+        return [f"{lhs} = {call}", *after]
+
+    return fmt, unpack_lines, pack_args
+
+
 def header_class(t: HeaderT) -> str:
     names = [py_ident(n) for n, _ in t.fields]
     cls = t.pyclass
@@ -138,15 +225,34 @@ def header_class(t: HeaderT) -> str:
         lines.append("        self._valid = True")
         nbytes = (nbits + 7) // 8
         lines.append(f"    _nbytes = {nbytes}")
-        lines.append("    def _extract(self, K):")
-        lines.append(f"        end = K.off + {nbytes}")
-        lines.append("        if end > K.n:")
-        lines.append("            raise ParserError(ERR_PacketTooShort)")
-        lines.append("        self._unpack(int.from_bytes(K.data[K.off:end], 'big'))")
-        lines.append("        K.off = end")
-        lines.append("    def _emit(self, out):")
-        lines.append("        if self._valid:")
-        lines.append(f"            out += self._pack().to_bytes({nbytes}, 'big')")
+        plan = _struct_plan([(n, _scalar_width(ft), ft) for n, (_, ft) in zip(names, t.fields, strict=True)])
+        if plan is None:
+            lines.append("    def _extract(self, K):")
+            lines.append(f"        end = K.off + {nbytes}")
+            lines.append("        if end > K.n:")
+            lines.append("            raise ParserError(ERR_PacketTooShort)")
+            lines.append("        self._unpack(int.from_bytes(K.data[K.off:end], 'big'))")
+            lines.append("        K.off = end")
+            lines.append("    def _emit(self, out):")
+            lines.append("        if self._valid:")
+            lines.append(f"            out += self._pack().to_bytes({nbytes}, 'big')")
+        else:
+            # struct does the byte-aligned fields in C; shifting one wide int field by field
+            # (the fallback above) makes a new big int per field
+            fmt, unpack_lines, pack_args = plan
+            prelude = f"_unpack_{cls} = PyStruct({fmt!r}).unpack_from\n_pack_{cls} = PyStruct({fmt!r}).pack\n\n\n"
+            lines.append("    def _extract(self, K):")
+            lines.append("        off = K.off")
+            lines.append(f"        end = off + {nbytes}")
+            lines.append("        if end > K.n:")
+            lines.append("            raise ParserError(ERR_PacketTooShort)")
+            lines.extend("        " + ln for ln in unpack_lines(f"_unpack_{cls}(K.data, off)"))
+            lines.append("        self._valid = True")
+            lines.append("        K.off = end")
+            lines.append("    def _emit(self, out):")
+            lines.append("        if self._valid:")
+            lines.append(f"            out += _pack_{cls}({', '.join(pack_args)})")
+            return prelude + "\n".join(lines) + "\n"
     else:
         lines.append("    def _emit(self, out):")
         lines.append("        if self._valid:")

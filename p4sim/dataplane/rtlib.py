@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import random as _random
+from struct import Struct as PyStruct
 
 from . import hashes
 
@@ -356,7 +357,7 @@ def v1_verify_checksum(K, data: tuple, expected: int, algo: str, with_payload: b
 
 
 __all__ = [
-    "ExitSignal", "ParserError", "ParserReject", "AssertionFailure", "Header", "Struct", "Union",
+    "PyStruct", "ExitSignal", "ParserError", "ParserReject", "AssertionFailure", "Header", "Struct", "Union",
     "Stack", "lookahead_bits", "lookahead_header", "advance", "extract_varbit", "emit_varbit_header",
     "parser_verify", "shl", "mark_to_drop", "v1_hash", "v1_random", "v1_assert", "v1_log_msg",
     "v1_checksum", "v1_verify_checksum", "v1_checksum_packed", "v1_verify_checksum_packed",
