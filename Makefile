@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 
 APT_NEEDS := ip:iproute2 ethtool:ethtool cpp:cpp tc:iproute2 ping:iputils-ping openssl:openssl
 
-.PHONY: all setup deps venv build demo test ptf test-p4sim test-controller lint bench stop clean distclean
+.PHONY: all setup deps venv build demo test ptf test-p4sim test-controller test-integration lint bench stop clean distclean
 
 all: build
 
@@ -72,6 +72,11 @@ test-p4sim: setup
 
 test-controller: setup
 	$(VENV)/bin/pytest -q tests/controller $(PYTEST_ARGS)
+
+# the controller's integration scenarios on the switch of $(TARGET) (p4sim or bmv2 from PATH) over
+# veth pairs; a missing tool is a one-line error (see tests/controller/switches.py)
+test-integration: setup
+	P4SPLICE_SWITCH=$(TARGET) $(VENV)/bin/pytest -q tests/controller -m integration $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check $(wildcard p4sim controller proxy ptf_tests tests)

@@ -266,6 +266,8 @@ class Switch(Protocol):
     cpu_port: int
     pipeline: Pipeline
     ports: dict[int, FramePort]
+    #: frames a port takes back to back without the switch dropping some (None: no limit to mind)
+    max_burst: int | None
 
     @property
     def grpc_addr(self) -> str: ...
@@ -281,6 +283,7 @@ class InProcessSwitch:
     """p4sim's SwitchProcess in this process, one MemoryPort per port number."""
 
     kind = "inprocess"
+    max_burst = None
 
     def __init__(self, pipeline: Pipeline, port_nums: Iterable[int], device_id: int = 1, cpu_port: int = 255) -> None:
         self.pipeline = pipeline
@@ -330,6 +333,8 @@ class ExternalSwitch:
         if target not in ("p4sim", "bmv2"):
             raise ValueError(f"no external switch for {target!r}")
         self.kind = target
+        # simple_switch's port queues hold 64 packets; p4sim's sockets buffer megabytes
+        self.max_burst: int | None = 32 if target == "bmv2" else None
         self.pipeline = pipeline
         self.device_id = device_id
         self.cpu_port = cpu_port
@@ -340,6 +345,9 @@ class ExternalSwitch:
             raise RuntimeError(f"{binary} not found on PATH (needed for {SWITCH_ENV}={target})")
         self._binary = path
         self._grpc_port = free_port()
+        # BMv2 also serves Thrift, on 9090 unless told: a BMv2 of someone else's (PTF, a lab) must
+        # not make ours exit on a busy port. p4sim accepts and ignores the flag.
+        self._thrift_port = free_port()
         self._proc: subprocess.Popen[bytes] | None = None
         self._topo = netdev.Topology(prefix=PREFIX)
         self.ports: dict[int, FramePort] = {}
@@ -362,8 +370,8 @@ class ExternalSwitch:
         cmd = [self._binary, "--device-id", str(self.device_id)]
         for n, ifname in self._ifnames.items():
             cmd += ["-i", f"{n}@{ifname}"]
-        return cmd + ["--log-console", "--no-p4", "--", "--grpc-server-addr", self.grpc_addr,
-                      "--cpu-port", str(self.cpu_port)]
+        return cmd + ["--thrift-port", str(self._thrift_port), "--log-console", "--no-p4", "--",
+                      "--grpc-server-addr", self.grpc_addr, "--cpu-port", str(self.cpu_port)]
 
     def start(self) -> None:
         """Start the process empty on the same gRPC port; return once it accepts connections."""

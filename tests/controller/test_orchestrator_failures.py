@@ -266,10 +266,15 @@ def test_syn_flood_is_bounded_and_a_real_handshake_completes(lab: Lab) -> None:
         d, proxy = await up(lab, heartbeat_ms=5000, max_pending=40)
         rnd = random.Random(7)
         n = 400
-        for k in range(n):
-            lab.send(C_PORT, from_c(10000 + k, "S", rnd.getrandbits(32), options=[("MSS", 1460)]))
-        await poll(lambda: d.metrics.value("p4splice_packet_ins_total", reason="SYN") >= n, timeout=20,
-                   what="flood seen")
+        # All at once where the switch can take it; in bursts it can take elsewhere (BMv2 drops
+        # beyond its 64-packet port queues, and a lost packet-in is not what this test is about).
+        burst = lab.switch.max_burst or n
+        for first in range(0, n, burst):
+            for k in range(first, min(n, first + burst)):
+                lab.send(C_PORT, from_c(10000 + k, "S", rnd.getrandbits(32), options=[("MSS", 1460)]))
+            sent = min(n, first + burst)
+            await poll(lambda sent=sent: d.metrics.value("p4splice_packet_ins_total", reason="SYN") >= sent,
+                       timeout=20, what="flood seen")
         await d.orch.drain()
         assert len(d.orch.core.handshakes) <= 40
         assert len(d.orch.entries) <= 40 and len(d.orch.l2) <= 40 and len(d.orch._timers) <= 40
