@@ -17,6 +17,8 @@ from tests.controller.switches import Pipeline
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "integration: the controller daemon against a switch over P4Runtime (P4SPLICE_SWITCH picks it)")
+    config.addinivalue_line(
+        "markers", "external_switch: needs the switch as a process of its own (P4SPLICE_SWITCH=p4sim or bmv2)")
     # A switch asked for by name and not runnable here is an error of the run, not a skip: say what
     # is missing in one line before any test starts.
     try:
@@ -24,6 +26,11 @@ def pytest_configure(config: pytest.Config) -> None:
         switches.check_environment(kind)
     except (ValueError, RuntimeError) as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("external_switch") and switches.selected_kind() == "inprocess":
+        pytest.skip("needs a switch process (make test-integration)")
 
 
 def pytest_report_header(config: pytest.Config) -> str:

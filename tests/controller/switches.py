@@ -392,6 +392,13 @@ class ExternalSwitch:
             stop(self._proc)
             self._proc = None
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no graceful end of the gRPC streams, nothing flushed."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+
     def died(self) -> int | None:
         """The exit status if the process ended without being stopped."""
         return self._proc.poll() if self._proc is not None else None

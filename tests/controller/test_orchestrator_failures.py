@@ -250,6 +250,28 @@ def test_switch_restart_reinstalls_everything(lab: Lab) -> None:
     run(main())
 
 
+@pytest.mark.external_switch
+def test_switch_crash_reinstalls_everything(lab: Lab) -> None:
+    """The switch process SIGKILLed (no orderly end of the stream) and started again: the daemon
+    reconnects, pushes the pipeline and puts the spliced flow's entries and its services back."""
+    async def main() -> None:
+        d, proxy = await up(lab)
+        i = await spliced(lab, d, proxy, 41052, counts=(500, 520, 3000, 2990))
+        await asyncio.to_thread(lab.switch.kill)  # type: ignore[attr-defined]
+        await poll(lambda: not d.session.is_connected, what="session lost")
+        await lab.start_switch()
+        await poll(lambda: d.session.is_primary, timeout=5, what="session back")
+        await poll(table_size_is(d, 4), timeout=5, what="entries re-installed")
+        c_seq = (i.c + 1 + 500) & U32
+        lab.send(C_PORT, from_c(41052, "PA", c_seq, i.s + 1 + 2990, payload=b"after the crash"))
+        got = await lab.expect_tcp(S_PORT, lambda p: p[TCP].sport == 41052)
+        assert (got[TCP].seq, got[TCP].ack) == ((i.c + 1 + 520) & U32, i.s + 1 + 3000)
+        await handshake(lab, 41053, Isns())
+        await poll(lambda: flow_key(41053) in d.orch.core.flows, what="new flow after the crash")
+        await down(d, proxy)
+    run(main())
+
+
 def table_size_is(d: Daemon, n: int):  # noqa: ANN201
     async def check() -> bool:
         try:
