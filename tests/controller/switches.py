@@ -305,9 +305,10 @@ class InProcessSwitch:
 
         proc = SwitchProcess(device_id=self.device_id, grpc_addr=self.grpc_addr, cpu_port=self.cpu_port)
         # New ports on every start: what was sent while the switch was down is lost, as on a wire.
-        self.ports = {n: MemoryFramePort(MemoryPort(n)) for n in self.port_nums}
-        for p in self.ports.values():
-            proc.ports.add(p.port)  # type: ignore[attr-defined]
+        memory = [MemoryPort(n) for n in self.port_nums]
+        for port in memory:
+            proc.ports.add(port)
+        self.ports = {port.port_num: MemoryFramePort(port) for port in memory}
         proc.start()
         self._proc = proc
         self._grpc_port = int(proc.grpc_addr.rsplit(":", 1)[1])
