@@ -220,6 +220,11 @@ class FlowTable:
             out += self._forward(fl, ev)
             if not (seg.is_fin or seg.is_rst):
                 return out
+        if fl.state is FlowState.SPLICED and ev.from_proxy:
+            # The proxy's sockets left the connection at the splice: their abortive close (the
+            # switch drops it) says nothing about C and S, whose bytes the direct entries carry.
+            self.stats["proxy_close_after_splice"] += 1
+            return out
         if ev.from_proxy:
             party: Side | str = "p1" if orient is Side.SERVER else "p2"
         else:

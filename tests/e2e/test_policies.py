@@ -55,3 +55,19 @@ def test_server_first_protocol(lab: Lab) -> None:
             assert spliced(lab, result) is not None
 
     run(main(), timeout=900 if HEAVY else 120)
+
+
+def test_spliced_upload_outlives_the_proxy_sockets_reset(lab: Lab) -> None:
+    """After the splice the proxy resets its two sockets; the switch drops those RSTs but copies them
+    to the controller, which must not take them for the connection's end (it did: the entries went
+    after the linger and a long upload died half-way)."""
+    service = lab.service("rewrite")  # non-zero deltas: a removed entry shows
+
+    async def main() -> None:
+        async with TrafficServer(lab.servers, lab.spec.services) as server:
+            result = await transfer(lab.clients[0], lab.servers[0], service, upload=12_000_000, download=1000,
+                                    timeout=120)
+            assert_exact(result, await server_side(server, result))
+            assert spliced(lab, result) is not None
+
+    run(main(), timeout=180)
