@@ -53,9 +53,21 @@ build: setup
 	$(VPY) -m ptf_tests.run --target $(TARGET) --build-dir $(BUILD) --build-only
 
 # --- main job ---------------------------------------------------------------------------------
-demo: setup
+.PHONY: demo-p4sim e2e
+
+# the whole mission: clients, a server and the proxy host around the switch, real kernel TCP,
+# a report per connection, the proxy killed mid-transfer (controller/lab/, docs/e2e.md)
+demo: build
+	TARGET=$(TARGET) $(VPY) -m p4splice.controller.lab.demo --build-dir $(BUILD) --log-dir $(LOGS)
+
+# p4sim's own demo: an IPv4 router in P4 between two namespaces
+demo-p4sim: setup
 	@mkdir -p $(BUILD) $(LOGS)
 	$(VPY) -m p4sim.demo --build-dir $(BUILD) --log-dir $(LOGS)
+
+# the end-to-end suite at the issue's sizes: 100 MB each way per policy, 1,000 connections
+e2e: build
+	TARGET=$(TARGET) P4SPLICE_E2E=heavy $(VENV)/bin/pytest -q tests/e2e $(PYTEST_ARGS)
 
 # --- tests ------------------------------------------------------------------------------------
 # the PTF suite first, so that pytest's summary is the last line of `make test`

@@ -50,6 +50,7 @@ __all__ = [
     "Lab",
     "LabError",
     "LabSpec",
+    "NetemUnavailable",
     "ProxyEvent",
     "Service",
     "cleanup_stale",
@@ -66,6 +67,10 @@ BIN = Path(sys.executable).parent
 
 class LabError(RuntimeError):
     """The lab could not be brought up (or a component did not come back)."""
+
+
+class NetemUnavailable(LabError):
+    """The kernel has no netem qdisc (sch_netem not built or not loadable)."""
 
 
 @dataclass(frozen=True)
@@ -508,7 +513,10 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
         for ifname, ns in ((host.ifname, host.netns), (host.switch_if, None)):
             netdev.run(["tc", "qdisc", "del", "dev", ifname, "root"], netns=ns, check=False)
             if spec:
-                netdev.run(["tc", "qdisc", "add", "dev", ifname, "root", "netem", *spec.split()], netns=ns)
+                try:
+                    netdev.run(["tc", "qdisc", "add", "dev", ifname, "root", "netem", *spec.split()], netns=ns)
+                except netdev.NetdevError as exc:
+                    raise NetemUnavailable(f"tc netem refused by this kernel: {exc.stderr or exc}") from exc
 
     # --- teardown -------------------------------------------------------------------------------
 
