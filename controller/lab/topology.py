@@ -356,7 +356,7 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
             "device_config": str(config),
             "cpu_port": CPU_PORT,
             "switch_mac": SWITCH_MAC,
-            "idle_timeout": 300.0,
+            "idle_timeout": 10.0,  # the backstop for flows that closed while the controller was away
             "linger": 1.0,
             "reset_linger": 1.0,
             "log_format": "json",

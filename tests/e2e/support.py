@@ -72,9 +72,27 @@ def spliced(lab: Lab, result: ClientResult) -> dict[str, Any] | None:
     return None
 
 
+def splice_outcome(lab: Lab, result: ClientResult) -> str | None:
+    """"spliced"; "kept" when the proxy asked but stayed in the path (the connection ended while it
+    drained, say: a safe outcome); None when the proxy never asked."""
+    if spliced(lab, result) is not None:
+        return "spliced"
+    flow = f"{result.local[0]}:{result.local[1]}->{result.server[0]}:{result.server[1]}"
+    for ev in lab.events():
+        if ev.record.get("message", "").startswith(f"{flow}: ") and "staying in the path" in ev.record["message"]:
+            return "kept"
+    return None
+
+
 async def no_entries_left(lab: Lab, timeout: float = 20.0) -> None:
     """Every connection closed: the switch's flows table empties (linger, then removal)."""
+    left: list[str] = []
+
     async def empty() -> bool:
         flows = await asyncio.to_thread(lab.flows)
+        left[:] = [f"{c['connection']} {c['state']}" for c in flows["connections"]]
         return flows["entries"] == 0
-    await poll(empty, timeout, "the switch's flows table to empty", interval=0.3)
+    try:
+        await poll(empty, timeout, "the switch's flows table to empty", interval=0.3)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; left: {left}") from None
