@@ -25,7 +25,7 @@ from p4splice.controller.proxyapi import Flow
 
 from .metrics import Metrics
 from .policy import Stage
-from .sockets import abort, unacked, unread, wait_readable, wait_writable
+from .sockets import abort, close_gracefully, unacked, unread, wait_readable, wait_writable
 
 __all__ = ["Connection", "Counts", "DrainTimeout", "Pump"]
 
@@ -275,7 +275,7 @@ class Connection:
         """Both directions ended: an orderly close."""
         for sock in (self.client, self.upstream):
             if sock is not None:
-                sock.close()
+                close_gracefully(sock)
         self.state = "closed"
 
     async def abort(self) -> None:

@@ -19,7 +19,7 @@ from .controller import ControllerLink
 from .metrics import Metrics, start_prometheus
 from .policy import make_stage
 from .relay import Connection
-from .sockets import abort, transparent_listener, transparent_upstream
+from .sockets import abort, reset_if_we_die, transparent_listener, transparent_upstream
 from .splice import Outcome, Splicer
 
 __all__ = ["ProxyServer"]
@@ -101,6 +101,7 @@ class ProxyServer:
             except BaseException:
                 self._slots.release()
                 raise
+            reset_if_we_die(sock)
             task = loop.create_task(self._serve(service, sock))
             self._running.add(task)
             task.add_done_callback(self._running.discard)

@@ -63,6 +63,7 @@ def transparent_upstream(client: tuple[str, int]) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(client)
         sock.setblocking(False)
+        reset_if_we_die(sock)
     except BaseException:
         sock.close()
         raise
@@ -85,13 +86,41 @@ def unacked(sock: socket.socket) -> int:
     return _ioctl_int(sock, SIOCOUTQ)
 
 
+_LINGER_RESET = struct.pack("ii", 1, 0)
+_LINGER_DEFAULT = struct.pack("ii", 0, 0)
+
+
+def reset_if_we_die(sock: socket.socket) -> None:
+    """Arm SO_LINGER 0 for the socket's whole life. If the proxy process dies (SIGKILL, a
+    crash), its kernel then ends the leg with an RST; with the default it would send a FIN,
+    which the switch carries to the peer as a clean end of a stream the proxy had not finished
+    relaying -- a silently truncated transfer instead of a visible reset."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+
+
+def disarm_reset(sock: socket.socket) -> None:
+    """Back to the default close (FIN exchange, retransmitted if lost)."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_DEFAULT)
+
+
+def close_gracefully(sock: socket.socket) -> None:
+    """An orderly close after both directions ended: disarm reset_if_we_die first, so a FIN
+    still in flight is retransmitted rather than overtaken by an RST."""
+    if sock.fileno() < 0:
+        return
+    disarm_reset(sock)
+    sock.close()
+
+
 def abort(sock: socket.socket) -> None:
     """Close with SO_LINGER 0: the kernel drops whatever is queued and sends one RST instead of
     a FIN exchange, so the socket leaves nothing behind that could still reach a peer."""
     if sock.fileno() < 0:
         return
     with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
     sock.close()
 
 

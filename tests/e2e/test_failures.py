@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from p4splice.controller.lab.topology import Lab
 from p4splice.controller.lab.traffic import TrafficServer, transfer
 
@@ -47,12 +46,9 @@ def test_proxy_killed_mid_transfer_spliced_flows_finish(lab: Lab) -> None:
     run(main(), timeout=900 if HEAVY else 120)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "issue 5 finding: when the proxy process dies, its host's kernel closes the legs itself (FIN to "
-    "the client, RST to the server) and the switch translates them on before the controller has "
-    "declared the proxy dead; a client that reads to EOF sees a clean but truncated stream, or waits "
-    "for ever. Needs the controller/proxy host to stop the dead proxy's FINs (see docs/e2e.md)."))
 def test_proxy_killed_mid_transfer_proxied_flows_fail_cleanly(lab: Lab) -> None:
+    # The proxy arms SO_LINGER 0 on its relay sockets, so its dying kernel resets the legs
+    # instead of ending them with a FIN the switch would carry on as a clean, truncated end.
     async def main() -> None:
         _, proxied = await _kill_proxy_mid_transfer(lab, never=2)
         assert set(proxied) <= {"ok", "failed"}

@@ -3,10 +3,14 @@ stages (what they forward, hold and when they ask for the splice) and configurat
 
 from __future__ import annotations
 
+import socket
+import struct
+
 import pytest
 from p4splice.proxy.config import Limits, ServiceConfig, parse
 from p4splice.proxy.http import NotHttp, find_head_end, looks_like_request, parse_head, rewrite_head
 from p4splice.proxy.policy import make_stage
+from p4splice.proxy.sockets import close_gracefully, disarm_reset, reset_if_we_die
 
 HEAD = b"GET /a?b=1 HTTP/1.1\r\nHost: x.test\r\nUser-Agent: curl/8\r\nAccept: */*\r\n\r\n"
 
@@ -169,3 +173,22 @@ def test_quiescent_report_of_1000_connections_is_cheap_and_fits_a_heartbeat(monk
     finally:
         for sock in opened:
             sock.close()
+
+
+def _linger(sock: socket.socket) -> tuple[int, int]:
+    return struct.unpack("ii", sock.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8))
+
+
+def test_relay_sockets_reset_if_the_proxy_dies_and_close_gracefully_otherwise() -> None:
+    # armed: a dying process's kernel resets the leg rather than FIN it (a truncated stream)
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        assert _linger(t) == (0, 0)
+        reset_if_we_die(t)
+        assert _linger(t) == (1, 0)
+        disarm_reset(t)  # what an orderly close does first
+        assert _linger(t) == (0, 0)
+        close_gracefully(t)
+        assert t.fileno() == -1
+    finally:
+        t.close()
