@@ -1131,14 +1131,19 @@ def _read_direct_meters(state: SwitchState, dme: p4runtime_pb2.DirectMeterEntry)
     return gen()
 
 
+def _indexed_targets(objects: dict, object_id: int, msg, kind: str) -> list:
+    """(object, indexes) pairs a read of an indexed extern asks for: every cell of every object
+    for id 0 (the spec's wildcard), else the one object, at one index or all of them."""
+    if object_id == 0:
+        return [(o, range(o.size)) for o in objects.values()]
+    obj = objects.get(object_id)
+    if obj is None:
+        raise invalid(f"unknown {kind} id {object_id}")
+    return [(obj, _index(msg, obj.size, f"{kind} {obj.name}"))]
+
+
 def _read_counters(state: SwitchState, ce: p4runtime_pb2.CounterEntry):
-    if ce.counter_id == 0:
-        targets = [(c, range(c.size)) for c in state.counters.values()]
-    else:
-        ctr = state.counters.get(ce.counter_id)
-        if ctr is None:
-            raise invalid(f"unknown counter id {ce.counter_id}")
-        targets = [(ctr, _index(ce, ctr.size, f"counter {ctr.name}"))]
+    targets = _indexed_targets(state.counters, ce.counter_id, ce, "counter")
 
     def gen():
         for ctr, cells in targets:
@@ -1156,13 +1161,7 @@ def _read_counters(state: SwitchState, ce: p4runtime_pb2.CounterEntry):
 def _read_meters(state: SwitchState, me: p4runtime_pb2.MeterEntry):
     if me.HasField("counter_data"):
         raise unimplemented("per-color meter counters are not supported")
-    if me.meter_id == 0:
-        targets = [(m, range(m.size)) for m in state.meters.values()]
-    else:
-        meter = state.meters.get(me.meter_id)
-        if meter is None:
-            raise invalid(f"unknown meter id {me.meter_id}")
-        targets = [(meter, _index(me, meter.size, f"meter {meter.name}"))]
+    targets = _indexed_targets(state.meters, me.meter_id, me, "meter")
 
     def gen():
         for meter, cells in targets:
@@ -1179,13 +1178,7 @@ def _read_meters(state: SwitchState, me: p4runtime_pb2.MeterEntry):
 
 
 def _read_registers(state: SwitchState, re: p4runtime_pb2.RegisterEntry):
-    if re.register_id == 0:
-        targets = [(r, range(r.size)) for r in state.registers.values()]
-    else:
-        reg = state.registers.get(re.register_id)
-        if reg is None:
-            raise invalid(f"unknown register id {re.register_id}")
-        targets = [(reg, _index(re, reg.size, f"register {reg.name}"))]
+    targets = _indexed_targets(state.registers, re.register_id, re, "register")
 
     def gen():
         for reg, cells in targets:
