@@ -685,41 +685,38 @@ def _replicas(replicas, what: str) -> tuple[ReplicaSpec, ...]:
     return tuple(out)
 
 
+def _write_pre_item(store: dict, utype: int, key: int, key_name: str, label: str, make) -> None:
+    """One multicast group or clone session: the same id rules and errors for both kinds.
+    ``make`` builds the new value (and validates the replicas) only for INSERT/MODIFY."""
+    if key == 0:
+        raise invalid(f"{key_name} must not be 0")
+    if utype == DELETE:
+        if store.pop(key, None) is None:
+            raise not_found(f"{label} does not exist")
+        return
+    value = make()
+    if utype == INSERT and key in store:
+        raise already_exists(f"{label} already exists")
+    if utype == MODIFY and key not in store:
+        raise not_found(f"{label} does not exist")
+    store[key] = value
+
+
 def _write_pre(state: SwitchState, utype: int, pre: p4runtime_pb2.PacketReplicationEngineEntry) -> None:
     which = pre.WhichOneof("type")
     if which == "multicast_group_entry":
         mg = pre.multicast_group_entry
         gid = mg.multicast_group_id
-        if gid == 0:
-            raise invalid("multicast_group_id must not be 0")
-        groups = state.pre.groups
-        if utype == DELETE:
-            if groups.pop(gid, None) is None:
-                raise not_found(f"multicast group {gid} does not exist")
-            return
-        replicas = _replicas(mg.replicas, f"multicast group {gid}")
-        if utype == INSERT and gid in groups:
-            raise already_exists(f"multicast group {gid} already exists")
-        if utype == MODIFY and gid not in groups:
-            raise not_found(f"multicast group {gid} does not exist")
-        groups[gid] = PacketReplicationEngine.make_group(gid, replicas, mg.metadata)
+        _write_pre_item(state.pre.groups, utype, gid, "multicast_group_id", f"multicast group {gid}",
+                        lambda: PacketReplicationEngine.make_group(
+                            gid, _replicas(mg.replicas, f"multicast group {gid}"), mg.metadata))
     elif which == "clone_session_entry":
         cs = pre.clone_session_entry
         sid = cs.session_id
-        if sid == 0:
-            raise invalid("session_id must not be 0")
-        sessions = state.pre.sessions
-        if utype == DELETE:
-            if sessions.pop(sid, None) is None:
-                raise not_found(f"clone session {sid} does not exist")
-            return
-        replicas = _replicas(cs.replicas, f"clone session {sid}")
-        if utype == INSERT and sid in sessions:
-            raise already_exists(f"clone session {sid} already exists")
-        if utype == MODIFY and sid not in sessions:
-            raise not_found(f"clone session {sid} does not exist")
-        sessions[sid] = PacketReplicationEngine.make_session(sid, replicas, cs.class_of_service,
-                                                             cs.packet_length_bytes)
+        _write_pre_item(state.pre.sessions, utype, sid, "session_id", f"clone session {sid}",
+                        lambda: PacketReplicationEngine.make_session(
+                            sid, _replicas(cs.replicas, f"clone session {sid}"), cs.class_of_service,
+                            cs.packet_length_bytes))
     else:
         raise invalid("PacketReplicationEngineEntry has no entry")
 
