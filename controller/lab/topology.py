@@ -41,12 +41,15 @@ from typing import Any, TextIO
 from p4sim import netdev
 from p4sim.launch import LaunchError, free_port, stop, wait_listening
 
+from .impair import ImpairSpec, RelayControl, RelayError, relay_argv
+
 __all__ = [
     "CPU_PORT",
     "DEFAULT_SERVICES",
     "PROXY_PORT",
     "SWITCH_MAC",
     "Host",
+    "ImpairSpec",
     "Lab",
     "LabError",
     "LabSpec",
@@ -140,6 +143,9 @@ class LabSpec:
     proxy_limits: Mapping[str, Any] = field(default_factory=dict)  # [limits] keys of the proxy
     proxy_log_level: str = "info"
     pcap_dir: Path | None = None  # the switch writes <iface>_in.pcap / _out.pcap per port here
+    # Host names whose cables get an impairment relay (controller/lab/impair.py), with the
+    # impairment of both directions at start (None: none yet; Lab.impair() changes it).
+    impair: Mapping[str, ImpairSpec | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -234,6 +240,8 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
         self._readers: list[threading.Thread] = []
         self._netem: list[tuple[Host, str]] = []
         self._sysctls: dict[tuple[str, str], str] = {}
+        self._relay_cables: dict[str, tuple[str, str]] = {}  # host name -> (host side, switch side)
+        self.relay: RelayControl | None = None
 
     # --- names ----------------------------------------------------------------------------------
 
@@ -279,6 +287,7 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
         self._write_pids()
         try:
             self._build_hosts()
+            self._start_relay()
             self._start_switch()
             self._program_switch()
             self.start_controller()
@@ -291,6 +300,9 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
     def _build_hosts(self) -> None:
         self.progress(f"hosts: {len(self.clients)} client(s), {len(self.servers)} server(s) and the proxy host "
                       "in network namespaces, veth pairs to the switch (offloads off)")
+        unknown = set(self.spec.impair) - {h.name for h in self.hosts}
+        if unknown:
+            raise LabError(f"impair: no host {', '.join(sorted(unknown))} in this lab")
         self.topo = netdev.Topology(prefix=self.spec.prefix)
         topo = self.topo
         for host in self.hosts:
@@ -304,6 +316,11 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
             topo.add_address(host.ifname, f"{host.ip}/24", netns=host.netns)
             topo.add_route("default", via=host.gateway, netns=host.netns)
             topo.add_neighbor(host.gateway, SWITCH_MAC, host.ifname, netns=host.netns)
+            if host.name in self.spec.impair:
+                # A second pair behind the relay: eth0 ══ pair.b ─relay─ cable.a ══ cable.b = the port.
+                cable = topo.add_veth()
+                self._relay_cables[host.name] = (pair.b, cable.a)
+                host.switch_if = cable.b
 
     def _start_switch(self) -> None:
         self.grpc_port = free_port()
@@ -345,6 +362,44 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
         for server in self.servers:
             for svc in self.spec.services:
                 self.splicectl("services", "add", f"{server.ip}:{svc.port}", "--proxy-port", str(PROXY_PORT))
+
+    # --- the impairment relay ---------------------------------------------------------------------
+
+    def _start_relay(self, timeout: float = 30.0) -> None:
+        if not self._relay_cables:
+            return
+        self.progress("impairment relay on the cables of " + ", ".join(self._relay_cables))
+        control = RelayControl(self.run_dir / "impair.sock")
+        argv = relay_argv([(name, a, b) for name, (a, b) in self._relay_cables.items()], control.path, os.getpid())
+        proc = self._spawn("impair", argv, marker=control.path)
+        self._poll(lambda: self._relay_ok(control), timeout, "the impairment relay's control socket", proc)
+        self.relay = control
+        for name, spec in self.spec.impair.items():
+            control.set(name, spec)
+
+    @staticmethod
+    def _relay_ok(control: RelayControl) -> bool:
+        try:
+            control.ping()
+        except RelayError:
+            return False
+        return True
+
+    def _relay_for(self, host: Host) -> RelayControl:
+        if self.relay is None or host.name not in self._relay_cables:
+            raise LabError(f"{host.name}'s cable has no impairment relay (LabSpec.impair)")
+        return self.relay
+
+    def impair(self, host: Host, spec: ImpairSpec | None, direction: str = "both") -> None:
+        """The impairment of ``host``'s cable from now on (None: none), in ``direction``
+        ("to_switch": what the host sends, "to_host", or "both"). Counters start again from zero;
+        ``heal`` puts back LabSpec.impair's."""
+        self._relay_for(host).set(host.name, spec, direction)
+
+    def impair_stats(self, host: Host) -> dict[str, dict[str, Any]]:
+        """The relay's counters of ``host``'s cable per direction (to_switch, to_host): received,
+        passed, dropped, reordered, delayed, overflow, send_errors, queued, kernel_drops, spec."""
+        return self._relay_for(host).stats()[host.name]
 
     # --- the controller -------------------------------------------------------------------------
 
@@ -488,14 +543,17 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
         return old
 
     def heal(self) -> None:
-        """Back to the state ``up`` left: sysctls and netem undone, a dead controller or proxy
-        started again (and the proxy registered)."""
+        """Back to the state ``up`` left: sysctls and netem undone, impairments back to
+        LabSpec.impair's, a dead controller or proxy started again (and the proxy registered)."""
         for (ns, key), value in self._sysctls.items():
             netdev.run(["sysctl", "-qw", f"{key}={value}"], netns=ns)
         self._sysctls.clear()
         for host in {h.name: h for h, _ in self._netem}.values():
             self.netem(host, None)
         self._netem.clear()
+        if self.relay is not None:
+            for name, spec in self.spec.impair.items():
+                self.relay.set(name, spec)
         if not self.controller_alive():
             self.procs.pop("controller", None)
             self.start_controller()
@@ -533,6 +591,8 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
         for t in self._readers:
             t.join(5)
         self._readers.clear()
+        self.relay = None
+        self._relay_cables.clear()
         if self.topo is not None:
             self.topo.close()
             self.topo = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from p4splice.controller.lab.topology import Lab, LabSpec
@@ -24,8 +25,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "heavy: sizes of make e2e (P4SPLICE_E2E=heavy)")
 
 
-@pytest.fixture(scope="session")
-def lab_session() -> Iterator[Lab]:
+def lab_spec(**overrides: Any) -> LabSpec:
+    """The suite's LabSpec (2 clients, 2 servers, build/, logs/e2e/, $TARGET) with ``overrides``;
+    skips the test where the lab cannot run. ``P4SPLICE_E2E_PCAP=<dir>`` has the switch write
+    per-port pcaps there (for a failure's evidence)."""
     try:
         netdev.require_netns()
     except netdev.NetdevUnavailable as exc:
@@ -33,9 +36,23 @@ def lab_session() -> Iterator[Lab]:
     build = ROOT / "build"
     if not (build / "splice.p4info.txtpb").exists():
         pytest.skip("build/splice.p4info.txtpb is missing: run 'make build'")
-    spec = LabSpec(clients=2, servers=2, build_dir=build, log_dir=ROOT / "logs" / "e2e",
-                   target=os.environ.get("TARGET", "p4sim"))
-    with Lab(spec) as lab:
+    pcap = os.environ.get("P4SPLICE_E2E_PCAP")
+    kwargs: dict[str, Any] = {"clients": 2, "servers": 2, "build_dir": build, "log_dir": ROOT / "logs" / "e2e",
+                              "target": os.environ.get("TARGET", "p4sim"), "pcap_dir": Path(pcap) if pcap else None}
+    kwargs.update(overrides)
+    return LabSpec(**kwargs)
+
+
+def healed(lab: Lab) -> Iterator[Lab]:
+    """A long-lived lab for one test: healed before and after it (the body of a ``lab`` fixture)."""
+    lab.heal()
+    yield lab
+    lab.heal()
+
+
+@pytest.fixture(scope="session")
+def lab_session() -> Iterator[Lab]:
+    with Lab(lab_spec()) as lab:
         yield lab
 
 
@@ -43,6 +60,4 @@ def lab_session() -> Iterator[Lab]:
 def lab(lab_session: Lab) -> Iterator[Lab]:
     """The session's lab with the proxy and the controller running and nothing left from the last
     test (netem, sysctls)."""
-    lab_session.heal()
-    yield lab_session
-    lab_session.heal()
+    yield from healed(lab_session)
