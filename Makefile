@@ -94,8 +94,29 @@ lint: setup
 	$(VENV)/bin/ruff check $(wildcard p4sim controller proxy ptf_tests tests)
 
 # --- benchmarks -------------------------------------------------------------------------------
-bench: setup
-	$(VPY) -m p4sim.bench && $(VPY) -m p4splice.controller.bench
+.PHONY: bench-deps bench-offload
+OFFLOAD_ARGS ?=
+OFFLOAD = TARGET=$(TARGET) $(VPY) -m p4splice.controller.lab.offload --build-dir $(BUILD) --log-dir $(LOGS) $(OFFLOAD_ARGS)
+
+# p4sim's, the controller's, then the offload benchmark (docs/benchmarks.md)
+bench: build bench-deps
+	$(VPY) -m p4sim.bench && $(VPY) -m p4splice.controller.bench && $(OFFLOAD)
+
+# What only the benchmarks need: Debian's haproxy (the offload baseline; where it cannot be
+# installed the benchmark skips it with a note) and matplotlib (the '.[bench]' extra, for the plots).
+bench-deps: setup
+	@if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "note: haproxy is missing and apt-get needs root: the offload benchmark skips it" >&2; \
+	  else echo "installing Debian package: haproxy"; \
+	    { DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null; } || \
+	    echo "note: haproxy could not be installed: the offload benchmark skips it" >&2; fi; fi
+	@$(VPY) -c 'import matplotlib' 2>/dev/null || \
+	  { $(VPY) -m pip install -q -e '.[bench]' 2>&1 | grep -v '^WARNING: Location' || true; }
+
+# proxy-host CPU per connection and per GB: spliced, never-splice, HAProxy with and without splice()
+bench-offload: build bench-deps
+	$(OFFLOAD)
 
 # --- housekeeping -----------------------------------------------------------------------------
 stop:
