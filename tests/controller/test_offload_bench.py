@@ -69,20 +69,26 @@ def test_parse_stat_counts_from_the_last_parenthesis() -> None:
 
 
 def test_read_cpu_from_a_proc_tree_and_from_this_process(tmp_path: Path) -> None:
-    (tmp_path / "77").mkdir()
+    (tmp_path / "77" / "task" / "77").mkdir(parents=True)
+    (tmp_path / "77" / "task" / "80").mkdir(parents=True)
     (tmp_path / "77" / "stat").write_text(_stat_line("splice-proxy", 300, 100, 0, 0))
+    (tmp_path / "77" / "task" / "77" / "schedstat").write_text("4000000000 10 20\n")
+    (tmp_path / "77" / "task" / "80" / "schedstat").write_text("1000000000 10 20\n")
     (tmp_path / "stat").write_text("cpu  1000 0 200 5000 10 0 50 0 0 0\ncpu0 500 0 100 2500 5 0 25 0 0 0\n")
     meter = ob.Meter({"proxy": 77}, proc_root=str(tmp_path))
     before = meter.sample()
     (tmp_path / "77" / "stat").write_text(_stat_line("splice-proxy", 400, 150, 0, 0))
+    (tmp_path / "77" / "task" / "77" / "schedstat").write_text("5000000123 10 20\n")
     (tmp_path / "stat").write_text("cpu  1100 0 300 5000 10 0 80 0 0 0\n")
-    cpu, machine = ob.Meter.delta(before, meter.sample())
-    assert cpu["proxy"] == pytest.approx(1.5 * 100 / ob.HZ)
+    stat, runtime, machine = ob.Meter.delta(before, meter.sample())
+    assert stat["proxy"] == pytest.approx(1.5 * 100 / ob.HZ)
+    assert runtime["proxy"] == pytest.approx(1.000000123)  # ns, summed over the threads
     assert machine.busy == pytest.approx(230 / ob.HZ) and machine.softirq == pytest.approx(30 / ob.HZ)
     with pytest.raises(ob.BenchError, match="proxy \\(pid 78\\) is gone"):
         ob.Meter({"proxy": 78}, proc_root=str(tmp_path)).sample()
     # the real thing: this process has used some CPU, and /proc/stat parses
     assert ob.read_cpu(os.getpid()).total > 0
+    assert ob.read_runtime(os.getpid()) > 0
     assert ob.read_machine().busy > 0
     with pytest.raises(ValueError):
         ob.parse_proc_stat("intr 1 2 3\n")
@@ -94,7 +100,8 @@ def test_read_cpu_from_a_proc_tree_and_from_this_process(tmp_path: Path) -> None
 def _run(config: str = "spliced", size_mb: float = 10, n: int = 4, proxy: float = 0.2, kind: str = "bulk") -> ob.Run:
     return ob.Run(config, kind, "down", int(size_mb * ob.MB), n, 2, wall_s=8.0,
                   cpu_s={"proxy": proxy, "switch": 12.0, "controller": 0.4, "bench": 3.0},
-                  machine_busy_s=16.0, softirq_s=0.8, conn_seconds=[4.0] * n, spliced=n if config == "spliced" else None)
+                  machine_busy_s=16.0, softirq_s=0.8, conn_seconds=[4.0] * n, spliced=n if config == "spliced" else None,
+                  runtime_s={"proxy": proxy})
 
 
 def test_figures_per_connection_per_gb_and_throughput() -> None:
@@ -108,6 +115,11 @@ def test_figures_per_connection_per_gb_and_throughput() -> None:
     assert f["aggregate_mbps"] == pytest.approx(40.0)  # 40 MB in 8 s
     assert f["per_conn_mbps"] == pytest.approx(20.0)  # 10 MB in 4 s each
     assert f["conns_per_s"] == pytest.approx(0.5)
+    # schedstat's figure where measured, /proc/<pid>/stat's otherwise
+    run = _run()
+    run.runtime_s = {"proxy": 0.1}
+    assert ob.figures(run)["proxy_cpu_ms_per_conn"] == pytest.approx(25.0)
+    assert ob.figures(run)["switch_cpu_s_per_gb"] == pytest.approx(300.0)
 
 
 def test_tables_and_series() -> None:
