@@ -12,18 +12,19 @@ TARGET ?= p4sim
 PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
+P4SH_VENV := .venv-p4sh
 BUILD := build
 LOGS := logs
 PYTEST_ARGS ?=
 
 APT_NEEDS := ip:iproute2 ethtool:ethtool cpp:cpp tc:iproute2 ping:iputils-ping openssl:openssl
 
-.PHONY: all setup deps venv build demo test ptf test-p4sim test-controller test-integration lint bench stop clean distclean
+.PHONY: all setup deps venv p4sh-venv build demo test ptf test-p4sim test-controller test-integration lint bench stop clean distclean
 
 all: build
 
 # --- set-up -----------------------------------------------------------------------------------
-setup: deps venv
+setup: deps venv p4sh-venv
 
 # Debian packages, installed only where the command is missing (root on a fresh Debian machine).
 deps:
@@ -38,11 +39,25 @@ deps:
 
 venv: $(VENV)/.installed
 
+# protobuf's compiled runtime: p4runtime's modules are regenerated for it (p4sim/protoregen.py).
+# p4runtime-shell is not in this venv (its protobuf pin would undo that): see p4sh-venv.
 $(VENV)/.installed: pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-	$(VPY) -m pip install -q -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
-	$(VPY) -c 'import p4sim, p4.v1.p4runtime_pb2, p4runtime_sh, scapy, ptf'
+	@$(VPY) -m pip uninstall -q -y p4runtime-shell >/dev/null 2>&1 || true
+	$(VPY) -m pip install -q -e '.[test,protogen]' 2>&1 | grep -v '^WARNING: Location' || true
+	$(VPY) -m p4sim.protoregen
+	$(VPY) -c 'import p4sim, p4.v1.p4runtime_pb2, scapy, ptf'
+	@touch $@
+
+# p4runtime-shell with the protobuf it pins, in a venv of its own: the interop test and p4sim's
+# demo drive it through p4sim/shellbridge.py
+p4sh-venv: $(P4SH_VENV)/.installed
+
+$(P4SH_VENV)/.installed:
+	@test -x $(P4SH_VENV)/bin/python || $(PYTHON) -m venv $(P4SH_VENV)
+	$(P4SH_VENV)/bin/python -m pip install -q p4runtime-shell==0.0.6 2>&1 | grep -v '^WARNING: Location' || true
+	$(P4SH_VENV)/bin/python -c 'import p4runtime_sh.shell'
 	@touch $@
 
 # --- build ------------------------------------------------------------------------------------
@@ -126,4 +141,4 @@ clean: stop
 	rm -rf $(BUILD) $(LOGS)
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(P4SH_VENV)

@@ -1,8 +1,9 @@
-"""``make demo`` (for now): a p4sim router between two Linux hosts, programmed over P4Runtime.
+"""``make demo-p4sim``: a p4sim router between two Linux hosts, programmed over P4Runtime.
 
 Compiles p4sim/examples/l3_forward.p4, starts ``p4sim`` on two veth ports, installs routes with
-p4runtime-shell, and pings from one network namespace to the other through the switch.
-Everything it creates is removed on exit, on Ctrl-C and on failure.
+p4runtime-shell (unchanged, from its own venv: p4sim/shellbridge.py), and pings from one network
+namespace to the other through the switch. Everything it creates is removed on exit, on Ctrl-C and
+on failure.
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from google.protobuf import text_format
+from p4.v1 import p4runtime_pb2
+
 from p4sim import netdev
 from p4sim.launch import LaunchError, free_port, stop, wait_listening
+from p4sim.shellbridge import ShellBridge, ShellBridgeError, shell_python
 
 EXAMPLE = Path(__file__).parent / "examples" / "l3_forward.p4"
 SWITCH_MAC = "02:00:00:00:00:fe"
@@ -36,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log-dir", default="logs")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    shell = shell_python()
+    if shell is None:
+        print("error: p4runtime-shell's venv is missing: run `make p4sh-venv` (or set P4SH_PYTHON)",
+              file=sys.stderr)
+        return 2
     build, logs = Path(args.build_dir), Path(args.log_dir)
     build.mkdir(parents=True, exist_ok=True)
     logs.mkdir(parents=True, exist_ok=True)
@@ -83,36 +93,27 @@ def main(argv: list[str] | None = None) -> int:
                 stdout=subprocess.DEVNULL, stderr=open(log_file.with_suffix(".err"), "w"))  # noqa: SIM115
             wait_listening(grpc_port, proc)
             say("[4/5] pushing the pipeline and two routes with p4runtime-shell")
-            import p4runtime_sh.shell as sh
-
-            sh.setup(device_id=1, grpc_addr=f"127.0.0.1:{grpc_port}", election_id=(0, 1),
-                     config=sh.FwdPipeConfig(str(p4info_out), str(json_out)))
-            try:
+            with ShellBridge(shell) as sh:
+                sh.call("setup", device_id=1, grpc_addr=f"127.0.0.1:{grpc_port}", election_id=[0, 1],
+                        p4info=str(p4info_out), config=str(json_out))
                 for port, (addr, _gw, mac) in HOSTS.items():
-                    te = sh.TableEntry("RouterIngress.ipv4_lpm")(action="RouterIngress.forward")
                     prefix = re.sub(r"\.\d+$", ".0", addr) + "/24"
-                    te.match["hdr.ipv4.dst_addr"] = prefix
-                    te.action["dst_addr"] = mac
-                    te.action["port"] = str(port)
-                    te.insert()
+                    sh.call("table", verb="insert", table="RouterIngress.ipv4_lpm", action="RouterIngress.forward",
+                            match={"hdr.ipv4.dst_addr": prefix}, params={"dst_addr": mac, "port": str(port)})
                     say(f"      route {prefix} -> port {port} (dst MAC {mac})")
                 say("[5/5] h1$ ping -c 3 10.0.2.1")
                 ping = topo.exec(names[1], ["ping", "-c", "3", "-W", "2", "10.0.2.1"], check=False)
                 for line in ping.stdout.splitlines():
                     if "bytes from" in line or "packets transmitted" in line:
                         say("      " + line)
-                counts = {}
-                for ce in sh.CounterEntry("RouterIngress.port_packets").read():
-                    if ce.data.packet_count:
-                        counts[ce.index] = (ce.data.packet_count, ce.data.byte_count)
+                counts = _port_counts(sh.call("read_counter", counter="RouterIngress.port_packets")["entities"])
                 for port, (pk, by) in sorted(counts.items()):
                     say(f"      switch counter port_packets[{port}]: {pk} packets, {by} bytes")
                 ok = ping.returncode == 0
-            finally:
-                sh.teardown()
+                sh.call("teardown")
             say("demo " + ("passed: packets crossed the P4 switch both ways" if ok else "FAILED: no reply"))
             return 0 if ok else 1
-        except LaunchError as exc:
+        except (LaunchError, ShellBridgeError) as exc:
             say(f"demo failed: {exc}")
             return 1
         except KeyboardInterrupt:
@@ -122,6 +123,16 @@ def main(argv: list[str] | None = None) -> int:
             if proc is not None:
                 stop(proc, grace=5)
     return 1
+
+
+def _port_counts(entities: list[str]) -> dict[int, tuple[int, int]]:
+    """{index: (packets, bytes)} of the non-zero cells, from CounterEntry text protos."""
+    counts = {}
+    for text in entities:
+        entry = text_format.Parse(text, p4runtime_pb2.CounterEntry())
+        if entry.data.packet_count:
+            counts[entry.index.index] = (entry.data.packet_count, entry.data.byte_count)
+    return counts
 
 
 if __name__ == "__main__":

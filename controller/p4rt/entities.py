@@ -92,8 +92,7 @@ _KIND_OF = {Exact: "exact", LPM: "lpm", Ternary: "ternary", Range: "range", Opti
 
 def _match_parts(mf: MatchFieldInfo, m: Match, table: str) -> tuple[str, tuple[Any, ...]] | None:
     """The checked, encoded parts of one key, as (FieldMatch oneof name, its fields in field-number
-    order); None for a don't-care, which the spec wants omitted. Shared by the protobuf filler and
-    the hand-written encoder (wire.py), so both refuse exactly the same entries."""
+    order); None for a don't-care, which the spec wants omitted."""
     if _KIND_OF.get(type(m)) != mf.match_type:
         raise ValueError(f"table {table!r} field {mf.name!r} is an {mf.match_type} match; got {m!r}")
     bw = mf.bitwidth

@@ -41,7 +41,6 @@ from p4.config.v1 import p4info_pb2
 from p4.v1 import p4runtime_pb2 as pb
 from p4.v1 import p4runtime_pb2_grpc
 
-from . import wire
 from .entities import (
     DigestList,
     Entity,
@@ -363,10 +362,6 @@ class SwitchSession:
         else:
             self._channel = grpc.aio.insecure_channel(self.address, options=options)
         self._stub = p4runtime_pb2_grpc.P4RuntimeStub(self._channel)
-        # Write with the request already in bytes (wire.py): protobuf's own encoding of flows
-        # entries is the controller's largest cost per handshake with the pure-Python runtime.
-        self._write_raw = self._channel.unary_unary(
-            "/p4.v1.P4Runtime/Write", request_serializer=None, response_deserializer=pb.WriteResponse.FromString)
 
     async def _close_channel(self) -> None:
         channel, self._channel = self._channel, None
@@ -588,14 +583,19 @@ class SwitchSession:
         items = list(updates)
         if not items:
             return
-        head = pb.WriteRequest(device_id=self.device_id, role=self.role, atomicity=atomicity)
-        _u128(head.election_id, self._election_id)
+        req = pb.WriteRequest(device_id=self.device_id, role=self.role, atomicity=atomicity)
+        _u128(req.election_id, self._election_id)
         index = self._index
-        raw = wire.write_request_bytes(index or self.index, head, items)
-        self._rpc_stub()  # NotConnectedError before the session started, as for every RPC
+        for item in items:
+            # Filled in place: one message tree, no intermediate copies.
+            if isinstance(item, pb.Update):
+                req.updates.add().CopyFrom(item)
+            else:
+                item.fill(index or self.index, req.updates.add())
+        stub = self._rpc_stub()
         t0 = time.perf_counter()
         try:
-            await self._write_raw(raw, timeout=self.rpc_timeout)
+            await stub.Write(req, timeout=self.rpc_timeout)
         except grpc.aio.AioRpcError as e:
             raise WriteError.build("Write", e, items) from None
         finally:
