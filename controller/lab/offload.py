@@ -12,7 +12,7 @@ is checked byte for byte (sha256 against what the server sent or received): a ru
 an error, not a figure. The switch (p4sim, Python) stands in for hardware, so its CPU is reported
 apart and never added to the proxy host's.
 
-    python -m p4splice.controller.lab.offload --sizes 1 10 100 --counts 10 4 1 \\
+    python -m p4splice.controller.lab.offload --sizes 1 10 100 --counts 10 4 2 \\
         --out-json build/offload.json --plot-dir docs
 """
 
@@ -202,6 +202,7 @@ class Run:
     conn_seconds: list[float] = field(default_factory=list)  # per connection: connect -> last byte
     spliced: int | None = None  # splice-proxy: connections it spliced out (its "spliced" log records)
     runtime_s: dict[str, float] = field(default_factory=dict)  # the same from schedstat (ns resolution)
+    idle_s: dict[str, float] = field(default_factory=dict)  # what each would have used idle for wall_s
     note: str = ""
 
     def cpu(self, name: str) -> float:
@@ -222,6 +223,8 @@ def figures(run: Run) -> dict[str, float]:
         "proxy_cpu_ms_per_conn": run.cpu("proxy") * 1000 / n,
         "switch_cpu_ms_per_conn": run.cpu("switch") * 1000 / n,
         "controller_cpu_ms_per_conn": run.cpu("controller") * 1000 / n,
+        # of the proxy's figure, what it spends idle (its heartbeat) over the run's wall time
+        "proxy_idle_ms_per_conn": run.idle_s.get("proxy", 0.0) * 1000 / n,
         "aggregate_mbps": moved * 8 / run.wall_s / 1e6 if run.wall_s > 0 else 0.0,
         "per_conn_mbps": statistics.fmean(per_conn) if per_conn else 0.0,
         "conns_per_s": run.connections / run.wall_s if run.wall_s > 0 else 0.0,
@@ -266,16 +269,17 @@ def _fmt(v: float, digits: int = 2) -> str:
 
 
 def bulk_table(runs: Sequence[Run]) -> str:
-    head = ("| configuration | MB/conn | dir | conns | proxy CPU ms/conn | proxy CPU s/GB | switch CPU s/GB | "
-            "controller CPU ms/conn | machine busy s/GB | softirq s/GB | Mbit/s per conn | Mbit/s aggregate | spliced |")
-    lines = [head, "|" + "---|" * 3 + "---:|" * 9 + "---|"]
+    head = ("| configuration | MB/conn | dir | conns | proxy CPU ms/conn | of which idle | proxy CPU s/GB | "
+            "switch CPU s/GB | controller CPU ms/conn | machine busy s/GB | softirq s/GB | Mbit/s per conn | "
+            "Mbit/s aggregate | spliced |")
+    lines = [head, "|---|" + "---:|" * 12 + "---|"]
     for r in runs:
         if r.kind != "bulk":
             continue
         f = figures(r)
         lines.append(
             f"| {r.config} | {_fmt(r.size / MB)} | {r.direction} | {r.connections} | {_fmt(f['proxy_cpu_ms_per_conn'])} | "
-            f"{_fmt(f['proxy_cpu_s_per_gb'])} | {_fmt(f['switch_cpu_s_per_gb'])} | "
+            f"{_fmt(f['proxy_idle_ms_per_conn'])} | {_fmt(f['proxy_cpu_s_per_gb'])} | {_fmt(f['switch_cpu_s_per_gb'])} | "
             f"{_fmt(f['controller_cpu_ms_per_conn'])} | {_fmt(f['machine_cpu_s_per_gb'])} | "
             f"{_fmt(f['softirq_s_per_gb'])} | {_fmt(f['per_conn_mbps'], 1)} | {_fmt(f['aggregate_mbps'], 1)} | "
             f"{'-' if r.spliced is None else f'{r.spliced}/{r.connections}'} |")
@@ -317,6 +321,20 @@ def to_json(runs: Sequence[Run], meta: Mapping[str, Any]) -> dict[str, Any]:
             "runs": [dataclasses.asdict(r) | {"figures": figures(r)} for r in runs]}
 
 
+def from_json(doc: Mapping[str, Any]) -> tuple[list[Run], dict[str, Any]]:
+    """What ``to_json`` wrote, back (the figures are derived again, not read)."""
+    names = {f.name for f in dataclasses.fields(Run)}
+    try:
+        runs = [Run(**{k: v for k, v in r.items() if k in names}) for r in doc["runs"]]
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not an offload benchmark result: {exc}") from None
+    meta = dict(doc.get("meta", {}))
+    for run in runs:  # results saved before runs carried idle_s: from the configuration's idle rate
+        if not run.idle_s and run.config in meta.get("idle_cpu_percent", {}):
+            run.idle_s = {k: pct / 100 * run.wall_s for k, pct in meta["idle_cpu_percent"][run.config].items()}
+    return runs, meta
+
+
 # --- plots ----------------------------------------------------------------------------------------
 
 STYLE = {"spliced": ("tab:green", "o"), "never": ("tab:red", "s"), "haproxy": ("tab:blue", "^"),
@@ -341,6 +359,9 @@ def plot(runs: Sequence[Run], out_dir: Path, subtitle: str = "") -> list[Path]:
             color, marker = STYLE.get(name, ("tab:gray", "x"))
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, color=color, label=name)
         ax.set_xscale("log")
+        sizes = sorted({r.size / MB for r in runs if r.kind == "bulk"})
+        ax.set_xticks(sizes, [f"{s:g}" for s in sizes])
+        ax.minorticks_off()
         if logy:
             ax.set_yscale("log")
         ax.set_xlabel("MB per connection (download)")
@@ -351,7 +372,7 @@ def plot(runs: Sequence[Run], out_dir: Path, subtitle: str = "") -> list[Path]:
         ax.set_ylim(bottom=None if logy else 0)
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    lines(a1, "proxy_cpu_s_per_gb", "CPU seconds per GB", "proxy host: proxy process CPU per GB")
+    lines(a1, "proxy_cpu_s_per_gb", "CPU seconds per GB (log)", "proxy host: proxy process CPU per GB", logy=True)
     lines(a2, "switch_cpu_s_per_gb", "CPU seconds per GB", "switch (p4sim, stands in for hardware), apart")
     fig.suptitle("Offload: CPU per GB moved" + (f" -- {subtitle}" if subtitle else ""), fontsize=11)
     fig.tight_layout()
@@ -418,7 +439,7 @@ def _int_at_least(low: int) -> Callable[[str], int]:
     return conv
 
 
-DEFAULT_COUNTS = {1.0: 10, 10.0: 4, 100.0: 1}
+DEFAULT_COUNTS = {1.0: 10, 10.0: 4, 100.0: 2}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -428,7 +449,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--sizes", nargs="+", type=_positive_float, default=[1.0, 10.0, 100.0], metavar="MB",
                     help="MB per connection (default 1 10 100)")
     ap.add_argument("--counts", nargs="+", type=_int_at_least(1), metavar="N",
-                    help="connections per size, one per --sizes entry, or one for all (default 10 4 1 "
+                    help="connections per size, one per --sizes entry, or one for all (default 10 4 2 "
                          "for 1 10 100 MB; otherwise 100 MB / size, between 1 and 10)")
     ap.add_argument("--parallel", type=_int_at_least(1), default=2, help="transfers in flight (default 2)")
     ap.add_argument("--direction", choices=("down", "up", "both"), default="down",
@@ -437,7 +458,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="connections of the connections/s test (default 200; 0 skips it)")
     ap.add_argument("--cps-parallel", type=_int_at_least(1), default=4, help="in flight there (default 4)")
     ap.add_argument("--cps-bytes", type=_int_at_least(1), default=1000, help="response bytes there (default 1000)")
-    ap.add_argument("--idle-s", type=float, default=3.0, help="idle CPU measured this long per configuration (0: no)")
+    ap.add_argument("--idle-s", type=float, default=5.0, help="idle CPU measured this long per configuration (0: no)")
     ap.add_argument("--haproxy", default=None, help="the haproxy binary (default: PATH, then /usr/sbin)")
     ap.add_argument("--haproxy-mode", choices=("http", "tcp"), default="http",
                     help="HAProxy as an L7 (http, default) or L4 (tcp) proxy")
@@ -445,6 +466,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--plot-dir", type=Path, default=Path("docs"),
                     help="where the PNGs go (default docs); --no-plot for none")
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--replot", type=Path, metavar="JSON",
+                    help="no lab: print the tables and redraw the plots of a saved --out-json")
     ap.add_argument("--build-dir", type=Path, default=Path("build"))
     ap.add_argument("--log-dir", type=Path, default=Path("logs"))
     ap.add_argument("--target", default=os.environ.get("TARGET", "p4sim"), choices=("p4sim", "bmv2"))
@@ -491,6 +514,7 @@ class Bench:
         self.runs: list[Run] = []
         self.idle: dict[str, dict[str, float]] = {}
         self.notes: dict[str, str] = {}
+        self._idle_rate: dict[str, float] = {}
 
     # the processes whose CPU is measured
     def pids(self, proxy_name: str) -> dict[str, int]:
@@ -513,6 +537,7 @@ class Bench:
             await self._config(cfg, baseline)
 
     async def _config(self, cfg: Config, baseline: Any) -> None:
+        self._idle_rate = {}
         server = self.lab.servers[0]
         if cfg.proxy == "haproxy":
             proc_name = self._start_haproxy(cfg)
@@ -531,6 +556,7 @@ class Bench:
                 _, cpu, _ = Meter.delta(before, meter.sample())
                 span = time.monotonic() - t0
                 self.idle[cfg.name] = {k: 100 * v / span for k, v in cpu.items()}
+                self._idle_rate = {k: v / span for k, v in cpu.items()}
             async with TrafficServer([server], [service]) as ts:
                 for size_mb, count in zip(self.args.sizes, self.args.counts, strict=True):
                     for direction in self.args.directions:
@@ -579,7 +605,8 @@ class Bench:
                              + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
         spliced = len(self.lab.events("spliced")) - spliced_before if cfg.proxy == "splice-proxy" else None
         run = Run(cfg.name, kind, direction, size, count, parallel, wall, stat, machine.busy, machine.softirq,
-                  [r.finished - r.started for r in results], spliced, runtime_s=cpu)
+                  [r.finished - r.started for r in results], spliced, runtime_s=cpu,
+                  idle_s={k: v * wall for k, v in self._idle_rate.items()})
         self.runs.append(run)
         f = figures(run)
         if kind == "bulk":
@@ -677,9 +704,41 @@ def _machine() -> str:
     return f"{cpus} CPUs{mem}, Linux {os.uname().release}, Python {sys.version.split()[0]}"
 
 
+def report(runs: Sequence[Run], meta: Mapping[str, Any]) -> None:
+    """The Markdown tables of a result (printed), as docs/benchmarks.md shows them."""
+    say(f"\n## Offload results ({meta.get('date')}, {meta.get('machine')}, load average "
+        f"{meta.get('load_before')} -> {meta.get('load_after')})\n")
+    say(bulk_table(runs))
+    if any(r.kind == "cps" for r in runs):
+        say("")
+        say(cps_table(runs))
+    if meta.get("idle_cpu_percent"):
+        say("\nIdle CPU (% of one CPU):\n")
+        say(idle_table(meta["idle_cpu_percent"]))
+    for name, note in (meta.get("notes") or {}).items():
+        say(f"\n{name}: {note}")
+
+
+def replot(path: Path, args: argparse.Namespace) -> int:
+    """``--replot``: tables and plots again from a saved result, without a lab."""
+    try:
+        runs, meta = from_json(json.loads(path.read_text()))
+    except (OSError, ValueError) as exc:
+        say(f"{path}: {exc}")
+        return 2
+    report(runs, meta)
+    if not args.no_plot:
+        for png in plot(runs, args.plot_dir, subtitle=f"p4sim lab, {str(meta.get('date', ''))[:10]}"):
+            say(f"plot: {png}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.replot is not None:
+        return replot(args.replot, args)
+
     def on_term(signum: int, frame: object) -> None:
         signal.raise_signal(signal.SIGINT)  # as Ctrl-C: the lab (and HAProxy with it) comes down
 
@@ -692,9 +751,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             haproxy_bin = None
     started = time.monotonic()
     load = os.getloadavg()
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": _machine(),
-            "load_before": [round(x, 2) for x in load], "argv": list(sys.argv[1:] if argv is None else argv),
-            "haproxy": haproxy_bin, "haproxy_mode": args.haproxy_mode}
+    meta: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": _machine(),
+        "load_before": [round(x, 2) for x in load], "argv": list(sys.argv[1:] if argv is None else argv),
+        "haproxy": haproxy_bin, "haproxy_mode": args.haproxy_mode}
     say(f"== offload benchmark: {', '.join(args.configs)}; sizes "
         + ", ".join(f"{c} x {s:g} MB" for s, c in zip(args.sizes, args.counts, strict=True))
         + f"; {args.parallel} in flight; load average {load[0]:.2f} ==")
@@ -720,14 +780,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta["seconds"] = round(time.monotonic() - started)
     meta["notes"] = bench.notes
     meta["idle_cpu_percent"] = bench.idle
-    say(f"\n## Offload results ({meta['date']}, {meta['machine']}, load {meta['load_before']} -> {meta['load_after']})\n")
-    say(bulk_table(bench.runs))
-    if any(r.kind == "cps" for r in bench.runs):
-        say("")
-        say(cps_table(bench.runs))
-    if bench.idle:
-        say("\nIdle CPU (% of one CPU):\n")
-        say(idle_table(bench.idle))
+    report(bench.runs, meta)
     args.out_json.parent.mkdir(parents=True, exist_ok=True)
     args.out_json.write_text(json.dumps(to_json(bench.runs, meta), indent=1) + "\n")
     say(f"\nraw results: {args.out_json}")

@@ -4,6 +4,7 @@ configuration text. The benchmark itself (a lab, minutes of traffic) is `make be
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ from p4splice.controller.lab import offload as ob
 def test_defaults_give_the_issue_sizes_with_counts_that_fit_the_switch() -> None:
     args = ob.parse_args([])
     assert args.sizes == [1.0, 10.0, 100.0]
-    assert args.counts == [10, 4, 1]
+    assert args.counts == [10, 4, 2]
     assert args.configs == ["spliced", "never", "haproxy", "haproxy-splice"]
     assert args.directions == ["down"]
     assert ob.parse_args(["--sizes", "5", "50", "--counts", "3"]).counts == [3, 3]
@@ -127,7 +128,7 @@ def test_tables_and_series() -> None:
             _run("haproxy", size_mb=0.001, n=200, proxy=0.05, kind="cps")]
     bulk = ob.bulk_table(runs)
     assert bulk.count("\n") == 4  # head, rule, three bulk rows
-    assert "| spliced | 10.0 | down | 4 | 50.0 | 5.00 | 300 |" in bulk
+    assert "| spliced | 10.0 | down | 4 | 50.0 | 0.00 | 5.00 | 300 |" in bulk
     assert "| never |" in bulk and "haproxy" not in bulk
     cps = ob.cps_table(runs)
     assert "| haproxy | 200 | 2 | 1000 | 25.0 |" in cps
@@ -135,6 +136,29 @@ def test_tables_and_series() -> None:
     assert "| spliced | 1.50 |" in ob.idle_table({"spliced": {"proxy": 1.5}})
     doc = ob.to_json(runs, {"date": "x"})
     assert doc["meta"] == {"date": "x"} and doc["runs"][0]["figures"]["proxy_cpu_ms_per_conn"] == pytest.approx(50.0)
+
+
+def test_json_round_trip_and_replot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = [_run(), _run("never", proxy=2.0), _run("haproxy", size_mb=0.001, n=200, proxy=0.05, kind="cps")]
+    meta = {"date": "2026-11-24 05:00 UTC", "idle_cpu_percent": {"spliced": {"proxy": 0.5}}}
+    runs[0].idle_s = {"proxy": 0.04}
+    doc = json.loads(json.dumps(ob.to_json(runs, meta)))
+    back, meta_back = ob.from_json(doc)
+    assert [ob.figures(r) for r in back] == [ob.figures(r) for r in runs] and meta_back == meta
+    # a result saved without idle_s gets it from the configuration's idle rate
+    for r in doc["runs"]:
+        r.pop("idle_s")
+    back, _ = ob.from_json(doc)
+    assert back[0].idle_s == {"proxy": pytest.approx(0.04)}  # 0.5 % of 8 s
+    assert ob.figures(back[0])["proxy_idle_ms_per_conn"] == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="not an offload benchmark result"):
+        ob.from_json({"runs": [{"config": "x"}]})
+    saved = tmp_path / "r.json"
+    saved.write_text(json.dumps(doc))
+    assert ob.main(["--replot", str(saved), "--no-plot"]) == 0
+    out = capsys.readouterr().out
+    assert "| spliced | 10.0 | down | 4 |" in out and "| haproxy | 200 |" in out
+    assert ob.main(["--replot", str(tmp_path / "missing.json"), "--no-plot"]) == 2
 
 
 @dataclass
