@@ -87,6 +87,15 @@ def test_read_cpu_from_a_proc_tree_and_from_this_process(tmp_path: Path) -> None
     assert machine.busy == pytest.approx(230 / ob.HZ) and machine.softirq == pytest.approx(30 / ob.HZ)
     with pytest.raises(ob.BenchError, match="proxy \\(pid 78\\) is gone"):
         ob.Meter({"proxy": 78}, proc_root=str(tmp_path)).sample()
+    # one name for several pids (every CPU's ksoftirqd): summed
+    for pid, comm, ticks in ((14, "ksoftirqd/0", 20), (22, "ksoftirqd/1", 30), (23, "kworker/1:0", 99)):
+        (tmp_path / str(pid) / "task" / str(pid)).mkdir(parents=True)
+        (tmp_path / str(pid) / "comm").write_text(comm + "\n")
+        (tmp_path / str(pid) / "stat").write_text(_stat_line(comm, 0, ticks, 0, 0))
+        (tmp_path / str(pid) / "task" / str(pid) / "schedstat").write_text(f"{ticks * 10_000_000} 0 0\n")
+    assert ob.kernel_threads("ksoftirqd/", proc_root=str(tmp_path)) == (14, 22)
+    both = ob.Meter({"ksoftirqd": (14, 22)}, proc_root=str(tmp_path)).sample()
+    assert both.stat["ksoftirqd"].system == pytest.approx(50 / ob.HZ) and both.runtime["ksoftirqd"] == pytest.approx(0.5)
     # the real thing: this process has used some CPU, and /proc/stat parses
     assert ob.read_cpu(os.getpid()).total > 0
     assert ob.read_runtime(os.getpid()) > 0
