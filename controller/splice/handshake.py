@@ -36,7 +36,7 @@ from .commands import (
 )
 from .legs import HandshakeFacts, LegParams, apply_translation, leg1_params, leg2_params, proxy_disagreements
 from .model import ACK, FIN, PSH, RST, SYN, EntryMatch, FlowKey, Ports, SegmentIn, Side, TcpSegment
-from .options import Negotiated, SynOptions, negotiate
+from .options import Negotiated, SynOptions, Timestamps, find, negotiate
 from .seqmath import seq_add
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,13 @@ class Handshake:
             isn_p1=self.isn_p1, isn_p2=self.isn_p2 if self.isn_p2 is not None else 0,
             negotiated=self.negotiated, proxy_leg1=self.opts_p1,
             proxy_leg2=self.opts_p2 if self.opts_p2 is not None else SynOptions(),
+            tsval_c_ack=_tsval(self.c_ack),
         )
+
+
+def _tsval(seg: TcpSegment | None) -> int | None:
+    ts = find(seg.options, Timestamps) if seg is not None else None
+    return ts.tsval if isinstance(ts, Timestamps) else None
 
 
 def _strip(seg: TcpSegment) -> TcpSegment:

@@ -91,6 +91,9 @@ class HandshakeFacts:
     negotiated: Negotiated
     proxy_leg1: SynOptions
     proxy_leg2: SynOptions
+    # C's TSval in its handshake ACK: the newest of C's clock that S saw before P's leg 2 (None:
+    # unknown, C's SYN's is used). Leg 2's timestamp anchor, see leg_deltas.
+    tsval_c_ack: int | None = None
 
 
 class ProxyDisagrees(ValueError):
@@ -144,7 +147,7 @@ class LegDeltas:
     d1: Delta32  # ISN_p1 - ISN_s
     d2: Delta32  # ISN_p2 - ISN_c
     t1: Delta32  # P's first TSval on leg 1 - S's first TSval
-    t2: Delta32  # P's first TSval on leg 2 - C's first TSval
+    t2: Delta32  # P's first TSval on leg 2 - C's TSval in its handshake ACK (else in its SYN)
 
 
 def leg_deltas(facts: HandshakeFacts) -> LegDeltas:
@@ -153,7 +156,14 @@ def leg_deltas(facts: HandshakeFacts) -> LegDeltas:
     if n.timestamps and facts.proxy_leg1.tsval is not None and n.tsval_s is not None:
         t1 = delta(facts.proxy_leg1.tsval, n.tsval_s)
     if n.timestamps and facts.proxy_leg2.tsval is not None and n.tsval_c is not None:
-        t2 = delta(facts.proxy_leg2.tsval, n.tsval_c)
+        # P's clock on leg 2 is read as C's from C's handshake ACK on, not from C's SYN: S has
+        # taken that ACK's TSval as TS.Recent, and PAWS (RFC 7323 section 5) drops every segment
+        # older than it -- anchored at the SYN, P's bytes lagged by the handshake's duration (a
+        # retransmitted SYN: a second and more) and S dropped them until P's clock caught up. P
+        # opens leg 2 only after that ACK, so P's translated clock never runs ahead of C's
+        # either (after the splice S sees C's own TSvals, which must not look old).
+        base = facts.tsval_c_ack if facts.tsval_c_ack is not None else n.tsval_c
+        t2 = delta(facts.proxy_leg2.tsval, base)
     return LegDeltas(d1=delta(facts.isn_p1, facts.isn_s), d2=delta(facts.isn_p2, facts.isn_c), t1=t1, t2=t2)
 
 

@@ -116,7 +116,7 @@ def test_data_through_the_four_legs(lab: Lab) -> None:
         i = Isns()
         await established(lab, d, 40001, i)
         t1 = (i.ts_p1 - i.ts_s) & U32
-        t2 = (i.ts_p2 - i.ts_c) & U32
+        t2 = (i.ts_p2 - (i.ts_c + 1)) & U32  # leg 2 reads as C from its handshake ACK (TSval ts_c + 1) on
         # C -> P: seq aligned, ack + D1, TSecr + T1.
         lab.send(C_PORT, from_c(40001, "PA", (i.c + 1) & U32, i.s + 1,
                                 options=[("NOP", None), ("NOP", None), ts_opt(i.ts_c + 2, i.ts_s)],

@@ -111,7 +111,7 @@ def expected_facts():
     from p4splice.controller.splice import HandshakeFacts, Ports
 
     return HandshakeFacts(FLOW, Ports(CPORT, SPORT, PPORT), ISN_C, ISN_S, ISN_P1, ISN_P2,
-                          negotiate(OPTS_C, OPTS_S), OPTS_P1, OPTS_P2)
+                          negotiate(OPTS_C, OPTS_S), OPTS_P1, OPTS_P2, tsval_c_ack=150)
 
 
 # ---- the whole handshake ---------------------------------------------------------------------
@@ -164,6 +164,29 @@ def test_full_handshake_emits_the_claims_packets_and_entries():
     assert est.facts == expected_facts() and est.legs == leg_params(expected_facts())
     assert len(w.core.handshakes) == 0 and FLOW in w.core.flows
     assert any(isinstance(c, StartTimer) and c.timer.kind is TimerKind.IDLE for c in out)
+
+
+def test_leg2_timestamps_read_as_c_from_its_handshake_ack_on():
+    """S takes the TSval of C's handshake ACK as TS.Recent and drops (PAWS) anything older, so P's
+    clock on leg 2 must read as C's from that ACK on, not from C's SYN. Anchored at the SYN, P's
+    first bytes to S lagged by the handshake's duration -- over a second after a retransmitted
+    SYN -- and S dropped them until P's clock caught up: the impaired lab's splice drains took
+    0.2-5 s (tests/e2e/test_impaired.py, docs/e2e.md)."""
+    w = World()
+    w.syn()  # TSval 100
+    w.syn(opts=SynOptions(1460, 7, True, 1100))  # C retransmits its SYN a second later
+    w.syn_ack()
+    w.proxy_syn_ack()
+    w.feed(c2s(seq_add(ISN_C, 1), ISN_S + 1, ACK, opts=ts(1150, 200)), CPORT)  # S's TS.Recent: 1150
+    w.upstream_syn()  # P's clock: 400
+    (legs,) = of(w.proxy_ack(), InstallLeg)
+    p2s, s2p = legs.legs
+    # P's request, 5 ms after its SYN, reaches S 5 ms after C's ACK: not older than TS.Recent.
+    seg = apply_translation(p2s, c2s(ISN_P2 + 1, ISN_S + 1, ACK | PSH, b"GET", ts(405, 200)))
+    assert seg is not None and find(seg.options, Timestamps).tsval == 1155
+    # S's echo of it reads as P's own clock again.
+    back = apply_translation(s2p, s2c(ISN_S + 1, seq_add(ISN_C, 4), ACK, opts=ts(210, 1155)))
+    assert back is not None and find(back.options, Timestamps).tsecr == 405
 
 
 def test_proxy_syn_ack_after_clients_ack():
@@ -226,7 +249,7 @@ def test_proxy_data_on_its_ack_goes_to_s():
     out = w.proxy_ack(payload=b"req")
     (seg,) = sends(out, Side.SERVER)
     assert (seg.segment.seq, seg.segment.payload) == (seq_add(ISN_C, 1), b"req")
-    assert find(seg.segment.options, Timestamps).tsval == 410 - (400 - 100)
+    assert find(seg.segment.options, Timestamps).tsval == 410 - (400 - 150)  # C's clock as of its ACK (150)
 
 
 # ---- retransmissions and restarts --------------------------------------------------------------
