@@ -1,7 +1,6 @@
 """The claim-1 handshake state machine: every path of issue 4, driven through SpliceCore."""
 
 import gc
-import time
 
 import pytest
 from p4splice.controller.splice import (
@@ -528,7 +527,6 @@ def live_handshakes():
 def test_syn_flood_is_bounded_and_a_real_handshake_completes():
     w = World(max_pending=1000)
     core = w.core
-    started = time.perf_counter()
     for i in range(20_000):
         core.on_segment(SegmentIn(flood_syn(i), CPORT, copy=True, proxy_port=PPORT))
     # A real client arrives mid-flood, gets its SYN-ACK and ACKs (which proves its address) ...
@@ -554,7 +552,6 @@ def test_syn_flood_is_bounded_and_a_real_handshake_completes():
     w.proxy_syn_ack()
     w.upstream_syn()
     assert of(w.proxy_ack(), FlowEstablished)
-    assert time.perf_counter() - started < 8
 
 
 def test_full_table_of_real_clients_refuses_newcomers():
