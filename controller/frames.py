@@ -8,7 +8,9 @@ the controller reads exactly what the data plane's parser accepts.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import socket
 import struct
 from dataclasses import dataclass
 
@@ -53,7 +55,14 @@ def format_mac(mac: bytes) -> str:
 
 
 def _ip(raw: bytes) -> str:
-    return str(ipaddress.IPv4Address(raw))
+    return socket.inet_ntoa(raw)
+
+
+@functools.lru_cache(maxsize=4096)
+def _packed(ip: str) -> bytes:
+    # Cached: a handshake builds ~10 frames between the same few addresses, and parsing with
+    # ipaddress (which also validates) is the costliest step of building one.
+    return ipaddress.IPv4Address(ip).packed
 
 
 def parse_frame(frame: bytes) -> ParsedFrame:
@@ -111,8 +120,8 @@ def build_frame(seg: TcpSegment, src_mac: bytes, dst_mac: bytes, ttl: int = DEFA
     """An Ethernet/IPv4/TCP frame carrying ``seg``, with both checksums right (DF set, no IP options)."""
     opts = serialize_options(seg.options)
     doff = 20 + len(opts)
-    src = ipaddress.IPv4Address(seg.src_ip).packed
-    dst = ipaddress.IPv4Address(seg.dst_ip).packed
+    src = _packed(seg.src_ip)
+    dst = _packed(seg.dst_ip)
     tcp = struct.pack(
         "!HHIIHHHH", seg.src_port, seg.dst_port, seg.seq & 0xFFFFFFFF, seg.ack & 0xFFFFFFFF,
         (doff // 4) << 12 | (seg.flags & 0x1FF), seg.window & 0xFFFF, 0, 0,

@@ -9,6 +9,7 @@ reject it later with a less helpful message.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 __all__ = [
@@ -66,8 +67,10 @@ def format_mac(value: int) -> str:
     return ":".join(f"{b:02x}" for b in value.to_bytes(6, "big"))
 
 
+@functools.lru_cache(maxsize=4096)
 def ipv4(text: str) -> int:
-    """Dotted-quad IPv4 address as a 32-bit int."""
+    """Dotted-quad IPv4 address as a 32-bit int (cached: the controller converts the same few
+    addresses for every entry it writes)."""
     try:
         return int(ipaddress.IPv4Address(text))
     except ValueError:
