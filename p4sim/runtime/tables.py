@@ -22,6 +22,8 @@ the lock to rebuild it, so it never iterates a dict that a writer is changing.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -154,6 +156,12 @@ class Table:
         # ident -> Entry; ident is the key tuple, plus the priority for priority tables.
         self.entries: dict = {}
         self._idle: dict = {}  # ident -> Entry, only entries with idle_timeout_ns > 0
+        # When to look at each of those next: a heap of (deadline ns, seq, ident) with lazy
+        # deletion (an item whose deadline is not _idle_due[ident] is stale), so a timer tick costs
+        # the entries due, not a scan of every entry (14,000 flows entries took ~4 ms per 5 ms tick).
+        self._idle_due: dict = {}
+        self._idle_heap: list[tuple[int, int, tuple]] = []
+        self._idle_seq = itertools.count()
         if self.strategy == "lpm":
             self._lpm_pos = kinds.index(LPM)
             self._lpm_width = self.fields[self._lpm_pos].bitwidth
@@ -257,6 +265,7 @@ class Table:
         if entry is None:
             raise not_found(f"table {self.name}: no such entry")
         self._idle.pop(ident, None)
+        self._idle_due.pop(ident, None)
         self._index_remove(entry)
         return entry
 
@@ -270,17 +279,34 @@ class Table:
         ident = self.ident(entry.key, entry.priority)
         if timeout_ns > 0:
             self._idle[ident] = entry
+            self._idle_schedule(ident, now_ns + timeout_ns)
         else:
             self._idle.pop(ident, None)
+            self._idle_due.pop(ident, None)
+
+    def _idle_schedule(self, ident: tuple, deadline_ns: int) -> None:
+        self._idle_due[ident] = deadline_ns
+        heapq.heappush(self._idle_heap, (deadline_ns, next(self._idle_seq), ident))
 
     def expired_entries(self, now_ns: int) -> list[Entry]:
-        """Entries idle for at least their TTL; their idle timer is reset (spec: notify once per TTL)."""
+        """Entries idle for at least their TTL; their idle timer is reset (spec: notify once per TTL).
+
+        Only entries whose deadline has come are looked at: one that was hit since is put back
+        with the deadline its last hit gives."""
         out = []
-        for entry in self._idle.values():
+        heap, due = self._idle_heap, self._idle_due
+        while heap and heap[0][0] <= now_ns:
+            deadline, _, ident = heapq.heappop(heap)
+            if due.get(ident) != deadline:
+                continue  # deleted, or rescheduled since this item was pushed
+            entry = self._idle[ident]
             ref = max(entry.last_hit_ns, entry.idle_mark_ns)
             if now_ns - ref >= entry.idle_timeout_ns:
                 entry.idle_mark_ns = now_ns
                 out.append(entry)
+                self._idle_schedule(ident, now_ns + entry.idle_timeout_ns)
+            else:
+                self._idle_schedule(ident, ref + entry.idle_timeout_ns)
         return out
 
     def reset_default(self) -> None:

@@ -133,3 +133,26 @@ def test_exact_entries_are_compact(state: SwitchState) -> None:
     tracemalloc.stop()
     assert per_entry < 600, per_entry
     assert state.lookup(BIG_T, (99_999,), 0, 0).params == (99_999 & 0x1FF,)
+
+
+def test_idle_expiry_is_scheduled_per_entry(state: SwitchState) -> None:
+    """Expiry follows the last hit, notifies once per TTL, forgets deleted entries and restarts on
+    a new timeout; entries not yet due are not returned (the heap only yields what is due)."""
+    t = state.table(EXACT_T)
+    quiet = t.insert((1, 1), 0, SET_PORT, (1,), 0)
+    busy = t.insert((2, 1), 0, SET_PORT, (2,), 0)
+    gone = t.insert((3, 1), 0, SET_PORT, (3,), 0)
+    for e in (quiet, busy, gone):
+        t.set_idle_timeout(e, 100, 0)
+    assert t.expired_entries(99) == []
+    state.lookup(EXACT_T, (2, 1), 50, 64)  # busy is hit: due at 150 now
+    t.delete((3, 1), 0)
+    assert t.expired_entries(100) == [quiet]
+    assert t.expired_entries(149) == []  # quiet was notified at 100: next at 200
+    assert t.expired_entries(150) == [busy]
+    t.set_idle_timeout(quiet, 1000, 180)  # a MODIFY with a new TTL restarts its clock
+    assert t.expired_entries(250) == [busy]
+    assert t.expired_entries(1179) == [busy]  # once, however many TTLs went by unseen
+    assert t.expired_entries(1180) == [quiet]
+    t.set_idle_timeout(busy, 0, 1200)  # no TTL any more: never notified
+    assert busy not in t.expired_entries(10**9)
