@@ -63,19 +63,29 @@ def total(c: Counters, name: str, direction: str | None = None) -> int:
     return sum(d[name] for per_host in c.values() for k, d in per_host.items() if direction in (None, k))
 
 
-async def through_the_splice(lab: Lab, cases: list[tuple[str, str]], size: int = SIZE) -> tuple[Counters, Counters]:
+async def at_each_splice(lab: Lab, base: int, count: int) -> list[Counters]:
+    """The relay's counters as each of ``count`` splices after the first ``base`` is seen."""
+    snaps: list[Counters] = []
+    while len(snaps) < count:
+        seen = base + len(snaps)
+        await poll(lambda n=seen: len(lab.events("spliced")) > n, TIMEOUT, "a splice", interval=0.005)
+        snap = await asyncio.to_thread(counters, lab)
+        snaps += [snap] * (len(lab.events("spliced")) - base - len(snaps))
+    return snaps[:count]
+
+
+async def through_the_splice(lab: Lab, cases: list[tuple[str, str]],
+                             size: int = SIZE) -> tuple[list[Counters], Counters]:
     """The ``cases`` (policy, direction) at once from c1 to s1: each byte-exact both ways and
     spliced (rewrite with its non-zero C->S delta, inspect with none), no flows entries left at the
-    end. Returns the relay's counters when the first splice was seen, and at the end."""
+    end. Returns the relay's counters as each splice was seen (in order), and at the end."""
     base = len(lab.events("spliced"))
     async with TrafficServer(lab.servers, lab.spec.services) as server:
+        watch = asyncio.create_task(at_each_splice(lab, base, len(cases)))
         tasks = [asyncio.create_task(transfer(lab.clients[0], lab.servers[0], lab.service(policy),
                                               upload=size if direction == "upload" else 1000,
                                               download=size if direction == "download" else 1000, timeout=TIMEOUT))
                  for policy, direction in cases]
-        await poll(lambda: len(lab.events("spliced")) > base or all(t.done() for t in tasks), TIMEOUT, "a splice",
-                   interval=0.005)
-        at_splice = await asyncio.to_thread(counters, lab)
         results: list[ClientResult] = await asyncio.gather(*tasks)
         end = await asyncio.to_thread(counters, lab)
         for result, (policy, _direction) in zip(results, cases, strict=True):
@@ -88,6 +98,7 @@ async def through_the_splice(lab: Lab, cases: list[tuple[str, str]], size: int =
                 assert record["c2s"] != 0
             else:
                 assert (record["c2s"], record["s2c"]) == (0, 0)
+        at_splice = await asyncio.wait_for(watch, 10)
         await no_entries_left(lab, timeout=30)
     for per_host in end.values():
         for d in per_host.values():
@@ -100,7 +111,7 @@ def test_one_percent_loss(lab: Lab, policy: str, direction: str) -> None:
     impair(lab, LOSS)
 
     async def main() -> None:
-        at_splice, end = await through_the_splice(lab, [(policy, direction)])
+        (at_splice,), end = await through_the_splice(lab, [(policy, direction)])
         # The bulk direction of the transfer crossed both cables: both lost some of it, and most
         # of that after the splice (the switch alone carried the connection then).
         bulk_c, bulk_s = (TO_HOST, TO_SWITCH) if direction == "download" else (TO_SWITCH, TO_HOST)
@@ -114,7 +125,7 @@ def test_reordering(lab: Lab) -> None:
     impair(lab, REORDER)
 
     async def main() -> None:
-        at_splice, end = await through_the_splice(lab, CASES)
+        (at_splice, *_), end = await through_the_splice(lab, CASES)
         assert total(end, "reordered", TO_HOST) > 0 and total(end, "reordered", TO_SWITCH) > 0, end
         assert total(end, "reordered") > total(at_splice, "reordered"), "no reordering after the splice"
         assert total(end, "dropped") == 0
@@ -129,7 +140,8 @@ def test_delay_and_jitter(lab: Lab) -> None:
 
     async def main() -> None:
         at_splice, end = await through_the_splice(lab, CASES)
-        assert total(at_splice, "queued") > 0, f"nothing in flight at the splice: {at_splice}"
+        queued = [total(snap, "queued") for snap in at_splice]
+        assert max(queued) > 0, f"nothing in flight at any splice: {queued}"
         assert total(end, "delayed") == total(end, "passed") + total(end, "queued") > 1000
         assert total(end, "dropped") == total(end, "reordered") == 0
 
