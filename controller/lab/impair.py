@@ -411,7 +411,9 @@ class Relay:
                                          "kernel_drops": d.kernel_drops, "spec": d.impairer.spec.to_dict()}
         return out
 
-    def handle(self, request: Mapping[str, Any]) -> Any:
+    def handle(self, request: Any) -> Any:
+        if not isinstance(request, dict):
+            raise RelayError("a request is a JSON object")
         op = request.get("op")
         if op == "ping":
             return {"cables": {c.name: [c.host_if, c.switch_if] for c in self.cables.values()}, "pid": os.getpid()}

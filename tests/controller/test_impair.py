@@ -281,6 +281,13 @@ def test_relay_rejects_bad_requests(bench: Bench) -> None:
         bench.relay.control.request("set", cable="c", spec={"loss": 2})
     with pytest.raises(RelayError, match="unknown op"):
         bench.relay.control.request("frobnicate")
+    for line in (b"[1]\n", b"not json\n"):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(bench.relay.control.path)
+            sock.sendall(line)
+            assert b'"ok": false' in sock.recv(65536)
+    assert bench.relay.popen.poll() is None and "c" in bench.relay.control.ping()["cables"]  # still serving
 
 
 def test_tcp_stream_byte_exact_through_loss_reordering_and_delay(bench: Bench) -> None:
