@@ -398,6 +398,14 @@ def plot(runs: Sequence[Run], out_dir: Path, subtitle: str = "") -> list[Path]:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    # Where the proxy's idle cost (its heartbeat over the run's wall time) is a visible share of a
+    # figure, the same figure without it, dashed: what the connections themselves cost.
+    for name, pts in series(runs, "proxy_cpu_ms_per_conn").items():
+        idle = dict(series(runs, "proxy_idle_ms_per_conn").get(name, []))
+        if any(idle.get(x, 0.0) > 0.05 * y for x, y in pts):
+            color, marker = STYLE.get(name, ("tab:gray", "x"))
+            ax.plot([x for x, _ in pts], [y - idle.get(x, 0.0) for x, y in pts], linestyle="--", marker=marker,
+                    markerfacecolor="none", color=color, label=f"{name}, less its idle heartbeat")
     lines(ax, "proxy_cpu_ms_per_conn", "CPU milliseconds per connection (log)",
           "proxy host: proxy process CPU per connection", logy=True)
     fig.suptitle("Offload: CPU per connection" + (f" -- {subtitle}" if subtitle else ""), fontsize=11)

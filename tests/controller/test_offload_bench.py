@@ -269,3 +269,13 @@ def test_find_haproxy_prefers_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     monkeypatch.setattr(hap, "HAPROXY_CANDIDATES", ())
     assert hap.find_haproxy() is None
     assert shutil.which("haproxy") is None
+
+
+def test_plot_writes_the_three_pngs(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    runs = [_run(size_mb=1, n=10, proxy=0.05), _run(proxy=0.05), _run("never", size_mb=1, n=10, proxy=0.3),
+            _run("never", proxy=2.0), _run("haproxy", size_mb=0.001, n=200, proxy=0.05, kind="cps")]
+    runs[1].idle_s = {"proxy": 0.02}  # a visible idle share: the dashed "less its idle" line
+    written = ob.plot(runs, tmp_path, subtitle="test")
+    assert [p.name for p in written] == ["offload-cpu-per-gb.png", "offload-cpu-per-conn.png", "offload-throughput.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
