@@ -63,25 +63,47 @@ def never_corrupt(result: ClientResult) -> str:
     return "ok"
 
 
-def spliced(lab: Lab, result: ClientResult) -> dict[str, Any] | None:
-    """The proxy's ``spliced`` log record of this connection, if it spliced it."""
-    flow = f"{result.local[0]}:{result.local[1]}->{result.server[0]}:{result.server[1]}"
-    for ev in lab.events("spliced"):
-        if ev.record.get("flow") == flow:
-            return ev.record
-    return None
+# The proxy logs "spliced" once the controller's reply is in: a short transfer can end (and the test
+# look) before that line is read. How long to wait for a proxy's verdict that is not there yet.
+VERDICT_WAIT = 1.0
 
 
-def splice_outcome(lab: Lab, result: ClientResult) -> str | None:
+def _flow(result: ClientResult) -> str:
+    return f"{result.local[0]}:{result.local[1]}->{result.server[0]}:{result.server[1]}"
+
+
+def _verdict(lab: Lab, result: ClientResult, kept_too: bool) -> tuple[str, dict[str, Any]] | None:
+    flow = _flow(result)
+    kept = None
+    for ev in lab.events():
+        if ev.event == "spliced" and ev.record.get("flow") == flow:
+            return "spliced", ev.record  # also after an earlier attempt that stayed in the path
+        if (kept_too and kept is None and ev.record.get("message", "").startswith(f"{flow}: ")
+                and "staying in the path" in ev.record["message"]):
+            kept = "kept", ev.record
+    return kept
+
+
+def _await_verdict(lab: Lab, result: ClientResult, kept_too: bool,
+                   wait: float) -> tuple[str, dict[str, Any]] | None:
+    deadline = time.monotonic() + wait
+    while (verdict := _verdict(lab, result, kept_too)) is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling the proxy's log (a thread of the lab reads it) with a deadline
+    return verdict
+
+
+def spliced(lab: Lab, result: ClientResult, wait: float = VERDICT_WAIT) -> dict[str, Any] | None:
+    """The proxy's ``spliced`` log record of this connection, if it spliced it (waiting up to
+    ``wait`` s for the record to be read)."""
+    verdict = _await_verdict(lab, result, False, wait)
+    return verdict[1] if verdict is not None else None
+
+
+def splice_outcome(lab: Lab, result: ClientResult, wait: float = VERDICT_WAIT) -> str | None:
     """"spliced"; "kept" when the proxy asked but stayed in the path (the connection ended while it
     drained, say: a safe outcome); None when the proxy never asked."""
-    if spliced(lab, result) is not None:
-        return "spliced"
-    flow = f"{result.local[0]}:{result.local[1]}->{result.server[0]}:{result.server[1]}"
-    for ev in lab.events():
-        if ev.record.get("message", "").startswith(f"{flow}: ") and "staying in the path" in ev.record["message"]:
-            return "kept"
-    return None
+    verdict = _await_verdict(lab, result, True, wait)
+    return verdict[0] if verdict is not None else None
 
 
 async def no_entries_left(lab: Lab, timeout: float = 20.0) -> None:
