@@ -565,7 +565,7 @@ async def cmd_routes(args: argparse.Namespace) -> Output:
             routes = sorted((parse_route(index, e) for e in await client.read(TableEntry(ROUTES))),
                             key=lambda r: (-r.prefix.prefixlen, int(r.prefix.network_address)))
         data = {"routes": [r.to_dict() for r in routes]}
-        rows = [(str(r.prefix), r.port if r.port is not None else "drop",
+        rows = [(str(r.prefix), r.port if r.port is not None else r.action,
                  codec.format_mac(r.smac) if r.port is not None else "-",
                  codec.format_mac(r.dmac) if r.port is not None else "-") for r in routes]
         return Output(data, render_table(["prefix", "port", "smac", "dmac"], rows) if rows else "no routes")

@@ -57,6 +57,11 @@ class ControllerConfig:
     cookie: int | None = None
     cpu_port: int = 255
     switch_mac: str | None = None  # source MAC of packet-outs when none was learnt
+    # proxy ports probed from the data path (portwatch.py): ICMP echoes from this address, which
+    # proxy hosts must route through the switch (their gateway's address does); None: off
+    port_probe_addr: str | None = None
+    port_probe_interval: float = 1.0
+    port_probe_misses: int = 3  # unanswered probes in a row: the port is down
     # what the switch does
     services: tuple[ServiceConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
@@ -124,6 +129,11 @@ def _switch_port(value: object, where: str) -> int:
 
 def _check_type(name: str, value: Any) -> Any:
     default = ControllerConfig.__dataclass_fields__[name].default
+    if name == "port_probe_addr":
+        try:
+            return str(ipaddress.IPv4Address(value))
+        except (ValueError, TypeError):
+            raise ConfigError(f"controller.port_probe_addr: {value!r} is not an IPv4 address") from None
     if name in ("cookie", "metrics_port", "switch_mac", "proxy_group", "tls_ca", "tls_cert", "tls_key",
                 "tls_server_name"):
         return value
@@ -175,6 +185,8 @@ def parse_config(section: Mapping[str, Any], base: ControllerConfig | None = Non
         raise ConfigError(f"controller.log_format must be json or text, not {cfg.log_format!r}")
     if cfg.max_pending < 1:
         raise ConfigError("controller.max_pending must be at least 1")
+    if cfg.port_probe_misses < 1 or cfg.port_probe_interval <= 0:
+        raise ConfigError("controller.port_probe_misses must be at least 1 and port_probe_interval above 0")
     return cfg
 
 

@@ -31,6 +31,7 @@ from .metrics import Metrics
 from .orchestrator import Orchestrator
 from .p4rt import Backoff, P4Index, PipelineError, SwitchSession, load_p4info
 from .p4rt.entities import Update, UpdateType
+from .portwatch import PortWatch
 from .proxy_service import ControllerService
 from .proxyapi.server import ProxyApiServer
 from .restore import restore_from_switch
@@ -56,12 +57,14 @@ class Daemon:
             on_write_latency=self.metrics.write_latency.observe, backoff=backoff, name="splice",
         )
         self.orch = Orchestrator(self.session, config, self.metrics)
-        self.service = ControllerService(self.orch)
+        self.portwatch = self._make_portwatch()
+        self.service = ControllerService(self.orch, self.portwatch)
         self.proxy_api: ProxyApiServer | None = None
         self.admin: AdminServer | None = None
         self.metrics_port: int | None = None
         self.ready = asyncio.Event()
         self.restored: dict[str, int] = {}
+        self.ports_down: dict[str, int] = {}  # proxy -> times its port was found down
         self._setup_lock = asyncio.Lock()
 
     # --- lifecycle ----------------------------------------------------------------------------------
@@ -84,10 +87,15 @@ class Daemon:
                                  allowed_uids=self.config.admin_uids or None, status=self.status,
                                  ask_proxy=self._ask_proxy)
         await self.admin.start()
+        if self.portwatch is not None:
+            self.orch.on_routed = self.portwatch.on_packet_in
+            self.portwatch.start()
         self.ready.set()
         log.info("controller ready")
 
     async def close(self) -> None:
+        if self.portwatch is not None:
+            await self.portwatch.close()
         if self.admin is not None:
             await self.admin.close()
         if self.proxy_api is not None:
@@ -160,6 +168,8 @@ class Daemon:
             static = [dp.cpu_clone_session(self.config.cpu_port)]
             static += [dp.service(s.server_ip, s.server_port, s.proxy_port) for s in self.config.services]
             static += [dp.route(r.prefix, r.port, r.smac, r.dmac) for r in self.config.routes]
+            if self.portwatch is not None:
+                static.append(dp.route_to_cpu(f"{self.portwatch.source_ip}/32"))
             await self.orch._flush([Update(UpdateType.INSERT, e) for e in static])
             if first and not pushed:
                 self.restored = dict(await restore_from_switch(self.orch))
@@ -176,6 +186,27 @@ class Daemon:
         await self.setup_switch(first=False)
 
     # --- glue -------------------------------------------------------------------------------------------
+
+    def _make_portwatch(self) -> PortWatch | None:
+        cfg = self.config
+        if cfg.port_probe_addr is None:
+            return None
+        mac = cfg.switch_mac or next((r.smac for r in cfg.routes), None)
+        if mac is None:
+            raise ConfigError("controller.port_probe_addr needs controller.switch_mac (or a route's smac) "
+                              "as the probes' source MAC")
+        return PortWatch(self._probe_out, self._port_down, cfg.port_probe_addr, mac,
+                         interval=cfg.port_probe_interval, misses=cfg.port_probe_misses)
+
+    async def _probe_out(self, port: int, frame: bytes) -> None:
+        await self.session.packet_out(dp.packet_out(port, frame))
+
+    async def _port_down(self, proxy: str) -> None:
+        # The registration ends first: the proxy's next request hears not_registered at once.
+        self.ports_down[proxy] = self.ports_down.get(proxy, 0) + 1
+        if self.proxy_api is not None:
+            self.proxy_api.unregister(proxy)
+        await self.service.port_down(proxy)
 
     def _proxy_event(self, port: int, event: str, fields: dict[str, Any]) -> None:
         if self.proxy_api is None:
@@ -208,7 +239,10 @@ class Daemon:
         return {
             "switch": {"address": self.config.grpc_addr, "device_id": self.config.device_id,
                        "primary": self.session.is_primary, "election_id": self.session.election_id},
-            "proxies": [{"name": r.name, "port": r.port, "mac": r.mac} for r in self.service.proxies.values()],
+            "proxies": [{"name": r.name, "port": r.port, "mac": r.mac,
+                         "port_probe": self.portwatch.state(r.name) if self.portwatch else None}
+                        for r in self.service.proxies.values()],
+            "ports_down": dict(self.ports_down),
             "handshakes_pending": len(self.orch.core.handshakes),
             "metrics_port": self.metrics_port,
             "restored": self.restored,

@@ -73,6 +73,7 @@ __all__ = [
     "parse_service",
     "route",
     "route_key",
+    "route_to_cpu",
     "service",
     "service_key",
     "signed_delta",
@@ -86,6 +87,7 @@ FLOWS = "SpliceIngress.flows.flows"
 
 ROUTE = "SpliceIngress.routing.route"
 ROUTE_DROP = "SpliceIngress.routing.drop"
+ROUTE_TO_CPU = "SpliceIngress.routing.to_cpu"
 PROXIED = "SpliceIngress.services.proxied"
 TRANSLATE = "SpliceIngress.flows.translate"
 TRANSLATE_NAT = "SpliceIngress.flows.translate_nat"
@@ -129,6 +131,7 @@ class PacketInReason(enum.IntEnum):
     FIN = 5  # copy: FIN of a tracked flow, original bytes
     RST = 6  # copy: RST of a tracked flow, original bytes
     PUNT = 7  # controller only: a flows entry with action punt
+    ROUTED = 8  # controller only: a routes entry with action to_cpu (the port probes' replies)
 
     @property
     def is_copy(self) -> bool:
@@ -177,13 +180,14 @@ SCHEMA = _Schema(
         FLOWS: _FLOW_KEYS,
     },
     table_actions={
-        ROUTES: (ROUTE, ROUTE_DROP),
+        ROUTES: (ROUTE, ROUTE_DROP, ROUTE_TO_CPU),
         SERVICES: (PROXIED,),
         FLOWS: (TRANSLATE, TRANSLATE_NAT, HOLD, PUNT, FLOW_DROP),
     },
     actions={
         ROUTE: (("port", 9), ("smac", 48), ("dmac", 48)),
         ROUTE_DROP: (),
+        ROUTE_TO_CPU: (),
         PROXIED: (("proxy_port", 9),),
         TRANSLATE: _LEG_PARAMS,
         TRANSLATE_NAT: _LEG_PARAMS + _NAT_PARAMS,
@@ -339,15 +343,25 @@ def route(prefix: str | ipaddress.IPv4Network, port: int, smac: MacLike, dmac: M
     return TableEntry(ROUTES, route_key(prefix).match, Action(ROUTE, params))
 
 
+def route_to_cpu(prefix: str | ipaddress.IPv4Network) -> TableEntry:
+    """Packets to ``prefix`` go to the controller untouched (packet-in reason ROUTED)."""
+    return TableEntry(ROUTES, route_key(prefix).match, Action(ROUTE_TO_CPU))
+
+
 @dataclass(frozen=True)
 class Route:
     prefix: ipaddress.IPv4Network
-    port: int | None  # None: the entry drops
+    port: int | None  # None: the entry drops, or sends to the controller (to_cpu)
     smac: int = 0
     dmac: int = 0
+    to_cpu: bool = False
+
+    @property
+    def action(self) -> str:
+        return "to_cpu" if self.to_cpu else "route" if self.port is not None else "drop"
 
     def to_dict(self) -> dict[str, object]:
-        return {"prefix": str(self.prefix), "action": "route" if self.port is not None else "drop",
+        return {"prefix": str(self.prefix), "action": self.action,
                 "port": self.port, "smac": codec.format_mac(self.smac), "dmac": codec.format_mac(self.dmac)}
 
 
@@ -356,7 +370,10 @@ def parse_route(index: P4Index, entry: TableEntry) -> Route:
     m = entry.match.get("ipv4_dst")
     net = ipaddress.IPv4Network((m.value, m.prefix_len)) if isinstance(m, LPM) else ipaddress.IPv4Network("0.0.0.0/0")
     action = entry.action
-    if action is None or index.actions.get(action.name).name != ROUTE:
+    name = None if action is None else index.actions.get(action.name).name
+    if name == ROUTE_TO_CPU:
+        return Route(net, None, to_cpu=True)
+    if action is None or name != ROUTE:
         return Route(net, None)
     return Route(net, action.params["port"], action.params["smac"], action.params["dmac"])
 

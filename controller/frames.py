@@ -17,11 +17,14 @@ from dataclasses import dataclass
 from .splice.model import TcpSegment
 from .splice.options import parse_options, serialize_options
 
-__all__ = ["FrameError", "ParsedFrame", "build_frame", "parse_frame", "format_mac", "mac_bytes", "route_frame"]
+__all__ = ["EchoReply", "FrameError", "ParsedFrame", "build_echo_request", "build_frame", "format_mac",
+           "mac_bytes", "parse_echo_reply", "parse_frame", "route_frame"]
 
 ETH_IPV4 = 0x0800
 ETH_VLAN = 0x8100
+PROTO_ICMP = 1
 PROTO_TCP = 6
+ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST = 0, 8
 DEFAULT_TTL = 64
 
 
@@ -147,3 +150,42 @@ def route_frame(frame: bytes, src_mac: bytes, dst_mac: bytes) -> bytes | None:
     ip[10:12] = b"\x00\x00"
     ip[10:12] = struct.pack("!H", _checksum(bytes(ip)))
     return mac_bytes(dst_mac) + mac_bytes(src_mac) + frame[12:14] + bytes(ip) + frame[14 + ihl:]
+
+
+# --- ICMP echo (the controller's probes of proxy ports) ----------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class EchoReply:
+    src_ip: str
+    dst_ip: str
+    ident: int
+    seq: int
+    payload: bytes
+
+
+def build_echo_request(src_ip: str, dst_ip: str, ident: int, seq: int, src_mac: bytes, dst_mac: bytes,
+                       payload: bytes = b"", ttl: int = DEFAULT_TTL) -> bytes:
+    """An Ethernet/IPv4/ICMP echo request with both checksums right (DF set)."""
+    icmp = struct.pack("!BBHHH", ICMP_ECHO_REQUEST, 0, 0, ident & 0xFFFF, seq & 0xFFFF) + payload
+    icmp = icmp[:2] + struct.pack("!H", _checksum(icmp)) + icmp[4:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), seq & 0xFFFF, 0x4000, ttl, PROTO_ICMP, 0,
+                     _packed(src_ip), _packed(dst_ip))
+    ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+    return mac_bytes(dst_mac) + mac_bytes(src_mac) + struct.pack("!H", ETH_IPV4) + ip + icmp
+
+
+def parse_echo_reply(frame: bytes) -> EchoReply | None:
+    """The ICMP echo reply in ``frame`` (checksums verified), or None for anything else."""
+    if len(frame) < 14 + 20 + 8 or struct.unpack_from("!H", frame, 12)[0] != ETH_IPV4:
+        return None
+    vihl, _tos, total, _ident, frag, _ttl, proto = struct.unpack_from("!BBHHHBB", frame, 14)
+    ihl = (vihl & 0x0F) * 4
+    end = 14 + total
+    if vihl >> 4 != 4 or ihl < 20 or proto != PROTO_ICMP or frag & 0x3FFF or len(frame) < end \
+            or total < ihl + 8 or _checksum(frame[14:14 + ihl]) != 0:
+        return None
+    icmp = frame[14 + ihl:end]
+    kind, code, _csum, ident, seq = struct.unpack_from("!BBHHH", icmp)
+    if kind != ICMP_ECHO_REPLY or code != 0 or _checksum(icmp) != 0:
+        return None
+    return EchoReply(_ip(frame[26:30]), _ip(frame[30:34]), ident, seq, icmp[8:])

@@ -147,6 +147,8 @@ class Orchestrator:
         self.routes = sorted(config.routes, key=lambda r: -r.prefix.prefixlen)
         self.proxy_macs: dict[int, bytes] = {}  # registered proxies: port -> MAC
         self.on_proxy_event: ProxyEvent | None = None
+        # ROUTED packet-ins (the to_cpu route: replies to the port probes) go here (portwatch.py).
+        self.on_routed: Callable[[int, bytes], object] | None = None
         self.l2: dict[FlowKey, FlowL2] = {}
         self.entries: dict[EntryMatch, _Installed] = {}
         self.flow_entries: dict[FlowKey, set[EntryMatch]] = {}
@@ -209,6 +211,10 @@ class Orchestrator:
         self.metrics.packet_ins.labels(name).inc()
         if not isinstance(reason, R):
             log.warning("packet-in with unknown reason %s ignored", reason)
+            return
+        if reason is R.ROUTED:
+            if self.on_routed is not None:
+                self.on_routed(pin.ingress_port, pin.frame)
             return
         try:
             parsed = parse_frame(pin.frame)

@@ -25,6 +25,7 @@ from typing import Any
 
 from .frames import mac_bytes
 from .orchestrator import Orchestrator
+from .portwatch import PortWatch
 from .proxyapi.protocol import ApiError, Flow
 from .proxyapi.service import Deltas, FlowInfo
 from .splice import Direction, NotifyProxy, SpliceCounts
@@ -62,13 +63,14 @@ def flow_key(flow: Flow | FlowKey | Mapping[str, Any]) -> FlowKey:
 class ControllerService:
     """Implements ``proxyapi.service.SpliceService``."""
 
-    def __init__(self, orch: Orchestrator) -> None:
+    def __init__(self, orch: Orchestrator, portwatch: PortWatch | None = None) -> None:
         self.orch = orch
         self.proxies: dict[str, ProxyRecord] = {}
+        self.portwatch = portwatch  # probes the ports of proxies that give their address
 
     # --- registration and liveness ----------------------------------------------------------------
 
-    async def register(self, proxy: str, port: int, mac: str, heartbeat_ms: int) -> int:
+    async def register(self, proxy: str, port: int, mac: str, heartbeat_ms: int, ip: str | None = None) -> int:
         for other in self.proxies.values():
             if other.port == port and other.name != proxy:
                 raise ApiError("conflict", f"port {port} is registered to proxy {other.name}")
@@ -79,7 +81,9 @@ class ControllerService:
         rec.mac = mac
         self.proxies[proxy] = rec
         self.orch.proxy_macs[port] = mac_bytes(mac)
-        log.info("proxy %s on port %d (%s) registered", proxy, port, mac)
+        if self.portwatch is not None and ip is not None and old is None:
+            self.portwatch.watch(proxy, port, mac, ip)
+        log.info("proxy %s on port %d (%s%s) registered", proxy, port, mac, f", {ip}" if ip else "")
         return heartbeat_ms
 
     async def heartbeat(self, proxy: str, quiescent: Sequence[Mapping[str, Any]] | None = None) -> None:
@@ -128,7 +132,13 @@ class ControllerService:
     async def proxy_dead(self, proxy: str) -> None:
         await self._down(proxy, "missed its heartbeats")
 
-    async def _down(self, proxy: str, why: str) -> None:
+    async def port_down(self, proxy: str) -> None:
+        """The proxy's switch port stopped answering the controller's probes (portwatch.py)."""
+        await self._down(proxy, "stopped answering on its switch port", "proxy_port_down")
+
+    async def _down(self, proxy: str, why: str, failure: str = "proxy_down") -> None:
+        if self.portwatch is not None:
+            self.portwatch.unwatch(proxy)
         rec = self.proxies.pop(proxy, None)
         if rec is None:
             return
@@ -148,7 +158,7 @@ class ControllerService:
                 if now.get(key) is not None and all(now[key].get(m, (-1,))[0] == v[0] for m, v in q.baseline.items()):
                     vouched[key] = q.counts
         log.warning("proxy %s on port %d %s: %d of its flows quiescent", proxy, rec.port, why, len(vouched))
-        self.orch.metrics.failures.labels("proxy_down").inc()
+        self.orch.metrics.failures.labels(failure).inc()
         before = self.orch.core.flows.stats["fail_open_spliced"]
         await self.orch.run(self.orch.core.on_proxy_down(rec.port, vouched))
         n = self.orch.core.flows.stats["fail_open_spliced"] - before

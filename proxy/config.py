@@ -63,6 +63,7 @@ class ProxyConfig:
     controller: str | None = None  # the proxy API's Unix socket; None: never splice
     switch_port: int = 0
     mac: str = "00:00:00:00:00:00"
+    address: str | None = None  # this host's IPv4 address on its switch port: the controller probes it
     heartbeat_ms: int = 1000
     limits: Limits = field(default_factory=Limits)
     namespace: NamespaceSetup | None = None
@@ -249,6 +250,12 @@ def parse(data: Mapping[str, Any]) -> ProxyConfig:
         raise ConfigError(f"[proxy]: 'mac' must be \"aa:bb:cc:dd:ee:ff\", got {mac!r}")
     if controller is not None and "switch_port" not in p.data:
         raise ConfigError("[proxy]: a 'controller' needs the proxy host's 'switch_port'")
+    address = p.text("address", None)
+    if address is not None:
+        try:
+            address = str(ipaddress.IPv4Address(address))
+        except ValueError:
+            raise ConfigError(f"[proxy]: 'address' must be an IPv4 address, got {address!r}") from None
     heartbeat_ms = p.integer("heartbeat_ms", 100, 60000, 1000)
     metrics_port = p.integer("metrics_port", 1, 65535, None)
     metrics_interval = p.number("metrics_interval_s", 0, 86400, 60.0)
@@ -282,6 +289,7 @@ def parse(data: Mapping[str, Any]) -> ProxyConfig:
         controller=controller,
         switch_port=switch_port,
         mac=mac.lower(),
+        address=address,
         heartbeat_ms=heartbeat_ms,
         limits=limits,
         namespace=namespace,

@@ -61,7 +61,7 @@ class ControllerLink:
             client.quiescent = self.quiescent
             try:
                 await client.connect()
-                granted = await client.register(self.config.switch_port, self.config.mac, self.config.heartbeat_ms)
+                granted = await self._register(client)
                 log.info("registered with %s as %s (port %d, heartbeat %d ms)", client.controller,
                          self.config.name, self.config.switch_port, granted)
                 self.api = client
@@ -88,6 +88,10 @@ class ControllerLink:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._retry_max)
 
+    async def _register(self, client: ProxyApiClient) -> int:
+        cfg = self.config
+        return await client.register(cfg.switch_port, cfg.mac, cfg.heartbeat_ms, ip=cfg.address)
+
     async def _supervise(self, client: ProxyApiClient) -> None:
         # The client sends the heartbeats; this only notices when they stop (connection lost,
         # or the controller declared us dead and heartbeats are refused) and registers again.
@@ -101,7 +105,7 @@ class ControllerLink:
                 return
             if not client.registered:
                 log.warning("the controller no longer has %s registered; registering again", self.config.name)
-                await client.register(self.config.switch_port, self.config.mac, self.config.heartbeat_ms)
+                await self._register(client)
 
     async def _event(self, event: Event) -> None:
         if event.name == "heartbeat_missed":

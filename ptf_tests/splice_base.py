@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 CLIENT, SERVER, PROXY = 1, 2, 3
 
 # packet-in reasons and malformed-counter indexes, as p4src/include/headers.p4 defines them
-PIN_SYN, PIN_SYN_ACK, PIN_PROXY_SYN, PIN_PROXY_SYN_ACK, PIN_FIN, PIN_RST, PIN_PUNT = range(1, 8)
+PIN_SYN, PIN_SYN_ACK, PIN_PROXY_SYN, PIN_PROXY_SYN_ACK, PIN_FIN, PIN_RST, PIN_PUNT, PIN_ROUTED = range(1, 9)
 (MAL_TRUNCATED, MAL_IPV4_HEADER, MAL_IPV4_LENGTH, MAL_TCP_DATA_OFFSET, MAL_TCP_OPT_OVERRUN,
  MAL_TCP_OPT_LENGTH, MAL_TCP_OPT_DUPLICATE, MAL_TCP_OPT_TOO_MANY, MAL_OTHER) = range(1, 10)
 
@@ -95,6 +95,9 @@ class SpliceTest(BaseTest):
         return self.client.insert(self.client.table_entry(
             "routes", {"ipv4_dst": prefix}, "route",
             {"port": port, "smac": SWITCH_MAC[port], "dmac": HOST_MAC[port]}))
+
+    def add_cpu_route(self, prefix: str) -> p4runtime_pb2.TableEntry:
+        return self.client.insert(self.client.table_entry("routes", {"ipv4_dst": prefix}, "to_cpu", {}))
 
     def add_default_routes(self) -> None:
         self.add_route("10.0.1.0/24", CLIENT)

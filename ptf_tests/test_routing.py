@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from packets import CLIENT_IP, SERVER_IP, routed, tcp_segment, udp_datagram
 from scapy.layers.l2 import ARP, Ether
-from splice_base import CLIENT, PROXY, SERVER, SpliceTest
+from splice_base import CLIENT, PIN_ROUTED, PROXY, SERVER, SpliceTest
 
 
 class RouteUdp(SpliceTest):
@@ -19,6 +19,26 @@ class RouteUdp(SpliceTest):
         frame = udp_datagram(dst="10.0.2.200")
         self.send(CLIENT, frame)
         self.expect(routed(frame, PROXY), PROXY)
+        self.expect_nothing_else()
+
+
+class RouteToCpu(SpliceTest):
+    """A to_cpu route hands the frame to the controller untouched (TTL and MACs as received), with
+    the port it came in on; a longer route to a port still wins over a shorter to_cpu one."""
+
+    def runTest(self) -> None:
+        self.add_default_routes()
+        self.add_cpu_route("10.0.3.254/32")
+        self.add_cpu_route("10.9.0.0/16")
+        self.add_route("10.9.1.0/24", SERVER)
+        for port in (PROXY, CLIENT):
+            frame = udp_datagram(in_port=port, src="10.0.3.1", dst="10.0.3.254", ttl=1)
+            self.send(port, frame)
+            self.expect_packet_in(PIN_ROUTED, port, frame)
+        frame = udp_datagram(dst="10.9.1.7")
+        self.send(CLIENT, frame)
+        self.expect(routed(frame, SERVER), SERVER)
+        self.expect_no_packet_in()
         self.expect_nothing_else()
 
 

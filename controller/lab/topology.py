@@ -240,6 +240,7 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
         self._readers: list[threading.Thread] = []
         self._netem: list[tuple[Host, str]] = []
         self._sysctls: dict[tuple[str, str], str] = {}
+        self._cut: set[str] = set()  # switch-side interfaces set down by cut()
         self._relay_cables: dict[str, tuple[str, str]] = {}  # host name -> (host side, switch side)
         self.relay: RelayControl | None = None
 
@@ -411,6 +412,9 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
             "device_config": str(config),
             "cpu_port": CPU_PORT,
             "switch_mac": SWITCH_MAC,
+            # the proxy host's port probed from the data path: replies to its gateway's address
+            "port_probe_addr": self.proxy.gateway,
+            "port_probe_interval": 0.5,
             "idle_timeout": 10.0,  # the backstop for flows that closed while the controller was away
             "linger": 1.0,
             "reset_linger": 1.0,
@@ -456,7 +460,8 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
 
     def proxy_config(self) -> str:
         lines = ["[proxy]", f'name = "{self.spec.proxy_name}"', f'controller = "{self.proxy_socket}"',
-                 f"switch_port = {PROXY_PORT}", f'mac = "{self.proxy.mac}"', f"heartbeat_ms = {self.spec.heartbeat_ms}",
+                 f"switch_port = {PROXY_PORT}", f'mac = "{self.proxy.mac}"', f'address = "{self.proxy.ip}"',
+                 f"heartbeat_ms = {self.spec.heartbeat_ms}",
                  'log_format = "json"', f'log_level = "{self.spec.proxy_log_level}"', "metrics_interval_s = 0",
                  "", "[namespace]", f'interfaces = ["{self.proxy.ifname}"]', "table = 100", "", "[limits]",
                  "shutdown_grace_s = 1.0", "max_connections = 4096"]
@@ -542,9 +547,19 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
         netdev.run(["sysctl", "-qw", f"{key}={value}"], netns=host.netns)
         return old
 
+    def cut(self, host: Host, cut: bool = True) -> None:
+        """Pull ``host``'s cable out of the switch (its switch-side interface down: the host's end
+        loses carrier, the switch's sends fail), or plug it back in (``cut=False``)."""
+        netdev.run(["ip", "link", "set", "dev", host.switch_if, "down" if cut else "up"])
+        (self._cut.add if cut else self._cut.discard)(host.switch_if)
+
     def heal(self) -> None:
-        """Back to the state ``up`` left: sysctls and netem undone, impairments back to
-        LabSpec.impair's, a dead controller or proxy started again (and the proxy registered)."""
+        """Back to the state ``up`` left: cables plugged back in, sysctls and netem undone,
+        impairments back to LabSpec.impair's, a dead controller or proxy started again (and the
+        proxy registered)."""
+        for ifname in list(self._cut):
+            netdev.run(["ip", "link", "set", "dev", ifname, "up"])
+        self._cut.clear()
         for (ns, key), value in self._sysctls.items():
             netdev.run(["sysctl", "-qw", f"{key}={value}"], netns=ns)
         self._sysctls.clear()

@@ -150,10 +150,14 @@ class ProxyApiClient:
 
     # --- operations -------------------------------------------------------------------------------
 
-    async def register(self, port: int, mac: str, heartbeat_ms: int = 1000) -> int:
-        """Register the proxy host (switch ``port``, ``mac``) and start heartbeats at the interval
-        the controller grants, which is returned."""
-        result = await self.request("register", port=port, mac=mac, heartbeat_ms=heartbeat_ms)
+    async def register(self, port: int, mac: str, heartbeat_ms: int = 1000, ip: str | None = None) -> int:
+        """Register the proxy host (switch ``port``, ``mac``, and its ``ip`` on that port if the
+        controller should probe the port) and start heartbeats at the interval the controller
+        grants, which is returned."""
+        args: dict[str, Any] = {"port": port, "mac": mac, "heartbeat_ms": heartbeat_ms}
+        if ip is not None:
+            args["ip"] = ip
+        result = await self.request("register", **args)
         self.heartbeat_ms = int(result["heartbeat_ms"])
         self._stop_heartbeat()
         self._beat_task = asyncio.get_running_loop().create_task(self._beat_loop(self.heartbeat_ms / 1000))

@@ -28,6 +28,7 @@ __all__ = [
     "check_count",
     "check_flow",
     "check_heartbeat_ms",
+    "check_ipv4",
     "check_mac",
     "check_quiescent",
     "check_port",
@@ -197,6 +198,16 @@ def check_mac(value: object) -> str:
     if not isinstance(value, str) or not _MAC.fullmatch(value):
         raise BadRequest("argument 'mac' must be a MAC address \"aa:bb:cc:dd:ee:ff\"")
     return value.lower()
+
+
+def check_ipv4(value: object, name: str = "ip") -> str:
+    """A dotted-quad IPv4 address (the proxy host's own address on its switch port)."""
+    try:
+        if not isinstance(value, str):
+            raise ValueError
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise BadRequest(f"argument '{name}' must be an IPv4 address \"10.0.0.1\"") from None
 
 
 def check_heartbeat_ms(value: object) -> int:

@@ -33,6 +33,7 @@ from .protocol import (
     check_count,
     check_flow,
     check_heartbeat_ms,
+    check_ipv4,
     check_mac,
     check_port,
     check_proxy_name,
@@ -52,7 +53,7 @@ DEFAULT_SOCKET = "/run/p4splice/proxy.sock"
 # argument is an error and not a silently applied default.
 _ARGS: dict[str, frozenset[str]] = {
     "hello": frozenset({"version", "proxy"}),
-    "register": frozenset({"port", "mac", "heartbeat_ms"}),
+    "register": frozenset({"port", "mac", "heartbeat_ms", "ip"}),  # ip: optional
     "heartbeat": frozenset({"quiescent"}),
     "splice_prepare": frozenset({"flow"}),
     "splice": frozenset({"flow", "a_c", "b_s", "a_s", "b_c"}),
@@ -525,6 +526,7 @@ class ProxyApiServer:
         port = check_port(request.get("port"))
         mac = check_mac(request.get("mac"))
         wanted = check_heartbeat_ms(request.get("heartbeat_ms"))
+        ip = check_ipv4(request["ip"]) if "ip" in request else None
         name = conn.name
         assert name is not None
         loop = asyncio.get_running_loop()
@@ -535,7 +537,7 @@ class ProxyApiServer:
             reg.last_beat = loop.time()
             reg.warned = False
         try:
-            granted = await self.service.register(name, port, mac, wanted)
+            granted = await self.service.register(name, port, mac, wanted, ip)
         except ApiError:
             raise
         except Exception as exc:

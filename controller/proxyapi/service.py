@@ -46,8 +46,9 @@ class SpliceService(Protocol):
     the name the proxy gave in ``hello``. Calls for one proxy may overlap (each request runs on
     its own)."""
 
-    async def register(self, proxy: str, port: int, mac: str, heartbeat_ms: int) -> int:
-        """A proxy (re)registers: its host is on switch ``port`` with ``mac``. Also called again
+    async def register(self, proxy: str, port: int, mac: str, heartbeat_ms: int, ip: str | None = None) -> int:
+        """A proxy (re)registers: its host is on switch ``port`` with ``mac`` (and ``ip``, when it
+        said: the address the controller's port probes are sent to). Also called again
         for a known proxy -- after it reconnected within its deadline, or to change its
         interval -- and must then keep its flows. Returns the heartbeat interval (ms, within
         100-60000) the controller will enforce."""

@@ -52,6 +52,7 @@ const bit<8> PIN_PROXY_SYN_ACK = 4;  /* SYN-ACK from the proxy port: controller 
 const bit<8> PIN_FIN = 5;            /* copy: FIN of a tracked flow (original bytes) */
 const bit<8> PIN_RST = 6;            /* copy: RST of a tracked flow (original bytes) */
 const bit<8> PIN_PUNT = 7;           /* flow entry says: controller only */
+const bit<8> PIN_ROUTED = 8;         /* a routes entry says: controller only (e.g. its probe address) */
 
 /* malformed-packet reasons: the index of the `malformed` counter */
 const bit<32> MAL_TRUNCATED = 1;          /* frame shorter than a header or than IPv4 total length */

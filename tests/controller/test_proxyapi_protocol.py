@@ -9,6 +9,7 @@ from p4splice.controller.proxyapi.protocol import (
     check_count,
     check_flow,
     check_heartbeat_ms,
+    check_ipv4,
     check_mac,
     check_port,
     check_proxy_name,
@@ -49,6 +50,7 @@ def test_flow_round_trip_and_errors() -> None:
 def test_argument_checks_name_the_argument() -> None:
     assert check_port(0) == 0 and check_port(511) == 511
     assert check_mac("02:AA:00:00:00:0B") == "02:aa:00:00:00:0b"
+    assert check_ipv4("10.0.200.1") == "10.0.200.1"
     assert check_heartbeat_ms(100) == 100 and check_heartbeat_ms(60000) == 60000
     assert check_count("a_c", 2**64 - 1) == 2**64 - 1
     assert check_proxy_name("inspector-1.a_b") == "inspector-1.a_b"
@@ -56,6 +58,7 @@ def test_argument_checks_name_the_argument() -> None:
         (check_port, -1, "'port'"), (check_port, 512, "'port'"), (check_port, True, "'port'"),
         (check_port, 3.0, "'port'"), (check_port, "3", "'port'"),
         (check_mac, "02:00:00:00:00", "'mac'"), (check_mac, "02-00-00-00-00-0a", "'mac'"), (check_mac, None, "'mac'"),
+        (check_ipv4, "10.0.0", "'ip'"), (check_ipv4, "::1", "'ip'"), (check_ipv4, None, "'ip'"),
         (check_heartbeat_ms, 99, "'heartbeat_ms'"), (check_heartbeat_ms, 60001, "'heartbeat_ms'"),
         (check_heartbeat_ms, 1000.5, "'heartbeat_ms'"),
         (check_proxy_name, "", "'proxy'"), (check_proxy_name, "-x", "'proxy'"), (check_proxy_name, "a b", "'proxy'"),

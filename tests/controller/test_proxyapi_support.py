@@ -79,7 +79,7 @@ class FakeService:
     def _info(self, flow: Flow, state: str) -> FlowInfo:
         return {"flow": flow.to_json(), "state": state, "legs": [], "deltas": None, "counters": {"packets": 0}}
 
-    async def register(self, proxy: str, port: int, mac: str, heartbeat_ms: int) -> int:
+    async def register(self, proxy: str, port: int, mac: str, heartbeat_ms: int, ip: str | None = None) -> int:
         self._enter("register", proxy, port, mac, heartbeat_ms)
         if port == 255:
             raise ApiError("bad_request", "argument 'port': 255 is the switch's CPU port")

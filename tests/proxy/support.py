@@ -389,7 +389,7 @@ class FakeController:
         if code is not None:
             raise ApiError(code, f"the fake controller refuses {op}")
 
-    async def register(self, proxy: str, port: int, mac: str, heartbeat_ms: int) -> int:
+    async def register(self, proxy: str, port: int, mac: str, heartbeat_ms: int, ip: str | None = None) -> int:
         self.calls.append(("register", (proxy, port, mac, heartbeat_ms)))
         return heartbeat_ms
 

@@ -192,3 +192,14 @@ def test_relay_sockets_reset_if_the_proxy_dies_and_close_gracefully_otherwise() 
         assert t.fileno() == -1
     finally:
         t.close()
+
+
+def test_config_address_is_checked_and_kept() -> None:
+    from p4splice.proxy.config import ConfigError
+
+    base = {"name": "p", "controller": "/run/x.sock", "switch_port": 3}
+    svc = [{"listen": "10.0.2.1:80", "policy": "inspect"}]
+    assert parse({"proxy": base | {"address": "10.0.3.1"}, "service": svc}).address == "10.0.3.1"
+    assert parse({"proxy": base, "service": svc}).address is None
+    with pytest.raises(ConfigError, match="'address' must be an IPv4 address"):
+        parse({"proxy": base | {"address": "10.0.3"}, "service": svc})

@@ -1,0 +1,132 @@
+"""PortWatch: ICMP probes of proxy ports, replies matched, a silent port declared down once."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+
+import pytest
+from p4splice.controller.frames import build_echo_request, parse_echo_reply
+from p4splice.controller.portwatch import PAYLOAD, PortWatch
+from scapy.layers.inet import ICMP, IP
+from scapy.layers.l2 import Ether
+
+SWITCH_MAC, PROXY_MAC = "02:00:00:00:00:fe", "02:00:00:00:03:01"
+SOURCE, PROXY_IP, PORT = "10.0.200.254", "10.0.200.1", 200
+
+
+def echo_reply(request: bytes) -> bytes:
+    """What the proxy host's kernel answers to ``request`` (scapy builds it, checksums included)."""
+    req = Ether(request)
+    return bytes(Ether(src=req.dst, dst=req.src) / IP(src=req[IP].dst, dst=req[IP].src)
+                 / ICMP(type=0, id=req[ICMP].id, seq=req[ICMP].seq) / bytes(req[ICMP].payload))
+
+
+def test_echo_request_is_what_scapy_reads_and_its_reply_parses() -> None:
+    frame = build_echo_request(SOURCE, PROXY_IP, 0x5001, 7, bytes.fromhex("0200000000fe"),
+                               bytes.fromhex("020000000301"), PAYLOAD)
+    pkt = Ether(frame)
+    assert (pkt[IP].src, pkt[IP].dst, pkt[ICMP].type, pkt[ICMP].id, pkt[ICMP].seq) == (SOURCE, PROXY_IP, 8, 0x5001, 7)
+    resum = Ether(frame)
+    del resum[IP].chksum, resum[ICMP].chksum
+    assert bytes(resum) == frame  # both checksums as scapy computes them
+    reply = parse_echo_reply(echo_reply(frame))
+    assert reply is not None and (reply.src_ip, reply.dst_ip, reply.ident, reply.seq, reply.payload) == \
+        (PROXY_IP, SOURCE, 0x5001, 7, PAYLOAD)
+    assert parse_echo_reply(frame) is None  # a request is not a reply
+    bad = bytearray(echo_reply(frame))
+    bad[-1] ^= 1
+    assert parse_echo_reply(bytes(bad)) is None  # ICMP checksum wrong
+    assert parse_echo_reply(b"\x00" * 20) is None
+    assert parse_echo_reply(bytes(Ether() / IP(proto=6) / (b"x" * 8))) is None
+
+
+class Harness:
+    def __init__(self, misses: int = 3) -> None:
+        self.sent: list[tuple[int, bytes]] = []
+        self.down: list[str] = []
+        self.watch = PortWatch(self.send, self.on_down, SOURCE, SWITCH_MAC, interval=0.5, misses=misses)
+
+    async def send(self, port: int, frame: bytes) -> None:
+        self.sent.append((port, frame))
+
+    async def on_down(self, proxy: str) -> None:
+        self.down.append(proxy)
+
+    def answer_last(self, port: int = PORT) -> bool:
+        return self.watch.on_packet_in(port, echo_reply(self.sent[-1][1]))
+
+
+def test_answered_probes_keep_the_port_up_and_silence_takes_it_down_once() -> None:
+    async def main() -> None:
+        h = Harness(misses=3)
+        h.watch.watch("p1", PORT, PROXY_MAC, PROXY_IP)
+        for _ in range(5):
+            await h.watch.tick()
+            assert h.sent[-1][0] == PORT and h.answer_last()
+        assert h.watch.state("p1") == {"port": PORT, "probes": 5, "replies": 5, "misses": 0}
+        for _ in range(3):  # three probes go out unanswered ...
+            await h.watch.tick()
+        assert h.down == [] and h.watch.state("p1")["misses"] == 2
+        await h.watch.tick()  # ... and the tick after the third finds it silent
+        await asyncio.sleep(0)  # the on_down task runs
+        assert h.down == ["p1"] and h.watch.state("p1") is None
+        sent = len(h.sent)
+        await h.watch.tick()
+        assert len(h.sent) == sent and h.down == ["p1"]  # unwatched: no probes, no second call
+    asyncio.run(main())
+
+
+def test_a_late_reply_counts_but_a_stranger_does_not() -> None:
+    async def main() -> None:
+        h = Harness(misses=3)
+        h.watch.watch("p1", PORT, PROXY_MAC, PROXY_IP)
+        await h.watch.tick()
+        late = echo_reply(h.sent[-1][1])
+        await h.watch.tick()  # the first is still unanswered: one miss
+        assert h.watch.state("p1")["misses"] == 1
+        assert h.watch.on_packet_in(PORT, late)  # seq 1 of 2: recent enough
+        assert h.watch.state("p1")["misses"] == 0
+        frame = h.sent[-1][1]
+        assert not h.watch.on_packet_in(PORT + 1, echo_reply(frame))  # the right reply on another port
+        other = bytearray(echo_reply(frame))
+        ident_at = 14 + 20 + 4
+        other[ident_at:ident_at + 2] = struct.pack("!H", 0x1234)
+        assert not h.watch.on_packet_in(PORT, bytes(other))  # someone else's ping (bad checksum too)
+        stranger = bytes(Ether() / IP(src=PROXY_IP, dst=SOURCE) / ICMP(type=0, id=1, seq=2) / b"hello")
+        assert not h.watch.on_packet_in(PORT, stranger)
+    asyncio.run(main())
+
+
+def test_send_failures_are_unanswered_probes_and_limits_are_checked() -> None:
+    async def main() -> None:
+        down: list[str] = []
+
+        async def fail(port: int, frame: bytes) -> None:
+            raise ConnectionError("switch away")
+
+        async def on_down(proxy: str) -> None:
+            down.append(proxy)
+
+        w = PortWatch(fail, on_down, SOURCE, SWITCH_MAC, interval=0.1, misses=1)
+        w.watch("p1", PORT, PROXY_MAC, PROXY_IP)
+        await w.tick()
+        await w.tick()
+        await asyncio.sleep(0)
+        assert down == ["p1"]
+        await w.close()
+    asyncio.run(main())
+    with pytest.raises(ValueError):
+        PortWatch(lambda p, f: None, lambda p: None, SOURCE, SWITCH_MAC, interval=0)  # type: ignore[arg-type,return-value]
+
+
+def test_config_port_probe_keys() -> None:
+    from p4splice.controller.config import ConfigError, parse_config
+
+    cfg = parse_config({"port_probe_addr": "10.0.200.254", "port_probe_interval": 0.5, "port_probe_misses": 2})
+    assert (cfg.port_probe_addr, cfg.port_probe_interval, cfg.port_probe_misses) == ("10.0.200.254", 0.5, 2)
+    assert parse_config({}).port_probe_addr is None  # off unless configured
+    with pytest.raises(ConfigError, match="port_probe_addr"):
+        parse_config({"port_probe_addr": "10.0.200"})
+    with pytest.raises(ConfigError, match="port_probe_misses"):
+        parse_config({"port_probe_addr": "10.0.200.254", "port_probe_misses": 0})
