@@ -777,6 +777,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if haproxy_bin is None or not Path(haproxy_bin).is_file():
             say("note: haproxy is not installed (make bench-deps installs Debian's): skipping the haproxy configurations")
             haproxy_bin = None
+    runnable = [c for c in args.configs if CONFIGS[c].proxy != "haproxy" or haproxy_bin]
+    if not runnable:
+        say("nothing to run: every configuration asked for needs haproxy")
+        return 0
     started = time.monotonic()
     load = os.getloadavg()
     meta: dict[str, Any] = {

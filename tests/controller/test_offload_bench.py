@@ -279,3 +279,10 @@ def test_plot_writes_the_three_pngs(tmp_path: Path) -> None:
     written = ob.plot(runs, tmp_path, subtitle="test")
     assert [p.name for p in written] == ["offload-cpu-per-gb.png", "offload-cpu-per-conn.png", "offload-throughput.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
+
+
+def test_without_haproxy_its_configurations_are_skipped_with_a_note(capsys: pytest.CaptureFixture[str]) -> None:
+    assert ob.main(["--configs", "haproxy", "haproxy-splice", "--haproxy", "/nonexistent/haproxy"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["note: haproxy is not installed (make bench-deps installs Debian's): skipping the haproxy "
+                   "configurations", "nothing to run: every configuration asked for needs haproxy"]
