@@ -767,10 +767,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.replot is not None:
         return replot(args.replot, args)
 
-    def on_term(signum: int, frame: object) -> None:
-        signal.raise_signal(signal.SIGINT)  # as Ctrl-C: the lab (and HAProxy with it) comes down
-
-    signal.signal(signal.SIGTERM, on_term)
     haproxy_bin = None
     if any(CONFIGS[c].proxy == "haproxy" for c in args.configs):
         haproxy_bin = args.haproxy or hap.find_haproxy()
@@ -781,6 +777,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not runnable:
         say("nothing to run: every configuration asked for needs haproxy")
         return 0
+
+    def on_term(signum: int, frame: object) -> None:
+        signal.raise_signal(signal.SIGINT)  # as Ctrl-C: the lab (and HAProxy with it) comes down
+
+    signal.signal(signal.SIGTERM, on_term)
     started = time.monotonic()
     load = os.getloadavg()
     meta: dict[str, Any] = {
