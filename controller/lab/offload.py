@@ -370,9 +370,11 @@ def plot(runs: Sequence[Run], out_dir: Path, subtitle: str = "") -> list[Path]:
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
+    # downloads, or uploads where a run had none
+    direction = "down" if any(r.direction == "down" for r in runs if r.kind == "bulk") else "up"
 
     def lines(ax: Any, key: str, ylabel: str, title: str, logy: bool = False) -> None:
-        for name, pts in series(runs, key).items():
+        for name, pts in series(runs, key, direction).items():
             color, marker = STYLE.get(name, ("tab:gray", "x"))
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, color=color, label=name)
         ax.set_xscale("log")
@@ -381,7 +383,7 @@ def plot(runs: Sequence[Run], out_dir: Path, subtitle: str = "") -> list[Path]:
         ax.minorticks_off()
         if logy:
             ax.set_yscale("log")
-        ax.set_xlabel("MB per connection (download)")
+        ax.set_xlabel(f"MB per connection ({'download' if direction == 'down' else 'upload'})")
         ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
@@ -400,8 +402,8 @@ def plot(runs: Sequence[Run], out_dir: Path, subtitle: str = "") -> list[Path]:
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     # Where the proxy's idle cost (its heartbeat over the run's wall time) is a visible share of a
     # figure, the same figure without it, dashed: what the connections themselves cost.
-    for name, pts in series(runs, "proxy_cpu_ms_per_conn").items():
-        idle = dict(series(runs, "proxy_idle_ms_per_conn").get(name, []))
+    for name, pts in series(runs, "proxy_cpu_ms_per_conn", direction).items():
+        idle = dict(series(runs, "proxy_idle_ms_per_conn", direction).get(name, []))
         if any(idle.get(x, 0.0) > 0.05 * y for x, y in pts):
             color, marker = STYLE.get(name, ("tab:gray", "x"))
             ax.plot([x for x, _ in pts], [y - idle.get(x, 0.0) for x, y in pts], linestyle="--", marker=marker,
@@ -421,7 +423,12 @@ def plot(runs: Sequence[Run], out_dir: Path, subtitle: str = "") -> list[Path]:
     rates = [figures(r)["conns_per_s"] for r in cps]
     bars = a2.bar(names, rates, color=[STYLE.get(n, ("tab:gray", ""))[0] for n in names])
     a2.bar_label(bars, labels=[f"{v:.0f}" if v >= 10 else f"{v:.1f}" for v in rates], fontsize=9)
-    a2.set_yscale("log")  # the controller-bound and the switch-only rates differ ~30x
+    if any(v > 0 for v in rates):
+        a2.set_yscale("log")  # the controller-bound and the switch-only rates differ ~30x
+    else:
+        a2.text(0.5, 0.5, "no connections/s test in this run", ha="center", transform=a2.transAxes)
+        a2.set_xticks([])
+        a2.set_yticks([])
     if cps:
         a2.set_title(f"new connections per second ({cps[0].connections} x {cps[0].size} B, "
                      f"{cps[0].parallel} in flight)", fontsize=10)

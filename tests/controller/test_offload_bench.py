@@ -286,3 +286,11 @@ def test_without_haproxy_its_configurations_are_skipped_with_a_note(capsys: pyte
     out = capsys.readouterr().out.splitlines()
     assert out == ["note: haproxy is not installed (make bench-deps installs Debian's): skipping the haproxy "
                    "configurations", "nothing to run: every configuration asked for needs haproxy"]
+
+
+def test_plot_of_uploads_without_a_connections_test(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    runs = [_run(), _run("never", proxy=2.0)]
+    for r in runs:
+        r.direction = "up"
+    assert len(ob.plot(runs, tmp_path)) == 3
