@@ -6,6 +6,9 @@ on a host port -- shared by ``make demo``, ``make e2e`` and the end-to-end tests
 * ``traffic``: an asyncio HTTP-ish server in the server namespaces and clients with sha256 of
   everything sent and received.
 * ``demo``: the scripted scenario and its report (``python -m p4splice.controller.lab.demo``).
+* ``impair``: the impairment relay (loss, reordering, delay on a cable) where netem is missing.
+* ``offload`` and ``haproxy``: ``make bench-offload``, the proxy host's CPU spliced against a plain
+  proxy and HAProxy (``python -m p4splice.controller.lab.offload``).
 """
 
 from .topology import Host, Lab, LabError, LabSpec, Service
