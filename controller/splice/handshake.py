@@ -132,6 +132,23 @@ def _tsval(seg: TcpSegment | None) -> int | None:
     return ts.tsval if isinstance(ts, Timestamps) else None
 
 
+def _leg1_ack(hs: Handshake) -> TcpSegment:
+    """The ACK completing leg 1: C's own ACK through the C->P entry, echoing P's SYN-ACK TSval.
+
+    Translated, C's TSecr (the TSval of the S SYN-ACK it took) + T1 is P's SYN-ACK TSval only if
+    C took S's *first* SYN-ACK. After a retransmitted one (the first lost on C's side of the
+    switch) it is later than anything P sent, and Linux (RFC 7323 section 5.2, since 6.x) refuses
+    an ACK in SYN-RECV whose TSecr is not one of its SYN-ACKs' TSvals: P stayed in SYN-RECV and
+    dropped C's first flight, which C resent only after its 3 s post-SYN-retransmission RTO."""
+    assert hs.leg1 is not None and hs.c_ack is not None and hs.opts_p1 is not None
+    ack = apply_translation(hs.leg1[0], hs.c_ack)
+    assert ack is not None
+    ts, p_tsval = find(ack.options, Timestamps), hs.opts_p1.tsval
+    if isinstance(ts, Timestamps) and p_tsval is not None:
+        ack = ack.with_(options=tuple(Timestamps(ts.tsval, p_tsval) if o is ts else o for o in ack.options))
+    return ack
+
+
 def _strip(seg: TcpSegment) -> TcpSegment:
     """The pure ACK inside a segment (same seq/ack/window/options, no payload, no FIN/PSH)."""
     return seg.with_(payload=b"", flags=seg.flags & ~(FIN | PSH))
@@ -463,9 +480,7 @@ class HandshakeTable:
         if hs.state is not HsState.PROXY_SYN_SENT or seg.ack != seq_add(hs.isn_c, 1):
             if hs.leg1 is not None and hs.c_ack is not None and seg.seq == hs.isn_p1:
                 # P did not get our ACK of leg 1 and re-sent its SYN-ACK: ACK it again.
-                ack = apply_translation(hs.leg1[0], hs.c_ack)
-                assert ack is not None
-                return [SendSegment(hs.flow, Side.PROXY, hs.ports.proxy, ack, "leg 1 ACK (again)")]
+                return [SendSegment(hs.flow, Side.PROXY, hs.ports.proxy, _leg1_ack(hs), "leg 1 ACK (again)")]
             self.stats["proxy_syn_ack_stale"] += 1
             return []
         if hs.isn_p1 is not None and seg.seq == hs.isn_p1:
@@ -488,8 +503,7 @@ class HandshakeTable:
         c2p, p2c = leg1_params(hs.facts())
         hs.leg1 = (c2p, p2c)
         hs.state = HsState.LEG1_UP
-        ack = apply_translation(c2p, hs.c_ack)  # ack = ISN_s + 1 + D1 = ISN_p1 + 1, TSecr + T1
-        assert ack is not None
+        ack = _leg1_ack(hs)  # ack = ISN_s + 1 + D1 = ISN_p1 + 1, TSecr = P's SYN-ACK TSval
         held = self._drain(hs, hs.held_c)
         out: list[Command] = [
             InstallLeg(hs.flow, (c2p, p2c)),

@@ -188,6 +188,24 @@ def test_leg2_timestamps_read_as_c_from_its_handshake_ack_on():
     assert back is not None and find(back.options, Timestamps).tsecr == 405
 
 
+def test_leg1_ack_echoes_the_proxys_syn_ack_after_a_retransmitted_syn_ack():
+    """C took S's second SYN-ACK (the first was lost on C's side of the switch): its TSecr + T1 is
+    later than P's SYN-ACK, and Linux refuses such an ACK in SYN-RECV (RFC 7323 5.2), dropping C's
+    first flight with it. The ACK completing leg 1 echoes P's SYN-ACK TSval instead."""
+    w = World()
+    w.syn()
+    w.syn_ack()  # S's TSval 200
+    w.proxy_syn_ack()  # P's TSval 300
+    w.syn_ack(opts=SynOptions(1400, 9, True, 1200, tsecr=100))  # S again, a second later
+    out = w.feed(c2s(seq_add(ISN_C, 1), ISN_S + 1, ACK, opts=ts(1150, 1200)), CPORT)  # C took that one
+    (ack,) = sends(out, Side.PROXY)
+    assert (ack.segment.ack, find(ack.segment.options, Timestamps)) == (ISN_P1 + 1, Timestamps(1150, 300))
+    # P re-sends its SYN-ACK (our ACK was lost): the same ACK again.
+    out = w.proxy_syn_ack()
+    (again,) = sends(out, Side.PROXY)
+    assert again.segment == ack.segment
+
+
 def test_proxy_syn_ack_after_clients_ack():
     w = World()
     w.syn()

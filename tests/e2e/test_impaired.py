@@ -159,3 +159,29 @@ def test_loss_reordering_and_delay_together(lab: Lab) -> None:
             assert total(end, name, TO_HOST) > 0 and total(end, name, TO_SWITCH) > 0, (name, end)
 
     run(main(), timeout=TIMEOUT * 2)
+
+
+@pytest.mark.parametrize("policy", ["inspect", "rewrite"])
+def test_syn_ack_lost_toward_the_client(lab: Lab, policy: str) -> None:
+    """S's first SYN-ACK is lost between the switch and C (the controller has already built leg 1 on
+    it); C retransmits its SYN, takes S's second SYN-ACK, and ACKs with a flight of data. The ACK
+    completing leg 1 used to echo that second SYN-ACK's TSval (+T1), which P had never sent: Linux
+    refuses it in SYN-RECV, P dropped C's flight, and C, its SYN retransmitted, waited a 3 s RTO
+    (6.6 s for 1 MB; ~1.2 s now: the 1 s SYN timeout and the transfer)."""
+    client = lab.clients[0]
+    lab.impair(client, ImpairSpec(loss=1.0), direction=TO_HOST)
+
+    async def main() -> None:
+        async with TrafficServer(lab.servers, lab.spec.services) as server:
+            task = asyncio.create_task(transfer(client, lab.servers[0], lab.service(policy), upload=1_000_000,
+                                                download=1000, timeout=TIMEOUT))
+            await poll(lambda: lab.impair_stats(client)[TO_HOST]["dropped"] > 0, 10, "the SYN-ACK dropped")
+            lab.impair(client, None)  # before C's SYN goes again (1 s)
+            result = await task
+            assert_exact(result, await server_side(server, result))
+            assert spliced(lab, result) is not None
+            took = result.finished - result.started
+            assert took < 4.0, f"{took:.1f} s: C's first flight was lost at the proxy (3 s RTO after a SYN retry)"
+            await no_entries_left(lab, timeout=30)
+
+    run(main(), timeout=TIMEOUT * 2)
