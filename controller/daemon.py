@@ -89,6 +89,7 @@ class Daemon:
         await self.admin.start()
         if self.portwatch is not None:
             self.orch.on_routed = self.portwatch.on_packet_in
+            self.orch.on_port_alive = self.portwatch.port_alive
             self.portwatch.start()
         self.ready.set()
         log.info("controller ready")

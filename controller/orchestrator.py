@@ -147,8 +147,11 @@ class Orchestrator:
         self.routes = sorted(config.routes, key=lambda r: -r.prefix.prefixlen)
         self.proxy_macs: dict[int, bytes] = {}  # registered proxies: port -> MAC
         self.on_proxy_event: ProxyEvent | None = None
-        # ROUTED packet-ins (the to_cpu route: replies to the port probes) go here (portwatch.py).
+        # ROUTED packet-ins (the to_cpu route: replies to the port probes) go to on_routed, and
+        # every packet-in's ingress port to on_port_alive: a port that delivers frames is up
+        # (portwatch.py).
         self.on_routed: Callable[[int, bytes], object] | None = None
+        self.on_port_alive: Callable[[int], object] | None = None
         self.l2: dict[FlowKey, FlowL2] = {}
         self.entries: dict[EntryMatch, _Installed] = {}
         self.flow_entries: dict[FlowKey, set[EntryMatch]] = {}
@@ -207,6 +210,8 @@ class Orchestrator:
             log.warning("packet-in without the splice program's metadata: %s", e)
             return
         reason = pin.reason
+        if self.on_port_alive is not None:
+            self.on_port_alive(pin.ingress_port)
         name = reason.name if isinstance(reason, R) else str(reason)
         self.metrics.packet_ins.labels(name).inc()
         if not isinstance(reason, R):

@@ -11,8 +11,10 @@ back as a packet-in (reason ROUTED). ``misses`` probes in a row without a reply 
 down: ``on_down(proxy)`` runs, which handles it as the proxy's failure (quiescent flows spliced,
 the others reset) and ends its registration.
 
-A late reply still counts (any of the last ``misses`` probes), so only a silence of ``misses``
-intervals is a failure, never one slow answer.
+A late reply still counts (any of the last ``misses`` probes), and so does any other frame the
+switch hands the controller from that port (the proxy's SYNs and SYN-ACKs, FIN and RST copies:
+``port_alive``): a port that delivers frames is up, however long a busy switch takes to bring a
+probe's reply. Only a silence of ``misses`` intervals is a failure, never one slow answer.
 """
 
 from __future__ import annotations
@@ -79,6 +81,13 @@ class PortWatch:
         return None if w is None else {"port": w.port, "probes": w.seq, "replies": w.replies, "misses": w.misses}
 
     # --- replies ------------------------------------------------------------------------------------
+
+    def port_alive(self, port: int) -> None:
+        """A frame came in on ``port`` (any packet-in): as good as a probe's reply."""
+        for w in self.watched.values():
+            if w.port == port:
+                w.outstanding = False
+                w.misses = 0
 
     def on_packet_in(self, port: int, frame: bytes) -> bool:
         """A ROUTED packet-in: True when it was the reply to one of our recent probes."""

@@ -116,7 +116,8 @@ class TrafficServer:
                 sock.setblocking(False)
                 handler = self._banner if svc.banner else self._http
                 self._servers.append(await asyncio.start_server(
-                    lambda r, w, h=handler, p=svc.port: self._serve(h, p, r, w), sock=sock, limit=1 << 16))
+                    lambda r, w, h=handler, p=svc.port: self._serve(h, p, r, w), sock=sock, limit=1 << 16,
+                    backlog=self.backlog))  # start_server listen()s again, with 100 unless told
         return self
 
     async def __aexit__(self, *exc: object) -> None:

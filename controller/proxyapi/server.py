@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import grp
 import logging
 import os
 import socket
 import stat
 import struct
+import termios
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +97,18 @@ class _Registration:
     @property
     def deadline(self) -> float:
         return self.last_beat + MISSED_INTERVALS * self.interval
+
+
+def _unread_bytes(conn: _Connection | None) -> int:
+    """Bytes the proxy sent that the kernel holds and we have not read (SIOCINQ)."""
+    sock = conn.writer.get_extra_info("socket") if conn is not None and not conn.closing else None
+    if sock is None:
+        return 0
+    try:
+        buf = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return struct.unpack("i", buf)[0]
 
 
 def _ms(t: float) -> int:
@@ -586,19 +600,35 @@ class ProxyApiServer:
 
     # --- liveness ---------------------------------------------------------------------------------
 
+    @staticmethod
+    def _spoke_unheard(reg: _Registration, lateness: float) -> bool:
+        """Whether a passed deadline may be the controller's fault: its loop woke this supervisor
+        late by more than half an interval (so the proxy's heartbeats may be queued behind other
+        work), or the proxy's connection holds bytes not read yet. Under a burst of handshakes on
+        a busy machine both happen, and a proxy declared dead then takes its flows with it."""
+        return lateness > reg.interval / 2 or _unread_bytes(reg.conn) > 0
+
     async def _supervise(self, reg: _Registration) -> None:
         loop = asyncio.get_running_loop()
+        planned = loop.time()  # when this supervisor meant to wake up last
         while True:
             now = loop.time()
             dead_at = reg.deadline
             warn_at = dead_at - reg.interval
             if now >= dead_at:
-                break
+                if not self._spoke_unheard(reg, now - planned):
+                    break
+                # Our loop, not the proxy, was late: what it sent has not been read yet.
+                log.info("proxy %s: deadline passed while the controller lagged %.1f s behind; "
+                         "one more interval", reg.name, now - planned)
+                reg.last_beat = now - (MISSED_INTERVALS - 1) * reg.interval
+                continue
             if now >= warn_at and not reg.warned:
                 reg.warned = True
                 if reg.conn is not None:
                     self.send_event(reg.name, "heartbeat_missed", deadline_ms=_ms(dead_at))
-            await asyncio.sleep((warn_at if now < warn_at else dead_at) - now)
+            planned = warn_at if now < warn_at else dead_at
+            await asyncio.sleep(planned - now)
         if self._regs.get(reg.name) is not reg:
             return
         del self._regs[reg.name]

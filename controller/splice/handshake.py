@@ -334,8 +334,14 @@ class HandshakeTable:
                 return out
             self.stats["syn_ack_new_isn"] += 1
             if hs.c_ack is not None:
-                # C already took the first SYN-ACK: the two ends now disagree about S's ISN.
-                return out + self._abort(hs, "server changed its ISN after the client acknowledged")
+                # C already took the first SYN-ACK, and keeps it (it answers this one with a
+                # challenge ACK). A server answers so when its SYN queue filled and a retransmitted
+                # SYN got a syncookie: its first request, with the ISN C acknowledged, still stands
+                # and takes the handshake's ACK. If it does not, S resets that ACK and the flow ends
+                # on the RST. Resetting here would kill connections that work.
+                self.stats["syn_ack_new_isn_ignored"] += 1
+                log.info("%s: SYN-ACK with ISN %d after C acknowledged ISN %d: ignored", hs.flow, seg.seq, hs.isn_s)
+                return out
             # S restarted its answer before C took it: the proxy's leg 1 was built on the old ISN.
             out += self._proxy_resets(hs)
             hs.isn_p1 = hs.opts_p1 = None

@@ -130,3 +130,19 @@ def test_config_port_probe_keys() -> None:
         parse_config({"port_probe_addr": "10.0.200"})
     with pytest.raises(ConfigError, match="port_probe_misses"):
         parse_config({"port_probe_addr": "10.0.200.254", "port_probe_misses": 0})
+
+
+def test_any_frame_from_the_port_counts_as_alive() -> None:
+    async def main() -> None:
+        h = Harness(misses=2)
+        h.watch.watch("p1", PORT, PROXY_MAC, PROXY_IP)
+        for _ in range(10):  # probes never answered, but the proxy's own frames keep arriving
+            await h.watch.tick()
+            h.watch.port_alive(PORT)
+        assert h.down == [] and h.watch.state("p1")["misses"] == 0
+        for _ in range(3):  # a probe out, then two unanswered: down, whatever other ports say
+            await h.watch.tick()
+            h.watch.port_alive(PORT + 1)
+        await asyncio.sleep(0)
+        assert h.down == ["p1"]
+    asyncio.run(main())

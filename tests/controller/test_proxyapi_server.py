@@ -562,3 +562,29 @@ def test_close_drops_connections(sock: Path) -> None:
         assert not sock.exists()
 
     run(main())
+
+
+def test_a_deadline_missed_by_our_own_lag_is_not_a_death() -> None:
+    """The supervisor blames the proxy only when the controller was on time and has nothing from
+    it unread: a late wake-up, or heartbeat bytes still in the socket, earn one more interval."""
+    import socket as socketlib
+
+    from p4splice.controller.proxyapi.server import ProxyApiServer, _Connection, _Registration
+
+    class Writer:
+        def __init__(self, sock: socketlib.socket) -> None:
+            self.sock = sock
+
+        def get_extra_info(self, name: str) -> object:
+            return self.sock if name == "socket" else None
+
+    ours, proxy = socketlib.socketpair()
+    with ours, proxy:
+        conn = _Connection(Writer(ours), pid=1, uid=0, out=None)  # type: ignore[arg-type]
+        reg = _Registration("p", interval=1.0, last_beat=0.0, conn=conn)
+        assert not ProxyApiServer._spoke_unheard(reg, lateness=0.1)  # on time, nothing unread: dead
+        assert ProxyApiServer._spoke_unheard(reg, lateness=0.6)  # we woke 0.6 s late
+        proxy.sendall(b'{"id": 9, "op": "heartbeat"}\n')
+        assert ProxyApiServer._spoke_unheard(reg, lateness=0.0)  # it spoke; we have not read it
+        conn.closing = True
+        assert not ProxyApiServer._spoke_unheard(reg, lateness=0.0)

@@ -39,6 +39,10 @@ def lab_spec(**overrides: Any) -> LabSpec:
     pcap = os.environ.get("P4SPLICE_E2E_PCAP")
     kwargs: dict[str, Any] = {"clients": 2, "servers": 2, "build_dir": build, "log_dir": ROOT / "logs" / "e2e",
                               "target": os.environ.get("TARGET", "p4sim"), "pcap_dir": Path(pcap) if pcap else None}
+    if HEAVY:
+        # 1,000 connections at once saturate two vCPUs (Python switch, controller and proxy):
+        # the proxy's heartbeats then come seconds apart, and 3 x 1 s would declare it dead.
+        kwargs["heartbeat_ms"] = 3000
     kwargs.update(overrides)
     return LabSpec(**kwargs)
 

@@ -78,8 +78,11 @@ def _verdict(lab: Lab, result: ClientResult, kept_too: bool) -> tuple[str, dict[
     for ev in lab.events():
         if ev.event == "spliced" and ev.record.get("flow") == flow:
             return "spliced", ev.record  # also after an earlier attempt that stayed in the path
-        if (kept_too and kept is None and ev.record.get("message", "").startswith(f"{flow}: ")
-                and "staying in the path" in ev.record["message"]):
+        message = ev.record.get("message", "")
+        # Kept: refused or failed ("staying in the path"), or the drain timed out ("giving the
+        # splice up": the proxy logs that one alone).
+        if (kept_too and kept is None and message.startswith(f"{flow}: ")
+                and ("staying in the path" in message or "giving the splice up" in message)):
             kept = "kept", ev.record
     return kept
 
