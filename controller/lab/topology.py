@@ -486,8 +486,16 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
         self.progress(f"proxy: splice-proxy in the proxy host's namespace on switch port {PROXY_PORT}, "
                       + ", ".join(f"{s.name}:{s.port}" for s in self.spec.services))
         argv = [netdev._tool("ip"), "netns", "exec", self.proxy.netns, str(BIN / "splice-proxy"), "--config", str(path)]
+        started = time.monotonic()
         proc = self._spawn("proxy", argv, marker=str(path), capture_stderr=True)
-        self._poll(self.proxy_registered, timeout, "the proxy to register with the controller", proc)
+        # This process's own "registered" line: the controller may still list a killed
+        # predecessor under the same name until its heartbeat deadline.
+        self._poll(lambda: self._registered_since(started), timeout, "the proxy to register with the controller", proc)
+
+    def _registered_since(self, t: float) -> bool:
+        with self._events_lock:
+            return any(e.t >= t and str(e.record.get("message", "")).startswith("registered with")
+                       for e in self.proxy_events)
 
     def proxy_registered(self) -> bool:
         try:
@@ -578,7 +586,14 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
             self.procs.pop("controller", None)
             self.start_controller()
         if not self.proxy_alive():
-            self.procs.pop("proxy", None)
+            dead = self.procs.pop("proxy", None)
+            if dead is not None and self.controller_alive():
+                # Let the controller finish with the dead one first (its heartbeat deadline):
+                # a new process under the same name would otherwise inherit its registration,
+                # and the connections of the next test would meet its declared death half-way.
+                deadline = time.monotonic() + 3 * self.spec.heartbeat_ms / 1000 + 10
+                while self.proxy_registered() and time.monotonic() < deadline:
+                    time.sleep(0.05)  # polling the controller's admin status, with a deadline
             self.start_proxy()
         else:
             self._poll(self.proxy_registered, 30, "the proxy to register with the controller", self.procs["proxy"])
