@@ -17,6 +17,7 @@ Every failure becomes a :class:`SwitchError` with one line of text for the CLI t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from .p4rt import (
     P4Index,
     P4RuntimeRpcError,
     SwitchSession,
+    TableEntry,
     WriteError,
     load_p4info,
 )
@@ -196,16 +198,13 @@ class SwitchClient:
         """Entities matching the filters (a Read needs no arbitration: any client may read)."""
         items = [filters] if hasattr(filters, "entity_kind") else list(filters)  # type: ignore[arg-type]
         index = await self.index()
+        # The spec returns an entry's idle time only when the filter asks for it.
+        items = [dataclasses.replace(f, time_since_last_hit_ns=0)
+                 if isinstance(f, TableEntry) and f.table and f.time_since_last_hit_ns is None
+                 and index.tables.get(f.table).supports_idle_timeout else f for f in items]
         req = pb.ReadRequest(device_id=self.target.device_id, role=self.target.role,
                              entities=[entity_to_proto(index, f) for f in items])
-        asked_idle = False
-        for ent in req.entities:
-            te = ent.table_entry if ent.HasField("table_entry") else None
-            if te is not None and te.table_id and index.tables.get(te.table_id).supports_idle_timeout:
-                # The spec returns an entry's idle time only when the filter asks for it (the
-                # library's TableEntry filter cannot say so).
-                te.time_since_last_hit.SetInParent()
-                asked_idle = True
+        asked_idle = any(isinstance(f, TableEntry) and f.time_since_last_hit_ns is not None for f in items)
         try:
             return await self._read(index, req)
         except grpc.RpcError as e:

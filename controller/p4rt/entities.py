@@ -259,8 +259,10 @@ class TableEntry:
     """A table entry. ``match`` maps match-field names to Match values (a bare int means Exact).
 
     ``counter_data`` / ``meter_config`` go with the entry when set (the table's direct
-    resources); in a read filter, ``counter_data=CounterData()`` asks for the counters.
-    ``time_since_last_hit_ns`` and ``is_const`` are only ever filled in by reads.
+    resources); in a read filter, ``counter_data=CounterData()`` asks for the counters and
+    ``time_since_last_hit_ns=0`` for each entry's idle time (tables with idle timeout only).
+    ``time_since_last_hit_ns`` and ``is_const`` are otherwise filled in by reads, and a write
+    never sends them (an entry read back can be written as it is).
     """
 
     table: str
@@ -333,6 +335,8 @@ class TableEntry:
             out.counter_data.byte_count = self.counter_data.byte_count
         if self.meter_config is not None:
             out.meter_config.CopyFrom(self.meter_config.to_proto())
+        if self.time_since_last_hit_ns is not None:
+            out.time_since_last_hit.elapsed_ns = self.time_since_last_hit_ns
 
     @classmethod
     def from_proto(cls, index: P4Index, msg: pb.TableEntry) -> TableEntry:
@@ -664,6 +668,8 @@ class Update:
     def fill(self, index: P4Index, out: pb.Update) -> None:
         out.type = int(self.type)
         entity_to_proto(index, self.entity, out.entity)
+        if out.entity.HasField("table_entry"):
+            out.entity.table_entry.ClearField("time_since_last_hit")  # read-only: see TableEntry
 
     def __str__(self) -> str:
         return f"{self.type.name} {self.entity}"

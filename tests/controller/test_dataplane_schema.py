@@ -4,11 +4,13 @@ P4Index, and read back into the same values; drift between the P4 source and the
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
 from p4.config.v1 import p4info_pb2
+from p4.v1 import p4runtime_pb2
 from p4splice.controller import dataplane as dp
 from p4splice.controller.p4rt import (
     CloneSessionEntry,
@@ -185,3 +187,17 @@ def test_check_p4info_names_what_drifted(p4info: p4info_pb2.P4Info) -> None:
     assert any(p.startswith(f"table {dp.ROUTES}: key") for p in problems)
     assert f"missing counter {dp.MALFORMED_COUNTER}" in problems
     assert isinstance(dp.malformed_counter(), CounterEntry)
+
+
+def test_read_filter_asks_for_idle_time_and_writes_never_send_it(index: P4Index) -> None:
+    from p4splice.controller.p4rt import TableEntry, Update, UpdateType
+    from p4splice.controller.p4rt.entities import entity_to_proto
+
+    asked = entity_to_proto(index, TableEntry(dp.FLOWS, time_since_last_hit_ns=0))
+    assert asked.table_entry.HasField("time_since_last_hit")
+    assert not entity_to_proto(index, TableEntry(dp.FLOWS)).table_entry.HasField("time_since_last_hit")
+    read_back = dataclasses.replace(dp.flow_punt(dp.FlowMatch(1, 0x0A000001, 0x0A000002, 1000, 80)),
+                                    time_since_last_hit_ns=5_000)
+    out = p4runtime_pb2.Update()
+    Update(UpdateType.MODIFY, read_back).fill(index, out)
+    assert out.entity.table_entry.table_id and not out.entity.table_entry.HasField("time_since_last_hit")
