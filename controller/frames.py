@@ -132,9 +132,15 @@ def build_frame(seg: TcpSegment, src_mac: bytes, dst_mac: bytes, ttl: int = DEFA
     pseudo = src + dst + struct.pack("!BBH", 0, PROTO_TCP, len(tcp))
     csum = _checksum(pseudo + tcp)
     tcp = tcp[:16] + struct.pack("!H", csum) + tcp[18:]
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), ident & 0xFFFF, 0x4000, ttl, PROTO_TCP, 0, src, dst)
+    return _ethernet_ipv4(src_mac, dst_mac, src, dst, PROTO_TCP, ident, ttl, tcp)
+
+
+def _ethernet_ipv4(src_mac: bytes, dst_mac: bytes, src: bytes, dst: bytes, proto: int, ident: int, ttl: int,
+                   payload: bytes) -> bytes:
+    """Ethernet + a 20-byte IPv4 header (DF set, its checksum right) around ``payload``."""
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident & 0xFFFF, 0x4000, ttl, proto, 0, src, dst)
     ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
-    return mac_bytes(dst_mac) + mac_bytes(src_mac) + struct.pack("!H", ETH_IPV4) + ip + tcp
+    return mac_bytes(dst_mac) + mac_bytes(src_mac) + struct.pack("!H", ETH_IPV4) + ip + payload
 
 
 def route_frame(frame: bytes, src_mac: bytes, dst_mac: bytes) -> bytes | None:
@@ -168,10 +174,7 @@ def build_echo_request(src_ip: str, dst_ip: str, ident: int, seq: int, src_mac: 
     """An Ethernet/IPv4/ICMP echo request with both checksums right (DF set)."""
     icmp = struct.pack("!BBHHH", ICMP_ECHO_REQUEST, 0, 0, ident & 0xFFFF, seq & 0xFFFF) + payload
     icmp = icmp[:2] + struct.pack("!H", _checksum(icmp)) + icmp[4:]
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), seq & 0xFFFF, 0x4000, ttl, PROTO_ICMP, 0,
-                     _packed(src_ip), _packed(dst_ip))
-    ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
-    return mac_bytes(dst_mac) + mac_bytes(src_mac) + struct.pack("!H", ETH_IPV4) + ip + icmp
+    return _ethernet_ipv4(src_mac, dst_mac, _packed(src_ip), _packed(dst_ip), PROTO_ICMP, seq, ttl, icmp)
 
 
 def parse_echo_reply(frame: bytes) -> EchoReply | None:

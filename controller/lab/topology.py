@@ -587,13 +587,12 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
             self.start_controller()
         if not self.proxy_alive():
             dead = self.procs.pop("proxy", None)
-            if dead is not None and self.controller_alive():
+            if dead is not None:
                 # Let the controller finish with the dead one first (its heartbeat deadline):
                 # a new process under the same name would otherwise inherit its registration,
                 # and the connections of the next test would meet its declared death half-way.
-                deadline = time.monotonic() + 3 * self.spec.heartbeat_ms / 1000 + 10
-                while self.proxy_registered() and time.monotonic() < deadline:
-                    time.sleep(0.05)  # polling the controller's admin status, with a deadline
+                self._poll(lambda: not self.proxy_registered(), 3 * self.spec.heartbeat_ms / 1000 + 10,
+                           "the controller to declare the killed proxy dead", self.procs["controller"])
             self.start_proxy()
         else:
             self._poll(self.proxy_registered, 30, "the proxy to register with the controller", self.procs["proxy"])

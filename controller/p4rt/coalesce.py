@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -40,7 +41,7 @@ class WriteCoalescer:
         self._write = write
         self.max_in_flight = max_in_flight
         self.max_batch = max_batch
-        self._queue: list[tuple[list[Any], asyncio.Future[None]]] = []
+        self._queue: deque[tuple[list[Any], asyncio.Future[None]]] = deque()
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self.rpcs = 0  # Write RPCs sent
@@ -61,7 +62,7 @@ class WriteCoalescer:
             size = 0
             # Whole callers only: a caller's updates never straddle two RPCs.
             while self._queue and (not batch or size + len(self._queue[0][0]) <= self.max_batch):
-                items, fut = self._queue.pop(0)
+                items, fut = self._queue.popleft()
                 if fut.cancelled():
                     continue
                 batch.append((items, fut))
