@@ -33,6 +33,17 @@ class FakeSwitch:
             raise WriteError("Write", grpc.StatusCode.UNKNOWN, "batch", details)
 
 
+async def behind_an_open_rpc(first: str = "x", **limits: int) -> tuple[FakeSwitch, WriteCoalescer, asyncio.Task[None]]:
+    """A gated switch, one RPC in flight (max_in_flight=1, ``limits`` besides): writes made now
+    queue behind it until ``sw.gate`` is set."""
+    sw = FakeSwitch()
+    sw.gate = asyncio.Event()
+    co = WriteCoalescer(sw.write, max_in_flight=1, **limits)
+    blocker = asyncio.create_task(co.write([first]))
+    await asyncio.sleep(0)  # let the first RPC start (a scheduling step, not a wait for time)
+    return sw, co, blocker
+
+
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
@@ -51,11 +62,7 @@ def test_a_lone_write_goes_out_at_once_and_alone() -> None:
 
 def test_writes_queued_behind_an_rpc_share_the_next_one() -> None:
     async def main() -> None:
-        sw = FakeSwitch()
-        sw.gate = asyncio.Event()
-        co = WriteCoalescer(sw.write, max_in_flight=1)
-        first = asyncio.create_task(co.write(["a"]))
-        await asyncio.sleep(0)  # let the first RPC start (a scheduling step, not a wait for time)
+        sw, co, first = await behind_an_open_rpc("a")
         rest = [asyncio.create_task(co.write([f"b{i}", f"c{i}"])) for i in range(3)]
         await asyncio.sleep(0)
         assert sw.rpcs == [["a"]] and not first.done()
@@ -67,11 +74,7 @@ def test_writes_queued_behind_an_rpc_share_the_next_one() -> None:
 
 def test_each_caller_gets_only_its_own_failures_renumbered() -> None:
     async def main() -> None:
-        sw = FakeSwitch()
-        sw.gate = asyncio.Event()
-        co = WriteCoalescer(sw.write, max_in_flight=1)
-        blocker = asyncio.create_task(co.write(["x"]))
-        await asyncio.sleep(0)
+        sw, co, blocker = await behind_an_open_rpc()
         ok = asyncio.create_task(co.write(["a1", "a2"]))
         bad = asyncio.create_task(co.write(["b1", "bad-b2"]))
         await asyncio.sleep(0)
@@ -88,11 +91,7 @@ def test_each_caller_gets_only_its_own_failures_renumbered() -> None:
 
 def test_a_failed_rpc_fails_every_caller_in_it() -> None:
     async def main() -> None:
-        sw = FakeSwitch()
-        sw.gate = asyncio.Event()
-        co = WriteCoalescer(sw.write, max_in_flight=1)
-        blocker = asyncio.create_task(co.write(["x"]))
-        await asyncio.sleep(0)
+        sw, co, blocker = await behind_an_open_rpc()
         tasks = [asyncio.create_task(co.write([n])) for n in ("a", "b")]
         await asyncio.sleep(0)
         sw.fail_all = P4RuntimeRpcError("Write", grpc.StatusCode.UNAVAILABLE, "gone")
@@ -107,11 +106,7 @@ def test_a_failed_rpc_fails_every_caller_in_it() -> None:
 
 def test_batches_respect_max_batch_without_splitting_a_caller() -> None:
     async def main() -> None:
-        sw = FakeSwitch()
-        sw.gate = asyncio.Event()
-        co = WriteCoalescer(sw.write, max_in_flight=1, max_batch=4)
-        blocker = asyncio.create_task(co.write(["x"]))
-        await asyncio.sleep(0)
+        sw, co, blocker = await behind_an_open_rpc(max_batch=4)
         tasks = [asyncio.create_task(co.write([f"{n}{i}" for i in range(3)])) for n in "abc"]
         big = asyncio.create_task(co.write([f"d{i}" for i in range(6)]))  # larger than max_batch: alone
         await asyncio.sleep(0)
@@ -123,11 +118,7 @@ def test_batches_respect_max_batch_without_splitting_a_caller() -> None:
 
 def test_a_cancelled_caller_is_dropped_before_sending() -> None:
     async def main() -> None:
-        sw = FakeSwitch()
-        sw.gate = asyncio.Event()
-        co = WriteCoalescer(sw.write, max_in_flight=1)
-        blocker = asyncio.create_task(co.write(["x"]))
-        await asyncio.sleep(0)
+        sw, co, blocker = await behind_an_open_rpc()
         gone = asyncio.create_task(co.write(["cancelled"]))
         kept = asyncio.create_task(co.write(["kept"]))
         await asyncio.sleep(0)
