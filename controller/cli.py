@@ -21,10 +21,11 @@ import logging
 import re
 import sys
 import tomllib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 PROG = "splicectl"
 
@@ -48,6 +49,7 @@ _CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "timeout": (int, float), "json": (bool,), "tls_ca": (str,), "tls_cert": (str,), "tls_key": (str,),
     "tls_server_name": (str,), "cpu_port": (int,), "target": (str,),
 }
+T = TypeVar("T")
 BUILD = Path("build")
 TARGET_CONFIGS = {"p4sim": BUILD / "splice.p4sim.json", "bmv2": BUILD / "splice.json"}
 DEFAULT_P4INFO = BUILD / "splice.p4info.txtpb"
@@ -134,10 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
              **kw: Any) -> argparse.ArgumentParser:
         return container.add_parser(name, help=help_text, description=help_text, parents=list(parents), **kw)
 
+    def actions(name: str, help_text: str) -> Any:
+        """A command made of actions (``routes add|del|list``): where its actions are added."""
+        return sub.add_parser(name, help=help_text).add_subparsers(
+            dest="action", metavar="ACTION", required=True, parser_class=OneLineParser)
+
     leaf(sub, "status", "connection, arbitration, pipeline and table occupancy")
 
-    pipeline = sub.add_parser("pipeline", help="push or show the forwarding pipeline")
-    psub = pipeline.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=OneLineParser)
+    psub = actions("pipeline", "push or show the forwarding pipeline")
     push = leaf(psub, "push", "push P4Info + device config (SetForwardingPipelineConfig) and the CPU clone session",
                 parents=(_common_options(skip=("p4info", "config")),))
     push.add_argument("--p4info", dest="push_p4info", metavar="FILE", help=f"P4Info (default {DEFAULT_P4INFO})")
@@ -150,8 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = leaf(psub, "show", "the pipeline the switch runs: program, cookie, tables, counters")
     show.add_argument("--save-p4info", metavar="FILE", help="also write the switch's P4Info (text format)")
 
-    routes = sub.add_parser("routes", help="the routes table (LPM)")
-    rsub = routes.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=OneLineParser)
+    rsub = actions("routes", "the routes table (LPM)")
     radd = leaf(rsub, "add", "route PREFIX out of PORT with these MACs")
     radd.add_argument("prefix", metavar="PREFIX", help="IPv4 prefix, e.g. 10.0.1.0/24 (a bare address is /32)")
     radd.add_argument("port", metavar="PORT", type=_port, help="egress port")
@@ -162,8 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     rdel.add_argument("prefix", metavar="PREFIX")
     leaf(rsub, "list", "every route")
 
-    services = sub.add_parser("services", help="the services table (proxied servers)")
-    ssub = services.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=OneLineParser)
+    ssub = actions("services", "the services table (proxied servers)")
     sadd = leaf(ssub, "add", "proxy connections to ADDR:PORT through the host on --proxy-port")
     sadd.add_argument("server", metavar="ADDR:PORT")
     sadd.add_argument("--proxy-port", type=_port, required=True, metavar="N", help="switch port of the proxy host")
@@ -325,6 +329,22 @@ async def _splice_index(client: Any) -> Any:
         more = f" (and {len(problems) - 2} more)" if len(problems) > 2 else ""
         raise CliError(f"the pipeline is not the splice program: {'; '.join(problems[:2])}{more}")
     return index
+
+
+@asynccontextmanager
+async def _splice_switch(args: argparse.Namespace) -> AsyncIterator[tuple[Any, Any]]:
+    """``(client, index)``: the switch, found reachable, and the P4Index of its splice program."""
+    async with _client(args) as client:
+        await client.capabilities()
+        yield client, await _splice_index(client)
+
+
+async def _read_entries(args: argparse.Namespace, table: str, parse: Callable[[Any, Any], T]) -> list[T]:
+    """Every entry of ``table``, each through ``parse(index, entry)``."""
+    from .p4rt import TableEntry
+
+    async with _splice_switch(args) as (client, index):
+        return [parse(index, e) for e in await client.read(TableEntry(table))]
 
 
 def _fmt_cookie(cookie: int | None) -> str:
@@ -543,9 +563,7 @@ async def _write_one(args: argparse.Namespace, op: str, entity: Any, replace: bo
     """Insert/modify/delete one entity; with ``replace`` an insert that finds it present modifies."""
     from .cli_switch import SwitchError
 
-    async with _client(args) as client:
-        await client.capabilities()
-        await _splice_index(client)
+    async with _splice_switch(args) as (client, _):
         try:
             await client.write(op, entity)
         except SwitchError as e:
@@ -554,16 +572,31 @@ async def _write_one(args: argparse.Namespace, op: str, entity: Any, replace: bo
             await client.write("modify", entity)
 
 
+async def _add_or_delete(args: argparse.Namespace, entity: Any, *, exists: str, absent: str) -> None:
+    """``routes``/``services`` ``add`` (with ``--replace``, modify if present) or ``del`` of one entry.
+    The switch's refusal is one line: ``<exists> exists already (...)``, or ``absent`` on a ``del``."""
+    from .cli_switch import SwitchError
+
+    try:
+        if args.action == "add":
+            await _write_one(args, "insert", entity, args.replace)
+        else:
+            await _write_one(args, "delete", entity)
+    except SwitchError as e:
+        if "ALREADY_EXISTS" in str(e):
+            raise CliError(f"{exists} exists already (use --replace to change it)") from None
+        if "NOT_FOUND" in str(e) and args.action == "del":
+            raise CliError(absent) from None
+        raise
+
+
 async def cmd_routes(args: argparse.Namespace) -> Output:
     from .dataplane import ROUTES, parse_prefix, parse_route, route, route_key
-    from .p4rt import TableEntry, codec
+    from .p4rt import codec
 
     if args.action == "list":
-        async with _client(args) as client:
-            await client.capabilities()
-            index = await _splice_index(client)
-            routes = sorted((parse_route(index, e) for e in await client.read(TableEntry(ROUTES))),
-                            key=lambda r: (-r.prefix.prefixlen, int(r.prefix.network_address)))
+        routes = sorted(await _read_entries(args, ROUTES, parse_route),
+                        key=lambda r: (-r.prefix.prefixlen, int(r.prefix.network_address)))
         data = {"routes": [r.to_dict() for r in routes]}
         rows = [(str(r.prefix), r.port if r.port is not None else r.action,
                  codec.format_mac(r.smac) if r.port is not None else "-",
@@ -574,19 +607,7 @@ async def cmd_routes(args: argparse.Namespace) -> Output:
         entity = route(net, args.port, args.smac, args.dmac) if args.action == "add" else route_key(net)
     except ValueError as e:
         raise _value_error(e) from None
-    from .cli_switch import SwitchError
-
-    try:
-        if args.action == "add":
-            await _write_one(args, "insert", entity, args.replace)
-        else:
-            await _write_one(args, "delete", entity)
-    except SwitchError as e:
-        if "ALREADY_EXISTS" in str(e):
-            raise CliError(f"a route for {net} exists already (use --replace to change it)") from None
-        if "NOT_FOUND" in str(e) and args.action == "del":
-            raise CliError(f"no route for {net}") from None
-        raise
+    await _add_or_delete(args, entity, exists=f"a route for {net}", absent=f"no route for {net}")
     if args.action == "add":
         data = {"added": {"prefix": str(net), "port": args.port, "smac": codec.format_mac(codec.mac(args.smac)),
                           "dmac": codec.format_mac(codec.mac(args.dmac))}}
@@ -596,14 +617,10 @@ async def cmd_routes(args: argparse.Namespace) -> Output:
 
 async def cmd_services(args: argparse.Namespace) -> Output:
     from .dataplane import SERVICES, parse_service, service, service_key
-    from .p4rt import TableEntry
 
     if args.action == "list":
-        async with _client(args) as client:
-            await client.capabilities()
-            index = await _splice_index(client)
-            services = sorted((parse_service(index, e) for e in await client.read(TableEntry(SERVICES))),
-                              key=lambda s: (s.server_addr, s.server_port))
+        services = sorted(await _read_entries(args, SERVICES, parse_service),
+                          key=lambda s: (s.server_addr, s.server_port))
         data = {"services": [s.to_dict() for s in services]}
         rows = [(s.to_dict()["server"], s.proxy_port) for s in services]
         return Output(data, render_table(["server", "proxy port"], rows) if rows else "no services")
@@ -612,19 +629,7 @@ async def cmd_services(args: argparse.Namespace) -> Output:
         entity = service(addr, port, args.proxy_port) if args.action == "add" else service_key(addr, port)
     except ValueError as e:
         raise _value_error(e) from None
-    from .cli_switch import SwitchError
-
-    try:
-        if args.action == "add":
-            await _write_one(args, "insert", entity, args.replace)
-        else:
-            await _write_one(args, "delete", entity)
-    except SwitchError as e:
-        if "ALREADY_EXISTS" in str(e):
-            raise CliError(f"service {addr}:{port} exists already (use --replace to change it)") from None
-        if "NOT_FOUND" in str(e) and args.action == "del":
-            raise CliError(f"no service {addr}:{port}") from None
-        raise
+    await _add_or_delete(args, entity, exists=f"service {addr}:{port}", absent=f"no service {addr}:{port}")
     if args.action == "add":
         return Output({"added": {"server": f"{addr}:{port}", "proxy_port": args.proxy_port}},
                       f"service {addr}:{port} proxied on port {args.proxy_port}")
@@ -636,9 +641,7 @@ async def cmd_flows(args: argparse.Namespace) -> Output:
     from .dataplane import SERVICES, flows_read, parse_flow, parse_service
     from .p4rt import TableEntry
 
-    async with _client(args) as client:
-        await client.capabilities()
-        index = await _splice_index(client)
+    async with _splice_switch(args) as (client, index):
         services = [parse_service(index, e) for e in await client.read(TableEntry(SERVICES))]
         rules = [parse_flow(index, e) for e in await client.read(flows_read(with_counters=True))]
     groups = group_flows(rules, services)
