@@ -132,6 +132,7 @@ class PacketInReason(enum.IntEnum):
     RST = 6  # copy: RST of a tracked flow, original bytes
     PUNT = 7  # controller only: a flows entry with action punt
     ROUTED = 8  # controller only: a routes entry with action to_cpu (the port probes' replies)
+    HELD = 9  # controller only: a data segment toward the proxy under a hold entry (its ACK goes on)
 
     @property
     def is_copy(self) -> bool:

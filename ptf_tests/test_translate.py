@@ -12,10 +12,11 @@ from packets import (
     SERVER_IP,
     SERVICE_PORT,
     Translation,
+    routed,
     tcp_segment,
     translate,
 )
-from splice_base import CLIENT, PIN_FIN, PROXY, SERVER, SpliceTest
+from splice_base import CLIENT, PIN_FIN, PIN_HELD, PROXY, SERVER, SpliceTest
 
 NEAR_WRAP = 0xFFFFFFF0  # values that cross 2^32 when a delta of 0x20 or more is added
 TS = ("Timestamp", (NEAR_WRAP + 3, 0xFFFFFF00))
@@ -184,8 +185,9 @@ class NatRewrite(TranslateBase):
         self.expect_nothing_else()
 
 
-class HoldDropsPayload(TranslateBase):
-    """hold: pure ACKs pass translated; payload, SYN and FIN are dropped (FIN still reported)."""
+class HoldKeepsPayloadFromTheProxy(TranslateBase):
+    """hold: pure ACKs pass translated; a data segment goes to the controller only (reason HELD:
+    routed toward P, its TCP header untranslated); SYN and FIN are dropped (a FIN still reported)."""
 
     action = "hold"
 
@@ -194,10 +196,14 @@ class HoldDropsPayload(TranslateBase):
         t = Translation(seq=0x10, ack=0x20, tsval=1, tsecr=2)
         self.install(t)
         self.check(self.segment(flags="A", payload=b"", options=[("NOP", None), ("NOP", None), TS]), t)
-        self.send(CLIENT, self.segment(flags="PA", payload=b"must not pass"))
+        data = self.segment(flags="PA", payload=b"must not pass", options=[("NOP", None), ("NOP", None), TS])
+        self.send(CLIENT, data)
+        self.expect_packet_in(PIN_HELD, CLIENT, routed(data, PROXY))
         fin = self.segment(flags="FA", payload=b"")
         self.send(CLIENT, fin)
         self.expect_packet_in(PIN_FIN, CLIENT, fin)
+        self.send(CLIENT, self.segment(flags="S", payload=b""))
+        self.expect_no_packet_in()
         self.expect_nothing_else()
 
 

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from .model import EntryMatch, FlowKey, Ports, TcpSegment
+from .model import ACK, RST, SYN, EntryMatch, FlowKey, Ports, TcpSegment
 from .options import Negotiated, Sack, SynOptions, TcpOption, Timestamps
 from .seqmath import Delta32, check_u32, clamp_shift, delta, neg, rescale_window, seq_add, u32
 
@@ -247,6 +247,19 @@ def direct_params(flow: FlowKey, ports: Ports, counts: SpliceCounts) -> tuple[Le
 
 def with_hold(params: LegParams, hold: bool = True) -> LegParams:
     return replace(params, hold=hold)
+
+
+def held_ack(params: LegParams, seg: TcpSegment) -> TcpSegment | None:
+    """The pure ACK the controller gives P for ``seg``, which the hold sent it instead of P.
+
+    The hold keeps payload from P (nobody has acknowledged it, so its sender retransmits it after
+    the splice), but the segment's acknowledgment, window and SACK blocks are what P's sends wait
+    for while it drains: without them a busy sender's ACKs, all riding on data, never reach P.
+    None for a segment that acknowledges nothing, or a SYN or RST.
+    """
+    if not seg.has_ack or seg.flags & (SYN | RST):
+        return None
+    return apply_translation(replace(params, hold=False), replace(seg, flags=ACK, payload=b""))
 
 
 def _translate_option(opt: TcpOption, params: LegParams, acking: bool) -> TcpOption:

@@ -4,7 +4,8 @@ A flow arrives here when the handshake table has installed its four per-leg entr
 the controller sees only what the data plane copies to it (FIN, RST) or what it punts (while a flow
 is being reset), plus the proxy's requests and the switch's idle notifications. The order of a
 splice is fixed by the design note: hold (segments carrying sequence space toward P are dropped,
-pure ACKs pass, so P's sends drain), wait for P's report (a_c, b_s, a_s, b_c), then turn the
+pure ACKs pass, so P's sends drain; a data segment's own ACK is passed on to P by the controller,
+to which the hold sends such segments), wait for P's report (a_c, b_s, a_s, b_c), then turn the
 C->P and S->P entries into direct C->S and S->C ones in place and make P's own entries drop.
 """
 
@@ -39,10 +40,12 @@ from .legs import (
     SpliceCounts,
     apply_translation,
     direct_params,
+    held_ack,
     with_hold,
 )
 from .model import ACK, RST, EntryMatch, FlowKey, SegmentIn, Side, TcpSegment
-from .seqmath import HALF32, seq_add
+from .options import Sack
+from .seqmath import HALF32, seq_add, seq_le
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,8 @@ class Flow:
     rsts: set[str] = field(default_factory=set)  # legs reset: "leg1", "leg2", or "direct"
     drops: tuple[EntryMatch, ...] = ()
     punts: tuple[EntryMatch, ...] = ()
+    # Per direction toward P: (ack, window) of the last held segment's ACK passed on to P.
+    held_acks: dict[Direction, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def flow(self) -> FlowKey:
@@ -142,6 +147,7 @@ class FlowTable:
             # A FIN consumed sequence space on one leg only; the counts could not describe it.
             return [NotifyProxy(flow, "refused", "flow is closing")]
         fl.state = FlowState.HOLDING
+        fl.held_acks.clear()
         held = (with_hold(fl.legs[Direction.C_TO_P]), with_hold(fl.legs[Direction.S_TO_P]))
         for p in held:
             fl.legs[p.direction] = p
@@ -198,8 +204,8 @@ class FlowTable:
     # ---- events from the data plane ----------------------------------------------------------
 
     def on_segment(self, ev: SegmentIn) -> list[Command]:
-        """A FIN or RST copy of a tracked flow, a punted segment of a flow being reset, or one punted
-        just before its entry was installed."""
+        """A FIN or RST copy of a tracked flow, a punted segment of a flow being reset, one punted
+        just before its entry was installed, or a data segment the hold kept from P (reason HELD)."""
         found = self.find(ev.segment)
         if found is None:
             return []
@@ -250,14 +256,30 @@ class FlowTable:
         match = EntryMatch(ev.ingress_port, seg.src_ip, seg.src_port, seg.dst_ip, seg.dst_port)
         for params in fl.legs.values():
             if params.match == match:
-                out = apply_translation(params, seg)
-                if out is None:
-                    return []  # the hold drops it, as the entry would
                 to = {fl.facts.ports.client: Side.CLIENT, fl.facts.ports.server: Side.SERVER}.get(
                     params.egress_port, Side.PROXY)
+                out = apply_translation(params, seg)
+                if out is None:
+                    # Held from P: its payload stays behind (the hold's rule), its ACK goes on.
+                    return self._pass_held_ack(fl, params, seg, to)
                 self.stats["forwarded_punted"] += 1
                 return [SendSegment(fl.flow, to, params.egress_port, out, "punted before install")]
         return []
+
+    def _pass_held_ack(self, fl: Flow, params: LegParams, seg: TcpSegment, to: Side) -> list[Command]:
+        ack = held_ack(params, seg)
+        if ack is None:
+            return []
+        last = fl.held_acks.get(params.direction)
+        if last is not None and seq_le(ack.ack, last[0]) and ack.window == last[1] \
+                and not any(isinstance(o, Sack) for o in ack.options):
+            # Nothing new for P (a burst of data all carries the same ACK): repeating it would
+            # only look like duplicate ACKs to P's congestion control.
+            self.stats["held_ack_repeated"] += 1
+            return []
+        fl.held_acks[params.direction] = (ack.ack, ack.window)
+        self.stats["held_ack_passed"] += 1
+        return [SendSegment(fl.flow, to, params.egress_port, ack, "held segment's ACK")]
 
     def find(self, seg: TcpSegment) -> tuple[Flow, Side] | None:
         for key, orient in (

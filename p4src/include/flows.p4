@@ -66,8 +66,9 @@ control Flows(inout headers_t hdr, inout local_metadata_t meta,
         meta.xlate.new_dst_port = new_dst_port;
     }
 
-    /* As translate, but a segment carrying payload, SYN or FIN is dropped (its sender will
-     * retransmit): used while a splice switches over. Pure ACKs and RSTs pass. */
+    /* As translate, but a segment carrying payload, SYN or FIN never reaches its destination
+     * (its sender will retransmit): used while a splice switches over. Pure ACKs and RSTs pass;
+     * a data segment goes to the controller instead (reason HELD), which passes its ACK on. */
     action hold(port_t port, mac_addr_t smac, mac_addr_t dmac,
                 bit<32> seq_delta, bit<32> ack_delta, bit<32> tsval_delta,
                 bit<32> tsecr_delta, bit<8> win_shift_from, bit<8> win_shift_to) {
@@ -165,7 +166,16 @@ control Translate(inout headers_t hdr, inout local_metadata_t meta,
             bool has_syn = (hdr.tcp.flags & TCP_SYN) != 0;
             bool has_fin = (hdr.tcp.flags & TCP_FIN) != 0;
             if (meta.xlate.hold == 1 && (meta.l4_payload_len != 0 || has_syn || has_fin)) {
-                mark_to_drop(standard_metadata);
+                if (has_syn || has_fin) {
+                    mark_to_drop(standard_metadata);
+                } else {
+                    /* Its payload must not reach P, but its ACK may be what P's drain waits
+                     * for (a busy sender's ACKs all ride on data): the controller passes the
+                     * ACK on, untranslated here as with a punt. */
+                    standard_metadata.egress_spec = CPU_PORT_ID;
+                    meta.pin_ingress_port = standard_metadata.ingress_port;
+                    meta.pin_reason = PIN_HELD;
+                }
             } else {
                 bit<32> tcp_sum = 0;
 

@@ -53,6 +53,7 @@ const bit<8> PIN_FIN = 5;            /* copy: FIN of a tracked flow (original by
 const bit<8> PIN_RST = 6;            /* copy: RST of a tracked flow (original bytes) */
 const bit<8> PIN_PUNT = 7;           /* flow entry says: controller only */
 const bit<8> PIN_ROUTED = 8;         /* a routes entry says: controller only (e.g. its probe address) */
+const bit<8> PIN_HELD = 9;           /* a hold entry kept this data segment from the proxy: controller only */
 
 /* malformed-packet reasons: the index of the `malformed` counter */
 const bit<32> MAL_TRUNCATED = 1;          /* frame shorter than a header or than IPv4 total length */

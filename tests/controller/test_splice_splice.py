@@ -1,6 +1,7 @@
 """The splice (switch-over), proxy death, teardown and idle handling of established flows."""
 
 import random
+from dataclasses import replace
 
 import pytest
 from p4splice.controller.splice import (
@@ -20,7 +21,7 @@ from p4splice.controller.splice import (
     TimerKind,
     apply_translation,
 )
-from p4splice.controller.splice.model import ACK, FIN, RST, SYN, EntryMatch, FlowKey
+from p4splice.controller.splice.model import ACK, FIN, PSH, RST, SYN, EntryMatch, FlowKey
 from p4splice.controller.splice.seqmath import MASK32, seq_add, seq_sub
 
 from .test_splice_handshake import (
@@ -37,6 +38,7 @@ from .test_splice_handshake import (
     of,
     s2c,
     sends,
+    ts,
 )
 
 
@@ -164,6 +166,46 @@ def test_cancel_lifts_the_hold_and_the_flow_is_proxied_again():
     assert w.timer(TimerKind.HOLD) == []
     out = splice(w, sw, SpliceCounts(4, 4, 9, 9))
     assert of(out, NotifyProxy)[-1] == NotifyProxy(FLOW, "spliced")
+
+
+def test_hold_passes_a_held_data_segments_ack_to_the_proxy_once():
+    """While held, a data segment the switch sent to the controller (reason HELD) leaves its
+    payload behind, but P gets its ACK (translated for the leg), without repeats."""
+    w, sw = established()
+    run(w, sw, w.core.request_splice(FLOW))
+    ack_of_request = seq_add(ISN_C, 4)  # S acknowledges the 3 bytes P sent it
+    data = s2c(ISN_S + 1, ack_of_request, ACK | PSH, b"response", ts(230, 410), window=900)
+    out = run(w, sw, w.core.on_segment(SegmentIn(data, SPORT)))
+    (sent,) = sends(out, Side.PROXY)
+    s2p = sw.entries[EntryMatch.s2c(FLOW, SPORT)]
+    assert sent.egress_port == PPORT
+    seg = sent.segment
+    assert (seg.flags, seg.payload, seg.seq, seg.window) == (ACK, b"", ISN_S + 1, 900)
+    assert seg.ack == seq_add(ack_of_request, s2p.ack_delta) == ISN_P2 + 4
+    assert seg.options == apply_translation(s2p, replace(data, payload=b"", flags=ACK)).options
+    # The rest of the burst carries the same ACK: nothing new for P.
+    more = s2c(ISN_S + 9, ack_of_request, ACK | PSH, b"more", ts(231, 410), window=900)
+    assert sends(run(w, sw, w.core.on_segment(SegmentIn(more, SPORT)))) == []
+    # A later ACK does go on, and so does one from C toward P (the other held direction).
+    later = s2c(ISN_S + 13, seq_add(ISN_C, 9), ACK, b"x", ts(232, 411), window=900)
+    assert [c.segment.ack for c in sends(run(w, sw, w.core.on_segment(SegmentIn(later, SPORT))))] == [ISN_P2 + 9]
+    upload = c2s(seq_add(ISN_C, 1), ISN_S + 1, ACK, b"up", ts(160, 230))
+    (to_p,) = sends(run(w, sw, w.core.on_segment(SegmentIn(upload, CPORT))))
+    assert (to_p.egress_port, to_p.segment.payload, to_p.segment.ack) == (PPORT, b"", ISN_P1 + 1)
+    # Nothing to pass on from a segment without ACK.
+    assert sends(run(w, sw, w.core.on_segment(SegmentIn(s2c(ISN_S + 20, 0, PSH, b"z"), SPORT)))) == []
+    assert w.core.flows.stats["held_ack_passed"] == 3
+    assert w.core.flows.stats["held_ack_repeated"] == 1
+
+
+def test_a_held_segment_that_reaches_the_controller_after_the_splice_goes_on_directly():
+    w, sw = established()
+    splice(w, sw, SpliceCounts(a_c=3, b_s=3, a_s=0, b_c=0))
+    late = s2c(ISN_S + 1, seq_add(ISN_C, 4), ACK | PSH, b"response")
+    (sent,) = sends(run(w, sw, w.core.on_segment(SegmentIn(late, SPORT))))
+    # The direct S->C entry's translation: the payload reaches C, nobody had acknowledged it.
+    assert (sent.to, sent.egress_port, sent.segment.payload) == (Side.CLIENT, CPORT, b"response")
+    assert sent.segment.ack == seq_add(ISN_C, 4)
 
 
 def test_cancel_needs_a_holding_flow():

@@ -82,12 +82,11 @@ def test_many_concurrent_connections(lab: Lab) -> None:
                 assert_exact(result, await server_side(server, result))
             outcomes = [splice_outcome(lab, r) for i, r in enumerate(results) if policies[i % 4] != "never"]
             assert None not in outcomes, "the proxy never asked to splice some connections"
-            # A 20 kB answer can end (the server's FIN) while the proxy drains, or its data, which
-            # carries S's ACK of the proxy's request, is dropped by the hold until the drain times
-            # out: such connections stay in the path by design (docs/e2e.md, known issues), and how
-            # many do depends on the load. At 100 most must splice; at 1,000 on two vCPUs the
-            # handshakes queue for seconds and most drains time out, so only some splice there.
-            share = 0.1 if HEAVY else 0.5
+            # A 20 kB answer can end (the server's FIN) while the proxy drains, and at 1,000 on
+            # two vCPUs a drain can pass its limit: such connections stay in the path by design
+            # (docs/e2e.md, known issues). The hold passes on the ACKs that ride on held data, so
+            # most must splice even at 1,000 (before it did, about 2 % did there).
+            share = 0.5 if HEAVY else 0.8
             assert outcomes.count("spliced") >= share * len(outcomes), \
                 f"{outcomes.count('spliced')} spliced, {outcomes.count('kept')} kept of {len(outcomes)}"
             await no_entries_left(lab, timeout=60)
