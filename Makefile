@@ -16,6 +16,10 @@ P4SH_VENV := .venv-p4sh
 BUILD := build
 LOGS := logs
 PYTEST_ARGS ?=
+# compile-time constants of p4src/ (p4src/include/headers.p4), NAME=VALUE separated by spaces,
+# passed to either compiler as -DNAME=VALUE, e.g. make build TARGET=bmv2 P4DEFINES=FLOWS_SIZE=65536
+P4DEFINES ?=
+P4DEFS := $(foreach d,$(P4DEFINES),-D $(d))
 
 APT_NEEDS := ip:iproute2 ethtool:ethtool cpp:cpp tc:iproute2 ping:iputils-ping openssl:openssl
 
@@ -62,10 +66,10 @@ $(P4SH_VENV)/.installed:
 
 # --- build ------------------------------------------------------------------------------------
 # p4src/splice.p4 for $(TARGET): build/splice.p4info.txtpb plus build/splice.p4sim.json (p4sim)
-# or build/splice.json (bmv2, with p4c-bm2-ss from PATH)
+# or build/splice.json (bmv2, with p4c-bm2-ss from PATH; see docs/bmv2.md)
 build: setup
 	@mkdir -p $(BUILD) $(LOGS)
-	$(VPY) -m ptf_tests.run --target $(TARGET) --build-dir $(BUILD) --build-only
+	$(VPY) -m ptf_tests.run --target $(TARGET) --build-dir $(BUILD) $(P4DEFS) --build-only
 
 # --- main job ---------------------------------------------------------------------------------
 .PHONY: demo-p4sim e2e
@@ -92,7 +96,7 @@ test: setup lint ptf
 # PTF packet tests of the data plane: veth pairs, the switch of $(TARGET), ptf, teardown
 ptf: setup
 	@mkdir -p $(BUILD) $(LOGS)
-	$(VPY) -m ptf_tests.run --target $(TARGET) --build-dir $(BUILD) --log-dir $(LOGS)
+	$(VPY) -m ptf_tests.run --target $(TARGET) --build-dir $(BUILD) --log-dir $(LOGS) $(P4DEFS)
 
 test-p4sim: setup
 	$(VENV)/bin/pytest -q tests/p4sim $(PYTEST_ARGS)

@@ -1,11 +1,12 @@
 """Runs the PTF suite end to end: build, veth pairs, switch process, ptf, teardown.
 
     python -m ptf_tests.run [--target p4sim|bmv2] [--build-dir build] [--log-dir logs]
-                            [-- extra ptf arguments, e.g. a test name or --verbose]
+                            [-D NAME=VALUE ...] [-- extra ptf arguments, e.g. a test name or --verbose]
 
 TARGET p4sim compiles with p4sim-compile and runs p4sim (this venv); TARGET bmv2 compiles with
-p4c-bm2-ss and runs simple_switch_grpc, both from PATH, with the same flags. The switch gets one
-end of each veth pair, ptf the other. Everything is torn down on exit, failure or signal.
+p4c-bm2-ss and runs simple_switch_grpc, both from PATH, with the same flags (ptf_tests/targets.py
+has what differs: p4c's P4Info suffix, simple_switch_grpc's optional Thrift port). The switch gets
+one end of each veth pair, ptf the other. Everything is torn down on exit, failure or signal.
 The exit status is ptf's.
 """
 
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from p4sim import netdev
 from p4sim.launch import LaunchError, free_port, stop, wait_listening
+from ptf_tests import targets
 
 log = logging.getLogger("ptf_tests.run")
 
@@ -44,25 +46,19 @@ def _tool(name: str, target: str) -> str:
     return found
 
 
-def build(target: str, build_dir: Path) -> tuple[Path, Path]:
+def build(target: str, build_dir: Path, defines: list[str] | None = None) -> tuple[Path, Path]:
     """Compile p4src/splice.p4; return (p4info, device config)."""
     build_dir.mkdir(parents=True, exist_ok=True)
-    p4info = build_dir / "splice.p4info.txtpb"
     src = ROOT / "p4src" / "splice.p4"
-    if target == "p4sim":
-        config = build_dir / "splice.p4sim.json"
-        cmd = [_tool("p4sim-compile", target), str(src), "-o", str(config), "--p4runtime-files", str(p4info)]
-    else:
-        config = build_dir / "splice.json"
-        cmd = [_tool("p4c-bm2-ss", target), "--arch", "v1model", "--p4runtime-files", str(p4info),
-               "-o", str(config), str(src)]
-    log.info("build: %s", " ".join(cmd))
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    b = targets.build_command(target, _tool(targets.COMPILER[target], target), src, build_dir, defines or ())
+    log.info("build: %s", " ".join(b.argv))
+    proc = subprocess.run(b.argv, capture_output=True, text=True, check=False)
     if proc.returncode != 0 or proc.stderr.strip():
         sys.stderr.write(proc.stderr)
     if proc.returncode != 0:
         raise SystemExit(f"error: compile failed (exit {proc.returncode})")
-    return p4info, config
+    targets.finish_build(b)
+    return b.p4info, b.config
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -75,11 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--build-dir", type=Path, default=ROOT / "build")
     ap.add_argument("--log-dir", type=Path, default=ROOT / "logs")
     ap.add_argument("--build-only", action="store_true", help="compile and stop")
+    ap.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE",
+                    help="compile-time constant for p4src (repeatable), e.g. -D FLOWS_SIZE=65536")
     ap.add_argument("ptf_args", nargs="*", help="passed to ptf (test names, --verbose, ...)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 
-    p4info, config = build(args.target, args.build_dir)
+    p4info, config = build(args.target, args.build_dir, args.defines)
     if args.build_only:
         return 0
     args.log_dir.mkdir(parents=True, exist_ok=True)
@@ -91,10 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     with netdev.Topology(prefix=PREFIX) as topo:
         pairs = [topo.add_veth() for _ in range(N_PORTS)]
         grpc_port = free_port()
-        switch_bin = "p4sim" if args.target == "p4sim" else "simple_switch_grpc"
-        cmd = [_tool(switch_bin, args.target), "--device-id", str(DEVICE_ID)]
+        exe = _tool(targets.SWITCH[args.target], args.target)
+        cmd = [exe, "--device-id", str(DEVICE_ID)]
         for i, pair in enumerate(pairs, start=1):
             cmd += ["-i", f"{i}@{pair.b}"]
+        # a Thrift port of its own: another BMv2 on this machine (a lab, the integration tests)
+        # may hold 9090, and a BMv2 that cannot bind it exits
+        cmd += targets.thrift_args(args.target, exe, free_port())
         cmd += ["--log-console", "--no-p4", "--", "--grpc-server-addr", f"127.0.0.1:{grpc_port}",
                 "--cpu-port", str(CPU_PORT)]
         switch_log = args.log_dir / f"ptf-{args.target}.log"

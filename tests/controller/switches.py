@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from p4sim import netdev
 from p4sim.launch import LaunchError, free_port, stop, wait_listening
+from ptf_tests import targets
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "p4src" / "splice.p4"
@@ -242,20 +243,16 @@ def build_pipeline(kind: str, build_dir: Path, program: Path = PROGRAM) -> Pipel
     from p4splice.controller.p4rt.p4info import load_p4info
 
     build_dir.mkdir(parents=True, exist_ok=True)
-    p4info = build_dir / "splice.p4info.txtpb"
     compiler = tool_path(_tools(kind)[0], kind)
     if compiler is None:
         raise RuntimeError(f"{_tools(kind)[0]} not found on PATH (needed for {SWITCH_ENV}={kind})")
-    if kind == "p4sim":
-        config = build_dir / "splice.p4sim.json"
-        cmd = [compiler, str(program), "-o", str(config), "--p4runtime-files", str(p4info)]
-    else:
-        config = build_dir / "splice.json"
-        cmd = [compiler, "--arch", "v1model", "--p4runtime-files", str(p4info), "-o", str(config), str(program)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    # the PTF runner's command lines (ptf_tests/targets.py: p4c writes its P4Info as .txt)
+    b = targets.build_command(kind, compiler, program, build_dir)
+    proc = subprocess.run(b.argv, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{proc.stderr}")
-    return Pipeline(kind, load_p4info(p4info), config.read_bytes())
+        raise RuntimeError(f"{' '.join(b.argv)} failed (exit {proc.returncode}):\n{proc.stderr}")
+    targets.finish_build(b)
+    return Pipeline(kind, load_p4info(b.p4info), b.config.read_bytes())
 
 
 # --- switches -------------------------------------------------------------------------------------
@@ -346,9 +343,11 @@ class ExternalSwitch:
             raise RuntimeError(f"{binary} not found on PATH (needed for {SWITCH_ENV}={target})")
         self._binary = path
         self._grpc_port = free_port()
-        # BMv2 also serves Thrift, on 9090 unless told: a BMv2 of someone else's (PTF, a lab) must
-        # not make ours exit on a busy port. p4sim accepts and ignores the flag.
-        self._thrift_port = free_port()
+        # A BMv2 built with Thrift serves it on 9090 unless told: a BMv2 of someone else's (PTF, a
+        # lab) must not make ours exit on a busy port. One built without Thrift has no such option
+        # and exits on it, so the flag goes only where --help lists it (ptf_tests/targets.py).
+        # p4sim accepts and ignores the flag.
+        self._thrift = targets.thrift_args(target, path, free_port())
         self._proc: subprocess.Popen[bytes] | None = None
         self._topo = netdev.Topology(prefix=PREFIX)
         self.ports: dict[int, FramePort] = {}
@@ -371,7 +370,7 @@ class ExternalSwitch:
         cmd = [self._binary, "--device-id", str(self.device_id)]
         for n, ifname in self._ifnames.items():
             cmd += ["-i", f"{n}@{ifname}"]
-        return cmd + ["--thrift-port", str(self._thrift_port), "--log-console", "--no-p4", "--",
+        return cmd + [*self._thrift, "--log-console", "--no-p4", "--",
                       "--grpc-server-addr", self.grpc_addr, "--cpu-port", str(self.cpu_port)]
 
     def start(self) -> None:
