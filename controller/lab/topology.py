@@ -117,6 +117,26 @@ class Host:
         return self.ip.rsplit(".", 1)[0] + ".0/24"
 
 
+def _bmv2_options(exe: str) -> list[str]:
+    """simple_switch_grpc's options that depend on how it was built. With Thrift compiled in it
+    serves it on 9090 unless told, and a second BMv2 (the PTF suite, the integration tests) would
+    make one of them exit: a free port of its own. Without Thrift ``--thrift-port`` is an unknown
+    option (BMv2 exits), so it goes only where ``--help`` lists it. The log level is info: BMv2's
+    default, trace, logs every field of every packet and slows a 1,000-connection run several
+    times over (``--log-level trace`` by hand when a packet's path is in question)."""
+    opts = ["--log-level", "info"]
+    try:
+        out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=30,
+                             stdin=subprocess.DEVNULL, check=False)
+        help_text = out.stdout + out.stderr
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("%s --help failed (%s): not passing --thrift-port", exe, exc)
+        help_text = ""
+    if "--thrift-port" in help_text:
+        opts += ["--thrift-port", str(free_port())]
+    return opts
+
+
 def _host(role: str, index: int) -> Host:
     if role == "client":
         port, third, mac = index, index, f"02:00:00:00:01:{index:02x}"
@@ -326,15 +346,19 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
     def _start_switch(self) -> None:
         self.grpc_port = free_port()
         ports = [arg for h in self.hosts for arg in ("-i", f"{h.switch_port}@{h.switch_if}")]
+        extra: list[str] = []
         if self.spec.target == "bmv2":
             exe = shutil.which("simple_switch_grpc")
             if exe is None:
                 raise LabError("TARGET=bmv2 needs simple_switch_grpc on PATH")
+            extra = _bmv2_options(exe)
         else:
             exe = str(BIN / "p4sim")
-        pcap = ["--pcap", str(self.spec.pcap_dir)] if self.spec.pcap_dir is not None else []
+        # "--pcap=DIR" in one word: BMv2's --pcap takes an optional value, which boost reads only
+        # when attached (a separate DIR would be taken for the JSON file); p4sim reads both forms
+        pcap = [f"--pcap={self.spec.pcap_dir}"] if self.spec.pcap_dir is not None else []
         argv = [exe, "--device-id", "1", *ports, "--no-p4", "--log-file", str(self.log_dir / "switch.log"), *pcap,
-                "--", "--grpc-server-addr", self.grpc_addr, "--cpu-port", str(CPU_PORT)]
+                *extra, "--", "--grpc-server-addr", self.grpc_addr, "--cpu-port", str(CPU_PORT)]
         self.progress(f"switch: {Path(exe).name} with ports "
                       + ", ".join(f"{h.switch_port}={h.name}" for h in self.hosts) + f", P4Runtime on {self.grpc_addr}")
         proc = self._spawn("switch", argv, marker=self.grpc_addr)
