@@ -12,22 +12,24 @@ control Sanity(inout headers_t hdr, inout local_metadata_t meta,
 
     apply {
         bit<32> reason = 0;
-        error err = standard_metadata.parser_error;
-        if (err == error.PacketTooShort) {
+        /* parser_error is compared in place: no local of type error, one construct less for
+         * p4c-bm2-ss to lower into BMv2 JSON */
+        if (standard_metadata.parser_error == error.PacketTooShort) {
             reason = MAL_TRUNCATED;
-        } else if (err == error.Ipv4HeaderBad) {
+        } else if (standard_metadata.parser_error == error.Ipv4HeaderBad) {
             reason = MAL_IPV4_HEADER;
-        } else if (err == error.TcpDataOffsetTooSmall) {
+        } else if (standard_metadata.parser_error == error.TcpDataOffsetTooSmall) {
             reason = MAL_TCP_DATA_OFFSET;
-        } else if (err == error.TcpOptionOverrun) {
+        } else if (standard_metadata.parser_error == error.TcpOptionOverrun) {
             reason = MAL_TCP_OPT_OVERRUN;
-        } else if (err == error.TcpOptionLength) {
+        } else if (standard_metadata.parser_error == error.TcpOptionLength) {
             reason = MAL_TCP_OPT_LENGTH;
-        } else if (err == error.TcpOptionDuplicate) {
+        } else if (standard_metadata.parser_error == error.TcpOptionDuplicate) {
             reason = MAL_TCP_OPT_DUPLICATE;
-        } else if (err == error.TcpTooManyOptions || err == error.StackOutOfBounds) {
+        } else if (standard_metadata.parser_error == error.TcpTooManyOptions
+                   || standard_metadata.parser_error == error.StackOutOfBounds) {
             reason = MAL_TCP_OPT_TOO_MANY;
-        } else if (err != error.NoError) {
+        } else if (standard_metadata.parser_error != error.NoError) {
             reason = MAL_OTHER;
         } else if (hdr.ipv4.isValid()) {
             bit<16> ip_hdr_len = (bit<16>)hdr.ipv4.ihl << 2;
