@@ -24,6 +24,7 @@ from .commands import (
     InstallLeg,
     InstallPunt,
     NotifyProxy,
+    ReleaseHeld,
     RemoveFlow,
     ResetFlow,
     SendSegment,
@@ -43,7 +44,7 @@ from .legs import (
     held_ack,
     with_hold,
 )
-from .model import ACK, RST, EntryMatch, FlowKey, SegmentIn, Side, TcpSegment
+from .model import ACK, FIN, RST, SYN, EntryMatch, FlowKey, SegmentIn, Side, TcpSegment
 from .options import Sack
 from .seqmath import HALF32, seq_add, seq_le
 
@@ -56,6 +57,11 @@ class SpliceConfig:
     linger: float = 5.0  # entries stay after a close for retransmitted FINs and final ACKs
     reset_linger: float = 3.0  # a reset flow answers stragglers with exact RSTs this long
     idle_timeout: float = 7200.0  # controller-side backstop if the switch never reports idleness
+    # Data segments a hold kept from P, kept here to go on as soon as the flow is spliced (or
+    # proxied again) rather than after their senders' retransmission timeouts. Past these bounds
+    # a segment is simply not kept: its sender retransmits it.
+    held_per_flow: int = 64
+    held_total: int = 8192
 
 
 class FlowState(Enum):
@@ -79,6 +85,8 @@ class Flow:
     punts: tuple[EntryMatch, ...] = ()
     # Per direction toward P: (ack, window) of the last held segment's ACK passed on to P.
     held_acks: dict[Direction, tuple[int, int]] = field(default_factory=dict)
+    # Data segments the hold kept from P, as they arrived, by (match, seq, length): first copy kept.
+    held: dict[tuple[EntryMatch, int, int], TcpSegment] = field(default_factory=dict)
 
     @property
     def flow(self) -> FlowKey:
@@ -97,6 +105,7 @@ class FlowTable:
     def __init__(self, config: SpliceConfig | None = None) -> None:
         self.config = config or SpliceConfig()
         self._flows: dict[FlowKey, Flow] = {}
+        self._held_count = 0  # segments in every flow's ``held``
         self.stats: Counter[str] = Counter()
 
     def __len__(self) -> int:
@@ -117,7 +126,9 @@ class FlowTable:
 
     def forget(self, flow: FlowKey) -> None:
         """Drop the record without commands (the caller removes the entries)."""
-        self._flows.pop(flow, None)
+        fl = self._flows.pop(flow, None)
+        if fl is not None:
+            self._take_held(fl)
 
     def by_state(self) -> Counter[str]:
         return Counter(f.state.value for f in self._flows.values())
@@ -198,6 +209,7 @@ class FlowTable:
         return [
             InstallLeg(fl.flow, (c2s, s2c)),
             InstallDrop(fl.flow, proxy_matches),
+            *self._release_held(fl, "held during the splice"),
             NotifyProxy(fl.flow, "spliced"),
         ]
 
@@ -261,10 +273,46 @@ class FlowTable:
                 out = apply_translation(params, seg)
                 if out is None:
                     # Held from P: its payload stays behind (the hold's rule), its ACK goes on.
+                    self._keep_held(fl, match, seg)
                     return self._pass_held_ack(fl, params, seg, to)
                 self.stats["forwarded_punted"] += 1
                 return [SendSegment(fl.flow, to, params.egress_port, out, "punted before install")]
         return []
+
+    def _keep_held(self, fl: Flow, match: EntryMatch, seg: TcpSegment) -> None:
+        if not seg.payload or seg.flags & (SYN | FIN | RST):
+            return
+        key = (match, seg.seq, len(seg.payload))
+        if key in fl.held:
+            return  # a retransmission of one kept already
+        if len(fl.held) >= self.config.held_per_flow or self._held_count >= self.config.held_total:
+            self.stats["held_not_kept"] += 1
+            return
+        fl.held[key] = seg
+        self._held_count += 1
+
+    def _take_held(self, fl: Flow) -> list[tuple[EntryMatch, TcpSegment]]:
+        """Empty the flow's kept segments (every way out of HOLDING calls this)."""
+        taken = [(key[0], seg) for key, seg in fl.held.items()]
+        fl.held.clear()
+        self._held_count -= len(taken)
+        return taken
+
+    def _release_held(self, fl: Flow, why: str) -> list[Command]:
+        """The kept segments, through the entries now in place (sent after they are written):
+        exactly what their senders' retransmissions would meet."""
+        sends: list[SendSegment] = []
+        for match, seg in self._take_held(fl):
+            for params in fl.legs.values():
+                if params.match == match:
+                    out = apply_translation(params, seg)
+                    if out is not None:
+                        to = {fl.facts.ports.client: Side.CLIENT, fl.facts.ports.server: Side.SERVER}.get(
+                            params.egress_port, Side.PROXY)
+                        sends.append(SendSegment(fl.flow, to, params.egress_port, out, why))
+                    break
+        self.stats["held_released"] += len(sends)
+        return [ReleaseHeld(fl.flow, tuple(sends))] if sends else []
 
     def _pass_held_ack(self, fl: Flow, params: LegParams, seg: TcpSegment, to: Side) -> list[Command]:
         ack = held_ack(params, seg)
@@ -303,6 +351,7 @@ class FlowTable:
         if fl.state is FlowState.HOLDING:
             out.append(CancelTimer(fl.timer(TimerKind.HOLD)))
         fl.state = FlowState.LINGER
+        self._take_held(fl)
         self.stats["closed"] += 1
         return out + [
             CancelTimer(fl.timer(TimerKind.IDLE)),
@@ -321,6 +370,7 @@ class FlowTable:
         return [
             CancelTimer(fl.timer(TimerKind.HOLD)),
             InstallLeg(fl.flow, released),
+            *self._release_held(fl, "held while the splice was tried"),
             NotifyProxy(fl.flow, "proxied", why),
         ]
 
@@ -403,6 +453,7 @@ class FlowTable:
         fl.legs = {}
         was_holding = fl.state is FlowState.HOLDING
         fl.state = FlowState.RESETTING
+        self._take_held(fl)
         out: list[Command] = []
         if was_holding:
             out.append(CancelTimer(fl.timer(TimerKind.HOLD)))
@@ -425,6 +476,7 @@ class FlowTable:
 
     def _remove(self, fl: Flow, reason: str) -> list[Command]:
         del self._flows[fl.flow]
+        self._take_held(fl)
         self.stats["removed"] += 1
         return [
             CancelTimer(fl.timer(TimerKind.IDLE)),

@@ -12,11 +12,13 @@ from p4splice.controller.splice import (
     InstallLeg,
     InstallPunt,
     NotifyProxy,
+    ReleaseHeld,
     RemoveEntries,
     RemoveFlow,
     ResetFlow,
     SegmentIn,
     Side,
+    SpliceConfig,
     SpliceCounts,
     TimerKind,
     apply_translation,
@@ -196,6 +198,59 @@ def test_hold_passes_a_held_data_segments_ack_to_the_proxy_once():
     assert sends(run(w, sw, w.core.on_segment(SegmentIn(s2c(ISN_S + 20, 0, PSH, b"z"), SPORT)))) == []
     assert w.core.flows.stats["held_ack_passed"] == 3
     assert w.core.flows.stats["held_ack_repeated"] == 1
+
+
+def test_held_data_goes_on_through_the_direct_entries_right_after_the_splice():
+    """What the hold kept from P is not lost to its sender's retransmission timeout: once the
+    direct entries are written, each kept segment goes on as they would translate it."""
+    w, sw = established()
+    run(w, sw, w.core.request_splice(FLOW))
+    first = s2c(ISN_S + 1, seq_add(ISN_C, 4), ACK | PSH, b"resp")
+    second = s2c(ISN_S + 5, seq_add(ISN_C, 4), ACK | PSH, b"onse")
+    upload = c2s(seq_add(ISN_C, 4), ISN_S + 1, ACK | PSH, b"more")
+    for seg, port in ((first, SPORT), (second, SPORT), (first, SPORT), (upload, CPORT)):  # S resends one
+        run(w, sw, w.core.on_segment(SegmentIn(seg, port)))
+    out = run(w, sw, w.core.proxy_report(FLOW, SpliceCounts(a_c=3, b_s=5, a_s=0, b_c=0)))
+    kinds = [type(c).__name__ for c in out]
+    assert kinds.index("ReleaseHeld") > kinds.index("InstallLeg")  # after the entries are in place
+    (release,) = of(out, ReleaseHeld)
+    c2s_p, s2c_p = (sw.entries[EntryMatch.c2s(FLOW, CPORT)], sw.entries[EntryMatch.s2c(FLOW, SPORT)])
+    assert [(r.to, r.egress_port, r.segment) for r in release.segments] == [
+        (Side.CLIENT, CPORT, apply_translation(s2c_p, first)),
+        (Side.CLIENT, CPORT, apply_translation(s2c_p, second)),
+        (Side.SERVER, SPORT, apply_translation(c2s_p, upload)),
+    ]
+    assert release.segments[2].segment.seq == seq_add(ISN_C, 6)  # P had sent S two bytes more than C's
+    assert w.core.flows.stats["held_released"] == 3
+
+
+def test_held_data_reaches_the_proxy_when_the_hold_is_lifted():
+    w, sw = established()
+    run(w, sw, w.core.request_splice(FLOW))
+    data = c2s(seq_add(ISN_C, 1), ISN_S + 1, ACK | PSH, b"late request")
+    run(w, sw, w.core.on_segment(SegmentIn(data, CPORT)))
+    out = run(w, sw, w.core.cancel_splice(FLOW))
+    (release,) = of(out, ReleaseHeld)
+    (sent,) = release.segments
+    c2p = sw.entries[EntryMatch.c2s(FLOW, CPORT)]
+    assert not c2p.hold
+    assert (sent.to, sent.egress_port, sent.segment) == (Side.PROXY, PPORT, apply_translation(c2p, data))
+
+
+def test_held_data_is_bounded_and_forgotten_when_the_flow_ends():
+    w, sw = established()
+    w.core.flows.config = SpliceConfig(held_per_flow=2, held_total=3)
+    run(w, sw, w.core.request_splice(FLOW))
+    for i in range(4):
+        run(w, sw, w.core.on_segment(SegmentIn(s2c(ISN_S + 1 + i, seq_add(ISN_C, 1), ACK, b"x"), SPORT)))
+    assert w.core.flows.stats["held_not_kept"] == 2  # the flow's bound
+    w.core.flows.config = SpliceConfig(held_per_flow=10, held_total=3)
+    for i in range(4, 6):
+        run(w, sw, w.core.on_segment(SegmentIn(s2c(ISN_S + 1 + i, seq_add(ISN_C, 1), ACK, b"x"), SPORT)))
+    assert w.core.flows.stats["held_not_kept"] == 3  # the table's bound
+    run(w, sw, w.core.flows.reset(FLOW))
+    assert w.core.flows._held_count == 0
+    assert of(w.log, ReleaseHeld) == []
 
 
 def test_a_held_segment_that_reaches_the_controller_after_the_splice_goes_on_directly():
