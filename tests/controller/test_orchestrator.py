@@ -11,6 +11,7 @@ from p4splice.controller.proxyapi.client import ProxyApiClient
 from p4splice.controller.splice.splice import FlowState
 from scapy.layers.inet import IP, TCP
 
+from tests.controller.orchestrator_fixtures import U32, established, flow_in, proxied, running, state
 from tests.controller.test_orchestrator_support import (
     C_IP,
     C_MAC,
@@ -23,7 +24,6 @@ from tests.controller.test_orchestrator_support import (
     SW_MAC,
     Isns,
     Lab,
-    flow_key,
     from_c,
     from_s,
     handshake,
@@ -38,118 +38,92 @@ from tests.controller.test_orchestrator_support import (
 )
 
 pytestmark = pytest.mark.integration
-U32 = 0xFFFFFFFF
-
-
-async def up(lab: Lab, heartbeat_ms: int = 200, **changes) -> tuple[Daemon, ProxyApiClient]:  # noqa: ANN003
-    d = lab.daemon(**changes)
-    await d.start()
-    proxy = ProxyApiClient(d.config.proxy_socket, "proxy-1")
-    await proxy.connect()
-    await proxy.register(P_PORT, P_MAC, heartbeat_ms=heartbeat_ms)
-    return d, proxy
-
-
-async def down(d: Daemon, proxy: ProxyApiClient | None = None) -> None:
-    if proxy is not None:
-        await proxy.close()
-    await d.close()
-
-
-async def established(lab: Lab, d: Daemon, sport: int, i: Isns | None = None) -> dict:
-    seen = await handshake(lab, sport, i or Isns())
-    await poll(lambda: d.orch.core.flows.get(flow_key(sport)) is not None, what="flow established")
-    await d.orch.drain()
-    return seen
 
 
 # --- claim 1 ----------------------------------------------------------------------------------------
 
 def test_claim1_handshake_exact_packets(lab: Lab) -> None:
     async def main() -> None:
-        d, proxy = await up(lab)
-        i = Isns()
-        seen = await established(lab, d, 40000, i)
-        # C and S see an undisturbed end-to-end handshake: S gets C's SYN with C's ISN and options,
-        # C gets S's SYN-ACK, S gets C's ACK.
-        s_syn, c_syn_ack, s_ack = seen["s_syn"], seen["c_syn_ack"], seen["s_ack"]
-        assert (s_syn[TCP].flags, s_syn[TCP].seq) == ("S", i.c)
-        assert opts(s_syn) == [("MSS", 1460), ("SAckOK", b""), ts_opt(i.ts_c), ("NOP", None), ("WScale", 7)]
-        assert (s_syn[IP].src, s_syn[IP].dst, s_syn.dst) == (C_IP, S_IP, S_MAC)
-        assert (c_syn_ack[TCP].flags, c_syn_ack[TCP].seq, c_syn_ack[TCP].ack) == ("SA", i.s, (i.c + 1) & U32)
-        assert c_syn_ack.dst == C_MAC
-        assert (s_ack[TCP].flags, s_ack[TCP].seq, s_ack[TCP].ack) == ("A", (i.c + 1) & U32, i.s + 1)
-        assert opts(s_ack)[-1] == ts_opt(i.ts_c + 1, i.ts_s)
-        # The second request: a SYN from C to S with ISN_c and C's side of the negotiated options.
-        p_syn = seen["p_syn"]
-        assert (p_syn[IP].src, p_syn[TCP].sport, p_syn[IP].dst, p_syn[TCP].dport) == (C_IP, 40000, S_IP, 80)
-        assert (p_syn[TCP].flags, p_syn[TCP].seq, p_syn[TCP].ack) == ("S", i.c, 0)
-        assert opts(p_syn) == [("MSS", 1460), ("SAckOK", b""), ts_opt(i.ts_c, 0), ("NOP", None), ("WScale", 7)]
-        assert p_syn.dst == P_MAC and valid_checksums(p_syn)
-        # The ACK completing leg 1: ack ISN_p1 + 1, TSecr = P's first TSval.
-        p_ack = seen["p_ack"]
-        assert (p_ack[TCP].flags, p_ack[TCP].seq, p_ack[TCP].ack) == ("A", (i.c + 1) & U32, i.p1 + 1)
-        assert opts(p_ack)[-1] == ts_opt(i.ts_c + 1, i.ts_p1)
-        assert valid_checksums(p_ack)
-        # P's upstream SYN answered as S would: ISN_s and S's side of N.
-        p_syn_ack = seen["p_syn_ack"]
-        assert (p_syn_ack[IP].src, p_syn_ack[IP].dst) == (S_IP, C_IP)
-        assert (p_syn_ack[TCP].flags, p_syn_ack[TCP].seq, p_syn_ack[TCP].ack) == ("SA", i.s, i.p2 + 1)
-        assert opts(p_syn_ack) == [("MSS", 1400), ("SAckOK", b""), ts_opt(i.ts_s, i.ts_p2), ("NOP", None),
-                                   ("WScale", 9)]
-        assert valid_checksums(p_syn_ack)
-        # Neither P's SYN-ACK nor P's ACK reached C or S.
-        await lab.quiet(C_PORT, 0.1)
-        await lab.quiet(S_PORT, 0.1)
-        fl = d.orch.core.flows.get(flow_key(40000))
-        assert fl is not None and fl.state is FlowState.PROXIED
-        kinds = sorted(inst.kind for inst in d.orch.entries.values())
-        assert kinds == ["translate"] * 4
-        assert d.metrics.value("p4splice_handshakes_total", result="established") == 1
-        await down(d, proxy)
+        async with proxied(lab) as (d, proxy):
+            i = Isns()
+            seen = await handshake(lab, 40000, i)
+            await flow_in(d, 40000)
+            # C and S see an undisturbed end-to-end handshake: S gets C's SYN with C's ISN and options,
+            # C gets S's SYN-ACK, S gets C's ACK.
+            s_syn, c_syn_ack, s_ack = seen["s_syn"], seen["c_syn_ack"], seen["s_ack"]
+            assert (s_syn[TCP].flags, s_syn[TCP].seq) == ("S", i.c)
+            assert opts(s_syn) == [("MSS", 1460), ("SAckOK", b""), ts_opt(i.ts_c), ("NOP", None), ("WScale", 7)]
+            assert (s_syn[IP].src, s_syn[IP].dst, s_syn.dst) == (C_IP, S_IP, S_MAC)
+            assert (c_syn_ack[TCP].flags, c_syn_ack[TCP].seq, c_syn_ack[TCP].ack) == ("SA", i.s, (i.c + 1) & U32)
+            assert c_syn_ack.dst == C_MAC
+            assert (s_ack[TCP].flags, s_ack[TCP].seq, s_ack[TCP].ack) == ("A", (i.c + 1) & U32, i.s + 1)
+            assert opts(s_ack)[-1] == ts_opt(i.ts_c + 1, i.ts_s)
+            # The second request: a SYN from C to S with ISN_c and C's side of the negotiated options.
+            p_syn = seen["p_syn"]
+            assert (p_syn[IP].src, p_syn[TCP].sport, p_syn[IP].dst, p_syn[TCP].dport) == (C_IP, 40000, S_IP, 80)
+            assert (p_syn[TCP].flags, p_syn[TCP].seq, p_syn[TCP].ack) == ("S", i.c, 0)
+            assert opts(p_syn) == [("MSS", 1460), ("SAckOK", b""), ts_opt(i.ts_c, 0), ("NOP", None), ("WScale", 7)]
+            assert p_syn.dst == P_MAC and valid_checksums(p_syn)
+            # The ACK completing leg 1: ack ISN_p1 + 1, TSecr = P's first TSval.
+            p_ack = seen["p_ack"]
+            assert (p_ack[TCP].flags, p_ack[TCP].seq, p_ack[TCP].ack) == ("A", (i.c + 1) & U32, i.p1 + 1)
+            assert opts(p_ack)[-1] == ts_opt(i.ts_c + 1, i.ts_p1)
+            assert valid_checksums(p_ack)
+            # P's upstream SYN answered as S would: ISN_s and S's side of N.
+            p_syn_ack = seen["p_syn_ack"]
+            assert (p_syn_ack[IP].src, p_syn_ack[IP].dst) == (S_IP, C_IP)
+            assert (p_syn_ack[TCP].flags, p_syn_ack[TCP].seq, p_syn_ack[TCP].ack) == ("SA", i.s, i.p2 + 1)
+            assert opts(p_syn_ack) == [("MSS", 1400), ("SAckOK", b""), ts_opt(i.ts_s, i.ts_p2), ("NOP", None),
+                                       ("WScale", 9)]
+            assert valid_checksums(p_syn_ack)
+            # Neither P's SYN-ACK nor P's ACK reached C or S.
+            await lab.quiet(C_PORT, 0.1)
+            await lab.quiet(S_PORT, 0.1)
+            assert state(d, 40000) is FlowState.PROXIED
+            kinds = sorted(inst.kind for inst in d.orch.entries.values())
+            assert kinds == ["translate"] * 4
+            assert d.metrics.value("p4splice_handshakes_total", result="established") == 1
     run(main())
 
 
 def test_data_through_the_four_legs(lab: Lab) -> None:
     async def main() -> None:
-        d, proxy = await up(lab)
-        i = Isns()
-        await established(lab, d, 40001, i)
-        t1 = (i.ts_p1 - i.ts_s) & U32
-        t2 = (i.ts_p2 - (i.ts_c + 1)) & U32  # leg 2 reads as C from its handshake ACK (TSval ts_c + 1) on
-        # C -> P: seq aligned, ack + D1, TSecr + T1.
-        lab.send(C_PORT, from_c(40001, "PA", (i.c + 1) & U32, i.s + 1,
-                                options=[("NOP", None), ("NOP", None), ts_opt(i.ts_c + 2, i.ts_s)],
-                                payload=b"GET / HTTP/1.1\r\n"))
-        got = await lab.recv_tcp(P_PORT)
-        assert (got[TCP].seq, got[TCP].ack) == ((i.c + 1) & U32, i.p1 + 1)
-        assert opts(got)[-1] == ts_opt(i.ts_c + 2, (i.ts_s + t1) & U32)
-        assert bytes(got[TCP].payload) == b"GET / HTTP/1.1\r\n" and valid_checksums(got)
-        assert (got.src, got.dst) == (SW_MAC, P_MAC)
-        # P -> S: seq - D2 (lands where C's stream starts at S), TSval - T2 (C's clock).
-        lab.send(P_PORT, p_as_c(40001, "PA", i.p2 + 1, i.s + 1,
-                                options=[("NOP", None), ("NOP", None), ts_opt(i.ts_p2 + 5, i.ts_s)],
-                                payload=b"GET / HTTP/1.1\r\nX: 1\r\n"))
-        got = await lab.recv_tcp(S_PORT)
-        assert (got[TCP].seq, got[TCP].ack) == ((i.c + 1) & U32, i.s + 1)
-        assert opts(got)[-1] == ts_opt((i.ts_p2 + 5 - t2) & U32, i.ts_s)
-        assert got.dst == S_MAC and valid_checksums(got)
-        # S -> P: ack + D2, TSecr + T2.
-        lab.send(S_PORT, from_s(40001, "PA", i.s + 1, (i.c + 1 + 22) & U32,
-                                options=[("NOP", None), ("NOP", None), ts_opt(i.ts_s + 1, i.ts_c + 3)],
-                                payload=b"HTTP/1.1 200 OK\r\n"))
-        got = await lab.recv_tcp(P_PORT)
-        assert (got[TCP].seq, got[TCP].ack) == (i.s + 1, i.p2 + 1 + 22)
-        assert opts(got)[-1] == ts_opt(i.ts_s + 1, (i.ts_c + 3 + t2) & U32)
-        # P -> C: seq - D1, TSval - T1, window rescaled from P's shift (8) to S's (9).
-        lab.send(P_PORT, p_as_s(40001, "PA", i.p1 + 1, (i.c + 1 + 16) & U32, window=1000,
-                                options=[("NOP", None), ("NOP", None), ts_opt(i.ts_p1 + 9, i.ts_c + 2)],
-                                payload=b"HTTP/1.1 200 OK\r\n"))
-        got = await lab.recv_tcp(C_PORT)
-        assert (got[TCP].seq, got[TCP].ack) == (i.s + 1, (i.c + 1 + 16) & U32)
-        assert opts(got)[-1] == ts_opt((i.ts_p1 + 9 - t1) & U32, i.ts_c + 2)
-        assert got[TCP].window == 500 and got.dst == C_MAC and valid_checksums(got)
-        await down(d, proxy)
+        async with proxied(lab) as (d, proxy):
+            i = await established(lab, d, 40001)
+            t1 = (i.ts_p1 - i.ts_s) & U32
+            t2 = (i.ts_p2 - (i.ts_c + 1)) & U32  # leg 2 reads as C from its handshake ACK (TSval ts_c + 1) on
+            # C -> P: seq aligned, ack + D1, TSecr + T1.
+            lab.send(C_PORT, from_c(40001, "PA", (i.c + 1) & U32, i.s + 1,
+                                    options=[("NOP", None), ("NOP", None), ts_opt(i.ts_c + 2, i.ts_s)],
+                                    payload=b"GET / HTTP/1.1\r\n"))
+            got = await lab.recv_tcp(P_PORT)
+            assert (got[TCP].seq, got[TCP].ack) == ((i.c + 1) & U32, i.p1 + 1)
+            assert opts(got)[-1] == ts_opt(i.ts_c + 2, (i.ts_s + t1) & U32)
+            assert bytes(got[TCP].payload) == b"GET / HTTP/1.1\r\n" and valid_checksums(got)
+            assert (got.src, got.dst) == (SW_MAC, P_MAC)
+            # P -> S: seq - D2 (lands where C's stream starts at S), TSval - T2 (C's clock).
+            lab.send(P_PORT, p_as_c(40001, "PA", i.p2 + 1, i.s + 1,
+                                    options=[("NOP", None), ("NOP", None), ts_opt(i.ts_p2 + 5, i.ts_s)],
+                                    payload=b"GET / HTTP/1.1\r\nX: 1\r\n"))
+            got = await lab.recv_tcp(S_PORT)
+            assert (got[TCP].seq, got[TCP].ack) == ((i.c + 1) & U32, i.s + 1)
+            assert opts(got)[-1] == ts_opt((i.ts_p2 + 5 - t2) & U32, i.ts_s)
+            assert got.dst == S_MAC and valid_checksums(got)
+            # S -> P: ack + D2, TSecr + T2.
+            lab.send(S_PORT, from_s(40001, "PA", i.s + 1, (i.c + 1 + 22) & U32,
+                                    options=[("NOP", None), ("NOP", None), ts_opt(i.ts_s + 1, i.ts_c + 3)],
+                                    payload=b"HTTP/1.1 200 OK\r\n"))
+            got = await lab.recv_tcp(P_PORT)
+            assert (got[TCP].seq, got[TCP].ack) == (i.s + 1, i.p2 + 1 + 22)
+            assert opts(got)[-1] == ts_opt(i.ts_s + 1, (i.ts_c + 3 + t2) & U32)
+            # P -> C: seq - D1, TSval - T1, window rescaled from P's shift (8) to S's (9).
+            lab.send(P_PORT, p_as_s(40001, "PA", i.p1 + 1, (i.c + 1 + 16) & U32, window=1000,
+                                    options=[("NOP", None), ("NOP", None), ts_opt(i.ts_p1 + 9, i.ts_c + 2)],
+                                    payload=b"HTTP/1.1 200 OK\r\n"))
+            got = await lab.recv_tcp(C_PORT)
+            assert (got[TCP].seq, got[TCP].ack) == (i.s + 1, (i.c + 1 + 16) & U32)
+            assert opts(got)[-1] == ts_opt((i.ts_p1 + 9 - t1) & U32, i.ts_c + 2)
+            assert got[TCP].window == 500 and got.dst == C_MAC and valid_checksums(got)
     run(main())
 
 
@@ -158,56 +132,51 @@ async def _splice(lab: Lab, d: Daemon, proxy: ProxyApiClient, sport: int, counts
     deltas = await proxy.splice(wire_flow(sport), *counts)
     a_c, b_s, a_s, b_c = counts
     assert (deltas.c2s, deltas.s2c) == (b_s - a_c, b_c - a_s)
-    fl = d.orch.core.flows.get(flow_key(sport))
-    assert fl is not None and fl.state is FlowState.SPLICED
+    assert state(d, sport) is FlowState.SPLICED
 
 
 def test_splice_verbatim_is_plain_forwarding(lab: Lab) -> None:
     async def main() -> None:
-        d, proxy = await up(lab)
-        i = Isns()
-        await established(lab, d, 40002, i)
-        await _splice(lab, d, proxy, 40002, (0, 0, 0, 0))
-        # C -> S direct, untouched but for TTL and MACs.
-        lab.send(C_PORT, from_c(40002, "PA", (i.c + 1) & U32, i.s + 1,
-                                options=[("NOP", None), ("NOP", None), ts_opt(i.ts_c + 2, i.ts_s)], payload=b"hi"))
-        got = await lab.recv_tcp(S_PORT)
-        assert (got[TCP].seq, got[TCP].ack, bytes(got[TCP].payload)) == ((i.c + 1) & U32, i.s + 1, b"hi")
-        assert opts(got)[-1] == ts_opt(i.ts_c + 2, i.ts_s) and got.dst == S_MAC
-        lab.send(S_PORT, from_s(40002, "PA", i.s + 1, (i.c + 3) & U32,
-                                options=[("NOP", None), ("NOP", None), ts_opt(i.ts_s + 1, i.ts_c + 2)], payload=b"yo"))
-        got = await lab.recv_tcp(C_PORT)
-        assert (got[TCP].seq, got[TCP].ack) == (i.s + 1, (i.c + 3) & U32) and got.dst == C_MAC
-        # Whatever P's sockets still send never reaches C or S.
-        lab.send(P_PORT, p_as_s(40002, "PA", i.p1 + 1, (i.c + 1) & U32, payload=b"late"))
-        lab.send(P_PORT, p_as_c(40002, "PA", i.p2 + 1, i.s + 1, payload=b"late"))
-        await lab.quiet(C_PORT, 0.15)
-        await lab.quiet(S_PORT, 0.05)
-        assert d.metrics.value("p4splice_splices_total", kind="verbatim") == 1
-        await down(d, proxy)
+        async with proxied(lab) as (d, proxy):
+            i = await established(lab, d, 40002)
+            await _splice(lab, d, proxy, 40002, (0, 0, 0, 0))
+            # C -> S direct, untouched but for TTL and MACs.
+            lab.send(C_PORT, from_c(40002, "PA", (i.c + 1) & U32, i.s + 1,
+                                    options=[("NOP", None), ("NOP", None), ts_opt(i.ts_c + 2, i.ts_s)], payload=b"hi"))
+            got = await lab.recv_tcp(S_PORT)
+            assert (got[TCP].seq, got[TCP].ack, bytes(got[TCP].payload)) == ((i.c + 1) & U32, i.s + 1, b"hi")
+            assert opts(got)[-1] == ts_opt(i.ts_c + 2, i.ts_s) and got.dst == S_MAC
+            lab.send(S_PORT, from_s(40002, "PA", i.s + 1, (i.c + 3) & U32,
+                                    options=[("NOP", None), ("NOP", None), ts_opt(i.ts_s + 1, i.ts_c + 2)], payload=b"yo"))
+            got = await lab.recv_tcp(C_PORT)
+            assert (got[TCP].seq, got[TCP].ack) == (i.s + 1, (i.c + 3) & U32) and got.dst == C_MAC
+            # Whatever P's sockets still send never reaches C or S.
+            lab.send(P_PORT, p_as_s(40002, "PA", i.p1 + 1, (i.c + 1) & U32, payload=b"late"))
+            lab.send(P_PORT, p_as_c(40002, "PA", i.p2 + 1, i.s + 1, payload=b"late"))
+            await lab.quiet(C_PORT, 0.15)
+            await lab.quiet(S_PORT, 0.05)
+            assert d.metrics.value("p4splice_splices_total", kind="verbatim") == 1
     run(main())
 
 
 def test_splice_with_rewritten_bytes(lab: Lab) -> None:
     async def main() -> None:
-        d, proxy = await up(lab)
-        i = Isns()
-        await established(lab, d, 40003, i)
-        # P read 500 bytes from C and wrote 520 to S; read 3000 from S and wrote 2990 to C.
-        await _splice(lab, d, proxy, 40003, (500, 520, 3000, 2990))
-        c_next = (i.c + 1 + 500) & U32  # past the wrap
-        lab.send(C_PORT, from_c(40003, "PA", c_next, i.s + 1 + 2990, payload=b"x" * 10,
-                                options=[("NOP", None), ("NOP", None), ("SAck", (i.s + 1 + 2980, i.s + 1 + 2990))]))
-        got = await lab.recv_tcp(S_PORT)
-        assert got[TCP].seq == (i.c + 1 + 520) & U32  # right after P's 520 bytes
-        assert got[TCP].ack == i.s + 1 + 3000  # all S sent
-        assert opts(got)[-1] == ("SAck", (i.s + 1 + 2990, i.s + 1 + 3000))
-        assert valid_checksums(got)
-        lab.send(S_PORT, from_s(40003, "A", i.s + 1 + 3000, (i.c + 1 + 530) & U32))
-        got = await lab.recv_tcp(C_PORT)
-        assert (got[TCP].seq, got[TCP].ack) == (i.s + 1 + 2990, (i.c + 1 + 510) & U32)
-        assert d.metrics.value("p4splice_splices_total", kind="rewritten") == 1
-        await down(d, proxy)
+        async with proxied(lab) as (d, proxy):
+            i = await established(lab, d, 40003)
+            # P read 500 bytes from C and wrote 520 to S; read 3000 from S and wrote 2990 to C.
+            await _splice(lab, d, proxy, 40003, (500, 520, 3000, 2990))
+            c_next = (i.c + 1 + 500) & U32  # past the wrap
+            lab.send(C_PORT, from_c(40003, "PA", c_next, i.s + 1 + 2990, payload=b"x" * 10,
+                                    options=[("NOP", None), ("NOP", None), ("SAck", (i.s + 1 + 2980, i.s + 1 + 2990))]))
+            got = await lab.recv_tcp(S_PORT)
+            assert got[TCP].seq == (i.c + 1 + 520) & U32  # right after P's 520 bytes
+            assert got[TCP].ack == i.s + 1 + 3000  # all S sent
+            assert opts(got)[-1] == ("SAck", (i.s + 1 + 2990, i.s + 1 + 3000))
+            assert valid_checksums(got)
+            lab.send(S_PORT, from_s(40003, "A", i.s + 1 + 3000, (i.c + 1 + 530) & U32))
+            got = await lab.recv_tcp(C_PORT)
+            assert (got[TCP].seq, got[TCP].ack) == (i.s + 1 + 2990, (i.c + 1 + 510) & U32)
+            assert d.metrics.value("p4splice_splices_total", kind="rewritten") == 1
     run(main())
 
 
@@ -215,44 +184,40 @@ def test_splice_refused_for_unknown_flow_and_double_report(lab: Lab) -> None:
     async def main() -> None:
         from p4splice.controller.proxyapi.protocol import ApiError
 
-        d, proxy = await up(lab)
-        with pytest.raises(ApiError) as e:
-            await proxy.splice_prepare(wire_flow(49999))
-        assert e.value.code == "not_found"
-        await established(lab, d, 40004)
-        with pytest.raises(ApiError) as e:
-            await proxy.splice(wire_flow(40004), 0, 0, 0, 0)
-        assert e.value.code == "conflict"  # not holding
-        info = await proxy.flow(wire_flow(40004))
-        assert info["state"] == "proxied" and len(info["entries"]) == 4
-        assert all("packets" in leg for leg in info["entries"])
-        await down(d, proxy)
+        async with proxied(lab) as (d, proxy):
+            with pytest.raises(ApiError) as e:
+                await proxy.splice_prepare(wire_flow(49999))
+            assert e.value.code == "not_found"
+            await established(lab, d, 40004)
+            with pytest.raises(ApiError) as e:
+                await proxy.splice(wire_flow(40004), 0, 0, 0, 0)
+            assert e.value.code == "conflict"  # not holding
+            info = await proxy.flow(wire_flow(40004))
+            assert info["state"] == "proxied" and len(info["entries"]) == 4
+            assert all("packets" in leg for leg in info["entries"])
     run(main())
 
 
 def test_not_proxied_without_a_registered_proxy(lab: Lab) -> None:
     async def main() -> None:
-        d = lab.daemon()
-        await d.start()
-        lab.send(C_PORT, from_c(40005, "S", 1, options=[("MSS", 1460)]))
-        await lab.recv_tcp(S_PORT)
-        lab.send(S_PORT, from_s(40005, "SA", 7, 2, options=[("MSS", 1460)]))
-        await lab.recv_tcp(C_PORT)
-        await lab.quiet(P_PORT, 0.1)
-        assert not d.orch.entries and not d.orch.l2
-        await d.close()
+        async with running(lab) as d:
+            lab.send(C_PORT, from_c(40005, "S", 1, options=[("MSS", 1460)]))
+            await lab.recv_tcp(S_PORT)
+            lab.send(S_PORT, from_s(40005, "SA", 7, 2, options=[("MSS", 1460)]))
+            await lab.recv_tcp(C_PORT)
+            await lab.quiet(P_PORT, 0.1)
+            assert not d.orch.entries and not d.orch.l2
     run(main())
 
 
 def test_malformed_syn_options_are_not_proxied(lab: Lab) -> None:
     async def main() -> None:
-        d, proxy = await up(lab)
-        # Two MSS options: the data plane passes it, the core's parser refuses it.
-        lab.send(C_PORT, from_c(40006, "S", 1, options=[("MSS", 1460), ("MSS", 1400)]))
-        await lab.recv_tcp(S_PORT)
-        await poll(lambda: d.metrics.value("p4splice_failures_total", kind="bad_options") == 1)
-        assert len(d.orch.core.handshakes) == 0 and not d.orch.entries
-        await down(d, proxy)
+        async with proxied(lab) as (d, proxy):
+            # Two MSS options: the data plane passes it, the core's parser refuses it.
+            lab.send(C_PORT, from_c(40006, "S", 1, options=[("MSS", 1460), ("MSS", 1400)]))
+            await lab.recv_tcp(S_PORT)
+            await poll(lambda: d.metrics.value("p4splice_failures_total", kind="bad_options") == 1)
+            assert len(d.orch.core.handshakes) == 0 and not d.orch.entries
     run(main())
 
 
@@ -260,13 +225,12 @@ def test_metrics_endpoint_serves(lab: Lab) -> None:
     async def main() -> None:
         import urllib.request
 
-        d, proxy = await up(lab, metrics_port=0)
-        await established(lab, d, 40007)
-        assert d.metrics_port
-        body = await asyncio.to_thread(
-            lambda: urllib.request.urlopen(f"http://127.0.0.1:{d.metrics_port}/metrics", timeout=3).read().decode())
-        assert 'p4splice_handshakes_total{result="established"} 1.0' in body
-        assert 'p4splice_flows{state="proxied"} 1.0' in body
-        assert "p4splice_p4runtime_write_seconds_bucket" in body
-        await down(d, proxy)
+        async with proxied(lab, metrics_port=0) as (d, proxy):
+            await established(lab, d, 40007)
+            assert d.metrics_port
+            body = await asyncio.to_thread(
+                lambda: urllib.request.urlopen(f"http://127.0.0.1:{d.metrics_port}/metrics", timeout=3).read().decode())
+            assert 'p4splice_handshakes_total{result="established"} 1.0' in body
+            assert 'p4splice_flows{state="proxied"} 1.0' in body
+            assert "p4splice_p4runtime_write_seconds_bucket" in body
     run(main())

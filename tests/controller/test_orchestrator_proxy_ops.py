@@ -11,14 +11,13 @@ from typing import Any
 import pytest
 from p4splice.controller.admin import admin_request
 from p4splice.controller.daemon import Daemon
-from p4splice.controller.proxyapi import ApiError, Event, ProxyApiClient
+from p4splice.controller.proxyapi import ApiError, Event
 from p4splice.controller.splice.splice import FlowState
 from scapy.layers.inet import TCP
 
-from tests.controller.test_orchestrator import down, established, up
+from tests.controller.orchestrator_fixtures import U32, established, proxied, state
 from tests.controller.test_orchestrator_support import (
     C_PORT,
-    P_MAC,
     P_PORT,
     S_PORT,
     Isns,
@@ -35,12 +34,6 @@ from tests.controller.test_orchestrator_support import (
 )
 
 pytestmark = pytest.mark.integration
-U32 = 0xFFFFFFFF
-
-
-def state(d: Daemon, sport: int) -> FlowState | None:
-    fl = d.orch.core.flows.get(flow_key(sport))
-    return fl.state if fl is not None else None
 
 
 def entry_kinds(d: Daemon, sport: int) -> list[str]:
@@ -55,61 +48,58 @@ def payload_of(pkt: Any) -> bytes:
 
 def test_cancel_lifts_the_hold_and_payload_reaches_the_proxy_again(lab: Lab) -> None:
     async def main() -> None:
-        d, proxy = await up(lab)
-        i = Isns()
-        sport = 41100
-        await established(lab, d, sport, i)
-        assert await proxy.splice_prepare(wire_flow(sport)) == "holding"
-        await d.orch.drain()
-        assert entry_kinds(d, sport) == ["hold", "hold", "translate", "translate"]
-        # While holding, C's and S's payload toward the proxy is dropped ...
-        lab.send(C_PORT, from_c(sport, "PA", (i.c + 1) & U32, i.s + 1, payload=b"request"))
-        lab.send(S_PORT, from_s(sport, "PA", i.s + 1, (i.c + 1) & U32, payload=b"banner"))
-        await lab.quiet(P_PORT, 0.2)
-        # ... the proxy cannot drain (say), and gives the splice up.
-        assert await proxy.splice_cancel(wire_flow(sport)) == "proxied"
-        assert state(d, sport) is FlowState.PROXIED
-        await d.orch.drain()
-        assert entry_kinds(d, sport) == ["translate"] * 4
-        assert (await proxy.flow(wire_flow(sport)))["state"] == "proxied"
-        # The senders retransmit what the hold dropped; it now reaches the proxy, byte for byte,
-        # translated exactly as before the hold.
-        lab.send(C_PORT, from_c(sport, "PA", (i.c + 1) & U32, i.s + 1, payload=b"request"))
-        got = await lab.recv_tcp(P_PORT)
-        assert (got[TCP].seq, got[TCP].ack, payload_of(got)) == ((i.c + 1) & U32, i.p1 + 1, b"request")
-        assert valid_checksums(got)
-        lab.send(S_PORT, from_s(sport, "PA", i.s + 1, (i.c + 1) & U32, payload=b"banner"))
-        got = await lab.recv_tcp(P_PORT)
-        assert (got[TCP].seq, got[TCP].ack, payload_of(got)) == (i.s + 1, i.p2 + 1, b"banner")
-        # The proxy relays both ways through its legs, as any proxied flow.
-        lab.send(P_PORT, p_as_c(sport, "PA", i.p2 + 1, i.s + 1 + 6, payload=b"request"))
-        got = await lab.recv_tcp(S_PORT)
-        assert (got[TCP].seq, got[TCP].ack, payload_of(got)) == ((i.c + 1) & U32, i.s + 1 + 6, b"request")
-        lab.send(P_PORT, p_as_s(sport, "PA", i.p1 + 1, (i.c + 1 + 7) & U32, payload=b"banner"))
-        got = await lab.recv_tcp(C_PORT)
-        assert (got[TCP].seq, got[TCP].ack, payload_of(got)) == (i.s + 1, (i.c + 1 + 7) & U32, b"banner")
-        # Nothing to cancel now; a second splice goes all the way, with the counts of the relay.
-        with pytest.raises(ApiError) as err:
-            await proxy.splice_cancel(wire_flow(sport))
-        assert err.value.code == "conflict"
-        assert await proxy.splice_prepare(wire_flow(sport)) == "holding"
-        deltas = await proxy.splice(wire_flow(sport), 7, 7, 6, 6)
-        assert (deltas.c2s, deltas.s2c) == (0, 0) and state(d, sport) is FlowState.SPLICED
-        lab.send(C_PORT, from_c(sport, "PA", (i.c + 8) & U32, i.s + 7, payload=b"direct"))
-        got = await lab.expect_tcp(S_PORT, lambda p: payload_of(p) == b"direct")
-        assert (got[TCP].seq, got[TCP].ack) == ((i.c + 8) & U32, i.s + 7)
-        assert d.orch.core.flows.stats["splice_cancelled"] == 1
-        await down(d, proxy)
+        async with proxied(lab) as (d, proxy):
+            sport = 41100
+            i = await established(lab, d, sport)
+            assert await proxy.splice_prepare(wire_flow(sport)) == "holding"
+            await d.orch.drain()
+            assert entry_kinds(d, sport) == ["hold", "hold", "translate", "translate"]
+            # While holding, C's and S's payload toward the proxy is dropped ...
+            lab.send(C_PORT, from_c(sport, "PA", (i.c + 1) & U32, i.s + 1, payload=b"request"))
+            lab.send(S_PORT, from_s(sport, "PA", i.s + 1, (i.c + 1) & U32, payload=b"banner"))
+            await lab.quiet(P_PORT, 0.2)
+            # ... the proxy cannot drain (say), and gives the splice up.
+            assert await proxy.splice_cancel(wire_flow(sport)) == "proxied"
+            assert state(d, sport) is FlowState.PROXIED
+            await d.orch.drain()
+            assert entry_kinds(d, sport) == ["translate"] * 4
+            assert (await proxy.flow(wire_flow(sport)))["state"] == "proxied"
+            # The senders retransmit what the hold dropped; it now reaches the proxy, byte for byte,
+            # translated exactly as before the hold.
+            lab.send(C_PORT, from_c(sport, "PA", (i.c + 1) & U32, i.s + 1, payload=b"request"))
+            got = await lab.recv_tcp(P_PORT)
+            assert (got[TCP].seq, got[TCP].ack, payload_of(got)) == ((i.c + 1) & U32, i.p1 + 1, b"request")
+            assert valid_checksums(got)
+            lab.send(S_PORT, from_s(sport, "PA", i.s + 1, (i.c + 1) & U32, payload=b"banner"))
+            got = await lab.recv_tcp(P_PORT)
+            assert (got[TCP].seq, got[TCP].ack, payload_of(got)) == (i.s + 1, i.p2 + 1, b"banner")
+            # The proxy relays both ways through its legs, as any proxied flow.
+            lab.send(P_PORT, p_as_c(sport, "PA", i.p2 + 1, i.s + 1 + 6, payload=b"request"))
+            got = await lab.recv_tcp(S_PORT)
+            assert (got[TCP].seq, got[TCP].ack, payload_of(got)) == ((i.c + 1) & U32, i.s + 1 + 6, b"request")
+            lab.send(P_PORT, p_as_s(sport, "PA", i.p1 + 1, (i.c + 1 + 7) & U32, payload=b"banner"))
+            got = await lab.recv_tcp(C_PORT)
+            assert (got[TCP].seq, got[TCP].ack, payload_of(got)) == (i.s + 1, (i.c + 1 + 7) & U32, b"banner")
+            # Nothing to cancel now; a second splice goes all the way, with the counts of the relay.
+            with pytest.raises(ApiError) as err:
+                await proxy.splice_cancel(wire_flow(sport))
+            assert err.value.code == "conflict"
+            assert await proxy.splice_prepare(wire_flow(sport)) == "holding"
+            deltas = await proxy.splice(wire_flow(sport), 7, 7, 6, 6)
+            assert (deltas.c2s, deltas.s2c) == (0, 0) and state(d, sport) is FlowState.SPLICED
+            lab.send(C_PORT, from_c(sport, "PA", (i.c + 8) & U32, i.s + 7, payload=b"direct"))
+            got = await lab.expect_tcp(S_PORT, lambda p: payload_of(p) == b"direct")
+            assert (got[TCP].seq, got[TCP].ack) == ((i.c + 8) & U32, i.s + 7)
+            assert d.orch.core.flows.stats["splice_cancelled"] == 1
     run(main())
 
 
 def test_cancel_of_an_unknown_or_foreign_flow(lab: Lab) -> None:
     async def main() -> None:
-        d, proxy = await up(lab)
-        with pytest.raises(ApiError) as err:
-            await proxy.splice_cancel(wire_flow(49998))
-        assert err.value.code == "not_found"
-        await down(d, proxy)
+        async with proxied(lab) as (d, proxy):
+            with pytest.raises(ApiError) as err:
+                await proxy.splice_cancel(wire_flow(49998))
+            assert err.value.code == "not_found"
     run(main())
 
 
@@ -121,58 +111,56 @@ def test_silent_proxy_death_splices_its_idle_flow_with_its_counts(lab: Lab) -> N
     more heartbeats, its socket closes. Three intervals later the controller splices the idle flow
     with the reported counts (C's and S's next bytes meet exactly) and resets the busy one."""
     async def main() -> None:
-        d, proxy = await up(lab, heartbeat_ms=150)
-        i = Isns()
-        idle, busy = 41110, 41111
-        await established(lab, d, idle, i)
-        await established(lab, d, busy, i)
-        # Through the proxy on the idle flow: C's 5 bytes became 7 toward S, S's 2 went back as 2.
-        lab.send(C_PORT, from_c(idle, "PA", (i.c + 1) & U32, i.s + 1, payload=b"hello"))
-        assert payload_of(await lab.recv_tcp(P_PORT)) == b"hello"
-        lab.send(P_PORT, p_as_c(idle, "PA", i.p2 + 1, i.s + 1, payload=b"hello!!"))
-        assert payload_of(await lab.recv_tcp(S_PORT)) == b"hello!!"
-        lab.send(S_PORT, from_s(idle, "PA", i.s + 1, (i.c + 1 + 7) & U32, payload=b"ok"))
-        got = await lab.recv_tcp(P_PORT)
-        assert (got[TCP].ack, payload_of(got)) == (i.p2 + 1 + 7, b"ok")
-        lab.send(P_PORT, p_as_s(idle, "PA", i.p1 + 1, (i.c + 1 + 5) & U32, payload=b"ok"))
-        assert payload_of(await lab.recv_tcp(C_PORT)) == b"ok"
-        lab.send(C_PORT, from_c(idle, "A", (i.c + 1 + 5) & U32, i.s + 1 + 2))
-        await lab.recv_tcp(P_PORT)
-        lab.send(P_PORT, p_as_c(idle, "A", i.p2 + 1 + 7, i.s + 1 + 2))
-        await lab.recv_tcp(S_PORT)
-        # The busy flow: C's bytes reached the proxy, which never forwarded them.
-        lab.send(C_PORT, from_c(busy, "PA", (i.c + 1) & U32, i.s + 1, payload=b"stuck"))
-        await lab.recv_tcp(P_PORT)
-        reports: list[int] = []
+        async with proxied(lab, heartbeat_ms=150) as (d, proxy):
+            idle, busy = 41110, 41111
+            i = await established(lab, d, idle)
+            await established(lab, d, busy, i)
+            # Through the proxy on the idle flow: C's 5 bytes became 7 toward S, S's 2 went back as 2.
+            lab.send(C_PORT, from_c(idle, "PA", (i.c + 1) & U32, i.s + 1, payload=b"hello"))
+            assert payload_of(await lab.recv_tcp(P_PORT)) == b"hello"
+            lab.send(P_PORT, p_as_c(idle, "PA", i.p2 + 1, i.s + 1, payload=b"hello!!"))
+            assert payload_of(await lab.recv_tcp(S_PORT)) == b"hello!!"
+            lab.send(S_PORT, from_s(idle, "PA", i.s + 1, (i.c + 1 + 7) & U32, payload=b"ok"))
+            got = await lab.recv_tcp(P_PORT)
+            assert (got[TCP].ack, payload_of(got)) == (i.p2 + 1 + 7, b"ok")
+            lab.send(P_PORT, p_as_s(idle, "PA", i.p1 + 1, (i.c + 1 + 5) & U32, payload=b"ok"))
+            assert payload_of(await lab.recv_tcp(C_PORT)) == b"ok"
+            lab.send(C_PORT, from_c(idle, "A", (i.c + 1 + 5) & U32, i.s + 1 + 2))
+            await lab.recv_tcp(P_PORT)
+            lab.send(P_PORT, p_as_c(idle, "A", i.p2 + 1 + 7, i.s + 1 + 2))
+            await lab.recv_tcp(S_PORT)
+            # The busy flow: C's bytes reached the proxy, which never forwarded them.
+            lab.send(C_PORT, from_c(busy, "PA", (i.c + 1) & U32, i.s + 1, payload=b"stuck"))
+            await lab.recv_tcp(P_PORT)
+            reports: list[int] = []
 
-        def quiescent() -> list[dict[str, Any]]:
-            reports.append(1)
-            return [{"flow": wire_flow(idle), "a_c": 5, "b_s": 7, "a_s": 2, "b_c": 2}]
+            def quiescent() -> list[dict[str, Any]]:
+                reports.append(1)
+                return [{"flow": wire_flow(idle), "a_c": 5, "b_s": 7, "a_s": 2, "b_c": 2}]
 
-        proxy.quiescent = quiescent
-        await poll(lambda: len(reports) >= 3, what="three quiescent heartbeats")
-        # SIGKILL: the heartbeats stop and the kernel closes the socket, without a bye.
-        proxy._stop_heartbeat()
-        await proxy.close()
-        await poll(lambda: state(d, idle) is FlowState.SPLICED, timeout=3.0, what="idle flow spliced")
-        await poll(lambda: state(d, busy) is not FlowState.PROXIED, what="busy flow reset")
-        assert state(d, busy) in (FlowState.RESETTING, None)
-        await d.orch.drain()
-        await lab.expect_tcp(C_PORT, lambda p: p[TCP].dport == busy and p[TCP].flags == "R")
-        await lab.expect_tcp(S_PORT, lambda p: p[TCP].sport == busy and p[TCP].flags == "R")
-        lab.drain(C_PORT)
-        lab.drain(S_PORT)
-        # C's next byte lands right after the proxy's 7 at S, with S's 2 acknowledged ...
-        lab.send(C_PORT, from_c(idle, "PA", (i.c + 1 + 5) & U32, i.s + 1 + 2, payload=b" world"))
-        got = await lab.expect_tcp(S_PORT, lambda p: p[TCP].sport == idle)
-        assert (got[TCP].seq, got[TCP].ack, payload_of(got)) == ((i.c + 1 + 7) & U32, i.s + 1 + 2, b" world")
-        assert valid_checksums(got)
-        # ... and S's acknowledgement of them reaches C in C's own numbering.
-        lab.send(S_PORT, from_s(idle, "PA", i.s + 1 + 2, (i.c + 1 + 13) & U32, payload=b"bye"))
-        got = await lab.expect_tcp(C_PORT, lambda p: p[TCP].dport == idle)
-        assert (got[TCP].seq, got[TCP].ack, payload_of(got)) == (i.s + 1 + 2, (i.c + 1 + 11) & U32, b"bye")
-        assert d.metrics.value("p4splice_splices_total", kind="fail_open") == 1
-        await d.close()
+            proxy.quiescent = quiescent
+            await poll(lambda: len(reports) >= 3, what="three quiescent heartbeats")
+            # SIGKILL: the heartbeats stop and the kernel closes the socket, without a bye.
+            proxy._stop_heartbeat()
+            await proxy.close()
+            await poll(lambda: state(d, idle) is FlowState.SPLICED, timeout=3.0, what="idle flow spliced")
+            await poll(lambda: state(d, busy) is not FlowState.PROXIED, what="busy flow reset")
+            assert state(d, busy) in (FlowState.RESETTING, None)
+            await d.orch.drain()
+            await lab.expect_tcp(C_PORT, lambda p: p[TCP].dport == busy and p[TCP].flags == "R")
+            await lab.expect_tcp(S_PORT, lambda p: p[TCP].sport == busy and p[TCP].flags == "R")
+            lab.drain(C_PORT)
+            lab.drain(S_PORT)
+            # C's next byte lands right after the proxy's 7 at S, with S's 2 acknowledged ...
+            lab.send(C_PORT, from_c(idle, "PA", (i.c + 1 + 5) & U32, i.s + 1 + 2, payload=b" world"))
+            got = await lab.expect_tcp(S_PORT, lambda p: p[TCP].sport == idle)
+            assert (got[TCP].seq, got[TCP].ack, payload_of(got)) == ((i.c + 1 + 7) & U32, i.s + 1 + 2, b" world")
+            assert valid_checksums(got)
+            # ... and S's acknowledgement of them reaches C in C's own numbering.
+            lab.send(S_PORT, from_s(idle, "PA", i.s + 1 + 2, (i.c + 1 + 13) & U32, payload=b"bye"))
+            got = await lab.expect_tcp(C_PORT, lambda p: p[TCP].dport == idle)
+            assert (got[TCP].seq, got[TCP].ack, payload_of(got)) == (i.s + 1 + 2, (i.c + 1 + 11) & U32, b"bye")
+            assert d.metrics.value("p4splice_splices_total", kind="fail_open") == 1
     run(main())
 
 
@@ -183,8 +171,6 @@ def test_admin_splice_is_carried_out_by_the_proxy_on_the_event(lab: Lab) -> None
     runs its sequence on the event (prepare, which is idempotent, then its counts) -- or cancels,
     and the operator hears at once that the flow stays proxied."""
     async def main() -> None:
-        d = lab.daemon()
-        await d.start()
         i = Isns()
         decisions: dict[int, str] = {41120: "splice", 41121: "cancel"}
         seen: list[Event] = []
@@ -208,23 +194,20 @@ def test_admin_splice_is_carried_out_by_the_proxy_on_the_event(lab: Lab) -> None
             else:
                 await proxy.splice_cancel(flow)
 
-        proxy = ProxyApiClient(d.config.proxy_socket, "proxy-1", on_event=on_event)
-        await proxy.connect()
-        await proxy.register(P_PORT, P_MAC, heartbeat_ms=200)
-        for sport in decisions:
-            await established(lab, d, sport, i)
-        result = await admin_request(d.config.admin_socket, "splice", flow=f"10.0.1.1:{41120}-10.0.2.1:80", wait=3)
-        assert result["state"] == "spliced" and state(d, 41120) is FlowState.SPLICED
-        lab.send(C_PORT, from_c(41120, "PA", (i.c + 1) & U32, i.s + 1, payload=b"end to end"))
-        got = await lab.expect_tcp(S_PORT, lambda p: p[TCP].sport == 41120)
-        assert (got[TCP].seq, payload_of(got)) == ((i.c + 1) & U32, b"end to end")
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        with pytest.raises(ApiError) as err:
-            await admin_request(d.config.admin_socket, "splice", flow=f"10.0.1.1:{41121}-10.0.2.1:80", wait=3)
-        assert err.value.code == "conflict" and "proxied" in err.value.message
-        assert loop.time() - started < 1.5  # answered on the cancel, not after the wait
-        assert state(d, 41121) is FlowState.PROXIED
-        assert [e.flow.client_port for e in seen if e.flow is not None] == [41120, 41121]
-        await down(d, proxy)
+        async with proxied(lab, on_event=on_event) as (d, proxy):
+            for sport in decisions:
+                await established(lab, d, sport, i)
+            result = await admin_request(d.config.admin_socket, "splice", flow=f"10.0.1.1:{41120}-10.0.2.1:80", wait=3)
+            assert result["state"] == "spliced" and state(d, 41120) is FlowState.SPLICED
+            lab.send(C_PORT, from_c(41120, "PA", (i.c + 1) & U32, i.s + 1, payload=b"end to end"))
+            got = await lab.expect_tcp(S_PORT, lambda p: p[TCP].sport == 41120)
+            assert (got[TCP].seq, payload_of(got)) == ((i.c + 1) & U32, b"end to end")
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with pytest.raises(ApiError) as err:
+                await admin_request(d.config.admin_socket, "splice", flow=f"10.0.1.1:{41121}-10.0.2.1:80", wait=3)
+            assert err.value.code == "conflict" and "proxied" in err.value.message
+            assert loop.time() - started < 1.5  # answered on the cancel, not after the wait
+            assert state(d, 41121) is FlowState.PROXIED
+            assert [e.flow.client_port for e in seen if e.flow is not None] == [41120, 41121]
     run(main())
