@@ -73,6 +73,8 @@ class ControllerConfig:
     proxy_ack_timeout: float = 5.0
     proxy_rto: float = 1.0
     hold_timeout: float = 5.0
+    held_per_flow: int = 64  # data segments a hold keeps to send on after the splice, per flow
+    held_total: int = 8192  # ... and in all
     linger: float = 5.0
     reset_linger: float = 3.0
     idle_timeout: float = 300.0  # the flows entries' idle timeout on the switch (0: none)

@@ -44,7 +44,7 @@ from .p4rt.entities import (
     Update,
     UpdateType,
 )
-from .p4rt.errors import ClientError, P4RuntimeRpcError, WriteError
+from .p4rt.errors import ClientError, P4RuntimeRpcError, ReadError, WriteError
 from .p4rt.session import SwitchSession
 from .splice import (
     CancelTimer,
@@ -139,7 +139,8 @@ class Orchestrator:
                             proxy_ack_timeout=config.proxy_ack_timeout, proxy_rto=config.proxy_rto,
                             reset_linger=config.reset_linger, fail_open=config.fail_open),
             SpliceConfig(hold_timeout=config.hold_timeout, linger=config.linger,
-                         reset_linger=config.reset_linger,
+                         reset_linger=config.reset_linger, held_per_flow=config.held_per_flow,
+                         held_total=config.held_total,
                          # The switch's idle notification is the primary signal; this is the backstop.
                          idle_timeout=max(config.idle_timeout * 4, 3600.0) if config.idle_timeout else 7200.0),
         )
@@ -583,10 +584,24 @@ class Orchestrator:
             return {}
         filters = [DirectCounterEntry(dp.flow_key(m)) for m in present]
         out: dict[EntryMatch, tuple[int, int]] = {}
+        try:
+            await self._read_counters(filters, out)
+        except ReadError:
+            if len(filters) == 1:
+                return {}
+            # One entry gone from the switch (removed, or aged out) fails the whole Read on some
+            # servers (BMv2's PI): ask for each on its own and leave the missing ones out.
+            out.clear()
+            for f in filters:
+                with contextlib.suppress(ReadError):
+                    await self._read_counters([f], out)
+        return out
+
+    async def _read_counters(self, filters: list[DirectCounterEntry],
+                             out: dict[EntryMatch, tuple[int, int]]) -> None:
         async for ent in self.sw.read(filters):
             if isinstance(ent, DirectCounterEntry) and ent.data is not None:
                 out[entry_match_of(ent.table_entry)] = (ent.data.packet_count, ent.data.byte_count)
-        return out
 
     async def reinstall_entries(self) -> None:
         """Write every mirrored flows entry (a switch that restarted lost them)."""
