@@ -54,25 +54,40 @@ def test_cancel_lifts_the_hold_and_payload_reaches_the_proxy_again(lab: Lab) -> 
             assert await proxy.splice_prepare(wire_flow(sport)) == "holding"
             await d.orch.drain()
             assert entry_kinds(d, sport) == ["hold", "hold", "translate", "translate"]
-            # While holding, C's and S's payload toward the proxy is dropped ...
-            lab.send(C_PORT, from_c(sport, "PA", (i.c + 1) & U32, i.s + 1, payload=b"request"))
-            lab.send(S_PORT, from_s(sport, "PA", i.s + 1, (i.c + 1) & U32, payload=b"banner"))
+            request = from_c(sport, "PA", (i.c + 1) & U32, i.s + 1, payload=b"request")
+            banner = from_s(sport, "PA", i.s + 1, (i.c + 1) & U32, payload=b"banner")
+            # While holding, C's and S's payload never reaches the proxy: only the ACK each
+            # carries does, as a pure ACK translated for its leg ...
+            lab.send(C_PORT, request)
+            got = await lab.recv_tcp(P_PORT)
+            assert (str(got[TCP].flags), got[TCP].seq, got[TCP].ack, payload_of(got)) == (
+                "A", (i.c + 1) & U32, i.p1 + 1, b"")
+            assert valid_checksums(got)
+            lab.send(S_PORT, banner)
+            got = await lab.recv_tcp(P_PORT)
+            assert (str(got[TCP].flags), got[TCP].seq, got[TCP].ack, payload_of(got)) == ("A", i.s + 1, i.p2 + 1, b"")
+            # ... once: their retransmissions bring the proxy nothing new.
+            lab.send(C_PORT, request)
+            lab.send(S_PORT, banner)
             await lab.quiet(P_PORT, 0.2)
-            # ... the proxy cannot drain (say), and gives the splice up.
+            # The proxy cannot drain (say), and gives the splice up.
             assert await proxy.splice_cancel(wire_flow(sport)) == "proxied"
             assert state(d, sport) is FlowState.PROXIED
-            await d.orch.drain()
-            assert entry_kinds(d, sport) == ["translate"] * 4
-            assert (await proxy.flow(wire_flow(sport)))["state"] == "proxied"
-            # The senders retransmit what the hold dropped; it now reaches the proxy, byte for byte,
-            # translated exactly as before the hold.
-            lab.send(C_PORT, from_c(sport, "PA", (i.c + 1) & U32, i.s + 1, payload=b"request"))
+            # What the hold kept now reaches the proxy, byte for byte, translated exactly as before
+            # the hold, without waiting for the senders to retransmit it.
             got = await lab.recv_tcp(P_PORT)
             assert (got[TCP].seq, got[TCP].ack, payload_of(got)) == ((i.c + 1) & U32, i.p1 + 1, b"request")
             assert valid_checksums(got)
-            lab.send(S_PORT, from_s(sport, "PA", i.s + 1, (i.c + 1) & U32, payload=b"banner"))
             got = await lab.recv_tcp(P_PORT)
             assert (got[TCP].seq, got[TCP].ack, payload_of(got)) == (i.s + 1, i.p2 + 1, b"banner")
+            await d.orch.drain()
+            assert entry_kinds(d, sport) == ["translate"] * 4
+            assert (await proxy.flow(wire_flow(sport)))["state"] == "proxied"
+            # The legs pass payload again: a retransmission goes through the switch alone.
+            lab.send(C_PORT, request)
+            got = await lab.recv_tcp(P_PORT)
+            assert (got[TCP].seq, got[TCP].ack, payload_of(got)) == ((i.c + 1) & U32, i.p1 + 1, b"request")
+            assert d.orch.core.flows.stats["held_released"] == 2
             # The proxy relays both ways through its legs, as any proxied flow.
             lab.send(P_PORT, p_as_c(sport, "PA", i.p2 + 1, i.s + 1 + 6, payload=b"request"))
             got = await lab.recv_tcp(S_PORT)
