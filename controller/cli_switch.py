@@ -208,8 +208,10 @@ class SwitchClient:
         try:
             return await self._read(index, req)
         except grpc.RpcError as e:
-            if asked_idle and e.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED):
-                # A server that cannot report idle time: the entries matter more than that column.
+            if asked_idle and e.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED,
+                                           grpc.StatusCode.UNKNOWN):
+                # A server that cannot report idle time (BMv2's PI answers UNKNOWN when it cannot
+                # read an entry's ageing state): the entries matter more than that column.
                 for ent in req.entities:
                     if ent.HasField("table_entry"):
                         ent.table_entry.ClearField("time_since_last_hit")
