@@ -11,9 +11,10 @@ in this process, reached by the proxy over its real Unix socket (``ProxyApiClien
 processes read CLOCK_MONOTONIC, so a time taken in the child can be set against one taken here.
 
 * Splice install latency: the flow is held (``splice_prepare``, untimed); the child starts
-  injecting C->S probe segments every ``--probe-us``; the clock starts when the proxy sends
-  ``splice`` and stops when the first probe leaves the *server's* port, i.e. went through the
-  direct C->S entry (before that the hold entry drops it). So the figure is request -> entries
+  injecting C->S probes (pure ACKs with a marked window) every ``--probe-us``; the clock starts
+  when the proxy sends ``splice`` and stops when the first probe leaves the *server's* port, i.e.
+  went through the direct C->S entry (before that the hold entry sends it to the proxy's port).
+  So the figure is request -> entries
   active in the data plane, to within one probe interval. The proxy's round trip (request -> reply)
   and the Write RPC alone (the session's latency hook) are reported alongside.
 * Handshakes per second: claim-1 handshakes (C's SYN, S's SYN-ACK, P's SYN-ACK, C's ACK, P's
@@ -60,6 +61,8 @@ U32 = 0xFFFFFFFF
 ISN_C, ISN_S, ISN_P1, ISN_P2 = 4294967000, 1000, 5000, 70
 TS_C, TS_S, TS_P1, TS_P2 = 100000, 500000, 7000, 9000
 SYN, ACK, SYN_ACK = 0x02, 0x10, 0x12
+PROBE_WINDOW = 0x0B5E  # the splice probe's TCP window: no handshake frame uses it
+PROBE_MARK = PROBE_WINDOW.to_bytes(2, "big")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -92,7 +95,9 @@ def _frames(sport: int) -> dict[str, bytes]:
                      options=[("MSS", 1460), ("SAckOK", b""), ts(TS_P2), ("NOP", None), ("WScale", 6)]),
         "p_ack": tcp(C_IP, sport, S_IP, S_TCP, P_MAC, "A", ISN_P2 + 1, ISN_S + 1,
                      options=[("NOP", None), ("NOP", None), ts(TS_P2 + 1, TS_S)]),
-        "probe": tcp(C_IP, sport, S_IP, S_TCP, C_MAC, "PA", c1, ISN_S + 1, payload=b"probe",
+        # A pure ACK, marked by its window: a data probe every 100 µs would meet the hold and go
+        # to the controller (no real sender sends into a hold at that rate).
+        "probe": tcp(C_IP, sport, S_IP, S_TCP, C_MAC, "A", c1, ISN_S + 1, window=PROBE_WINDOW,
                      options=[("NOP", None), ("NOP", None), ts(TS_C + 2, TS_S)]),
     }
 
@@ -224,7 +229,7 @@ class _Child:
                 except queue.Empty:
                     break
                 if port == S_PORT and raw[0:6] == bytes.fromhex(S_MAC.replace(":", "")) \
-                        and _client_port(raw)[0] == sport and raw[-5:] == b"probe":
+                        and _client_port(raw)[0] == sport and raw[48:50] == PROBE_MARK:
                     return {"seen": time.monotonic(), "probes": sent}
         return {"error": f"probe for port {sport} never reached the server", "probes": sent}
 
