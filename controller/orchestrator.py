@@ -159,6 +159,8 @@ class Orchestrator:
         self._idle_seen: dict[FlowKey, set[EntryMatch]] = {}
         self._timers: dict[TimerKey, asyncio.TimerHandle] = {}
         self._tails: dict[FlowKey, asyncio.Future[None]] = {}
+        # handshake_settled() callers: woken by the command list that ends the handshake
+        self._settling: dict[FlowKey, list[asyncio.Future[None]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stats: Counter[str] = Counter()
         self._attached = False
@@ -184,6 +186,34 @@ class Orchestrator:
         await self.drain(timeout=2.0)
         for task in list(self._tasks):
             task.cancel()
+
+    def _handshake_settled(self, flow: FlowKey) -> bool:
+        return flow in self.core.flows or self.core.handshakes.get(flow) is None
+
+    async def handshake_settled(self, flow: FlowKey, timeout: float) -> None:
+        """Wait (at most ``timeout``) until ``flow`` is no longer a pending handshake: established,
+        or given up."""
+        if self._handshake_settled(flow):
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._settling.setdefault(flow, []).append(fut)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(fut, timeout)
+        finally:
+            waiters = self._settling.get(flow)
+            if waiters is not None:
+                if fut in waiters:
+                    waiters.remove(fut)
+                if not waiters:
+                    del self._settling[flow]
+
+    def _wake_settled(self) -> None:
+        for flow, waiters in list(self._settling.items()):
+            if self._handshake_settled(flow):
+                for fut in waiters:
+                    if not fut.done():
+                        fut.set_result(None)
 
     async def drain(self, timeout: float | None = None) -> None:
         """Wait until every submitted command list has been carried out."""
@@ -317,6 +347,8 @@ class Orchestrator:
         if not cmds:
             return None
         self._account(cmds)
+        if self._settling:
+            self._wake_settled()  # every way a handshake ends comes with commands
         flows: set[FlowKey] = set()
         for c in cmds:
             if isinstance(c, (StartTimer, CancelTimer)):

@@ -16,7 +16,6 @@ reset only when the controller can vouch that nothing is buffered in the proxy f
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
@@ -185,12 +184,7 @@ class ControllerService:
         # The proxy's upstream leg is up for it as soon as its ACK leaves, but the flow exists here
         # only once that ACK's entries are written: a policy that decides at once (after a few
         # bytes) asks in between. Wait for the handshake to finish rather than refuse.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(self.orch.config.hold_timeout, 1.0)
-        while key not in self.orch.core.flows and self.orch.core.handshakes.get(key) is not None:
-            if loop.time() > deadline:
-                break
-            await asyncio.sleep(0.005)
+        await self.orch.handshake_settled(key, max(self.orch.config.hold_timeout, 1.0))
         await self.request_splice(key)
 
     async def request_splice(self, key: FlowKey) -> None:

@@ -25,10 +25,12 @@ from tests.controller.test_orchestrator_support import (
     flow_key,
     from_c,
     from_s,
+    handshake,
     p_as_c,
     p_as_s,
     poll,
     run,
+    send_proxy_ack,
     valid_checksums,
     wire_flow,
 )
@@ -42,6 +44,26 @@ def entry_kinds(d: Daemon, sport: int) -> list[str]:
 
 def payload_of(pkt: Any) -> bytes:
     return bytes(pkt[TCP].payload)
+
+
+# --- splice_prepare -----------------------------------------------------------------------------------------
+
+def test_prepare_during_the_last_step_of_the_handshake_waits_for_it(lab: Lab) -> None:
+    """A policy that decides at once may ask before P's last ACK has made the flow: the request
+    waits for the handshake rather than being refused."""
+    async def main() -> None:
+        async with proxied(lab) as (d, proxy):
+            sport = 41090
+            i = Isns()
+            await handshake(lab, sport, i, proxy_ack=False)
+            assert d.orch.core.handshakes.get(flow_key(sport)) is not None
+            prepare = asyncio.create_task(proxy.splice_prepare(wire_flow(sport)))
+            with pytest.raises(TimeoutError):  # still waiting: the flow does not exist yet
+                await asyncio.wait_for(asyncio.shield(prepare), 0.3)
+            send_proxy_ack(lab, sport, i)
+            assert await asyncio.wait_for(prepare, 5.0) == "holding"
+            assert state(d, sport) is FlowState.HOLDING
+    run(main())
 
 
 # --- splice_cancel -----------------------------------------------------------------------------------------

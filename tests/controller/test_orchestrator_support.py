@@ -208,8 +208,10 @@ C_SYN_OPTS = lambda i: [("MSS", 1460), ("SAckOK", b""), ts_opt(i.ts_c), ("NOP", 
 S_SYN_OPTS = lambda i: [("MSS", 1400), ("SAckOK", b""), ts_opt(i.ts_s, i.ts_c), ("NOP", None), ("WScale", 9)]  # noqa: E731
 
 
-async def handshake(lab: Lab, sport: int, i: Isns = Isns(), *, check: bool = True) -> dict[str, Ether]:
-    """Claim 1's handshake with C, S and P played by the test; returns what P and the ends saw."""
+async def handshake(lab: Lab, sport: int, i: Isns = Isns(), *, check: bool = True,
+                    proxy_ack: bool = True) -> dict[str, Ether]:
+    """Claim 1's handshake with C, S and P played by the test; returns what P and the ends saw.
+    ``proxy_ack=False`` stops before P's last ACK (the controller's SYN-ACK of leg 2 received)."""
     seen: dict[str, Ether] = {}
     u32 = 0xFFFFFFFF
     lab.send(C_PORT, from_c(sport, "S", i.c, options=C_SYN_OPTS(i), window=64240))
@@ -227,6 +229,12 @@ async def handshake(lab: Lab, sport: int, i: Isns = Isns(), *, check: bool = Tru
     lab.send(P_PORT, p_as_c(sport, "S", i.p2, options=[("MSS", 1460), ("SAckOK", b""), ts_opt(i.ts_p2),
                                                       ("NOP", None), ("WScale", 6)], window=64000))
     seen["p_syn_ack"] = await lab.recv_tcp(P_PORT)
+    if proxy_ack:
+        send_proxy_ack(lab, sport, i)
+    return seen
+
+
+def send_proxy_ack(lab: Lab, sport: int, i: Isns) -> None:
+    """P's ACK completing leg 2 (the last frame of claim 1's handshake)."""
     lab.send(P_PORT, p_as_c(sport, "A", i.p2 + 1, i.s + 1, options=[("NOP", None), ("NOP", None),
                                                                    ts_opt(i.ts_p2 + 1, i.ts_s)]))
-    return seen
