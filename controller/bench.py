@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import io
 import multiprocessing as mp
@@ -39,6 +40,7 @@ import pstats
 import queue
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -61,6 +63,7 @@ U32 = 0xFFFFFFFF
 ISN_C, ISN_S, ISN_P1, ISN_P2 = 4294967000, 1000, 5000, 70
 TS_C, TS_S, TS_P1, TS_P2 = 100000, 500000, 7000, 9000
 SYN, ACK, SYN_ACK = 0x02, 0x10, 0x12
+ETH_P_ALL = 0x0003
 PROBE_WINDOW = 0x0B5E  # the splice probe's TCP window: no handshake frame uses it
 PROBE_MARK = PROBE_WINDOW.to_bytes(2, "big")
 
@@ -119,18 +122,51 @@ def _client_port(raw: bytes) -> tuple[int, int]:
     return (dport if sport == S_TCP else sport), raw[47]
 
 
-class _Child:
-    def __init__(self) -> None:
-        from p4sim.dataplane.ports import MemoryPort
-        from p4sim.switch import SwitchProcess
+class _RawPort:
+    """The host end of a veth whose other end is a port of an external switch: frames go out with
+    ``inject``; a reader thread puts what the switch sends into the shared queue, tagged."""
 
-        self.proc = SwitchProcess(device_id=DEVICE, grpc_addr="127.0.0.1:0", cpu_port=CPU)
+    def __init__(self, ifname: str, port: int, out: queue.SimpleQueue[tuple[int, bytes]]) -> None:
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        self.sock.bind((ifname, 0))
+        self.port, self.out = port, out
+        threading.Thread(target=self._read, name=f"bench-rx-{ifname}", daemon=True).start()
+
+    def inject(self, frame: bytes) -> None:
+        self.sock.send(frame)
+
+    def _read(self) -> None:
+        while True:
+            try:
+                frame, addr = self.sock.recvfrom(65535)
+            except OSError:
+                return  # closed
+            if addr[2] != socket.PACKET_OUTGOING:  # our own injections show up too
+                self.out.put((self.port, frame))
+
+
+class _Child:
+    """C, S and P around the switch: p4sim's SwitchProcess with MemoryPorts in this process
+    (``ifaces`` None), or the host ends of veths to an external switch (port -> interface)."""
+
+    def __init__(self, ifaces: dict[int, str] | None = None) -> None:
         self.out: queue.SimpleQueue[tuple[int, bytes]] = queue.SimpleQueue()
-        self.ports = {n: MemoryPort(n) for n in (C_PORT, S_PORT, P_PORT)}
-        for n, p in self.ports.items():
-            p.sent = _Tagged(self.out, n)  # type: ignore[assignment]
-            self.proc.ports.add(p)
-        self.proc.start()
+        self.proc: Any = None
+        self.ports: dict[int, Any]
+        if ifaces is None:
+            from p4sim.dataplane.ports import MemoryPort
+            from p4sim.switch import SwitchProcess
+
+            self.proc = SwitchProcess(device_id=DEVICE, grpc_addr="127.0.0.1:0", cpu_port=CPU)
+            self.ports = {n: MemoryPort(n) for n in (C_PORT, S_PORT, P_PORT)}
+            for n, p in self.ports.items():
+                p.sent = _Tagged(self.out, n)  # type: ignore[assignment]
+                self.proc.ports.add(p)
+            self.proc.start()
+            self.addr = self.proc.grpc_addr
+        else:
+            self.ports = {n: _RawPort(ifname, n, self.out) for n, ifname in ifaces.items()}
+            self.addr = ""
         self.frames: dict[int, dict[str, bytes]] = {}
 
     def prepare(self, sports: Sequence[int]) -> int:
@@ -234,13 +270,14 @@ class _Child:
         return {"error": f"probe for port {sport} never reached the server", "probes": sent}
 
 
-def _child_main(conn: Any) -> None:
-    child = _Child()
-    conn.send(child.proc.grpc_addr)
+def _child_main(conn: Any, ifaces: dict[int, str] | None) -> None:
+    child = _Child(ifaces)
+    conn.send(child.addr)
     while True:
         cmd, *args = conn.recv()
         if cmd == "stop":
-            child.proc.stop()
+            if child.proc is not None:
+                child.proc.stop()
             conn.send("stopped")
             return
         if cmd == "probe":
@@ -254,12 +291,13 @@ def _child_main(conn: Any) -> None:
 
 
 class SwitchChild:
-    """The p4sim process and the C/S/P driver, behind a pipe."""
+    """The C/S/P driver (and the embedded p4sim switch, unless ``ifaces`` name the veths of an
+    external one), in a child process behind a pipe."""
 
-    def __init__(self) -> None:
+    def __init__(self, ifaces: dict[int, str] | None = None) -> None:
         ctx = mp.get_context("spawn")  # gRPC threads do not survive fork
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_child_main, args=(child,), daemon=True)
+        self.proc = ctx.Process(target=_child_main, args=(child, ifaces), daemon=True)
         self.proc.start()
         self.addr: str = self.conn.recv()
         self._lock = threading.Lock()
@@ -291,11 +329,68 @@ def _wire(sport: int) -> dict[str, str]:
     return {"client": f"{C_IP}:{sport}", "server": f"{S_IP}:{S_TCP}"}
 
 
+class ExternalSwitch(contextlib.AbstractContextManager["ExternalSwitch"]):
+    """The switch of ``target`` (p4sim's own process, or BMv2's simple_switch_grpc from PATH) in
+    a process of its own, its ports 1-3 on veth pairs whose host ends the driver uses."""
+
+    def __init__(self, target: str, log_dir: Path) -> None:
+        self.target, self.log_dir = target, log_dir
+        self.ifaces: dict[int, str] = {}
+        self.addr = ""
+        self._topo: Any = None
+        self._popen: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ExternalSwitch:
+        from p4sim import netdev
+        from p4sim.launch import LaunchError, free_port, wait_listening
+
+        from .lab.topology import switch_argv
+
+        try:
+            self._topo = netdev.Topology()
+            far: list[tuple[int, str]] = []
+            for port in (C_PORT, S_PORT, P_PORT):
+                pair = self._topo.add_veth()  # offloads off: the switch sees real segments
+                self.ifaces[port] = pair.a
+                far.append((port, pair.b))
+            grpc_port = free_port()
+            self.addr = f"127.0.0.1:{grpc_port}"
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            argv = switch_argv(self.target, far, self.addr, self.log_dir / f"bench-{self.target}.log",
+                               cpu_port=CPU, device_id=DEVICE)
+            with open(self.log_dir / f"bench-{self.target}.out", "ab") as out:
+                self._popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                               stdin=subprocess.DEVNULL)
+            wait_listening(grpc_port, self._popen, timeout=60, what=Path(argv[0]).name)
+        except (LaunchError, OSError, RuntimeError) as e:  # NetdevError and LabError are RuntimeErrors
+            self.__exit__(None, None, None)
+            raise BenchError(f"cannot start the {self.target} switch on veths: {e}") from e
+        return self
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the switch process so far."""
+        assert self._popen is not None
+        fields = Path(f"/proc/{self._popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._popen is not None:
+            from p4sim.launch import stop
+
+            stop(self._popen)
+            self._popen = None
+        if self._topo is not None:
+            self._topo.close()
+            self._topo = None
+
+
 @dataclass
 class Lab:
     child: SwitchChild
-    compiled: Any
+    grpc_addr: str
+    pipeline: tuple[Any, bytes]  # P4Info message, device config
     tmp: Path
+    switch_cpu: Callable[[], float] | None = None  # an external switch's CPU seconds so far
 
     def config(self) -> Any:
         import ipaddress
@@ -303,7 +398,7 @@ class Lab:
         from .config import ControllerConfig, RouteConfig, ServiceConfig
 
         return ControllerConfig(
-            grpc_addr=self.child.addr, device_id=DEVICE, election_id=10, pipeline="push", cpu_port=CPU,
+            grpc_addr=self.grpc_addr, device_id=DEVICE, election_id=10, pipeline="push", cpu_port=CPU,
             services=(ServiceConfig(S_IP, S_TCP, P_PORT),),
             routes=(RouteConfig(ipaddress.IPv4Network("10.0.1.0/24"), C_PORT, SW_MAC, C_MAC),
                     RouteConfig(ipaddress.IPv4Network("10.0.2.0/24"), S_PORT, SW_MAC, S_MAC)),
@@ -316,7 +411,7 @@ async def _up(lab: Lab) -> tuple[Any, Any]:
     from .daemon import Daemon
     from .proxyapi.client import ProxyApiClient
 
-    d = Daemon(lab.config(), pipeline=(lab.compiled.p4info, lab.compiled.device_config))
+    d = Daemon(lab.config(), pipeline=lab.pipeline)
     await d.start()
     proxy = ProxyApiClient(d.config.proxy_socket, "bench-proxy")
     await proxy.connect()
@@ -403,6 +498,7 @@ async def run_handshakes(lab: Lab, d: Any, sports: list[int], window: int,
     hook = d.session.on_write_latency
     d.session.on_write_latency = lambda s: (writes.append(s), hook(s) if hook else None)
     cpu0 = time.process_time()
+    switch0 = lab.switch_cpu() if lab.switch_cpu else 0.0
     if profile is not None:
         profile.enable()
     try:
@@ -424,13 +520,18 @@ async def run_handshakes(lab: Lab, d: Any, sports: list[int], window: int,
     n = len(sports)
     wall = t_end - res["start"]
     lat = res["latency"]
+    if lab.switch_cpu is None:
+        switch = {"switch+driver CPU per handshake (ms)": res["cpu"] / n * 1e3}
+    else:
+        switch = {"switch CPU per handshake (ms)": (lab.switch_cpu() - switch0) / n * 1e3,
+                  "driver CPU per handshake (ms)": res["cpu"] / n * 1e3}
     return {
         "handshakes": n, "window": window,
         "handshakes/s": n / wall,
         "driver's handshake time p50 (ms)": _pct(lat, 0.5) * 1e3,
         "driver's handshake time p99 (ms)": _pct(lat, 0.99) * 1e3,
         "controller CPU per handshake (ms)": cpu / n * 1e3,
-        "switch+driver CPU per handshake (ms)": res["cpu"] / n * 1e3,
+        **switch,
         "controller CPU busy (%)": cpu / wall * 100,
         "Write RPCs per handshake": len(writes) / n,
         "Write RPC p50 (ms)": _pct(writes, 0.5) * 1e3 if writes else 0.0,
@@ -550,15 +651,45 @@ def _fmt(v: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}"
 
 
-async def amain(args: argparse.Namespace) -> None:
+def _pipeline(args: argparse.Namespace) -> tuple[Any, bytes]:
+    """P4Info and device config: p4sim compiles p4src/ here; BMv2's come from p4c-bm2-ss's build."""
+    if args.target == "bmv2":
+        from .p4rt.p4info import load_p4info
+
+        p4info, config = args.build_dir / "splice.p4info.txtpb", args.build_dir / "splice.json"
+        for f in (p4info, config):
+            if not f.exists():
+                raise BenchError(f"{f} is missing: make build TARGET=bmv2 P4DEFINES=FLOWS_SIZE={args.flows_size}"
+                                 f" BUILD={args.build_dir}")
+        return load_p4info(str(p4info)), config.read_bytes()
     from p4sim.compiler.driver import compile_file
 
     # A bigger flows table than the default 4096 entries so that every run fits in one pipeline;
     # the table is a hash map, its size does not change the cost of an operation.
     compiled = compile_file(PROGRAM, defines=[f"FLOWS_SIZE={args.flows_size}"])
-    child = SwitchChild()
+    return compiled.p4info, compiled.device_config
+
+
+class BenchError(RuntimeError):
+    """The bench cannot run as asked (a missing build, no switch binary, namespaces refused)."""
+
+
+async def amain(args: argparse.Namespace) -> None:
+    pipeline = _pipeline(args)
     tmp = Path(tempfile.mkdtemp(prefix="p4splice-bench-"))
-    lab = Lab(child, compiled, tmp)
+    with contextlib.ExitStack() as stack:
+        if args.target == "embedded":
+            child = SwitchChild()
+            lab = Lab(child, child.addr, pipeline, tmp)
+        else:
+            ext = stack.enter_context(ExternalSwitch(args.target, args.log_dir))
+            child = SwitchChild(ext.ifaces)
+            lab = Lab(child, ext.addr, pipeline, tmp, switch_cpu=ext.cpu_seconds)
+        stack.callback(child.stop)
+        await _measure(args, lab)
+
+
+async def _measure(args: argparse.Namespace, lab: Lab) -> None:
     d, proxy = await _up(lab)
     try:
         if "writes" not in args.skip:
@@ -598,7 +729,6 @@ async def amain(args: argparse.Namespace) -> None:
     finally:
         await proxy.close()
         await d.close()
-        child.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -613,6 +743,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile-out", help="also write the cProfile stats to this file (for pstats/snakeviz)")
     ap.add_argument("--flows-size", type=int, default=65536, help="FLOWS_SIZE the program is compiled with")
     ap.add_argument("--skip", action="append", default=[], choices=["writes", "handshakes", "splices"])
+    ap.add_argument("--target", choices=["embedded", "p4sim", "bmv2"], default="embedded",
+                    help="embedded: p4sim with in-memory ports in the driver's process (the default); "
+                         "p4sim or bmv2: that switch in a process of its own, ports on veths (root)")
+    ap.add_argument("--build-dir", type=Path, default=Path("build"),
+                    help="bmv2: where p4c-bm2-ss's splice.json and splice.p4info.txtpb are")
+    ap.add_argument("--log-dir", type=Path, default=Path("logs"), help="an external switch's log goes here")
     args = ap.parse_args(argv)
     import grpc
     from google.protobuf.internal import api_implementation
@@ -623,7 +759,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"host: {socket.gethostname()}, {os.cpu_count()} CPUs, {platform.system()}, python "
           f"{sys.version.split()[0]}, grpcio {grpc.__version__}, protobuf {api_implementation.Type()} "
           f"implementation, date {time.strftime('%Y-%m-%d')}")
-    asyncio.run(amain(args))
+    print(f"switch: {args.target}")
+    try:
+        asyncio.run(amain(args))
+    except BenchError as e:
+        print(f"p4splice.controller.bench: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

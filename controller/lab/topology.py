@@ -137,6 +137,29 @@ def _bmv2_options(exe: str) -> list[str]:
     return opts
 
 
+def switch_argv(target: str, ports: Sequence[tuple[int, str]], grpc_addr: str, log_file: Path,
+                cpu_port: int = CPU_PORT, device_id: int = 1, pcap_dir: Path | None = None) -> list[str]:
+    """The command line of the switch of ``target`` (p4sim from this venv, or BMv2's
+    simple_switch_grpc from PATH) with these (port, interface) pairs, no program yet, P4Runtime
+    on ``grpc_addr``. Raises LabError when the binary is missing."""
+    extra: list[str] = []
+    if target == "bmv2":
+        exe = shutil.which("simple_switch_grpc")
+        if exe is None:
+            raise LabError("TARGET=bmv2 needs simple_switch_grpc on PATH")
+        extra = _bmv2_options(exe)
+    elif target == "p4sim":
+        exe = str(BIN / "p4sim")
+    else:
+        raise LabError(f"unknown target {target!r}: p4sim or bmv2")
+    # "--pcap=DIR" in one word: BMv2's --pcap takes an optional value, which boost reads only
+    # when attached (a separate DIR would be taken for the JSON file); p4sim reads both forms
+    pcap = [f"--pcap={pcap_dir}"] if pcap_dir is not None else []
+    iface_args = [arg for port, ifname in ports for arg in ("-i", f"{port}@{ifname}")]
+    return [exe, "--device-id", str(device_id), *iface_args, "--no-p4", "--log-file", str(log_file), *pcap,
+            *extra, "--", "--grpc-server-addr", grpc_addr, "--cpu-port", str(cpu_port)]
+
+
 def _host(role: str, index: int) -> Host:
     if role == "client":
         port, third, mac = index, index, f"02:00:00:00:01:{index:02x}"
@@ -345,20 +368,9 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
 
     def _start_switch(self) -> None:
         self.grpc_port = free_port()
-        ports = [arg for h in self.hosts for arg in ("-i", f"{h.switch_port}@{h.switch_if}")]
-        extra: list[str] = []
-        if self.spec.target == "bmv2":
-            exe = shutil.which("simple_switch_grpc")
-            if exe is None:
-                raise LabError("TARGET=bmv2 needs simple_switch_grpc on PATH")
-            extra = _bmv2_options(exe)
-        else:
-            exe = str(BIN / "p4sim")
-        # "--pcap=DIR" in one word: BMv2's --pcap takes an optional value, which boost reads only
-        # when attached (a separate DIR would be taken for the JSON file); p4sim reads both forms
-        pcap = [f"--pcap={self.spec.pcap_dir}"] if self.spec.pcap_dir is not None else []
-        argv = [exe, "--device-id", "1", *ports, "--no-p4", "--log-file", str(self.log_dir / "switch.log"), *pcap,
-                *extra, "--", "--grpc-server-addr", self.grpc_addr, "--cpu-port", str(CPU_PORT)]
+        argv = switch_argv(self.spec.target, [(h.switch_port, h.switch_if) for h in self.hosts], self.grpc_addr,
+                           self.log_dir / "switch.log", pcap_dir=self.spec.pcap_dir)
+        exe = argv[0]
         self.progress(f"switch: {Path(exe).name} with ports "
                       + ", ".join(f"{h.switch_port}={h.name}" for h in self.hosts) + f", P4Runtime on {self.grpc_addr}")
         proc = self._spawn("switch", argv, marker=self.grpc_addr)

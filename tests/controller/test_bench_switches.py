@@ -1,0 +1,56 @@
+"""The controller benchmark against a switch in a process of its own (``--target p4sim``, the path
+``make bench TARGET=bmv2`` takes with simple_switch_grpc): veths to ports 1-3, the driver on their
+host ends. A short run, checked for its tables; the figures themselves are `make bench`'s."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from p4sim import netdev
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bench(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "p4splice.controller.bench", *argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _row(out: str, first_cell: str) -> list[str]:
+    line = next(ln for ln in out.splitlines() if ln.startswith(f"| {first_cell} |"))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_bench_runs_against_a_p4sim_process_on_veths(tmp_path: Path) -> None:
+    try:
+        netdev.require_netns()
+    except netdev.NetdevUnavailable as exc:
+        pytest.skip(f"veth pairs refused here: {exc}")
+    before = set(netdev.list_links())
+    res = _bench("--target", "p4sim", "--handshakes", "40", "--windows", "8", "--skip", "writes",
+                 "--splices", "5", "--profile", "0", "--log-dir", str(tmp_path))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "switch: p4sim" in res.stdout
+    header = _row(res.stdout, "handshakes")
+    assert "switch CPU per handshake (ms)" in header and "driver CPU per handshake (ms)" in header
+    row = dict(zip(header, _row(res.stdout, "40"), strict=True))
+    assert float(row["handshakes/s"].replace(",", "")) > 0
+    assert float(row["switch CPU per handshake (ms)"]) > 0  # read from the switch process's /proc
+    assert _row(res.stdout, "splices")[1] == "5"
+    active = _row(res.stdout, "request -> entries active (probe seen at S), p50 (ms)")[1]
+    assert float(active.replace(",", "")) > 0
+    assert (tmp_path / "bench-p4sim.log").exists()
+    # The bench's veths are gone with the run.
+    assert set(netdev.list_links()) <= before
+
+
+def test_bench_for_bmv2_without_its_build_says_what_to_run(tmp_path: Path) -> None:
+    res = _bench("--target", "bmv2", "--build-dir", str(tmp_path / "nothing"), timeout=60)
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert "splice.p4info.txtpb is missing: make build TARGET=bmv2 P4DEFINES=FLOWS_SIZE=65536" in line
