@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 from collections import Counter
@@ -38,6 +39,7 @@ from .p4rt.coalesce import WriteCoalescer
 from .p4rt.entities import (
     CounterData,
     DirectCounterEntry,
+    Entity,
     IdleTimeoutNotification,
     PacketIn,
     TableEntry,
@@ -157,6 +159,7 @@ class Orchestrator:
         self.entries: dict[EntryMatch, _Installed] = {}
         self.flow_entries: dict[FlowKey, set[EntryMatch]] = {}
         self._idle_seen: dict[FlowKey, set[EntryMatch]] = {}
+        self._confirming: set[FlowKey] = set()  # flows whose idle reports are being checked
         self._timers: dict[TimerKey, asyncio.TimerHandle] = {}
         self._tails: dict[FlowKey, asyncio.Future[None]] = {}
         # handshake_settled() callers: woken by the command list that ends the handshake
@@ -329,12 +332,54 @@ class Orchestrator:
             self._idle_seen.setdefault(inst.flow, set()).add(match)
             touched.add(inst.flow)
         for flow in touched:
-            # An entry is reported once per idle period; the flow is idle when all of its
-            # forwarding entries are (a one-way bulk transfer keeps the ACK direction's entry hit).
+            # The flow is idle when all of its forwarding entries are (a one-way bulk transfer
+            # keeps the ACK direction's entry hit).
             forwarding = {m for m in self.flow_entries.get(flow, ()) if self.entries[m].kind in ("translate", "hold")}
-            if forwarding and forwarding <= self._idle_seen.get(flow, set()):
-                log.info("%s: idle on the switch", flow)
-                self.submit(self.core.on_idle(flow))
+            if forwarding and forwarding <= self._idle_seen.get(flow, set()) and flow not in self._confirming:
+                self._confirming.add(flow)
+                task = asyncio.get_running_loop().create_task(self._confirm_idle(flow, forwarding))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _confirm_idle(self, flow: FlowKey, forwarding: set[EntryMatch]) -> None:
+        """Every forwarding entry of ``flow`` has been reported idle, but a switch reports an entry
+        once per idle period: one reported a while ago may have carried traffic since (it will be
+        reported again when idle again). Ask the switch how long each has been idle first."""
+        try:
+            active = await self._recently_hit(forwarding)
+        finally:
+            self._confirming.discard(flow)
+        seen = self._idle_seen.get(flow)
+        if seen is None or not forwarding <= seen:
+            return  # rewritten or gone meanwhile
+        if active:
+            seen -= active
+            self.stats["idle_reports_outdated"] += 1
+            log.debug("%s: %d of its entries carried traffic since their idle report", flow, len(active))
+            return
+        log.info("%s: idle on the switch", flow)
+        self.submit(self.core.on_idle(flow))
+
+    async def _recently_hit(self, matches: set[EntryMatch]) -> set[EntryMatch]:
+        """Those of ``matches`` whose entry the switch says was hit within its idle timeout. An
+        entry whose idle time the switch does not report, or cannot be read, counts as idle."""
+        filters = [dataclasses.replace(dp.flow_key(m), time_since_last_hit_ns=0) for m in matches]
+        active: set[EntryMatch] = set()
+
+        def collect(ent: Entity) -> None:
+            if not isinstance(ent, TableEntry) or ent.time_since_last_hit_ns is None:
+                return
+            m = entry_match_of(ent)
+            inst = self.entries.get(m)
+            if inst is not None and ent.time_since_last_hit_ns < inst.entry.idle_timeout_ns:
+                active.add(m)
+
+        try:
+            await self._read_each(filters, collect)
+        except ClientError as e:
+            log.warning("idle times of %d entries unreadable (%s): taking the idle reports as they are",
+                        len(filters), e)
+        return active
 
     def _on_timer(self, key: TimerKey) -> None:
         self._timers.pop(key, None)
@@ -614,26 +659,33 @@ class Orchestrator:
         present = [m for m in matches if m in self.entries]
         if not present:
             return {}
-        filters = [DirectCounterEntry(dp.flow_key(m)) for m in present]
         out: dict[EntryMatch, tuple[int, int]] = {}
-        try:
-            await self._read_counters(filters, out)
-        except ReadError:
-            if len(filters) == 1:
-                return {}
-            # One entry gone from the switch (removed, or aged out) fails the whole Read on some
-            # servers (BMv2's PI): ask for each on its own and leave the missing ones out.
-            out.clear()
-            for f in filters:
-                with contextlib.suppress(ReadError):
-                    await self._read_counters([f], out)
-        return out
 
-    async def _read_counters(self, filters: list[DirectCounterEntry],
-                             out: dict[EntryMatch, tuple[int, int]]) -> None:
-        async for ent in self.sw.read(filters):
+        def collect(ent: Entity) -> None:
             if isinstance(ent, DirectCounterEntry) and ent.data is not None:
                 out[entry_match_of(ent.table_entry)] = (ent.data.packet_count, ent.data.byte_count)
+
+        with contextlib.suppress(ReadError):
+            await self._read_each([DirectCounterEntry(dp.flow_key(m)) for m in present], collect)
+        return out
+
+    async def _read_each(self, filters: Sequence[Entity], collect: Callable[[Entity], None]) -> None:
+        """One Read of ``filters``, each entity to ``collect``. One entry gone from the switch
+        (removed, or aged out) fails the whole Read on some servers (BMv2's PI, p4sim): then each
+        filter is read on its own and the missing ones are left out. A ReadError only when a
+        lone filter fails."""
+        try:
+            got = [ent async for ent in self.sw.read(filters)]
+        except ReadError:
+            if len(filters) == 1:
+                raise
+            for f in filters:
+                with contextlib.suppress(ReadError):
+                    async for ent in self.sw.read([f]):
+                        collect(ent)
+            return
+        for ent in got:
+            collect(ent)
 
     async def reinstall_entries(self) -> None:
         """Write every mirrored flows entry (a switch that restarted lost them)."""
