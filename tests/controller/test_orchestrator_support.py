@@ -19,6 +19,7 @@ from p4splice.controller.splice.model import FlowKey
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
+from tests.asyncsupport import poll_until, run_bounded
 from tests.controller.switches import FramePort, Switch
 
 DEVICE = 1
@@ -35,22 +36,14 @@ FAST = Backoff(initial=0.02, maximum=0.2)
 
 
 def run(coro: Any, timeout: float = 30.0) -> Any:
-    async def bounded() -> Any:
-        return await asyncio.wait_for(coro, timeout)
-    return asyncio.run(bounded())
+    """One test coroutine on a fresh loop, with a hard deadline so that a hang fails."""
+    return run_bounded(coro, timeout)
 
 
-async def poll(check: Any, timeout: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.005)
+async def poll(check: Any, timeout: float = 5.0, what: str = "condition",
+               interval: float = 0.005) -> Any:
+    """Until ``check()`` (plain or async) is truthy; fails after ``timeout`` seconds."""
+    return await poll_until(check, timeout, what, interval)
 
 
 def base_config(addr: str, tmp: Path, **changes: Any) -> ControllerConfig:

@@ -4,8 +4,7 @@ asyncio helpers (pytest-asyncio is not a dependency: each test runs its coroutin
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,6 +12,7 @@ from typing import Any, TypeVar
 from p4sim.compiler.driver import CompiledProgram, compile_file
 from p4sim.dataplane.ports import MemoryPort
 from p4sim.switch import SwitchProcess
+from tests.asyncsupport import poll_until, run_bounded
 
 PROGRAM = Path(__file__).parent / "programs" / "p4rt_client.p4"
 DEVICE = 1
@@ -23,25 +23,14 @@ T = TypeVar("T")
 
 
 def run(coro: Coroutine[Any, Any, T], timeout: float = 20.0) -> T:
-    """Run one test coroutine on a fresh loop, with a hard deadline so a hang fails, not stalls."""
-    async def bounded() -> T:
-        return await asyncio.wait_for(coro, timeout)
-    return asyncio.run(bounded())
+    """One test coroutine on a fresh loop, with a hard deadline so that a hang fails."""
+    return run_bounded(coro, timeout)
 
 
-async def poll(check: Callable[[], Awaitable[T]] | Callable[[], T], timeout: float = 5.0,
-               interval: float = 0.01, what: str = "condition") -> T:
-    """Call ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result  # type: ignore[return-value]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(interval)
+async def poll(check: Callable[[], Any], timeout: float = 5.0, what: str = "condition",
+               interval: float = 0.01) -> Any:
+    """Until ``check()`` (plain or async) is truthy; fails after ``timeout`` seconds."""
+    return await poll_until(check, timeout, what, interval)
 
 
 async def expect_frame(port: MemoryPort, timeout: float = 5.0) -> bytes:

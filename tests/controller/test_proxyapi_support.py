@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from p4splice.controller.proxyapi import ApiError, Deltas, Flow, FlowInfo, ProxyApiServer
+
+from tests.asyncsupport import poll_until, run_bounded
 
 T = TypeVar("T")
 
@@ -23,19 +24,13 @@ MAC = "02:00:00:00:00:0a"
 
 def run(coro: Coroutine[Any, Any, T], timeout: float = 8.0) -> T:
     """One test coroutine on a fresh loop, with a hard deadline so that a hang fails."""
-    async def bounded() -> T:
-        return await asyncio.wait_for(coro, timeout)
-    return asyncio.run(bounded())
+    return run_bounded(coro, timeout)
 
 
-async def poll(check: Callable[[], T], timeout: float = 3.0, what: str = "condition") -> T:
-    """Until ``check()`` is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
-    return result
+async def poll(check: Callable[[], Any], timeout: float = 3.0, what: str = "condition",
+               interval: float = 0.005) -> Any:
+    """Until ``check()`` (plain or async) is truthy; fails after ``timeout`` seconds."""
+    return await poll_until(check, timeout, what, interval)
 
 
 class FakeService:

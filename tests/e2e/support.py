@@ -5,35 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from p4splice.controller.lab.topology import Lab
 from p4splice.controller.lab.traffic import ClientResult, ServerRecord, TrafficServer, expected_download_sha
 
+from tests.asyncsupport import poll_until, run_bounded
+
 T = TypeVar("T")
 
 
 def run(coro: Coroutine[Any, Any, T], timeout: float = 120.0) -> T:
-    """A scenario on a fresh loop with a hard deadline, so that a hang fails instead of blocking."""
-    async def bounded() -> T:
-        return await asyncio.wait_for(coro, timeout)
-    return asyncio.run(bounded())
+    """One test coroutine on a fresh loop, with a hard deadline so that a hang fails."""
+    return run_bounded(coro, timeout)
 
 
 async def poll(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition",
                interval: float = 0.02) -> Any:
     """Until ``check()`` (plain or async) is truthy; fails after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if isinstance(result, Awaitable):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(interval)
+    return await poll_until(check, timeout, what, interval)
 
 
 async def server_side(server: TrafficServer, result: ClientResult, timeout: float = 30.0) -> ServerRecord:

@@ -11,8 +11,7 @@ import hashlib
 import random
 import socket
 import threading
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +23,7 @@ from p4splice.proxy.netsetup import setup_namespace
 from p4splice.proxy.server import ProxyServer
 
 from p4sim import netdev
+from tests.asyncsupport import poll_until, run_bounded
 
 T = TypeVar("T")
 
@@ -38,23 +38,13 @@ MAC = "02:00:00:00:00:0a"
 
 def run(coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
     """One test coroutine on a fresh loop, with a hard deadline so that a hang fails."""
-    async def bounded() -> T:
-        return await asyncio.wait_for(coro, timeout)
-    return asyncio.run(bounded())
+    return run_bounded(coro, timeout)
 
 
-async def poll(check: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    """Until ``check()`` (which may be a coroutine function) is truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if isinstance(result, Awaitable):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.005)
+async def poll(check: Callable[[], Any], timeout: float = 5.0, what: str = "condition",
+               interval: float = 0.005) -> Any:
+    """Until ``check()`` (plain or async) is truthy; fails after ``timeout`` seconds."""
+    return await poll_until(check, timeout, what, interval)
 
 
 # --- topology ------------------------------------------------------------------------------------
