@@ -39,11 +39,10 @@ from .p4rt import (
     WriteError,
     load_p4info,
 )
-from .p4rt.entities import entity_from_proto, entity_to_proto
+from .p4rt.entities import entity_to_proto
+from .p4rt.reader import ReadSession, Tls, open_channel
 
 log = logging.getLogger(__name__)
-
-_MAX_MESSAGE = 256 << 20  # a full pipeline config (p4sim's is ~1.5 MB) and big reads
 
 
 class SwitchError(Exception):
@@ -84,9 +83,12 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def describe_rpc_error(target: Target, rpc: str, e: grpc.RpcError) -> str:
+def describe_rpc_error(target: Target, rpc: str, e: grpc.RpcError | P4RuntimeRpcError) -> str:
     """One line that says what went wrong in words an operator acts on."""
-    code, details = e.code(), _one_line(e.details() or "")
+    if isinstance(e, P4RuntimeRpcError):
+        code, details = e.code, _one_line(e.message)
+    else:
+        code, details = e.code(), _one_line(e.details() or "")
     if code == grpc.StatusCode.UNAVAILABLE:
         return f"cannot reach the switch at {target.address}: {details or 'unavailable'}"
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -116,24 +118,17 @@ class SwitchClient:
         self.p4info_path = p4info_path
         self._channel: grpc.aio.Channel | None = None
         self._stub: p4runtime_pb2_grpc.P4RuntimeStub | None = None
+        self._reader: ReadSession | None = None
         self._index: P4Index | None = None
         self._session: SwitchSession | None = None
 
     async def __aenter__(self) -> SwitchClient:
-        options = [("grpc.max_receive_message_length", _MAX_MESSAGE),
-                   ("grpc.max_send_message_length", _MAX_MESSAGE),
-                   ("grpc.max_metadata_size", 64 << 20)]
         t = self.target
-        if any((t.tls_ca, t.tls_cert, t.tls_key)):
-            if t.tls_server_name:
-                options.append(("grpc.ssl_target_name_override", t.tls_server_name))
-            creds = grpc.ssl_channel_credentials(
-                root_certificates=_read(t.tls_ca, "TLS CA"), private_key=_read(t.tls_key, "TLS key"),
-                certificate_chain=_read(t.tls_cert, "TLS certificate"))
-            self._channel = grpc.aio.secure_channel(t.address, creds, options=options)
-        else:
-            self._channel = grpc.aio.insecure_channel(t.address, options=options)
+        tls = Tls(_read(t.tls_ca, "TLS CA"), _read(t.tls_key, "TLS key"), _read(t.tls_cert, "TLS certificate"),
+                  t.tls_server_name)
+        self._channel = open_channel(t.address, tls)
         self._stub = p4runtime_pb2_grpc.P4RuntimeStub(self._channel)
+        self._reader = ReadSession(self._stub, t.device_id, t.role, t.timeout)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -149,27 +144,29 @@ class SwitchClient:
         assert self._stub is not None, "use SwitchClient in 'async with'"
         return self._stub
 
+    @property
+    def reader(self) -> ReadSession:
+        assert self._reader is not None, "use SwitchClient in 'async with'"
+        return self._reader
+
     # --- unary RPCs, no arbitration -------------------------------------------------------------
     async def capabilities(self) -> str:
         """The switch's P4Runtime version; the first call of every command, so that an unreachable
         switch is reported at once rather than after a read's whole timeout."""
         try:
-            resp = await self.stub.Capabilities(pb.CapabilitiesRequest(), timeout=self.target.timeout)
-        except grpc.RpcError as e:
+            return await self.reader.capabilities()
+        except P4RuntimeRpcError as e:
             raise SwitchError(describe_rpc_error(self.target, "Capabilities", e)) from None
-        return resp.p4runtime_api_version
 
     async def pipeline(self, response_type: int = pb.GetForwardingPipelineConfigRequest.P4INFO_AND_COOKIE
                        ) -> pb.ForwardingPipelineConfig:
-        req = pb.GetForwardingPipelineConfigRequest(device_id=self.target.device_id, response_type=response_type)
         try:
-            resp = await self.stub.GetForwardingPipelineConfig(req, timeout=self.target.timeout)
-        except grpc.RpcError as e:
-            if e.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND) \
-                    and "device" not in (e.details() or "").lower():
+            return await self.reader.get_pipeline(response_type)
+        except P4RuntimeRpcError as e:
+            if e.code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND) \
+                    and "device" not in e.message.lower():
                 return pb.ForwardingPipelineConfig()  # some servers say "no pipeline" this way
             raise SwitchError(describe_rpc_error(self.target, "GetForwardingPipelineConfig", e)) from None
-        return resp.config
 
     async def index(self) -> P4Index:
         """The P4Info to name things with: --p4info when given, else the switch's own."""
@@ -206,26 +203,20 @@ class SwitchClient:
                              entities=[entity_to_proto(index, f) for f in items])
         asked_idle = any(isinstance(f, TableEntry) and f.time_since_last_hit_ns is not None for f in items)
         try:
-            return await self._read(index, req)
-        except grpc.RpcError as e:
-            if asked_idle and e.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED,
-                                           grpc.StatusCode.UNKNOWN):
+            return [e async for e in self.reader.read_request(index, req, items)]
+        except P4RuntimeRpcError as e:
+            if asked_idle and e.code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED,
+                                         grpc.StatusCode.UNKNOWN):
                 # A server that cannot report idle time (BMv2's PI answers UNKNOWN when it cannot
                 # read an entry's ageing state): the entries matter more than that column.
                 for ent in req.entities:
                     if ent.HasField("table_entry"):
                         ent.table_entry.ClearField("time_since_last_hit")
                 try:
-                    return await self._read(index, req)
-                except grpc.RpcError as e2:
+                    return [e async for e in self.reader.read_request(index, req, items)]
+                except P4RuntimeRpcError as e2:
                     e = e2
             raise SwitchError(describe_rpc_error(self.target, "Read", e)) from None
-
-    async def _read(self, index: P4Index, req: pb.ReadRequest) -> list[Entity]:
-        out: list[Entity] = []
-        async for resp in self.stub.Read(req, timeout=self.target.timeout):
-            out.extend(entity_from_proto(index, e) for e in resp.entities)
-        return out
 
     async def probe_arbitration(self) -> Arbitration | None:
         """Ask who is primary without competing (election id unset); None if the switch will not say."""

@@ -7,6 +7,8 @@ Modules, one concern each (no global state anywhere):
 * ``entities`` -- typed dataclasses (TableEntry, Action, CounterEntry, PacketOut, ...) with
   ``to_proto(index)`` / ``from_proto(index, msg)``.
 * ``errors``   -- exceptions, including :class:`WriteError` with per-update details.
+* ``reader``   -- :class:`ReadSession`: the RPCs any client may call without arbitration
+  (Capabilities, GetForwardingPipelineConfig, Read), and the channel every session opens.
 * ``session``  -- :class:`SwitchSession`: one device, arbitration, stream dispatch, reconnect.
 
 See docs/controller-p4rt.md for a tour.
@@ -52,6 +54,7 @@ from .errors import (
     WriteError,
 )
 from .p4info import P4Index, P4InfoLookupError, load_p4info
+from .reader import ReadSession, Tls, open_channel
 from .session import ArbitrationChange, Backoff, StreamError, SwitchSession
 
 __all__ = [
@@ -85,17 +88,20 @@ __all__ = [
     "PipelineError",
     "Range",
     "ReadError",
+    "ReadSession",
     "RegisterEntry",
     "Replica",
     "StreamError",
     "SwitchSession",
     "TableEntry",
     "Ternary",
+    "Tls",
     "Update",
     "UpdateError",
     "UpdateType",
     "WriteError",
     "format_ipv4",
+    "open_channel",
     "format_mac",
     "ipv4",
     "ipv6",

@@ -49,27 +49,21 @@ from .entities import (
     PacketOut,
     Update,
     UpdateType,
-    entity_from_proto,
-    entity_to_proto,
 )
 from .errors import (
     NotConnectedError,
     P4RuntimeRpcError,
     PipelineError,
-    ReadError,
     WriteError,
 )
 from .p4info import P4Index, load_p4info
+from .reader import ReadSession, Tls, open_channel
 
 __all__ = ["ArbitrationChange", "Backoff", "StreamError", "SwitchSession"]
 
 log = logging.getLogger(__name__)
 
 _U128 = (1 << 128) - 1
-# Per-update error details of a big failed batch come back as one trailer; gRPC's default cap
-# on received metadata (8 KiB) would turn a 1000-update failure into a bare RESOURCE_EXHAUSTED.
-_MAX_METADATA = 64 << 20
-_MAX_MESSAGE = 256 << 20
 
 Atomicity = pb.WriteRequest.Atomicity
 CONTINUE_ON_ERROR = pb.WriteRequest.CONTINUE_ON_ERROR
@@ -178,9 +172,8 @@ class SwitchSession:
         self.name = name or f"{address}#{device_id}"
         self._configured_election_id = election_id
         self._election_id = election_id
-        self._tls = (_read_file(root_certificates), _read_file(private_key), _read_file(certificate_chain))
-        self._tls_enabled = any(x is not None for x in self._tls)
-        self._tls_server_name = tls_server_name
+        self._tls = Tls(_read_file(root_certificates), _read_file(private_key), _read_file(certificate_chain),
+                        tls_server_name)
         self._index = index
         self.on_reconnect = on_reconnect
         self.on_write_latency = on_write_latency
@@ -192,6 +185,7 @@ class SwitchSession:
 
         self._channel: grpc.aio.Channel | None = None
         self._stub: p4runtime_pb2_grpc.P4RuntimeStub | None = None
+        self._reader: ReadSession | None = None
         self._write_raw: Any = None  # Write taking the request's bytes (set with the channel)
         self._out: asyncio.Queue[pb.StreamMessageRequest | None] | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -342,30 +336,19 @@ class SwitchSession:
         log.info("%s: session closed", self.name)
 
     def _new_channel(self) -> None:
-        options = [
-            ("grpc.max_metadata_size", _MAX_METADATA),
-            ("grpc.absolute_max_metadata_size", _MAX_METADATA),
-            ("grpc.max_receive_message_length", _MAX_MESSAGE),
-            ("grpc.max_send_message_length", _MAX_MESSAGE),
+        self._channel = open_channel(self.address, self._tls, [
             # Our own backoff decides when to retry; keep gRPC's from adding long waits on top.
             ("grpc.initial_reconnect_backoff_ms", int(self.backoff.initial * 1000) or 1),
             ("grpc.min_reconnect_backoff_ms", int(self.backoff.initial * 1000) or 1),
             ("grpc.max_reconnect_backoff_ms", int(self.backoff.maximum * 1000) or 1),
-        ]
-        if self._tls_enabled:
-            if self._tls_server_name:
-                options.append(("grpc.ssl_target_name_override", self._tls_server_name))
-            root, key, chain = self._tls
-            creds = grpc.ssl_channel_credentials(root_certificates=root, private_key=key,
-                                                 certificate_chain=chain)
-            self._channel = grpc.aio.secure_channel(self.address, creds, options=options)
-        else:
-            self._channel = grpc.aio.insecure_channel(self.address, options=options)
+        ])
         self._stub = p4runtime_pb2_grpc.P4RuntimeStub(self._channel)
+        self._reader = ReadSession(self._stub, self.device_id, self.role, self.rpc_timeout)
 
     async def _close_channel(self) -> None:
         channel, self._channel = self._channel, None
         self._stub = None
+        self._reader = None
         if channel is not None:
             await channel.close(grace=None)
 
@@ -614,21 +597,15 @@ class SwitchSession:
     async def delete(self, entities: Entity | Iterable[Entity]) -> None:
         await self.write(_as_updates(UpdateType.DELETE, entities))
 
+    def _read_session(self) -> ReadSession:
+        self._rpc_stub()  # raises NotConnectedError before start()
+        assert self._reader is not None
+        return self._reader
+
     async def read(self, filters: Entity | Iterable[Entity]) -> AsyncIterator[Entity]:
         """Entities matching the filters, as they stream in (``async for e in s.read(...)``)."""
-        items = [filters] if hasattr(filters, "entity_kind") else list(filters)  # type: ignore[arg-type]
-        index = self.index
-        req = pb.ReadRequest(device_id=self.device_id, role=self.role,
-                             entities=[entity_to_proto(index, f) for f in items])
-        call = self._rpc_stub().Read(req, timeout=self.rpc_timeout)
-        try:
-            async for resp in call:
-                for ent in resp.entities:
-                    yield entity_from_proto(index, ent)
-        except grpc.aio.AioRpcError as e:
-            raise ReadError.build("Read", e, items) from None
-        finally:
-            call.cancel()
+        async for ent in self._read_session().read(self.index, filters):
+            yield ent
 
     async def read_all(self, filters: Entity | Iterable[Entity]) -> list[Entity]:
         return [e async for e in self.read(filters)]
@@ -654,12 +631,7 @@ class SwitchSession:
 
     async def get_pipeline(self, response_type: int = pb.GetForwardingPipelineConfigRequest.ALL
                            ) -> pb.ForwardingPipelineConfig:
-        req = pb.GetForwardingPipelineConfigRequest(device_id=self.device_id, response_type=response_type)
-        try:
-            resp = await self._rpc_stub().GetForwardingPipelineConfig(req, timeout=self.rpc_timeout)
-        except grpc.aio.AioRpcError as e:
-            raise P4RuntimeRpcError.from_grpc("GetForwardingPipelineConfig", e) from None
-        return resp.config
+        return await self._read_session().get_pipeline(response_type)
 
     async def adopt_pipeline(self) -> int | None:
         """Use the pipeline the switch already runs (its P4Info); returns its cookie (None if unset).
@@ -683,8 +655,4 @@ class SwitchSession:
 
     async def capabilities(self) -> str:
         """The P4Runtime API version the switch implements."""
-        try:
-            resp = await self._rpc_stub().Capabilities(pb.CapabilitiesRequest(), timeout=self.rpc_timeout)
-        except grpc.aio.AioRpcError as e:
-            raise P4RuntimeRpcError.from_grpc("Capabilities", e) from None
-        return resp.p4runtime_api_version
+        return await self._read_session().capabilities()

@@ -10,6 +10,7 @@ import subprocess
 import grpc
 import pytest
 from google.rpc import code_pb2
+from p4.v1 import p4runtime_pb2_grpc
 from p4splice.controller.p4rt import (
     LPM,
     Action,
@@ -23,8 +24,11 @@ from p4splice.controller.p4rt import (
     Exact,
     MulticastGroupEntry,
     NotConnectedError,
+    P4RuntimeRpcError,
     PacketOut,
     PipelineError,
+    ReadError,
+    ReadSession,
     RegisterEntry,
     Replica,
     SwitchSession,
@@ -34,6 +38,7 @@ from p4splice.controller.p4rt import (
     UpdateType,
     WriteError,
     codec,
+    open_channel,
 )
 
 from p4sim.compiler.driver import CompiledProgram
@@ -183,6 +188,38 @@ def test_table_entries_insert_read_modify_delete(switch: Switch) -> None:
 
         await s.delete([moved, lpm, tern, tern_low])
         assert await s.read_all(TableEntry("")) == []
+        await s.close()
+    run(main())
+
+
+def test_read_session_reads_without_arbitration_and_leaves_the_primary_alone(switch: Switch) -> None:
+    async def main() -> None:
+        s = await primary(switch)
+        entry = TableEntry("dmac", {DST: MAC_A}, Action("forward", {"port": 2}))
+        await s.insert(entry)
+        channel = open_channel(switch.addr)
+        try:
+            stub = p4runtime_pb2_grpc.P4RuntimeStub(channel)
+            reader = ReadSession(stub, DEVICE, rpc_timeout=5)
+            assert await reader.capabilities() == "1.4.1"
+            config = await reader.get_pipeline()
+            assert config.cookie.cookie == 42 and config.p4info == switch.compiled.p4info
+            assert [e async for e in reader.read(s.index, TableEntry("dmac"))] == [entry]
+            assert [e async for e in reader.read(s.index, TableEntry("dmac", {DST: MAC_B}))] == []
+            with pytest.raises(ReadError) as err:  # the counter of an entry that does not exist
+                missing = TableEntry("acl", {"hdr.ethernet.ether_type": Ternary(0x86DD, 0xFFFF)}, priority=9)
+                [e async for e in reader.read(s.index, DirectCounterEntry(missing))]
+            # The spec's batch error: UNKNOWN overall, the filter's own status in the details.
+            assert err.value.code == grpc.StatusCode.UNKNOWN
+            assert [f.code for f in err.value.failures] == [code_pb2.NOT_FOUND]
+            with pytest.raises(P4RuntimeRpcError) as err2:
+                await ReadSession(stub, DEVICE + 7, rpc_timeout=5).get_pipeline()
+            assert err2.value.code == grpc.StatusCode.NOT_FOUND
+        finally:
+            await channel.close()
+        # Nothing the reader did touched the arbitration: the session is still primary and writes.
+        assert s.is_primary
+        await s.delete(entry)
         await s.close()
     run(main())
 
