@@ -268,8 +268,7 @@ class FlowTable:
         match = EntryMatch(ev.ingress_port, seg.src_ip, seg.src_port, seg.dst_ip, seg.dst_port)
         for params in fl.legs.values():
             if params.match == match:
-                to = {fl.facts.ports.client: Side.CLIENT, fl.facts.ports.server: Side.SERVER}.get(
-                    params.egress_port, Side.PROXY)
+                to = _side_of(fl, params.egress_port)
                 out = apply_translation(params, seg)
                 if out is None:
                     # Held from P: its payload stays behind (the hold's rule), its ACK goes on.
@@ -307,9 +306,8 @@ class FlowTable:
                 if params.match == match:
                     out = apply_translation(params, seg)
                     if out is not None:
-                        to = {fl.facts.ports.client: Side.CLIENT, fl.facts.ports.server: Side.SERVER}.get(
-                            params.egress_port, Side.PROXY)
-                        sends.append(SendSegment(fl.flow, to, params.egress_port, out, why))
+                        sends.append(SendSegment(fl.flow, _side_of(fl, params.egress_port), params.egress_port,
+                                                 out, why))
                     break
         self.stats["held_released"] += len(sends)
         return [ReleaseHeld(fl.flow, tuple(sends))] if sends else []
@@ -483,6 +481,11 @@ class FlowTable:
             CancelTimer(fl.timer(TimerKind.LINGER)),
             RemoveFlow(fl.flow, fl.matches(), reason),
         ]
+
+
+def _side_of(fl: Flow, egress_port: int | None) -> Side:
+    """Who an entry of ``fl`` that sends out of ``egress_port`` sends to."""
+    return {fl.facts.ports.client: Side.CLIENT, fl.facts.ports.server: Side.SERVER}.get(egress_port, Side.PROXY)
 
 
 def _signed(d: int) -> int:
