@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 __all__ = ["Metrics"]
 
@@ -37,6 +37,28 @@ class _FlowStates:
         yield g
 
 
+class _HeldSegments:
+    """What the hold's data segments became (the splice core's own counts), at scrape time."""
+
+    # the core's stats key -> the label value
+    KINDS = {"held_ack_passed": "ack_passed", "held_ack_repeated": "ack_repeated",
+             "held_released": "released", "held_not_kept": "not_kept"}
+
+    def __init__(self, source: Callable[[], Mapping[str, int]]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        c = CounterMetricFamily("p4splice_held_segments", "Data segments a hold sent to the controller, by "
+                                "what became of them", labels=["what"])
+        try:
+            stats = self._source()
+            for key, label in self.KINDS.items():
+                c.add_metric([label], stats.get(key, 0))
+        except Exception:  # a scrape must never take the daemon down
+            log.exception("metrics: cannot collect held segments")
+        yield c
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -53,6 +75,10 @@ class Metrics:
 
     def watch_flows(self, source: Callable[[], Mapping[str, int]]) -> None:
         self.registry.register(_FlowStates(source))
+
+    def watch_held(self, source: Callable[[], Mapping[str, int]]) -> None:
+        """``source``: the splice core's stats (held_ack_passed, held_released, ...)."""
+        self.registry.register(_HeldSegments(source))
 
     def start(self, addr: str, port: int) -> int:
         """Serve /metrics on ``addr:port`` (port 0: any free one); returns the port."""

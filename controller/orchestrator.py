@@ -168,6 +168,7 @@ class Orchestrator:
         self.stats: Counter[str] = Counter()
         self._attached = False
         self.metrics.watch_flows(self.flow_states)
+        self.metrics.watch_held(lambda: self.core.flows.stats)
 
     # --- wiring -----------------------------------------------------------------------------------
 

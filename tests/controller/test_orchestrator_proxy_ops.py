@@ -110,6 +110,9 @@ def test_cancel_lifts_the_hold_and_payload_reaches_the_proxy_again(lab: Lab) -> 
             got = await lab.recv_tcp(P_PORT)
             assert (got[TCP].seq, got[TCP].ack, payload_of(got)) == ((i.c + 1) & U32, i.p1 + 1, b"request")
             assert d.orch.core.flows.stats["held_released"] == 2
+            held = {w: d.metrics.value("p4splice_held_segments_total", what=w)
+                    for w in ("ack_passed", "ack_repeated", "released", "not_kept")}
+            assert held == {"ack_passed": 2, "ack_repeated": 2, "released": 2, "not_kept": 0}
             # The proxy relays both ways through its legs, as any proxied flow.
             lab.send(P_PORT, p_as_c(sport, "PA", i.p2 + 1, i.s + 1 + 6, payload=b"request"))
             got = await lab.recv_tcp(S_PORT)
