@@ -24,7 +24,7 @@ import dataclasses
 import ipaddress
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -265,9 +265,7 @@ class Orchestrator:
             log.info("packet-in %s on port %d: %s: not proxied", name, pin.ingress_port, e)
             if not pin.is_copy and reason is R.SYN:
                 # The switch gave the controller its only instance: it must still reach the server.
-                task = asyncio.get_running_loop().create_task(self._route_unparsed(pin.frame))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(self._route_unparsed(pin.frame))
             return
         except FrameError as e:
             self.metrics.failures.labels("bad_frame").inc()
@@ -338,9 +336,7 @@ class Orchestrator:
             forwarding = {m for m in self.flow_entries.get(flow, ()) if self.entries[m].kind in ("translate", "hold")}
             if forwarding and forwarding <= self._idle_seen.get(flow, set()) and flow not in self._confirming:
                 self._confirming.add(flow)
-                task = asyncio.get_running_loop().create_task(self._confirm_idle(flow, forwarding))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(self._confirm_idle(flow, forwarding))
 
     async def _confirm_idle(self, flow: FlowKey, forwarding: set[EntryMatch]) -> None:
         """Every forwarding entry of ``flow`` has been reported idle, but a switch reports an entry
@@ -421,7 +417,11 @@ class Orchestrator:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         for f in flows:
             self._tails[f] = done
-        task = asyncio.get_running_loop().create_task(self._run(cmds, prev, done, flows, l2))
+        return self._spawn(self._run(cmds, prev, done, flows, l2))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """A task the orchestrator keeps (``drain`` waits for it, ``close`` cancels it)."""
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
