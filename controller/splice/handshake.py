@@ -35,7 +35,7 @@ from .commands import (
     rst_for,
 )
 from .legs import HandshakeFacts, LegParams, apply_translation, leg1_params, leg2_params, proxy_disagreements
-from .model import ACK, FIN, PSH, RST, SYN, EntryMatch, FlowKey, Ports, SegmentIn, Side, TcpSegment
+from .model import ACK, RST, SYN, EntryMatch, FlowKey, Ports, SegmentIn, Side, TcpSegment
 from .options import Negotiated, SynOptions, Timestamps, find, negotiate
 from .seqmath import seq_add
 
@@ -147,11 +147,6 @@ def _leg1_ack(hs: Handshake) -> TcpSegment:
     if isinstance(ts, Timestamps) and p_tsval is not None:
         ack = ack.with_(options=tuple(Timestamps(ts.tsval, p_tsval) if o is ts else o for o in ack.options))
     return ack
-
-
-def _strip(seg: TcpSegment) -> TcpSegment:
-    """The pure ACK inside a segment (same seq/ack/window/options, no payload, no FIN/PSH)."""
-    return seg.with_(payload=b"", flags=seg.flags & ~(FIN | PSH))
 
 
 class HandshakeTable:
@@ -399,7 +394,7 @@ class HandshakeTable:
             if not (seg.has_ack and seg.ack == seq_add(hs.isn_s, 1) and seg.seq == seq_add(hs.isn_c, 1)):
                 self.stats["client_bad_ack"] += 1
                 return []
-            hs.c_ack = _strip(seg)
+            hs.c_ack = seg.ack_only()
             self._verify(hs)
             # C's ACK completes C-S at S; it goes on without payload (that belongs to P).
             out.append(SendSegment(hs.flow, Side.SERVER, hs.ports.server, hs.c_ack, "C's ACK"))

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from .model import ACK, RST, SYN, EntryMatch, FlowKey, Ports, TcpSegment
+from .model import RST, SYN, EntryMatch, FlowKey, Ports, TcpSegment
 from .options import Negotiated, Sack, SynOptions, TcpOption, Timestamps
 from .seqmath import Delta32, check_u32, clamp_shift, delta, neg, rescale_window, seq_add, u32
 
@@ -259,7 +259,7 @@ def held_ack(params: LegParams, seg: TcpSegment) -> TcpSegment | None:
     """
     if not seg.has_ack or seg.flags & (SYN | RST):
         return None
-    return apply_translation(replace(params, hold=False), replace(seg, flags=ACK, payload=b""))
+    return apply_translation(replace(params, hold=False), seg.ack_only())
 
 
 def _translate_option(opt: TcpOption, params: LegParams, acking: bool) -> TcpOption:

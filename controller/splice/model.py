@@ -77,6 +77,10 @@ class TcpSegment:
     def with_(self, **changes: object) -> TcpSegment:
         return replace(self, **changes)  # type: ignore[arg-type]
 
+    def ack_only(self) -> TcpSegment:
+        """The pure ACK inside this segment: same seq/ack/window/options, no payload, no FIN/PSH."""
+        return replace(self, payload=b"", flags=self.flags & ~(FIN | PSH))
+
 
 class FlowKey(NamedTuple):
     """A proxied connection, named by its real ends: the client's and the server's address/port.
