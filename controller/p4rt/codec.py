@@ -36,8 +36,10 @@ def _check(value: int, bitwidth: int, what: str) -> None:
 
 def encode(value: int, bitwidth: int, what: str = "value") -> bytes:
     """Canonical bytestring of an unsigned ``value`` of ``bitwidth`` bits (b"\\x00" for zero)."""
-    _check(value, bitwidth, what)
-    return value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big")
+    # The plain-int case first, checked inline: the controller encodes a dozen values per entry.
+    if type(value) is not int or value < 0 or (bitwidth > 0 and value >> bitwidth):
+        _check(value, bitwidth, what)  # raises, but lets an int subclass (an IntEnum) through
+    return value.to_bytes((value.bit_length() + 7) // 8 or 1, "big")
 
 
 def decode(data: bytes, bitwidth: int, what: str = "value") -> int:
