@@ -446,6 +446,15 @@ async def bench_writes(d: Any, n_single: int, n_batched: int) -> dict[str, float
             # The action may stay: a DELETE is matched on the key alone.
             await sw.write([Update(UpdateType.DELETE, e) for e in es[i:i + 1000]])
 
+    # The floor under every figure below: a unary RPC that does nothing (Capabilities) between
+    # these two processes, so a write's own cost is what it takes beyond this.
+    rtts = []
+    for _ in range(n_single):
+        t0 = time.perf_counter()
+        await sw.capabilities()
+        rtts.append(time.perf_counter() - t0)
+    out["Capabilities RPC round trip, p50 (ms): the gRPC floor"] = _pct(rtts, 0.5) * 1e3
+
     es = entries(n_single)
     t0 = time.perf_counter()
     for e in es:
