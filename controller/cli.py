@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .argtypes import positive_float
+
 PROG = "splicectl"
 
 DEFAULTS: dict[str, Any] = {
@@ -91,16 +93,6 @@ def _port(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
-
-
 def _common_options(skip: Sequence[str] = ()) -> argparse.ArgumentParser:
     """Global options, accepted before or after the command. Defaults are SUPPRESS so an option
     given before the command is not overwritten by the subcommand's unset copy."""
@@ -116,7 +108,7 @@ def _common_options(skip: Sequence[str] = ()) -> argparse.ArgumentParser:
     if "config" not in skip:
         g.add_argument("--config", metavar="FILE", dest="config_file",
                        help="TOML or JSON file with defaults for these options (same names, _ or -)")
-    g.add_argument("--timeout", type=_positive_float, metavar="SECONDS", help="per RPC and connect (default 5)")
+    g.add_argument("--timeout", type=positive_float, metavar="SECONDS", help="per RPC and connect (default 5)")
     g.add_argument("--json", action="store_true", help="machine-readable output")
     g.add_argument("--tls-ca", metavar="FILE", help="root certificates: use TLS")
     g.add_argument("--tls-cert", metavar="FILE", help="client certificate chain (mutual TLS)")
@@ -185,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     splice.add_argument("--admin-socket", metavar="PATH",
                         help="the daemon's admin socket (default: [controller.admin] socket of --config, "
                              "else /run/p4splice/admin.sock)")
-    splice.add_argument("--wait", type=_positive_float, default=10.0, metavar="SECONDS",
+    splice.add_argument("--wait", type=positive_float, default=10.0, metavar="SECONDS",
                         help="how long the proxy may take to drain and report (default 10)")
     leaf(sub, "run", "run the controller daemon (arguments after 'run' go to it)")
     return parser

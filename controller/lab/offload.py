@@ -38,6 +38,7 @@ from typing import Any, NoReturn
 from p4sim import netdev
 from p4sim.launch import stop
 
+from ..argtypes import int_at_least, positive_float
 from . import haproxy as hap
 from .topology import PROXY_PORT, SWITCH_MAC, Lab, LabError, LabSpec, Service
 from .traffic import TrafficServer, transfer
@@ -449,28 +450,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
-    return v
-
-
-def _int_at_least(low: int) -> Callable[[str], int]:
-    def conv(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if v < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}: {text!r}")
-        return v
-    return conv
-
-
 DEFAULT_COUNTS = {1.0: 10, 10.0: 4, 100.0: 2}
 
 
@@ -478,18 +457,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = _Parser(prog="p4splice.controller.lab.offload", description=__doc__.splitlines()[0])
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS), metavar="NAME",
                     help=f"configurations, of {', '.join(CONFIGS)} (default: all)")
-    ap.add_argument("--sizes", nargs="+", type=_positive_float, default=[1.0, 10.0, 100.0], metavar="MB",
+    ap.add_argument("--sizes", nargs="+", type=positive_float, default=[1.0, 10.0, 100.0], metavar="MB",
                     help="MB per connection (default 1 10 100)")
-    ap.add_argument("--counts", nargs="+", type=_int_at_least(1), metavar="N",
+    ap.add_argument("--counts", nargs="+", type=int_at_least(1), metavar="N",
                     help="connections per size, one per --sizes entry, or one for all (default 10 4 2 "
                          "for 1 10 100 MB; otherwise 100 MB / size, between 1 and 10)")
-    ap.add_argument("--parallel", type=_int_at_least(1), default=2, help="transfers in flight (default 2)")
+    ap.add_argument("--parallel", type=int_at_least(1), default=2, help="transfers in flight (default 2)")
     ap.add_argument("--direction", choices=("down", "up", "both"), default="down",
                     help="downloads (server to client, default), uploads, or both")
-    ap.add_argument("--cps", type=_int_at_least(0), default=200,
+    ap.add_argument("--cps", type=int_at_least(0), default=200,
                     help="connections of the connections/s test (default 200; 0 skips it)")
-    ap.add_argument("--cps-parallel", type=_int_at_least(1), default=4, help="in flight there (default 4)")
-    ap.add_argument("--cps-bytes", type=_int_at_least(1), default=1000, help="response bytes there (default 1000)")
+    ap.add_argument("--cps-parallel", type=int_at_least(1), default=4, help="in flight there (default 4)")
+    ap.add_argument("--cps-bytes", type=int_at_least(1), default=1000, help="response bytes there (default 1000)")
     ap.add_argument("--idle-s", type=float, default=5.0, help="idle CPU measured this long per configuration (0: no)")
     ap.add_argument("--haproxy", default=None, help="the haproxy binary (default: PATH, then /usr/sbin)")
     ap.add_argument("--haproxy-mode", choices=("http", "tcp"), default="http",

@@ -31,7 +31,7 @@ def test_defaults_give_the_issue_sizes_with_counts_that_fit_the_switch() -> None
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--sizes", "-1"], "must be > 0"),
+    (["--sizes", "-1"], "must be positive"),
     (["--sizes", "ten"], "not a number"),
     (["--sizes", "1", "10", "--counts", "1", "2", "3"], "--counts has 3 values for 2 --sizes"),
     (["--counts", "0"], "must be >= 1"),
