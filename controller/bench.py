@@ -51,6 +51,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import DEVICE_CONFIG_FILES, P4INFO_FILE
+
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = ROOT / "p4src" / "splice.p4"
 DEVICE, CPU = 1, 255
@@ -667,7 +669,7 @@ def _pipeline(args: argparse.Namespace) -> tuple[Any, bytes]:
     if args.target == "bmv2":
         from .p4rt.p4info import load_p4info
 
-        p4info, config = args.build_dir / "splice.p4info.txtpb", args.build_dir / "splice.json"
+        p4info, config = args.build_dir / P4INFO_FILE, args.build_dir / DEVICE_CONFIG_FILES["bmv2"]
         for f in (p4info, config):
             if not f.exists():
                 raise BenchError(f"{f} is missing: make build TARGET=bmv2 P4DEFINES=FLOWS_SIZE={args.flows_size}"

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .argtypes import positive_float
+from .config import DEVICE_CONFIG_FILES, P4INFO_FILE
 
 PROG = "splicectl"
 
@@ -53,8 +54,8 @@ _CONFIG_TYPES: dict[str, tuple[type, ...]] = {
 }
 T = TypeVar("T")
 BUILD = Path("build")
-TARGET_CONFIGS = {"p4sim": BUILD / "splice.p4sim.json", "bmv2": BUILD / "splice.json"}
-DEFAULT_P4INFO = BUILD / "splice.p4info.txtpb"
+TARGET_CONFIGS = {target: BUILD / name for target, name in DEVICE_CONFIG_FILES.items()}
+DEFAULT_P4INFO = BUILD / P4INFO_FILE
 
 
 class CliError(Exception):

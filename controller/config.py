@@ -38,6 +38,10 @@ class RouteConfig:
     smac: str
     dmac: str
 
+# What `make build` writes into build/: the P4Info and each target's device config.
+P4INFO_FILE = "splice.p4info.txtpb"
+DEVICE_CONFIG_FILES = {"p4sim": "splice.p4sim.json", "bmv2": "splice.json"}
+
 
 @dataclass(frozen=True)
 class ControllerConfig:
@@ -52,8 +56,8 @@ class ControllerConfig:
     tls_server_name: str | None = None
     # pipeline: "auto" adopts a splice pipeline already on the switch and pushes otherwise
     pipeline: str = "auto"
-    p4info: str = "build/splice.p4info.txtpb"
-    device_config: str = "build/splice.p4sim.json"
+    p4info: str = f"build/{P4INFO_FILE}"
+    device_config: str = f"build/{DEVICE_CONFIG_FILES['p4sim']}"
     cookie: int | None = None
     cpu_port: int = 255
     switch_mac: str | None = None  # source MAC of packet-outs when none was learnt

@@ -41,6 +41,7 @@ from typing import Any, TextIO
 from p4sim import netdev
 from p4sim.launch import LaunchError, free_port, stop, wait_listening
 
+from ..config import DEVICE_CONFIG_FILES, P4INFO_FILE
 from .impair import ImpairSpec, RelayControl, RelayError, relay_argv
 
 __all__ = [
@@ -381,8 +382,8 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
 
     def _pipeline_files(self) -> tuple[Path, Path]:
         build = self.spec.build_dir
-        config = build / ("splice.json" if self.spec.target == "bmv2" else "splice.p4sim.json")
-        p4info = build / "splice.p4info.txtpb"
+        config = build / DEVICE_CONFIG_FILES[self.spec.target]
+        p4info = build / P4INFO_FILE
         for f in (p4info, config):
             if not f.exists():
                 raise LabError(f"{f} is missing: run 'make build' (TARGET={self.spec.target})")
