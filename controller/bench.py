@@ -423,6 +423,73 @@ async def _up(lab: Lab) -> tuple[Any, Any]:
     return d, proxy
 
 
+def _echo_server(port_out: Any) -> None:
+    """Child process: a gRPC server (the synchronous one, as p4sim's) that echoes a unary call
+    and every message of a bidirectional stream. No P4Runtime, no work: the runtime's own cost."""
+    from concurrent import futures
+
+    import grpc
+
+    def unary(req: bytes, ctx: Any) -> bytes:
+        return req
+
+    def stream(reqs: Any, ctx: Any) -> Any:
+        yield from reqs
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("floor.Echo", {
+        "Unary": grpc.unary_unary_rpc_method_handler(unary),
+        "Stream": grpc.stream_stream_rpc_method_handler(stream)}),))
+    port_out.send(server.add_insecure_port("127.0.0.1:0"))
+    server.start()
+    server.wait_for_termination()
+
+
+async def bench_grpc_floor(n: int) -> dict[str, float]:
+    """What Python gRPC itself costs per message here, between two processes on loopback: the
+    floor under every controller figure (a handshake is ~10 stream messages and ~2 Write RPCs)."""
+    import grpc
+
+    ctx = mp.get_context("spawn")
+    ours, theirs = ctx.Pipe()
+    proc = ctx.Process(target=_echo_server, args=(theirs,), daemon=True)
+    proc.start()
+    out: dict[str, float] = {}
+    try:
+        if not ours.poll(30):
+            raise BenchError("the gRPC echo server did not start")
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{ours.recv()}") as ch:
+            unary = ch.unary_unary("/floor.Echo/Unary")
+            msg = bytes(100)
+            for _ in range(50):
+                await unary(msg)
+            rtts = []
+            cpu0 = time.process_time()
+            for _ in range(n):
+                t0 = time.perf_counter()
+                await unary(msg)
+                rtts.append(time.perf_counter() - t0)
+            out["unary call, round trip p50 (ms)"] = _pct(rtts, 0.5) * 1e3
+            out["unary call, caller's CPU per call (µs)"] = (time.process_time() - cpu0) / n * 1e6
+            # Stream messages with 16 in flight, as packet-ins and packet-outs flow under load.
+            call = ch.stream_stream("/floor.Echo/Stream")()
+            window = 16
+            for _ in range(window):
+                await call.write(msg)
+            cpu0 = time.process_time()
+            for i in range(n):
+                await call.read()
+                if i + window < n:
+                    await call.write(msg)
+            out["stream, caller's CPU per message sent and per message received (µs)"] = \
+                (time.process_time() - cpu0) / n / 2 * 1e6
+            await call.done_writing()
+    finally:
+        proc.terminate()
+        proc.join(5)
+    return out
+
+
 async def bench_writes(d: Any, n_single: int, n_batched: int) -> dict[str, float]:
     from . import dataplane as dp
     from .p4rt.entities import Update, UpdateType
@@ -447,15 +514,6 @@ async def bench_writes(d: Any, n_single: int, n_batched: int) -> dict[str, float
         for i in range(0, len(es), 1000):
             # The action may stay: a DELETE is matched on the key alone.
             await sw.write([Update(UpdateType.DELETE, e) for e in es[i:i + 1000]])
-
-    # The floor under every figure below: a unary RPC that does nothing (Capabilities) between
-    # these two processes, so a write's own cost is what it takes beyond this.
-    rtts = []
-    for _ in range(n_single):
-        t0 = time.perf_counter()
-        await sw.capabilities()
-        rtts.append(time.perf_counter() - t0)
-    out["Capabilities RPC round trip, p50 (ms): the gRPC floor"] = _pct(rtts, 0.5) * 1e3
 
     es = entries(n_single)
     t0 = time.perf_counter()
@@ -705,6 +763,8 @@ async def amain(args: argparse.Namespace) -> None:
 async def _measure(args: argparse.Namespace, lab: Lab) -> None:
     d, proxy = await _up(lab)
     try:
+        if "floor" not in args.skip:
+            _table("Python gRPC alone (echo server, no P4Runtime)", await bench_grpc_floor(args.writes))
         if "writes" not in args.skip:
             _table("P4Runtime writes from the controller's session", await bench_writes(d, args.writes, args.batched))
         next_port = [20000]
@@ -755,7 +815,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", type=int, default=500, help="handshakes profiled with cProfile (0: none)")
     ap.add_argument("--profile-out", help="also write the cProfile stats to this file (for pstats/snakeviz)")
     ap.add_argument("--flows-size", type=int, default=65536, help="FLOWS_SIZE the program is compiled with")
-    ap.add_argument("--skip", action="append", default=[], choices=["writes", "handshakes", "splices"])
+    ap.add_argument("--skip", action="append", default=[], choices=["floor", "writes", "handshakes", "splices"])
     ap.add_argument("--target", choices=["embedded", "p4sim", "bmv2"], default="embedded",
                     help="embedded: p4sim with in-memory ports in the driver's process (the default); "
                          "p4sim or bmv2: that switch in a process of its own, ports on veths (root)")

@@ -4,11 +4,13 @@ host ends. A short run, checked for its tables; the figures themselves are `make
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from p4splice.controller.bench import bench_grpc_floor
 
 from p4sim import netdev
 
@@ -31,7 +33,7 @@ def test_bench_runs_against_a_p4sim_process_on_veths(tmp_path: Path) -> None:
     except netdev.NetdevUnavailable as exc:
         pytest.skip(f"veth pairs refused here: {exc}")
     before = set(netdev.list_links())
-    res = _bench("--target", "p4sim", "--handshakes", "40", "--windows", "8", "--skip", "writes",
+    res = _bench("--target", "p4sim", "--handshakes", "40", "--windows", "8", "--skip", "writes", "--skip", "floor",
                  "--splices", "5", "--profile", "0", "--log-dir", str(tmp_path))
     assert res.returncode == 0, res.stderr[-3000:]
     assert "switch: p4sim" in res.stdout
@@ -54,3 +56,11 @@ def test_bench_for_bmv2_without_its_build_says_what_to_run(tmp_path: Path) -> No
     assert "Traceback" not in res.stderr
     (line,) = res.stderr.strip().splitlines()
     assert "splice.p4info.txtpb is missing: make build TARGET=bmv2 P4DEFINES=FLOWS_SIZE=65536" in line
+
+
+def test_grpc_floor_is_measured_against_an_echo_server_in_another_process() -> None:
+    out = asyncio.run(bench_grpc_floor(200))
+    assert set(out) == {"unary call, round trip p50 (ms)", "unary call, caller's CPU per call (µs)",
+                        "stream, caller's CPU per message sent and per message received (µs)"}
+    # A round trip to another process cannot take no time, nor can the caller's side be free.
+    assert all(v > 0 for v in out.values()), out
