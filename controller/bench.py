@@ -450,11 +450,18 @@ async def bench_grpc_floor(n: int) -> dict[str, float]:
     floor under every controller figure (a handshake is ~10 stream messages and ~2 Write RPCs)."""
     import grpc
 
+    from .lab.offload import read_runtime
+
     ctx = mp.get_context("spawn")
     ours, theirs = ctx.Pipe()
     proc = ctx.Process(target=_echo_server, args=(theirs,), daemon=True)
     proc.start()
     out: dict[str, float] = {}
+
+    def server_cpu() -> float:
+        assert proc.pid is not None
+        return read_runtime(proc.pid)
+
     try:
         if not ours.poll(30):
             raise BenchError("the gRPC echo server did not start")
@@ -464,25 +471,28 @@ async def bench_grpc_floor(n: int) -> dict[str, float]:
             for _ in range(50):
                 await unary(msg)
             rtts = []
-            cpu0 = time.process_time()
+            cpu0, server0 = time.process_time(), server_cpu()
             for _ in range(n):
                 t0 = time.perf_counter()
                 await unary(msg)
                 rtts.append(time.perf_counter() - t0)
             out["unary call, round trip p50 (ms)"] = _pct(rtts, 0.5) * 1e3
             out["unary call, caller's CPU per call (µs)"] = (time.process_time() - cpu0) / n * 1e6
+            out["unary call, server's CPU per call (µs)"] = (server_cpu() - server0) / n * 1e6
             # Stream messages with 16 in flight, as packet-ins and packet-outs flow under load.
             call = ch.stream_stream("/floor.Echo/Stream")()
             window = 16
             for _ in range(window):
                 await call.write(msg)
-            cpu0 = time.process_time()
+            cpu0, server0 = time.process_time(), server_cpu()
             for i in range(n):
                 await call.read()
                 if i + window < n:
                     await call.write(msg)
             out["stream, caller's CPU per message sent and per message received (µs)"] = \
                 (time.process_time() - cpu0) / n / 2 * 1e6
+            out["stream, server's CPU per message received and per message sent (µs)"] = \
+                (server_cpu() - server0) / n / 2 * 1e6
             await call.done_writing()
     finally:
         proc.terminate()
