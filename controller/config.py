@@ -38,6 +38,7 @@ class RouteConfig:
     smac: str
     dmac: str
 
+
 # What `make build` writes into build/: the P4Info and each target's device config.
 P4INFO_FILE = "splice.p4info.txtpb"
 DEVICE_CONFIG_FILES = {"p4sim": "splice.p4sim.json", "bmv2": "splice.json"}
