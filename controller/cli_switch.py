@@ -39,7 +39,6 @@ from .p4rt import (
     WriteError,
     load_p4info,
 )
-from .p4rt.entities import entity_to_proto
 from .p4rt.reader import ReadSession, Tls, open_channel
 
 log = logging.getLogger(__name__)
@@ -199,21 +198,18 @@ class SwitchClient:
         items = [dataclasses.replace(f, time_since_last_hit_ns=0)
                  if isinstance(f, TableEntry) and f.table and f.time_since_last_hit_ns is None
                  and index.tables.get(f.table).supports_idle_timeout else f for f in items]
-        req = pb.ReadRequest(device_id=self.target.device_id, role=self.target.role,
-                             entities=[entity_to_proto(index, f) for f in items])
         asked_idle = any(isinstance(f, TableEntry) and f.time_since_last_hit_ns is not None for f in items)
         try:
-            return [e async for e in self.reader.read_request(index, req, items)]
+            return [e async for e in self.reader.read(index, items)]
         except P4RuntimeRpcError as e:
             if asked_idle and e.code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED,
                                          grpc.StatusCode.UNKNOWN):
                 # A server that cannot report idle time (BMv2's PI answers UNKNOWN when it cannot
                 # read an entry's ageing state): the entries matter more than that column.
-                for ent in req.entities:
-                    if ent.HasField("table_entry"):
-                        ent.table_entry.ClearField("time_since_last_hit")
+                plain = [dataclasses.replace(f, time_since_last_hit_ns=None) if isinstance(f, TableEntry) else f
+                         for f in items]
                 try:
-                    return [e async for e in self.reader.read_request(index, req, items)]
+                    return [e async for e in self.reader.read(index, plain)]
                 except P4RuntimeRpcError as e2:
                     e = e2
             raise SwitchError(describe_rpc_error(self.target, "Read", e)) from None

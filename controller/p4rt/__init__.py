@@ -101,10 +101,10 @@ __all__ = [
     "UpdateType",
     "WriteError",
     "format_ipv4",
-    "open_channel",
     "format_mac",
     "ipv4",
     "ipv6",
     "load_p4info",
     "mac",
+    "open_channel",
 ]

@@ -91,12 +91,6 @@ class ReadSession:
         items = [filters] if hasattr(filters, "entity_kind") else list(filters)  # type: ignore[arg-type]
         req = pb.ReadRequest(device_id=self.device_id, role=self.role,
                              entities=[entity_to_proto(index, f) for f in items])
-        async for ent in self.read_request(index, req, items):
-            yield ent
-
-    async def read_request(self, index: P4Index, req: pb.ReadRequest,
-                           items: Sequence[Entity] = ()) -> AsyncIterator[Entity]:
-        """The entities of a ReadRequest built by the caller (``items``: its filters, for errors)."""
         call = self.stub.Read(req, timeout=self.rpc_timeout)
         try:
             async for resp in call:

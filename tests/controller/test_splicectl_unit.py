@@ -3,15 +3,18 @@ rendering and the grouping of flow entries into connections."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import types
 from pathlib import Path
 
+import grpc
 import pytest
 from p4splice.controller import cli
 from p4splice.controller import dataplane as dp
 from p4splice.controller.cli_flows import group_flows, render_flows
-from p4splice.controller.p4rt import codec
+from p4splice.controller.cli_switch import SwitchClient, Target
+from p4splice.controller.p4rt import P4Index, P4RuntimeRpcError, codec
 
 MAC = "02:00:00:00:00:01"
 
@@ -106,3 +109,31 @@ def test_flows_are_grouped_and_their_legs_named() -> None:
     text = render_flows(groups)
     assert "S>P" in text and "+9" in text and "spliced" in text
     assert proxied.to_dict()["legs"][2]["ack_delta"] == 9
+
+
+class _IdleRefusingReader:
+    """Stands in for a ReadSession on a server that cannot report idle time (BMv2's PI answers
+    UNKNOWN): a Read whose filters ask for it fails; the same Read without succeeds."""
+
+    def __init__(self) -> None:
+        self.reads: list[list[object]] = []
+
+    async def read(self, index: object, filters: list[object]):  # noqa: ANN201 - async iterator
+        self.reads.append(list(filters))
+        if any(getattr(f, "time_since_last_hit_ns", None) is not None for f in filters):
+            raise P4RuntimeRpcError("Read", grpc.StatusCode.UNKNOWN, "cannot read ageing state")
+        for f in filters:
+            yield f
+
+
+def test_a_read_the_switch_refuses_for_its_idle_times_is_asked_again_without(splice_pipeline) -> None:  # noqa: ANN001
+    client = SwitchClient(Target("127.0.0.1:1"))
+    client._index = P4Index(splice_pipeline.p4info)
+    reader = _IdleRefusingReader()
+    client._reader = reader  # type: ignore[assignment]
+    got = asyncio.run(client.read(dp.flows_read()))
+    first, second = reader.reads
+    # The flows table has idle timeouts: the first Read asks for each entry's idle time ...
+    assert [f.time_since_last_hit_ns for f in first] == [0]
+    # ... and the answer comes from the second, which does not.
+    assert [f.time_since_last_hit_ns for f in second] == [None] and got == second
