@@ -1,10 +1,15 @@
-"""Starting and stopping switch processes from scripts and tests: free ports, readiness, shutdown."""
+"""Starting and stopping switch processes from scripts and tests: free ports, what a switch binary
+accepts, readiness, shutdown."""
 
 from __future__ import annotations
 
+import functools
+import logging
 import socket
 import subprocess
 import time
+
+log = logging.getLogger(__name__)
 
 
 class LaunchError(RuntimeError):
@@ -16,6 +21,27 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+@functools.cache
+def bmv2_has_thrift(exe: str) -> bool:
+    """Whether this simple_switch_grpc accepts --thrift-port (built with Thrift): without Thrift
+    the option is unknown and BMv2 exits at once; with it, BMv2 takes 9090 unless told, and a
+    second BMv2 on the machine would then fail to start."""
+    try:
+        proc = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("%s --help failed (%s): not passing --thrift-port", exe, exc)
+        return False
+    return "--thrift-port" in proc.stdout + proc.stderr
+
+
+def thrift_args(target: str, exe: str, port: int) -> list[str]:
+    """``--thrift-port PORT`` where the switch has that option (p4sim accepts and ignores it)."""
+    if target == "p4sim" or bmv2_has_thrift(exe):
+        return ["--thrift-port", str(port)]
+    return []
 
 
 def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 30.0, host: str = "127.0.0.1",

@@ -7,7 +7,8 @@ controller's integration tests (tests/controller/switches.py) and docs/bmv2.md s
   always ``.txtpb`` (added late), so p4c writes ``<name>.txt`` and :func:`finish_build` moves it to
   the ``.txtpb`` path the rest of the project reads (the same text format). ``--thrift-port`` exists
   only in a simple_switch_grpc built with Thrift (an unknown option makes it exit at once), so it is
-  passed only when ``--help`` lists it: two BMv2s with Thrift would otherwise both take 9090.
+  passed only when ``--help`` lists it: two BMv2s with Thrift would otherwise both take 9090
+  (``p4sim.launch.thrift_args``, which the controller's lab uses too).
 
 Compile-time constants (``FLOWS_SIZE=65536``, see p4src/include/headers.p4) are ``-DNAME=VALUE``
 for both compilers.
@@ -15,15 +16,15 @@ for both compilers.
 
 from __future__ import annotations
 
-import functools
-import logging
 import os
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from p4sim.launch import bmv2_has_thrift, thrift_args
+
+__all__ = ["COMPILER", "CONFIG_NAME", "P4INFO_NAME", "SWITCH", "TARGETS", "Build", "bmv2_has_thrift",
+           "build_command", "finish_build", "thrift_args"]
 
 TARGETS = ("p4sim", "bmv2")
 COMPILER = {"p4sim": "p4sim-compile", "bmv2": "p4c-bm2-ss"}
@@ -63,22 +64,3 @@ def finish_build(build: Build) -> None:
     """Move the P4Info the compiler wrote to the path the project reads (no-op for p4sim)."""
     if build.p4info_written != build.p4info:
         os.replace(build.p4info_written, build.p4info)
-
-
-@functools.cache
-def bmv2_has_thrift(exe: str) -> bool:
-    """Whether this simple_switch_grpc accepts --thrift-port (built with Thrift)."""
-    try:
-        proc = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=30,
-                              stdin=subprocess.DEVNULL, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        log.warning("%s --help failed (%s): not passing --thrift-port", exe, exc)
-        return False
-    return "--thrift-port" in proc.stdout + proc.stderr
-
-
-def thrift_args(target: str, exe: str, port: int) -> list[str]:
-    """``--thrift-port PORT`` where the switch has that option (p4sim accepts and ignores it)."""
-    if target == "p4sim" or bmv2_has_thrift(exe):
-        return ["--thrift-port", str(port)]
-    return []

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from p4sim import netdev
-from p4sim.launch import LaunchError, free_port, stop, wait_listening
+from p4sim.launch import LaunchError, free_port, stop, thrift_args, wait_listening
 
 from ..config import DEVICE_CONFIG_FILES, P4INFO_FILE
 from .impair import ImpairSpec, RelayControl, RelayError, relay_argv
@@ -119,23 +119,11 @@ class Host:
 
 
 def _bmv2_options(exe: str) -> list[str]:
-    """simple_switch_grpc's options that depend on how it was built. With Thrift compiled in it
-    serves it on 9090 unless told, and a second BMv2 (the PTF suite, the integration tests) would
-    make one of them exit: a free port of its own. Without Thrift ``--thrift-port`` is an unknown
-    option (BMv2 exits), so it goes only where ``--help`` lists it. The log level is info: BMv2's
-    default, trace, logs every field of every packet and slows a 1,000-connection run several
-    times over (``--log-level trace`` by hand when a packet's path is in question)."""
-    opts = ["--log-level", "info"]
-    try:
-        out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=30,
-                             stdin=subprocess.DEVNULL, check=False)
-        help_text = out.stdout + out.stderr
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        log.warning("%s --help failed (%s): not passing --thrift-port", exe, exc)
-        help_text = ""
-    if "--thrift-port" in help_text:
-        opts += ["--thrift-port", str(free_port())]
-    return opts
+    """simple_switch_grpc's options that depend on how it was built: a Thrift port of its own
+    where it has Thrift (p4sim.launch.thrift_args). The log level is info: BMv2's default, trace,
+    logs every field of every packet and slows a 1,000-connection run several times over
+    (``--log-level trace`` by hand when a packet's path is in question)."""
+    return ["--log-level", "info", *thrift_args("bmv2", exe, free_port())]
 
 
 def switch_argv(target: str, ports: Sequence[tuple[int, str]], grpc_addr: str, log_file: Path,
