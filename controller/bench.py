@@ -14,9 +14,9 @@ processes read CLOCK_MONOTONIC, so a time taken in the child can be set against 
   injecting C->S probes (pure ACKs with a marked window) every ``--probe-us``; the clock starts
   when the proxy sends ``splice`` and stops when the first probe leaves the *server's* port, i.e.
   went through the direct C->S entry (before that the hold entry sends it to the proxy's port).
-  So the figure is request -> entries
-  active in the data plane, to within one probe interval. The proxy's round trip (request -> reply)
-  and the Write RPC alone (the session's latency hook) are reported alongside.
+  So the figure is request -> entries active in the data plane, to within one probe interval.
+  The proxy's round trip (request -> reply) and the Write RPC alone (the session's latency hook)
+  are reported alongside.
 * Handshakes per second: claim-1 handshakes (C's SYN, S's SYN-ACK, P's SYN-ACK, C's ACK, P's
   upstream SYN, P's ACK) with ``window`` of them in flight; a new one starts when the last frame
   of an earlier one is sent. The rate is handshakes / (first SYN -> controller has every flow
@@ -24,6 +24,11 @@ processes read CLOCK_MONOTONIC, so a time taken in the child can be set against 
 * P4Runtime writes per second: the daemon's own session writing flows entries (batch 1 in turn,
   batch 1 with 16 in flight, batches of 4 -- a handshake's step -- and of 1000), entries encoded
   inside the timed loop, as the controller does.
+* The floor under all of these: Python gRPC alone, an echo server in another process (unary round
+  trip, CPU per call and per stream message on each end).
+
+``--target p4sim|bmv2`` puts the switch in a process of its own with ports on veths instead
+(``ExternalSwitch``); the driver then uses the veths' host ends.
 """
 
 from __future__ import annotations
