@@ -196,18 +196,29 @@ class Daemon:
         if mac is None:
             raise ConfigError("controller.port_probe_addr needs controller.switch_mac (or a route's smac) "
                               "as the probes' source MAC")
-        return PortWatch(self._probe_out, self._port_down, cfg.port_probe_addr, mac,
-                         interval=cfg.port_probe_interval, misses=cfg.port_probe_misses)
+        return PortWatch(self._probe_out, self.port_down, cfg.port_probe_addr, mac,
+                         interval=cfg.port_probe_interval, misses=cfg.port_probe_misses, on_up=self.port_up)
 
     async def _probe_out(self, port: int, frame: bytes) -> None:
         await self.session.packet_out(dp.packet_out(port, frame))
 
-    async def _port_down(self, proxy: str) -> None:
-        # The registration ends first: the proxy's next request hears not_registered at once.
+    async def port_down(self, proxy: str) -> None:
+        """Its port watch found ``proxy``'s switch port dark."""
+        # The proxy keeps its registration (its process is alive): it is out of service until
+        # its port answers again, and told so.
         self.ports_down[proxy] = self.ports_down.get(proxy, 0) + 1
-        if self.proxy_api is not None:
-            self.proxy_api.unregister(proxy)
         await self.service.port_down(proxy)
+        self._tell_proxy(proxy, "port_down")
+
+    async def port_up(self, proxy: str) -> None:
+        """The dark port of ``proxy`` answers again."""
+        await self.service.port_up(proxy)
+        self._tell_proxy(proxy, "port_up")
+
+    def _tell_proxy(self, proxy: str, event: str) -> None:
+        rec = self.service.proxies.get(proxy)
+        if self.proxy_api is not None and rec is not None:
+            self.proxy_api.send_event(proxy, event, port=rec.port)
 
     def _proxy_event(self, port: int, event: str, fields: dict[str, Any]) -> None:
         if self.proxy_api is None:
@@ -240,7 +251,7 @@ class Daemon:
         return {
             "switch": {"address": self.config.grpc_addr, "device_id": self.config.device_id,
                        "primary": self.session.is_primary, "election_id": self.session.election_id},
-            "proxies": [{"name": r.name, "port": r.port, "mac": r.mac,
+            "proxies": [{"name": r.name, "port": r.port, "mac": r.mac, "in_service": not r.dark,
                          "port_probe": self.portwatch.state(r.name) if self.portwatch else None}
                         for r in self.service.proxies.values()],
             "ports_down": dict(self.ports_down),

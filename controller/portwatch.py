@@ -8,8 +8,11 @@ it its address (``register``'s ``ip``): every ``interval`` an echo request goes 
 proxy's port as a packet-out, from ``source_ip`` (``port_probe_addr``), which the proxy host
 routes back through the switch; a ``to_cpu`` routes entry for that address brings the reply
 back as a packet-in (reason ROUTED). ``misses`` probes in a row without a reply and the port is
-down: ``on_down(proxy)`` runs, which handles it as the proxy's failure (quiescent flows spliced,
-the others reset) and ends its registration.
+dark: ``on_down(proxy)`` runs once, which handles it as the proxy's failure (quiescent flows
+spliced, the others reset) and takes the proxy out of service. The proxy keeps its registration
+(its process is alive and says so) and its port keeps being probed: the first reply, or any frame
+from the port, brings it back (``on_up(proxy)``). A port that stays dark therefore costs one probe
+per interval and nothing else -- no registration ended and taken again every few seconds.
 
 A late reply still counts (any of the last ``misses`` probes), and so does any other frame the
 switch hands the controller from that port (the proxy's SYNs and SYN-ACKs, FIN and RST copies:
@@ -46,17 +49,20 @@ class _Watched:
     outstanding: bool = False  # the last probe is not answered yet
     misses: int = 0
     replies: int = 0
+    dark: bool = False  # found down, not answered since
 
 
 class PortWatch:
     """Probes the ports of the proxies it watches; calls ``on_down(proxy)`` for a silent one."""
 
     def __init__(self, send: Callable[[int, bytes], Awaitable[None]], on_down: Callable[[str], Awaitable[None]],
-                 source_ip: str, source_mac: bytes | str, interval: float = 1.0, misses: int = 3) -> None:
+                 source_ip: str, source_mac: bytes | str, interval: float = 1.0, misses: int = 3,
+                 on_up: Callable[[str], Awaitable[None]] | None = None) -> None:
         if interval <= 0 or misses < 1:
             raise ValueError("interval must be above 0 and misses at least 1")
         self._send = send
         self._on_down = on_down
+        self._on_up = on_up
         self.source_ip = source_ip
         self.source_mac = mac_bytes(source_mac)
         self.interval = interval
@@ -64,7 +70,9 @@ class PortWatch:
         self.watched: dict[str, _Watched] = {}
         self._idents = itertools.count(0x5000)
         self._task: asyncio.Task[None] | None = None
-        self._downs: set[asyncio.Task[None]] = set()
+        self._changes: set[asyncio.Task[None]] = set()
+        # One port's down and up handlers run in the order they were found, never side by side.
+        self._serial: dict[str, asyncio.Lock] = {}
 
     # --- what is watched ----------------------------------------------------------------------------
 
@@ -75,10 +83,17 @@ class PortWatch:
 
     def unwatch(self, proxy: str) -> None:
         self.watched.pop(proxy, None)
+        self._serial.pop(proxy, None)
 
-    def state(self, proxy: str) -> dict[str, int] | None:
+    def is_dark(self, proxy: str) -> bool:
         w = self.watched.get(proxy)
-        return None if w is None else {"port": w.port, "probes": w.seq, "replies": w.replies, "misses": w.misses}
+        return w is not None and w.dark
+
+    def state(self, proxy: str) -> dict[str, int | bool] | None:
+        w = self.watched.get(proxy)
+        if w is None:
+            return None
+        return {"port": w.port, "probes": w.seq, "replies": w.replies, "misses": w.misses, "dark": w.dark}
 
     # --- replies ------------------------------------------------------------------------------------
 
@@ -86,8 +101,7 @@ class PortWatch:
         """A frame came in on ``port`` (any packet-in): as good as a probe's reply."""
         for w in self.watched.values():
             if w.port == port:
-                w.outstanding = False
-                w.misses = 0
+                self._answered(w)
 
     def on_packet_in(self, port: int, frame: bytes) -> bool:
         """A ROUTED packet-in: True when it was the reply to one of our recent probes."""
@@ -97,11 +111,19 @@ class PortWatch:
         for w in self.watched.values():
             recent = 0 <= (w.seq - reply.seq) & 0xFFFF < self.misses
             if w.ip == reply.src_ip and w.ident == reply.ident and w.port == port and recent:
-                w.outstanding = False
-                w.misses = 0
                 w.replies += 1
+                self._answered(w)
                 return True
         return False
+
+    def _answered(self, w: _Watched) -> None:
+        w.outstanding = False
+        w.misses = 0
+        if w.dark:
+            w.dark = False
+            log.warning("proxy %s: port %d (%s) answers again", w.proxy, w.port, w.ip)
+            if self._on_up is not None:
+                self._change(w.proxy, self._on_up, "up")
 
     # --- the clock ----------------------------------------------------------------------------------
 
@@ -111,9 +133,10 @@ class PortWatch:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        for t in [*self._downs, *([task] if task else [])]:
+        tasks = [*self._changes, *([task] if task else [])]
+        for t in tasks:
             t.cancel()
-        for t in [*self._downs, *([task] if task else [])]:
+        for t in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
 
@@ -123,18 +146,16 @@ class PortWatch:
             await self.tick()
 
     async def tick(self) -> None:
-        """One period: count the unanswered probes, declare the silent ports down, probe the rest."""
+        """One period: count the unanswered probes, take the silent ports out of service, probe
+        every watched port (the dark ones too: their first reply brings them back)."""
         for w in list(self.watched.values()):
             if w.outstanding:
-                w.misses += 1
-            if w.misses >= self.misses:
+                w.misses = min(w.misses + 1, self.misses)
+            if w.misses >= self.misses and not w.dark:
                 log.warning("proxy %s: %d probes of port %d (%s) unanswered: the port is down",
                             w.proxy, w.misses, w.port, w.ip)
-                self.unwatch(w.proxy)
-                task = asyncio.get_running_loop().create_task(self._down(w.proxy))
-                self._downs.add(task)
-                task.add_done_callback(self._downs.discard)
-                continue
+                w.dark = True
+                self._change(w.proxy, self._on_down, "down")
             w.seq = (w.seq + 1) & 0xFFFF
             w.outstanding = True
             frame = build_echo_request(self.source_ip, w.ip, w.ident, w.seq, self.source_mac, w.mac, PAYLOAD)
@@ -143,8 +164,16 @@ class PortWatch:
             except Exception as e:  # the switch away: the probe is simply unanswered
                 log.debug("probe of %s not sent: %s", w.proxy, e)
 
-    async def _down(self, proxy: str) -> None:
-        try:
-            await self._on_down(proxy)
-        except Exception:
-            log.exception("handling proxy %s's port down failed", proxy)
+    def _change(self, proxy: str, handler: Callable[[str], Awaitable[None]], what: str) -> None:
+        lock = self._serial.setdefault(proxy, asyncio.Lock())
+
+        async def run() -> None:
+            async with lock:
+                try:
+                    await handler(proxy)
+                except Exception:
+                    log.exception("handling proxy %s's port %s failed", proxy, what)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._changes.add(task)
+        task.add_done_callback(self._changes.discard)

@@ -49,6 +49,7 @@ class ProxyRecord:
     port: int
     mac: str
     quiet: dict[FlowKey, _Quiet] = field(default_factory=dict)
+    dark: bool = False  # its switch port stopped answering: registered, out of service
 
 
 def flow_key(flow: Flow | FlowKey | Mapping[str, Any]) -> FlowKey:
@@ -79,7 +80,8 @@ class ControllerService:
         rec = old or ProxyRecord(proxy, port, mac)
         rec.mac = mac
         self.proxies[proxy] = rec
-        self.orch.proxy_macs[port] = mac_bytes(mac)
+        if not rec.dark:
+            self.orch.proxy_macs[port] = mac_bytes(mac)
         if self.portwatch is not None and ip is not None and old is None:
             self.portwatch.watch(proxy, port, mac, ip)
         log.info("proxy %s on port %d (%s%s) registered", proxy, port, mac, f", {ip}" if ip else "")
@@ -132,8 +134,24 @@ class ControllerService:
         await self._down(proxy, "missed its heartbeats")
 
     async def port_down(self, proxy: str) -> None:
-        """The proxy's switch port stopped answering the controller's probes (portwatch.py)."""
-        await self._down(proxy, "stopped answering on its switch port", "proxy_port_down")
+        """The proxy's switch port stopped answering the controller's probes (portwatch.py): its
+        flows are handled as on its death, and it stays registered but out of service (no new
+        connection is steered to it) until :meth:`port_up`."""
+        rec = self.proxies.get(proxy)
+        if rec is None or rec.dark:
+            return
+        rec.dark = True
+        self._out_of_service(rec)
+        await self._fail_flows(rec, "stopped answering on its switch port", "proxy_port_down")
+
+    async def port_up(self, proxy: str) -> None:
+        """The dark port answers again: the proxy is back in service for new connections."""
+        rec = self.proxies.get(proxy)
+        if rec is None or not rec.dark:
+            return
+        rec.dark = False
+        self.orch.proxy_macs[rec.port] = mac_bytes(rec.mac)
+        log.info("proxy %s on port %d back in service", proxy, rec.port)
 
     async def _down(self, proxy: str, why: str, failure: str = "proxy_down") -> None:
         if self.portwatch is not None:
@@ -141,22 +159,33 @@ class ControllerService:
         rec = self.proxies.pop(proxy, None)
         if rec is None:
             return
+        self._out_of_service(rec)
+        if rec.dark:
+            log.info("proxy %s on port %d %s (its port was dark: its flows were handled then)", proxy, rec.port, why)
+            return
+        await self._fail_flows(rec, why, failure)
+
+    def _out_of_service(self, rec: ProxyRecord) -> None:
         if self.orch.proxy_macs.get(rec.port) is not None and not any(
-                p.port == rec.port for p in self.proxies.values()):
+                p.port == rec.port and not p.dark for p in self.proxies.values() if p is not rec):
             del self.orch.proxy_macs[rec.port]
+
+    async def _fail_flows(self, rec: ProxyRecord, why: str, failure: str) -> None:
+        """The proxy's flows on its failure: the ones it vouched for spliced, the rest reset."""
         vouched: dict[FlowKey, SpliceCounts] = {}
         confirmed = [k for k, q in rec.quiet.items() if q.confirmed]
         if confirmed:
             try:
                 now = await self._toward_proxy_counters(confirmed)
             except Exception as e:  # the switch away: vouch for nothing
-                log.warning("proxy %s down: cannot read counters (%s): resetting its flows", proxy, e)
+                log.warning("proxy %s down: cannot read counters (%s): resetting its flows", rec.name, e)
                 now = {}
             for key in confirmed:
                 q = rec.quiet[key]
                 if now.get(key) is not None and all(now[key].get(m, (-1,))[0] == v[0] for m, v in q.baseline.items()):
                     vouched[key] = q.counts
-        log.warning("proxy %s on port %d %s: %d of its flows quiescent", proxy, rec.port, why, len(vouched))
+        rec.quiet.clear()
+        log.warning("proxy %s on port %d %s: %d of its flows quiescent", rec.name, rec.port, why, len(vouched))
         self.orch.metrics.failures.labels(failure).inc()
         before = self.orch.core.flows.stats["fail_open_spliced"]
         await self.orch.run(self.orch.core.on_proxy_down(rec.port, vouched))

@@ -110,6 +110,11 @@ class ControllerLink:
     async def _event(self, event: Event) -> None:
         if event.name == "heartbeat_missed":
             log.warning("controller: heartbeat missed; declared dead at %s ms", event.fields.get("deadline_ms"))
+        elif event.name == "port_down":
+            log.warning("controller: switch port %s is dark; no new connections until it answers again",
+                        event.fields.get("port"))
+        elif event.name == "port_up":
+            log.info("controller: switch port %s answers again; back in service", event.fields.get("port"))
         if self.on_event is not None:
             outcome = self.on_event(event)
             if outcome is not None:

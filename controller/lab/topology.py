@@ -272,7 +272,7 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
         self._readers: list[threading.Thread] = []
         self._netem: list[tuple[Host, str]] = []
         self._sysctls: dict[tuple[str, str], str] = {}
-        self._cut: set[str] = set()  # switch-side interfaces set down by cut()
+        self._cut: dict[str, Host] = {}  # hosts whose cables cut() pulled, by name
         self._relay_cables: dict[str, tuple[str, str]] = {}  # host name -> (host side, switch side)
         self.relay: RelayControl | None = None
 
@@ -586,18 +586,34 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
         return old
 
     def cut(self, host: Host, cut: bool = True) -> None:
-        """Pull ``host``'s cable out of the switch (its switch-side interface down: the host's end
-        loses carrier, the switch's sends fail), or plug it back in (``cut=False``)."""
-        netdev.run(["ip", "link", "set", "dev", host.switch_if, "down" if cut else "up"])
-        (self._cut.add if cut else self._cut.discard)(host.switch_if)
+        """Pull ``host``'s cable out of the switch, or plug it back in (``cut=False``).
+
+        The host's own end goes down, inside its namespace: the switch's port stays
+        administratively up and loses carrier, as a switch port does when its cable is pulled,
+        and frames the switch sends there are lost. (The switch's end is left alone: while any of
+        its interfaces is down, simple_switch_grpc forwards nothing on any port; docs/bmv2.md.)
+        Plugging in again brings the host's end up and puts back what the kernel dropped with
+        it: its default route and its permanent neighbour entry for the gateway."""
+        if cut:
+            self._cut[host.name] = host
+            assert self.topo is not None
+            self.topo.link_down(host.ifname, netns=host.netns)
+        else:
+            self._cut.pop(host.name, None)
+            self._plug(host)
+
+    def _plug(self, host: Host) -> None:
+        assert self.topo is not None
+        self.topo.link_up(host.ifname, netns=host.netns)
+        self.topo.add_route("default", via=host.gateway, netns=host.netns)
+        self.topo.add_neighbor(host.gateway, SWITCH_MAC, host.ifname, netns=host.netns)
 
     def heal(self) -> None:
         """Back to the state ``up`` left: cables plugged back in, sysctls and netem undone,
         impairments back to LabSpec.impair's, a dead controller or proxy started again (and the
         proxy registered)."""
-        for ifname in list(self._cut):
-            netdev.run(["ip", "link", "set", "dev", ifname, "up"])
-        self._cut.clear()
+        for host in list(self._cut.values()):
+            self.cut(host, cut=False)
         for (ns, key), value in self._sysctls.items():
             netdev.run(["sysctl", "-qw", f"{key}={value}"], netns=ns)
         self._sysctls.clear()

@@ -31,12 +31,13 @@ from p4sim import netdev
 
 from .topology import Host, Service
 
-__all__ = ["ClientResult", "ServerRecord", "TrafficServer", "chunks", "transfer"]
+__all__ = ["ClientResult", "ServerRecord", "TrafficServer", "chunks", "close_writer", "transfer"]
 
 log = logging.getLogger("p4splice.lab.traffic")
 
 CHUNK = 64 * 1024
 BANNER = b"220 p4splice lab server ready\r\n"
+CLOSE_TIMEOUT = 5.0  # seconds a closing socket may take to flush before it is aborted
 
 
 def chunks(size: int, seed: int) -> Iterator[bytes]:
@@ -139,9 +140,7 @@ class TrafficServer:
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             rec.error = f"{type(exc).__name__}: {exc}"
         finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+            await close_writer(writer)
             rec.done.set()
 
     async def _receive(self, rec: ServerRecord, reader: asyncio.StreamReader, size: int) -> None:
@@ -244,12 +243,25 @@ async def transfer(client: Host, server: Host, service: Service, upload: int = 0
     finally:
         result.finished = time.monotonic()
         if writer is not None:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+            await close_writer(writer)
         else:
             sock.close()
     return result
+
+
+async def close_writer(writer: asyncio.StreamWriter, timeout: float = CLOSE_TIMEOUT) -> None:
+    """Close ``writer``, waiting at most ``timeout`` for its unsent bytes to leave; then abort
+    (RST). A connection whose path is cut (the cable pulled, the proxy gone) never drains, and an
+    unbounded wait would hang the test or the demo that closes it, cancelled or not."""
+    writer.close()
+    try:
+        async with asyncio.timeout(timeout):
+            await writer.wait_closed()
+    except (OSError, TimeoutError):
+        writer.transport.abort()
+    except asyncio.CancelledError:
+        writer.transport.abort()
+        raise
 
 
 async def _upload(writer: asyncio.StreamWriter, result: ClientResult, size: int, seed: int) -> None:

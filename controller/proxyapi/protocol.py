@@ -69,6 +69,8 @@ EVENTS: dict[str, frozenset[str]] = {
     "flow_reset": frozenset({"flow", "reason"}),
     "flow_closed": frozenset({"flow"}),
     "heartbeat_missed": frozenset({"deadline_ms"}),
+    "port_down": frozenset({"port"}),
+    "port_up": frozenset({"port"}),
 }
 
 _PROXY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

@@ -251,3 +251,38 @@ def test_admin_splice_is_carried_out_by_the_proxy_on_the_event(lab: Lab) -> None
             assert state(d, 41121) is FlowState.PROXIED
             assert [e.flow.client_port for e in seen if e.flow is not None] == [41120, 41121]
     run(main())
+
+
+# --- a dark proxy port ------------------------------------------------------------------------------------
+
+def test_a_dark_proxy_port_keeps_the_registration_and_takes_no_new_connections(lab: Lab) -> None:
+    """The port watch finds the proxy's switch port dark: its flow is reset, the proxy is told and
+    stays registered (its heartbeats are accepted), and a new connection to the service runs end to
+    end without it; once the port answers, the next connection is proxied again."""
+    async def main() -> None:
+        events: list[Event] = []
+        async with proxied(lab, on_event=events.append) as (d, proxy):
+            i = await established(lab, d, 41120)
+            await d.port_down("proxy-1")
+            await d.orch.drain()
+            await lab.expect_tcp(C_PORT, lambda p: p[TCP].dport == 41120 and p[TCP].flags == "R")
+            await poll(lambda: any(e.name == "port_down" for e in events), what="the port_down event")
+            assert [e.fields for e in events if e.name == "port_down"] == [{"port": P_PORT}]
+            await proxy.heartbeat()  # still registered: no not_registered, nothing to register again
+            status = d.status()
+            assert [(p["name"], p["in_service"]) for p in status["proxies"]] == [("proxy-1", False)]
+            assert status["ports_down"] == {"proxy-1": 1}
+            lab.drain(P_PORT)
+            # Dark: C's SYN reaches S and S's SYN-ACK reaches C, and nothing goes to the proxy.
+            lab.send(C_PORT, from_c(41121, "S", i.c))
+            await lab.expect_tcp(S_PORT, lambda p: p[TCP].sport == 41121 and p[TCP].flags == "S")
+            lab.send(S_PORT, from_s(41121, "SA", i.s, (i.c + 1) & U32))
+            await lab.expect_tcp(C_PORT, lambda p: p[TCP].dport == 41121 and p[TCP].flags == "SA")
+            assert d.orch.stats["not_proxied_no_proxy"] == 1
+            await d.port_up("proxy-1")
+            await poll(lambda: any(e.name == "port_up" for e in events), what="the port_up event")
+            assert d.status()["proxies"][0]["in_service"] is True
+            # In service again: the next connection's second request goes to the proxy.
+            await established(lab, d, 41122, i)
+            assert state(d, 41122) is FlowState.PROXIED
+    run(main())

@@ -1,4 +1,5 @@
-"""PortWatch: ICMP probes of proxy ports, replies matched, a silent port declared down once."""
+"""PortWatch: ICMP probes of proxy ports, replies matched, a silent port declared down once and
+back up at its first answer."""
 
 from __future__ import annotations
 
@@ -45,13 +46,18 @@ class Harness:
     def __init__(self, misses: int = 3) -> None:
         self.sent: list[tuple[int, bytes]] = []
         self.down: list[str] = []
-        self.watch = PortWatch(self.send, self.on_down, SOURCE, SWITCH_MAC, interval=0.5, misses=misses)
+        self.up: list[str] = []
+        self.watch = PortWatch(self.send, self.on_down, SOURCE, SWITCH_MAC, interval=0.5, misses=misses,
+                               on_up=self.on_up)
 
     async def send(self, port: int, frame: bytes) -> None:
         self.sent.append((port, frame))
 
     async def on_down(self, proxy: str) -> None:
         self.down.append(proxy)
+
+    async def on_up(self, proxy: str) -> None:
+        self.up.append(proxy)
 
     def answer_last(self, port: int = PORT) -> bool:
         return self.watch.on_packet_in(port, echo_reply(self.sent[-1][1]))
@@ -64,16 +70,63 @@ def test_answered_probes_keep_the_port_up_and_silence_takes_it_down_once() -> No
         for _ in range(5):
             await h.watch.tick()
             assert h.sent[-1][0] == PORT and h.answer_last()
-        assert h.watch.state("p1") == {"port": PORT, "probes": 5, "replies": 5, "misses": 0}
+        assert h.watch.state("p1") == {"port": PORT, "probes": 5, "replies": 5, "misses": 0, "dark": False}
         for _ in range(3):  # three probes go out unanswered ...
             await h.watch.tick()
         assert h.down == [] and h.watch.state("p1")["misses"] == 2
         await h.watch.tick()  # ... and the tick after the third finds it silent
         await asyncio.sleep(0)  # the on_down task runs
-        assert h.down == ["p1"] and h.watch.state("p1") is None
+        assert h.down == ["p1"] and h.watch.state("p1")["dark"] and h.watch.is_dark("p1")
         sent = len(h.sent)
+        for _ in range(10):  # dark: still probed, never declared down again
+            await h.watch.tick()
+        await asyncio.sleep(0)
+        assert len(h.sent) == sent + 10 and h.down == ["p1"] and h.up == []
+        assert h.answer_last()  # the first answer brings it back, once
+        await asyncio.sleep(0)
+        assert h.up == ["p1"] and not h.watch.is_dark("p1") and h.watch.state("p1")["misses"] == 0
+        h.watch.port_alive(PORT)
+        await asyncio.sleep(0)
+        assert h.up == ["p1"]
+        h.watch.unwatch("p1")
         await h.watch.tick()
-        assert len(h.sent) == sent and h.down == ["p1"]  # unwatched: no probes, no second call
+        assert len(h.sent) == sent + 10 and h.watch.state("p1") is None  # unwatched: no probes
+    asyncio.run(main())
+
+
+def test_down_and_up_handlers_of_a_port_run_in_order() -> None:
+    """A port that answers while its down handler is still at work: the up handler waits for it
+    (the proxy must not be put back in service and then taken out by the late down)."""
+    async def main() -> None:
+        order: list[str] = []
+        release = asyncio.Event()
+
+        async def send(port: int, frame: bytes) -> None:
+            sent.append(frame)
+
+        async def on_down(proxy: str) -> None:
+            order.append("down start")
+            await release.wait()
+            order.append("down end")
+
+        async def on_up(proxy: str) -> None:
+            order.append("up")
+
+        sent: list[bytes] = []
+        w = PortWatch(send, on_down, SOURCE, SWITCH_MAC, interval=0.5, misses=1, on_up=on_up)
+        w.watch("p1", PORT, PROXY_MAC, PROXY_IP)
+        await w.tick()
+        await w.tick()  # one unanswered probe: down
+        await asyncio.sleep(0)
+        assert w.on_packet_in(PORT, echo_reply(sent[-1]))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert order == ["down start"]
+        release.set()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert order == ["down start", "down end", "up"]
+        await w.close()
     asyncio.run(main())
 
 

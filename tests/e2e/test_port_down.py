@@ -1,7 +1,8 @@
 """The proxy host's cable pulled out of the switch while the proxy process lives on: the controller
 finds the port silent from the data path (its ICMP probes go unanswered; the proxy's heartbeats
-over the Unix socket carry on regardless), splices what it can and resets the rest, and takes the
-proxy back once the cable is in again."""
+over the Unix socket carry on regardless), splices what it can and resets the rest, keeps the
+proxy registered but out of service while the port stays dark (no registration churn), and puts
+it back in service once the cable is in again."""
 
 from __future__ import annotations
 
@@ -20,11 +21,20 @@ def _status(lab: Lab) -> dict:
     return lab.admin("status", timeout=5.0)
 
 
-def _probe_replies(lab: Lab) -> int:
+def _probe(lab: Lab) -> dict:
+    """The controller's view of the lab proxy: its port probe counts and whether it is in service."""
     for p in _status(lab).get("proxies", []):
-        if p["name"] == lab.spec.proxy_name and p.get("port_probe"):
-            return int(p["port_probe"]["replies"])
-    return 0
+        if p["name"] == lab.spec.proxy_name:
+            return {**(p.get("port_probe") or {}), "in_service": p.get("in_service")}
+    return {}
+
+
+def _probe_replies(lab: Lab) -> int:
+    return int(_probe(lab).get("replies", 0))
+
+
+def _registrations(lab: Lab) -> int:
+    return sum(1 for e in lab.events() if str(e.record.get("message", "")).startswith("registered with"))
 
 
 def test_proxy_port_down_is_found_from_the_data_path(lab: Lab) -> None:
@@ -33,6 +43,7 @@ def test_proxy_port_down_is_found_from_the_data_path(lab: Lab) -> None:
         # The probes are answered while the cable is in.
         await poll(lambda: asyncio.to_thread(_probe_replies, lab), 10, "port probes answered")
         downs = _status(lab).get("ports_down", {}).get(name, 0)
+        registrations = _registrations(lab)
         base = len(lab.events("spliced"))
         async with TrafficServer(lab.servers, lab.spec.services) as server:
             spliced = asyncio.create_task(transfer(lab.clients[0], lab.servers[0], lab.service("inspect"),
@@ -50,10 +61,24 @@ def test_proxy_port_down_is_found_from_the_data_path(lab: Lab) -> None:
             assert_exact(result, await server_side(server, result))  # never touched the proxy's port
             # The proxied connection cannot finish through a proxy that is cut off: reset, not corrupt.
             assert never_corrupt(await proxied) == "failed"
+            # Dark, and it stays so quietly: the proxy keeps its registration, out of service, and
+            # the port is found down once, however many probes go unanswered meanwhile.
+            dark = await asyncio.to_thread(_probe, lab)
+            assert dark["dark"] and dark["in_service"] is False
+            await poll(lambda: asyncio.to_thread(lambda: _probe(lab)["probes"] >= dark["probes"] + 3), 15,
+                       "more probes of the dark port")
+            assert _status(lab)["ports_down"][name] == downs + 1
+            assert _registrations(lab) == registrations
+            # A connection to the service meanwhile runs end to end, unproxied, byte-exact.
+            direct = await transfer(lab.clients[1], lab.servers[1], lab.service("never"), download=SIZE // 4,
+                                    timeout=60)
+            assert_exact(direct, await server_side(server, direct))
             lab.cut(lab.proxy, cut=False)
-            await poll(lambda: asyncio.to_thread(lab.proxy_registered), 30, "the proxy registered again")
-            replies = await asyncio.to_thread(_probe_replies, lab)
-            await poll(lambda: asyncio.to_thread(lambda: _probe_replies(lab) > replies), 10, "probes answered again")
+            await poll(lambda: asyncio.to_thread(lambda: _probe(lab).get("in_service")), 15, "the proxy back in service")
+            assert _registrations(lab) == registrations
+            told = [str(e.record.get("message", "")) for e in lab.events()]
+            assert any(m.startswith("controller: switch port") and "dark" in m for m in told)
+            assert any(m.startswith("controller: switch port") and "answers again" in m for m in told)
             again = await transfer(lab.clients[0], lab.servers[0], lab.service("inspect"), download=SIZE // 4,
                                    timeout=120)
             assert_exact(again, await server_side(server, again))
