@@ -23,7 +23,7 @@ P4DEFS := $(foreach d,$(P4DEFINES),-D $(d))
 
 APT_NEEDS := ip:iproute2 ethtool:ethtool cpp:cpp tc:iproute2 ping:iputils-ping openssl:openssl
 
-.PHONY: all setup deps venv p4sh-venv build demo test ptf test-p4sim test-controller test-integration lint bench stop clean distclean
+.PHONY: all setup deps venv p4sh-venv build demo test ptf test-p4sim test-controller test-integration test-e2e test-bmv2 lint bench stop clean distclean
 
 all: build
 
@@ -108,6 +108,18 @@ test-controller: setup
 # veth pairs; a missing tool is a one-line error (see tests/controller/switches.py)
 test-integration: setup
 	P4SPLICE_SWITCH=$(TARGET) $(VENV)/bin/pytest -q tests/controller -m integration $(PYTEST_ARGS)
+
+# the end-to-end suite at make test's sizes on the switch of $(TARGET)
+test-e2e: build
+	TARGET=$(TARGET) $(VENV)/bin/pytest -q tests/e2e $(PYTEST_ARGS)
+
+# every suite that runs a switch, on BMv2 (p4c-bm2-ss and simple_switch_grpc on PATH): the PTF
+# suite, the integration scenarios, the end-to-end suite and the demo (CI runs it where BMv2 is)
+test-bmv2:
+	$(MAKE) ptf TARGET=bmv2
+	$(MAKE) test-integration TARGET=bmv2
+	$(MAKE) test-e2e TARGET=bmv2
+	$(MAKE) demo TARGET=bmv2
 
 lint: setup
 	$(VENV)/bin/ruff check $(wildcard p4sim controller proxy ptf_tests tests)

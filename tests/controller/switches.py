@@ -25,7 +25,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -327,7 +327,7 @@ class ExternalSwitch:
     """
 
     def __init__(self, target: str, pipeline: Pipeline, port_nums: Iterable[int], log_dir: Path,
-                 device_id: int = 1, cpu_port: int = 255) -> None:
+                 device_id: int = 1, cpu_port: int = 255, log_args: Sequence[str] = ("--log-console",)) -> None:
         if target not in ("p4sim", "bmv2"):
             raise ValueError(f"no external switch for {target!r}")
         self.kind = target
@@ -336,6 +336,8 @@ class ExternalSwitch:
         self.pipeline = pipeline
         self.device_id = device_id
         self.cpu_port = cpu_port
+        # --log-console (trace: every field of every packet) into log_path, unless told otherwise
+        self.log_args = list(log_args)
         self.log_path = log_dir / f"switch-{target}.log"
         binary = "p4sim" if target == "p4sim" else "simple_switch_grpc"
         path = tool_path(binary, target)
@@ -370,7 +372,7 @@ class ExternalSwitch:
         cmd = [self._binary, "--device-id", str(self.device_id)]
         for n, ifname in self._ifnames.items():
             cmd += ["-i", f"{n}@{ifname}"]
-        return cmd + [*self._thrift, "--log-console", "--no-p4", "--",
+        return cmd + [*self._thrift, *self.log_args, "--no-p4", "--",
                       "--grpc-server-addr", self.grpc_addr, "--cpu-port", str(self.cpu_port)]
 
     def start(self) -> None:

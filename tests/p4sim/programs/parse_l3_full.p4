@@ -176,7 +176,7 @@ control MyIngress(inout headers hdr,
         }
         actions = { drop; NoAction; }
         const default_action = NoAction();
-        const entries = {
+        entries = {
             priority = 10: (0x0806, 1 .. 6): drop();
             priority = 20: (0x0800 &&& 0xFFFF, _): NoAction();
             (_, 17): drop();
