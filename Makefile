@@ -23,7 +23,7 @@ P4DEFS := $(foreach d,$(P4DEFINES),-D $(d))
 
 APT_NEEDS := ip:iproute2 ethtool:ethtool cpp:cpp tc:iproute2 ping:iputils-ping openssl:openssl
 
-.PHONY: all setup deps venv p4sh-venv build demo test ptf test-p4sim test-controller test-integration test-e2e test-bmv2 lint bench stop clean distclean
+.PHONY: all setup deps venv p4sh-venv build demo test ptf test-p4sim test-controller test-integration test-e2e test-bmv2 difftest lint bench stop clean distclean
 
 all: build
 
@@ -120,6 +120,15 @@ test-bmv2:
 	$(MAKE) test-integration TARGET=bmv2
 	$(MAKE) test-e2e TARGET=bmv2
 	$(MAKE) demo TARGET=bmv2
+	$(MAKE) difftest
+
+# p4sim against BMv2 frame for frame (tests/difftest/run.py): seeded cases of splice.p4 and the
+# programs of tests/p4sim/programs on both switches, every difference printed; make test runs a
+# short one where BMv2 is on PATH. SEED=N for another run, DIFFTEST_ARGS="--cases 1000" for more.
+SEED ?= 1
+DIFFTEST_ARGS ?=
+difftest: setup
+	$(VPY) -m tests.difftest.run --seed $(SEED) $(DIFFTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check $(wildcard p4sim controller proxy ptf_tests tests)

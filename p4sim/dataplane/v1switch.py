@@ -181,9 +181,12 @@ class V1Switch:
         except ExitSignal:
             pass
         sm = K.sm
-        # I2E clone: the original packet, parsed again, with the preserved fields
+        # I2E clone: the original packet, parsed again, with the preserved fields. BMv2 queues
+        # the copies before the original (simple_switch's ingress thread enqueues the clone
+        # first): on a port both go to, the copy leaves first.
+        cloned = 0
         if K.clone is not None and K.clone[0] == CLONE_I2E:
-            self._clone(prog, work, K, frame, reparse=True)
+            cloned = self._clone(prog, work, K, frame, reparse=True)
         if K.digest_req is not None:
             name, thunk = K.digest_req
             did = prog.digest_ids.get(name)
@@ -211,14 +214,18 @@ class V1Switch:
             self.packets_dropped += 1
             return
         sm.instance_type = PKT_NORMAL  # even for a resubmitted or recirculated packet, as BMv2
+        if cloned:
+            work.append(("egress", (sm.egress_spec, K, K.hdr, K.meta, sm)))  # behind its copies
+            return
         # unicast: nothing else holds K, so egress runs on it directly (no copy, no queueing)
         self._egress(prog, work, sm.egress_spec, K, K.hdr, K.meta, sm, owned=True)
 
-    def _clone(self, prog: LoadedProgram, work: deque, K: PacketContext, frame: bytes, reparse: bool) -> None:
+    def _clone(self, prog: LoadedProgram, work: deque, K: PacketContext, frame: bytes, reparse: bool) -> int:
+        """Queue the copies of ``K``'s clone session; how many."""
         _, session, fl = K.clone  # type: ignore[misc]
         cfg = prog.state.clone_session(session)
         if cfg is None:
-            return
+            return 0
         replicas, _cos, trunc = cfg
         preserve = prog.field_lists.get(fl) if fl is not None else None
         for eport, rid in replicas:
@@ -248,6 +255,7 @@ class V1Switch:
             C.sm.egress_rid = rid
             C.trunc = trunc
             work.append(("egress", (eport, C, C.hdr, C.meta, C.sm)))
+        return len(replicas)
 
     def _egress(self, prog: LoadedProgram, work: deque, port: int, K: PacketContext, hdr: Any, meta: Any, sm: Any,
                 owned: bool = False) -> None:

@@ -191,6 +191,19 @@ def test_i2e_clone_reparses_original_and_preserves_field_list(tmp_path):
     assert clone["r3"] == 0x4B00  # kept is preserved, lost is reset
 
 
+def test_i2e_copies_leave_before_the_original(tmp_path):
+    """BMv2 queues an I2E clone's copies before the original packet: on a port both go to (a
+    copy to the controller of a packet sent there too), the copy leaves first."""
+    sim = arch_sim(tmp_path)
+    _session(sim, 5, [(2, 1)])
+    outs = sim.send(0, frame(1, 0x01))
+    assert [(p, fields(o)["itype"]) for p, o in outs] == [(2, 1), (2, 0)]
+    # an E2E copy is a new pass through egress (which here clones again): the original leaves first
+    _session(sim, 6, [(1, 0)])
+    outs = sim.send(0, frame(8, 0x01))
+    assert [(p, fields(o)["itype"]) for p, o in outs][:2] == [(1, 0), (1, 2)]
+
+
 def test_clone_to_unconfigured_session_does_nothing(tmp_path):
     sim = arch_sim(tmp_path)
     assert [p for p, _ in sim.send(0, frame(1))] == [2]
