@@ -138,16 +138,24 @@ lint: setup
 OFFLOAD_ARGS ?=
 OFFLOAD = TARGET=$(TARGET) $(VPY) -m p4splice.controller.lab.offload --build-dir $(BUILD) --log-dir $(LOGS) $(OFFLOAD_ARGS)
 
-# p4sim's own, the controller's, then the offload benchmark (docs/benchmarks.md). With
-# TARGET=bmv2 the controller's runs against simple_switch_grpc on veths, its program built with
-# a flows table big enough for the run (build/bench); p4sim's own bench does not apply there.
+# p4sim's own, splice.p4's forwarding over veths, the controller's, then the offload benchmark
+# (docs/benchmarks.md). The switch figures come in the same rows for both targets: with
+# TARGET=bmv2 the forwarding and the controller's run against simple_switch_grpc on veths (the
+# controller's with a program built with a flows table big enough for the run, build/bench), and
+# the p4sim bench runs the controller's against a p4sim process on veths as well as embedded.
+# p4sim's own bench does not apply to BMv2.
 BENCH_ARGS ?=
+FORWARDING = $(VPY) -m p4splice.controller.lab.forwarding --build-dir $(BUILD) --log-dir $(LOGS)
 bench: build bench-deps
 ifeq ($(TARGET),bmv2)
+	$(FORWARDING) --target bmv2
 	$(VPY) -m ptf_tests.run --target bmv2 --build-dir $(BUILD)/bench -D FLOWS_SIZE=65536 --build-only
 	$(VPY) -m p4splice.controller.bench --target bmv2 --build-dir $(BUILD)/bench --log-dir $(LOGS) $(BENCH_ARGS) && $(OFFLOAD)
 else
-	$(VPY) -m p4sim.bench && $(VPY) -m p4splice.controller.bench $(BENCH_ARGS) && $(OFFLOAD)
+	$(VPY) -m p4sim.bench && $(FORWARDING) --target p4sim
+	$(VPY) -m p4splice.controller.bench $(BENCH_ARGS)
+	$(VPY) -m p4splice.controller.bench --target p4sim --log-dir $(LOGS) --skip floor --skip writes $(BENCH_ARGS)
+	$(OFFLOAD)
 endif
 
 # What only the benchmarks need: Debian's haproxy (the offload baseline; where it cannot be

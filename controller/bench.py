@@ -731,7 +731,9 @@ def _table(title: str, rows: dict[str, float] | list[dict[str, float]]) -> None:
         print(f"| {k} | {_fmt(v)} |")
 
 
-def _fmt(v: float) -> str:
+def _fmt(v: float | str) -> str:
+    if isinstance(v, str):
+        return v
     if isinstance(v, int) or float(v).is_integer() and abs(v) >= 10:
         return f"{int(v):,}"
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}"
