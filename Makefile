@@ -4,7 +4,8 @@
 #   make build           compile p4src/ for $(TARGET) into build/
 #   make ptf             the data plane's PTF suite on $(TARGET)
 #   make bench           benchmarks (figures go to docs/benchmarks.md by hand)
-#   make stop / clean    stop what `make run` started / remove build outputs
+#   make run / stop      a live lab to poke at (namespaces c1, s1, proxy...) / stop it
+#   make clean           stop it and remove build outputs
 # TARGET=p4sim (default, the embedded target) or TARGET=bmv2 (p4c-bm2-ss + simple_switch_grpc on PATH).
 
 SHELL := /bin/bash
@@ -23,7 +24,7 @@ P4DEFS := $(foreach d,$(P4DEFINES),-D $(d))
 
 APT_NEEDS := ip:iproute2 ethtool:ethtool cpp:cpp tc:iproute2 ping:iputils-ping openssl:openssl
 
-.PHONY: all setup deps venv p4sh-venv build demo test ptf test-p4sim test-controller test-integration test-e2e test-bmv2 difftest lint bench stop clean distclean
+.PHONY: all setup deps venv p4sh-venv build demo test ptf test-p4sim test-controller test-integration test-e2e test-bmv2 difftest lint bench run stop clean distclean
 
 all: build
 
@@ -84,7 +85,7 @@ demo-p4sim: setup
 	@mkdir -p $(BUILD) $(LOGS)
 	$(VPY) -m p4sim.demo --build-dir $(BUILD) --log-dir $(LOGS)
 
-# the end-to-end suite at the issue's sizes: 100 MB each way per policy, 1,000 connections
+# the end-to-end suite at full size: 100 MB each way per policy, 1,000 connections
 e2e: build
 	TARGET=$(TARGET) P4SPLICE_E2E=heavy $(VENV)/bin/pytest -q tests/e2e $(PYTEST_ARGS)
 
@@ -175,8 +176,20 @@ bench-offload: build bench-deps
 	$(OFFLOAD)
 
 # --- housekeeping -----------------------------------------------------------------------------
+# the lab of docs/e2e.md, left running until make stop (controller/lab/live.py): how to use it is
+# printed; SWITCH_LOG_LEVEL=debug|trace for the switch's log, PCAP=1 for per-port pcaps in logs/pcap
+SWITCH_LOG_LEVEL ?= info
+PCAP ?=
+RUN_ARGS ?=
+run: build
+	$(VPY) -m p4splice.controller.lab.live --detach --target $(TARGET) --build-dir $(BUILD) --log-dir $(LOGS) \
+	  --switch-log-level $(SWITCH_LOG_LEVEL) $(if $(PCAP),--pcap-dir $(LOGS)/pcap) $(RUN_ARGS)
+
+# only what make run started in this checkout (its pid, checked against its command line), and
+# what a killed lab left in this checkout's build/
 stop:
-	-@pkill -f 'p4sim .*--grpc-server-addr' 2>/dev/null || true
+	@if [ -x $(VPY) ]; then $(VPY) -m p4splice.controller.lab.live --stop --build-dir $(BUILD) --log-dir $(LOGS); \
+	else echo "make stop: nothing is set up here"; fi
 
 clean: stop
 	rm -rf $(BUILD) $(LOGS)

@@ -443,7 +443,10 @@ def bench_memory_direct(n_entries: int) -> dict[str, float]:
 
 # ------------------------------------------------------------------------------------------------
 # veth-to-veth forwarding through a p4sim process
-_SENDER = r"""
+# A sender that blasts one frame out of an interface for N seconds, and a receiver that counts the
+# frames to 10.0.2.1 arriving on one: run as their own processes (shared with the controller's
+# forwarding bench, controller/lab/forwarding.py).
+SENDER = r"""
 import socket, sys, time
 ifname, seconds = sys.argv[1], float(sys.argv[2])
 frame = bytes.fromhex(sys.argv[3])
@@ -462,7 +465,7 @@ while time.perf_counter() < t_end:
 print(n, flush=True)
 """
 
-_RECEIVER = r"""
+RECEIVER = r"""
 import socket, sys, time
 ifname, seconds = sys.argv[1], float(sys.argv[2])
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
@@ -553,11 +556,11 @@ def bench_veth(seconds: float) -> dict[str, float] | str:
             te.action.action.params.add(param_id=2, value=b"\x02")
             stub.Write(req)
             rx_before = _rx_packets(p2.a, h2)
-            receiver = subprocess.Popen(["ip", "netns", "exec", h2, sys.executable, "-c", _RECEIVER, p2.a,
+            receiver = subprocess.Popen(["ip", "netns", "exec", h2, sys.executable, "-c", RECEIVER, p2.a,
                                          str(seconds + 1.0)], stdout=subprocess.PIPE, text=True)
             assert receiver.stdout is not None
             receiver.stdout.readline()  # "ready"
-            sender = subprocess.run(["ip", "netns", "exec", h1, sys.executable, "-c", _SENDER, p1.a, str(seconds),
+            sender = subprocess.run(["ip", "netns", "exec", h1, sys.executable, "-c", SENDER, p1.a, str(seconds),
                                      frame.hex()], capture_output=True, text=True, check=True)
             received = int(receiver.communicate(timeout=seconds + 10)[0].strip())
             rx_after = _rx_packets(p2.a, h2)

@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from p4sim.bench import RECEIVER, SENDER
+
 from ..bench import C_PORT, CPU, DEVICE, P_PORT, S_PORT, BenchError, ExternalSwitch, _table
 from ..config import DEVICE_CONFIG_FILES, P4INFO_FILE
 
@@ -38,42 +40,6 @@ __all__ = ["bench_forwarding", "main"]
 
 SW_MAC = "02:00:00:00:00:fe"
 C_MAC, S_MAC = "02:00:00:00:01:01", "02:00:00:00:02:01"
-
-_SENDER = r"""
-import socket, sys, time
-ifname, seconds, frame = sys.argv[1], float(sys.argv[2]), bytes.fromhex(sys.argv[3])
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind((ifname, 0))
-n, send, t_end = 0, s.send, time.perf_counter() + seconds
-while time.perf_counter() < t_end:
-    for _ in range(100):
-        try:
-            send(frame)
-            n += 1
-        except OSError:   # ENOBUFS: the veth's queue is full, which is the point of blasting
-            pass
-print(n, flush=True)
-"""
-
-_RECEIVER = r"""
-import socket, sys, time
-ifname, seconds = sys.argv[1], float(sys.argv[2])
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-s.bind((ifname, 0x0800))
-s.settimeout(0.2)
-print("ready", flush=True)
-n, t_end = 0, time.perf_counter() + seconds
-while time.perf_counter() < t_end:
-    try:
-        data, addr = s.recvfrom(4096)
-    except TimeoutError:
-        continue
-    if addr[2] != 4 and data[30:34] == bytes([10, 0, 2, 1]):   # not our own; to the server
-        n += 1
-print(n, flush=True)
-"""
-
 
 def frames() -> dict[str, bytes]:
     """The two frames, as host C puts them on the wire."""
@@ -116,14 +82,14 @@ def _rx_packets(ifname: str) -> int:
 def _blast(sw: ExternalSwitch, frame: bytes, seconds: float) -> dict[str, float]:
     tx_if, rx_if = sw.ifaces[C_PORT], sw.ifaces[S_PORT]
     rx_before = _rx_packets(rx_if)
-    receiver = subprocess.Popen([sys.executable, "-c", _RECEIVER, rx_if, str(seconds + 1.0)],
+    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, rx_if, str(seconds + 1.0)],
                                 stdout=subprocess.PIPE, text=True)
     try:
         assert receiver.stdout is not None
         if receiver.stdout.readline().strip() != "ready":
             raise BenchError("the receiver did not start")
         cpu0, t0 = sw.cpu_seconds(), time.monotonic()
-        sender = subprocess.run([sys.executable, "-c", _SENDER, tx_if, str(seconds), frame.hex()],
+        sender = subprocess.run([sys.executable, "-c", SENDER, tx_if, str(seconds), frame.hex()],
                                 capture_output=True, text=True, check=True, timeout=seconds + 30)
         cpu1, t1 = sw.cpu_seconds(), time.monotonic()
         received = int(receiver.communicate(timeout=seconds + 30)[0].strip())

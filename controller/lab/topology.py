@@ -58,6 +58,8 @@ __all__ = [
     "ProxyEvent",
     "Service",
     "cleanup_stale",
+    "switch_argv",
+    "switch_log_path",
 ]
 
 log = logging.getLogger("p4splice.lab")
@@ -118,25 +120,33 @@ class Host:
         return self.ip.rsplit(".", 1)[0] + ".0/24"
 
 
-def _bmv2_options(exe: str) -> list[str]:
-    """simple_switch_grpc's options that depend on how it was built: a Thrift port of its own
-    where it has Thrift (p4sim.launch.thrift_args). The log level is info: BMv2's default, trace,
-    logs every field of every packet and slows a 1,000-connection run several times over
-    (``--log-level trace`` by hand when a packet's path is in question)."""
-    return ["--log-level", "info", *thrift_args("bmv2", exe, free_port())]
+LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "off")
+
+
+def switch_log_path(target: str, log_file: Path) -> Path:
+    """Where the switch's own log ends up for ``--log-file log_file``: BMv2 (its spdlog file
+    sink) adds ``.txt`` to the name it is given; p4sim writes the name as given."""
+    return log_file.with_name(log_file.name + ".txt") if target == "bmv2" else log_file
 
 
 def switch_argv(target: str, ports: Sequence[tuple[int, str]], grpc_addr: str, log_file: Path,
-                cpu_port: int = CPU_PORT, device_id: int = 1, pcap_dir: Path | None = None) -> list[str]:
+                cpu_port: int = CPU_PORT, device_id: int = 1, pcap_dir: Path | None = None,
+                log_level: str = "info") -> list[str]:
     """The command line of the switch of ``target`` (p4sim from this venv, or BMv2's
     simple_switch_grpc from PATH) with these (port, interface) pairs, no program yet, P4Runtime
-    on ``grpc_addr``. Raises LabError when the binary is missing."""
+    on ``grpc_addr``, its log in ``switch_log_path(target, log_file)`` at ``log_level``. Info
+    by default: trace (BMv2's own default) logs every field of every packet and slows a
+    1,000-connection run several times over; debug names each table hit and action. Raises
+    LabError when the binary is missing."""
+    if log_level not in LOG_LEVELS:
+        raise LabError(f"unknown switch log level {log_level!r}: one of {', '.join(LOG_LEVELS)}")
     extra: list[str] = []
     if target == "bmv2":
         exe = shutil.which("simple_switch_grpc")
         if exe is None:
             raise LabError("TARGET=bmv2 needs simple_switch_grpc on PATH")
-        extra = _bmv2_options(exe)
+        # a Thrift port of its own where it was built with Thrift (p4sim.launch.thrift_args)
+        extra = thrift_args("bmv2", exe, free_port())
     elif target == "p4sim":
         exe = str(BIN / "p4sim")
     else:
@@ -145,8 +155,8 @@ def switch_argv(target: str, ports: Sequence[tuple[int, str]], grpc_addr: str, l
     # when attached (a separate DIR would be taken for the JSON file); p4sim reads both forms
     pcap = [f"--pcap={pcap_dir}"] if pcap_dir is not None else []
     iface_args = [arg for port, ifname in ports for arg in ("-i", f"{port}@{ifname}")]
-    return [exe, "--device-id", str(device_id), *iface_args, "--no-p4", "--log-file", str(log_file), *pcap,
-            *extra, "--", "--grpc-server-addr", grpc_addr, "--cpu-port", str(cpu_port)]
+    return [exe, "--device-id", str(device_id), *iface_args, "--no-p4", "--log-file", str(log_file),
+            "--log-level", log_level, *pcap, *extra, "--", "--grpc-server-addr", grpc_addr, "--cpu-port", str(cpu_port)]
 
 
 def _host(role: str, index: int) -> Host:
@@ -175,6 +185,8 @@ class LabSpec:
     proxy_limits: Mapping[str, Any] = field(default_factory=dict)  # [limits] keys of the proxy
     proxy_log_level: str = "info"
     pcap_dir: Path | None = None  # the switch writes <iface>_in.pcap / _out.pcap per port here
+    switch_log_level: str = "info"  # trace, debug, info, warn, error, off (BMv2's --log-level)
+    named_netns: bool = False  # namespaces named after their hosts (c1, s1, proxy): make run's lab
     # Host names whose cables get an impairment relay (controller/lab/impair.py), with the
     # impairment of both directions at start (None: none yet; Lab.impair() changes it).
     impair: Mapping[str, ImpairSpec | None] = field(default_factory=dict)
@@ -217,7 +229,13 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # An exited process its parent has not reaped yet (a zombie) is not alive: an orphaned lab's
+    # new parent may reap late, or never where no init reaps.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 def cleanup_stale(build_dir: Path, prefix: str = PREFIX) -> list[str]:
@@ -287,6 +305,11 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
         return f"127.0.0.1:{self.grpc_port}"
 
     @property
+    def switch_log(self) -> Path:
+        """The switch's own log (``--log-file``, at ``spec.switch_log_level``)."""
+        return switch_log_path(self.spec.target, self.log_dir / "switch.log")
+
+    @property
     def proxy_socket(self) -> Path:
         return self.run_dir / "proxy.sock"
 
@@ -339,7 +362,9 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
         self.topo = netdev.Topology(prefix=self.spec.prefix)
         topo = self.topo
         for host in self.hosts:
-            host.netns = topo.add_netns()
+            if self.spec.named_netns and host.name in netdev.list_netns():
+                raise LabError(f"a network namespace named {host.name} exists already (another lab? make stop)")
+            host.netns = topo.add_netns(host.name if self.spec.named_netns else None)
             # Down while renaming: older kernels refuse to rename an interface that is up.
             pair = topo.add_veth(ns_a=host.netns, mac_a=host.mac, up=False)
             topo.exec(host.netns, ["ip", "link", "set", pair.a, "name", host.ifname])
@@ -358,7 +383,8 @@ class Lab(contextlib.AbstractContextManager["Lab"]):
     def _start_switch(self) -> None:
         self.grpc_port = free_port()
         argv = switch_argv(self.spec.target, [(h.switch_port, h.switch_if) for h in self.hosts], self.grpc_addr,
-                           self.log_dir / "switch.log", pcap_dir=self.spec.pcap_dir)
+                           self.log_dir / "switch.log", pcap_dir=self.spec.pcap_dir,
+                           log_level=self.spec.switch_log_level)
         exe = argv[0]
         self.progress(f"switch: {Path(exe).name} with ports "
                       + ", ".join(f"{h.switch_port}={h.name}" for h in self.hosts) + f", P4Runtime on {self.grpc_addr}")

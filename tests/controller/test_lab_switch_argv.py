@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from p4splice.controller.lab.topology import LabError, switch_argv
+from p4splice.controller.lab.topology import LabError, switch_argv, switch_log_path
 
 from p4sim import launch
 
@@ -34,6 +34,19 @@ def test_bmv2_gets_a_thrift_port_only_where_it_has_one(tmp_path: Path, monkeypat
     assert ("--thrift-port" in argv) is thrift
     assert argv[argv.index("--log-level") + 1] == "info"
     assert argv[argv.index("--") + 1:] == ["--grpc-server-addr", "127.0.0.1:9559", "--cpu-port", "255"]
+
+
+def test_log_level_and_where_the_log_goes(tmp_path: Path) -> None:
+    argv = switch_argv("p4sim", [(1, "veth1")], "127.0.0.1:9559", tmp_path / "sw.log", log_level="debug",
+                       pcap_dir=tmp_path / "pcap")
+    assert argv[argv.index("--log-level") + 1] == "debug"
+    assert argv[argv.index("--log-file") + 1] == str(tmp_path / "sw.log")
+    assert f"--pcap={tmp_path / 'pcap'}" in argv  # one word: BMv2 reads the optional value only attached
+    # BMv2's file sink adds .txt to the name it is given
+    assert switch_log_path("bmv2", tmp_path / "sw.log") == tmp_path / "sw.log.txt"
+    assert switch_log_path("p4sim", tmp_path / "sw.log") == tmp_path / "sw.log"
+    with pytest.raises(LabError, match="unknown switch log level 'loud'"):
+        switch_argv("p4sim", [(1, "veth1")], "127.0.0.1:9559", tmp_path / "sw.log", log_level="loud")
 
 
 def test_bmv2_missing_from_path_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
