@@ -228,7 +228,7 @@ class SwitchPair:
         log_dir.mkdir(parents=True, exist_ok=True)
         try:
             for kind in KINDS:
-                pipeline, files = _build(kind, program, build_dir / kind, defines)
+                pipeline, files = compile_for(kind, program, build_dir / kind, defines)
                 self.sides[kind] = Driven(kind, pipeline, files, self.ports, log_dir, cpu_port)
         except BaseException:
             self.close()
@@ -316,7 +316,7 @@ def _try(fn: Callable[[], Any], value: bool = False) -> Any:
     return result if value else None
 
 
-def _build(kind: str, program: Path, build_dir: Path, defines: Sequence[str]) -> tuple[Pipeline, tuple[Path, Path]]:
+def compile_for(kind: str, program: Path, build_dir: Path, defines: Sequence[str] = ()) -> tuple[Pipeline, tuple[Path, Path]]:
     """``program`` compiled by ``kind``'s compiler (p4sim-compile or p4c-bm2-ss), as the PTF
     runner compiles it."""
     from p4splice.controller.p4rt.p4info import load_p4info

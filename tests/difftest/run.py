@@ -1,7 +1,8 @@
 """The differential run: p4sim against BMv2 on generated cases, every difference reported.
 
-``python -m tests.difftest.run --seed 7 --cases 200`` (``make difftest``) runs seeded cases of
-p4src/splice.p4 (tests/difftest/splice_cases.py) and of the programs in tests/p4sim/programs
+``python -m tests.difftest.run --seed 7 --cases 200`` (``make difftest``) compiles every P4
+program under tests/p4sim with both compilers (same P4Info, or both refuse it), then runs seeded
+cases of p4src/splice.p4 (tests/difftest/splice_cases.py) and of the programs in tests/p4sim/programs
 (tests/difftest/program_cases.py) on both switches and prints each difference with the frame,
 the table state and both outcomes; exit status 1 when there is any. The short run of
 ``make test`` is tests/difftest/test_difftest.py.
@@ -90,6 +91,40 @@ def run_splice(seed: int, count: int, frames: int, build_dir: Path, log_dir: Pat
     return report
 
 
+P4SIM_TESTS = ROOT / "tests" / "p4sim"
+
+
+def _p4info_text(path: Path) -> str:
+    """The P4Info text without comment lines (p4c heads its file with two)."""
+    return "\n".join(ln for ln in path.read_text().splitlines() if not ln.startswith("#")).strip()
+
+
+def run_compiles(build_dir: Path) -> Report:
+    """Every P4 program under tests/p4sim through both compilers: both take it (or both refuse
+    it), and the P4Info they write is the same."""
+    from tests.difftest.pair import KINDS, compile_for
+
+    report = Report()
+    for source in sorted(P4SIM_TESTS.rglob("*.p4")):
+        outcome: dict[str, Path | str] = {}
+        for kind in KINDS:
+            try:
+                outcome[kind] = compile_for(kind, source, build_dir / "compile" / source.stem / kind)[1][0]
+            except RuntimeError as exc:
+                outcome[kind] = f"refused: {str(exc).splitlines()[-1]}"
+        report.outcomes["compiled"] += 1
+        what = f"compile {source.relative_to(ROOT)}"
+        p4sim, bmv2 = outcome["p4sim"], outcome["bmv2"]
+        if isinstance(p4sim, str) or isinstance(bmv2, str):
+            if isinstance(p4sim, str) != isinstance(bmv2, str):
+                report.differences.append(Difference(what, str(p4sim) if isinstance(p4sim, str) else "compiled",
+                                                     str(bmv2) if isinstance(bmv2, str) else "compiled"))
+            continue
+        if _p4info_text(p4sim) != _p4info_text(bmv2):
+            report.differences.append(Difference(f"{what}: P4Info", str(p4sim), str(bmv2)))
+    return report
+
+
 def run_programs(seed: int, count: int, build_dir: Path, log_dir: Path) -> Report:
     """Seeded frames through each program of tests/p4sim/programs."""
     report = Report()
@@ -128,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"difftest: {why}", file=sys.stderr)
         return 2
     start = time.monotonic()
-    report = run_splice(args.seed, args.cases, args.frames, args.build_dir, args.log_dir)
+    report = run_compiles(args.build_dir)
+    report.merge(run_splice(args.seed, args.cases, args.frames, args.build_dir, args.log_dir))
     report.merge(run_programs(args.seed, args.program_frames, args.build_dir, args.log_dir))
     for d in report.differences:
         print(d, end="\n\n")

@@ -12,7 +12,7 @@ from scapy.layers.l2 import Ether
 
 from tests.difftest import splice_cases
 from tests.difftest.pair import Entry, SwitchPair, unavailable
-from tests.difftest.run import ROOT, SPLICE, run_programs, run_splice
+from tests.difftest.run import ROOT, SPLICE, run_compiles, run_programs, run_splice
 
 WHY = unavailable()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=f"p4sim against BMv2: {WHY}")
@@ -56,3 +56,10 @@ def test_a_difference_is_seen(tmp_path: Path) -> None:
         # and the same frame to a route both have agrees
         same = Ether(dst="02:00:00:00:00:01") / IP(dst="10.0.2.9") / UDP()
         assert pair.run(1, bytes(same), markers, "to 10.0.2.9")[1] is None
+
+
+def test_every_program_under_tests_p4sim_compiles_alike(tmp_path: Path) -> None:
+    """p4sim-compile and p4c-bm2-ss take the same programs and write the same P4Info."""
+    report = run_compiles(tmp_path)
+    assert report.outcomes["compiled"] >= 5
+    assert not report.differences, _report(report.differences)
