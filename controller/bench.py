@@ -747,8 +747,8 @@ def _pipeline(args: argparse.Namespace) -> tuple[Any, bytes]:
         p4info, config = args.build_dir / P4INFO_FILE, args.build_dir / DEVICE_CONFIG_FILES["bmv2"]
         for f in (p4info, config):
             if not f.exists():
-                raise BenchError(f"{f} is missing: make build TARGET=bmv2 P4DEFINES=FLOWS_SIZE={args.flows_size}"
-                                 f" BUILD={args.build_dir}")
+                raise BenchError(f"{f} is missing: make build TARGET=bmv2 P4DEFINES=\"FLOWS_SIZE={args.flows_size}"
+                                 f" FLOWS_IDLE_TIMEOUT=0\" BUILD={args.build_dir}")
         return load_p4info(str(p4info)), config.read_bytes()
     from p4sim.compiler.driver import compile_file
 

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import ipaddress
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -160,6 +161,11 @@ class Orchestrator:
         self.flow_entries: dict[FlowKey, set[EntryMatch]] = {}
         self._idle_seen: dict[FlowKey, set[EntryMatch]] = {}
         self._confirming: set[FlowKey] = set()  # flows whose idle reports are being checked
+        # Whether the switch ages flows entries (the program's flows table has support_timeout);
+        # where it does not (FLOWS_IDLE_TIMEOUT=0), idle flows are found by polling counters.
+        self.entries_age = True
+        self._idle_poller: asyncio.Task[None] | None = None
+        self._last_hit: dict[EntryMatch, tuple[int, float]] = {}  # packets, when they last moved
         self._timers: dict[TimerKey, asyncio.TimerHandle] = {}
         self._tails: dict[FlowKey, asyncio.Future[None]] = {}
         # handshake_settled() callers: woken by the command list that ends the handshake
@@ -173,13 +179,24 @@ class Orchestrator:
     # --- wiring -----------------------------------------------------------------------------------
 
     def attach(self) -> None:
-        """Start taking packet-ins and idle notifications from the session."""
+        """Start taking packet-ins and idle notifications from the session (or, where the
+        switch's flows entries do not age, polling their counters)."""
         if not self._attached:
             self.sw.add_handler("packet_in", self.on_packet_in)
             self.sw.add_handler("idle_timeout", self.on_idle_notification)
             self._attached = True
+            self.entries_age = not self.sw.has_index or self.sw.index.table(dp.FLOWS).supports_idle_timeout
+            if not self.entries_age and self.config.idle_timeout > 0:
+                log.info("the flows table does not age entries: idle flows are found by their counters, "
+                         "read every %.1f s", self.idle_poll_interval)
+                self._idle_poller = asyncio.get_running_loop().create_task(self._poll_idle())
 
     async def close(self) -> None:
+        if self._idle_poller is not None:
+            self._idle_poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._idle_poller
+            self._idle_poller = None
         if self._attached:
             self.sw.remove_handler("packet_in", self.on_packet_in)
             self.sw.remove_handler("idle_timeout", self.on_idle_notification)
@@ -378,6 +395,49 @@ class Orchestrator:
                         len(filters), e)
         return active
 
+    # --- idle flows by counters (flows entries that do not age on the switch) ---------------------
+
+    @property
+    def idle_poll_interval(self) -> float:
+        """How often the counters are read: a quarter of the idle timeout, at most 10 s."""
+        return min(max(self.config.idle_timeout / 4, 0.05), 10.0)
+
+    async def _poll_idle(self) -> None:
+        while True:
+            await asyncio.sleep(self.idle_poll_interval)  # the polling period, not a readiness wait
+            try:
+                await self.poll_idle()
+            except ClientError as e:  # the switch away: the next round reads again
+                log.debug("idle poll: %s", e)
+
+    async def poll_idle(self, now: float | None = None) -> list[FlowKey]:
+        """One round: read the forwarding entries' packet counters; an entry whose count has not
+        moved for ``idle_timeout`` is idle, and a flow whose forwarding entries all are is ended
+        as on the switch's idle notifications. Returns the flows found idle."""
+        forwarding = {m: inst for m, inst in self.entries.items() if inst.kind in ("translate", "hold")}
+        for gone in self._last_hit.keys() - forwarding.keys():
+            del self._last_hit[gone]
+        if not forwarding:
+            return []
+        counts = await self.counters(list(forwarding))
+        now = time.monotonic() if now is None else now
+        for m, (packets, _) in counts.items():
+            last = self._last_hit.get(m)
+            if last is None or last[0] != packets:
+                self._last_hit[m] = (packets, now)
+        idle: list[FlowKey] = []
+        for flow, matches in list(self.flow_entries.items()):
+            fwd = [m for m in matches if m in forwarding]
+            if fwd and all(m in self._last_hit and now - self._last_hit[m][1] >= self.config.idle_timeout
+                           for m in fwd):
+                idle.append(flow)
+                for m in fwd:
+                    self._last_hit.pop(m, None)
+                log.info("%s: idle on the switch (its counters did not move for %.0f s)", flow,
+                         self.config.idle_timeout)
+                self.submit(self.core.on_idle(flow))
+        return idle
+
     def _on_timer(self, key: TimerKey) -> None:
         self._timers.pop(key, None)
         self.submit(self.core.on_timer(key))
@@ -545,7 +605,7 @@ class Orchestrator:
     def _leg_entry(self, flow: FlowKey, p: LegParams, l2: FlowL2 | None) -> TableEntry:
         smac, dmac = self._macs(flow, _TARGET[p.direction], p.egress_port, l2)
         build = dp.flow_hold if p.hold else dp.flow_translate
-        idle = int(self.config.idle_timeout * _NS)
+        idle = int(self.config.idle_timeout * _NS) if self.entries_age else 0
         return build(p.match, p.egress_port, int.from_bytes(smac, "big"), int.from_bytes(dmac, "big"),
                      p.seq_delta, p.ack_delta, p.tsval_delta, p.tsecr_delta,
                      min(p.win_shift_from, 14), min(p.win_shift_to, 14), idle_timeout_ns=idle)

@@ -111,7 +111,9 @@ control Flows(inout headers_t hdr, inout local_metadata_t meta,
         }
         const default_action = NoAction();
         counters = flow_counter;
+#if FLOWS_IDLE_TIMEOUT
         support_timeout = true;
+#endif
         size = FLOWS_SIZE;
     }
 

@@ -24,6 +24,11 @@
 #ifndef FLOWS_SIZE
 #define FLOWS_SIZE 4096         /* four per-leg entries per proxied connection */
 #endif
+#ifndef FLOWS_IDLE_TIMEOUT
+#define FLOWS_IDLE_TIMEOUT 1    /* 0: flows entries do not age on the switch; the controller
+                                 * polls their counters instead (BMv2 1.15.5 can abort in the
+                                 * ageing sweep under load: docs/bmv2.md) */
+#endif
 /* Slots for TCP options. Fixed, not -D: parser.p4 and flows.p4 name each slot. Every
  * option takes one slot and a SACK block one more; a segment needing more slots is counted as
  * malformed (TOO_MANY_OPTIONS). 40 option bytes hold at most 9 slots of any real stack

@@ -232,13 +232,15 @@ def check_environment(kind: str) -> None:
             raise RuntimeError(f"{SWITCH_ENV}={kind} needs veth pairs: {exc}") from None
 
 
-def build_pipeline(kind: str, build_dir: Path, program: Path = PROGRAM) -> Pipeline:
+def build_pipeline(kind: str, build_dir: Path, program: Path = PROGRAM, defines: Iterable[str] = ()) -> Pipeline:
     """Compile ``program`` for ``kind``: in this process for inprocess, else with the target's
-    compiler as the PTF runner does (p4sim-compile, or p4c-bm2-ss for v1model)."""
+    compiler as the PTF runner does (p4sim-compile, or p4c-bm2-ss for v1model). ``defines`` are
+    NAME=VALUE, as -D for either compiler."""
+    defines = list(defines)
     if kind == "inprocess":
         from p4sim.compiler.driver import compile_file
 
-        compiled = compile_file(program)
+        compiled = compile_file(program, defines=defines)
         return Pipeline(kind, compiled.p4info, compiled.device_config)
     from p4splice.controller.p4rt.p4info import load_p4info
 
@@ -247,7 +249,7 @@ def build_pipeline(kind: str, build_dir: Path, program: Path = PROGRAM) -> Pipel
     if compiler is None:
         raise RuntimeError(f"{_tools(kind)[0]} not found on PATH (needed for {SWITCH_ENV}={kind})")
     # the PTF runner's command lines (ptf_tests/targets.py: p4c writes its P4Info as .txt)
-    b = targets.build_command(kind, compiler, program, build_dir)
+    b = targets.build_command(kind, compiler, program, build_dir, defines)
     proc = subprocess.run(b.argv, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(b.argv)} failed (exit {proc.returncode}):\n{proc.stderr}")

@@ -55,7 +55,7 @@ def test_bench_for_bmv2_without_its_build_says_what_to_run(tmp_path: Path) -> No
     assert res.returncode == 2
     assert "Traceback" not in res.stderr
     (line,) = res.stderr.strip().splitlines()
-    assert "splice.p4info.txtpb is missing: make build TARGET=bmv2 P4DEFINES=FLOWS_SIZE=65536" in line
+    assert 'splice.p4info.txtpb is missing: make build TARGET=bmv2 P4DEFINES="FLOWS_SIZE=65536 FLOWS_IDLE_TIMEOUT=0"' in line
 
 
 def test_grpc_floor_is_measured_against_an_echo_server_in_another_process() -> None:

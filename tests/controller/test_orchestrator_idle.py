@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from p4splice.controller.daemon import Daemon
@@ -13,6 +14,7 @@ from p4splice.controller.splice.model import EntryMatch
 from p4splice.controller.splice.splice import FlowState
 
 from tests.controller.orchestrator_fixtures import U32, established, proxied, state
+from tests.controller.switches import build_pipeline
 from tests.controller.test_orchestrator_support import (
     C_PORT,
     P_PORT,
@@ -69,3 +71,32 @@ def test_an_idle_report_outdated_by_later_traffic_does_not_end_the_flow(lab: Lab
             await poll(lambda: state(d, sport) is not FlowState.PROXIED, timeout=10, what="the idle flow reset")
             assert d.orch.core.flows.stats["reset"] == 1
     run(main(), timeout=60)
+
+
+def test_a_flows_table_that_does_not_age_is_polled_for_idle_flows(lab: Lab, tmp_path: Path) -> None:
+    """splice.p4 built with FLOWS_IDLE_TIMEOUT=0 (for BMv2, whose ageing sweep can abort under
+    load): the entries carry no idle timeout and the switch sends no notifications; the daemon
+    reads the entries' counters and ends the flow whose counters stopped, not the one still
+    carrying traffic -- until that one stops too."""
+    program = build_pipeline(lab.switch.pipeline.kind, tmp_path / "no-ageing", defines=["FLOWS_IDLE_TIMEOUT=0"])
+    assert not any(t.idle_timeout_behavior for t in program.p4info.tables)
+
+    async def main() -> None:
+        try:
+            async with proxied(lab, idle_timeout=1.0, pipeline="push", program=program) as (d, _):
+                assert d.orch.entries_age is False and d.orch.idle_poll_interval == 0.25
+                busy, quiet = 41310, 41311
+                i: Isns = await established(lab, d, busy)
+                await established(lab, d, quiet, i)
+                assert all(inst.entry.idle_timeout_ns == 0 for inst in d.orch.entries.values())
+                # C keeps acknowledging on the busy flow (its C->P entry's counter moves); the
+                # quiet one carries nothing and is ended after a second or so.
+                c_ack = from_c(busy, "A", (i.c + 1) & U32, i.s + 1)
+                await keep_hitting(lab, C_PORT, c_ack, lambda: state(d, quiet) is None, "the quiet flow ended")
+                assert state(d, busy) is FlowState.PROXIED
+                await poll(lambda: state(d, busy) is None, timeout=5.0, what="the busy flow ended once silent")
+                assert d.orch.stats["idle_reports_outdated"] == 0  # no notifications were involved
+        finally:
+            await lab.stop_switch()  # the next test's daemon must not adopt this build
+            await lab.start_switch()
+    run(main())

@@ -87,9 +87,10 @@ class Lab:
         sub = changes.pop("subdir", "")
         tmp = self.tmp / sub if sub else self.tmp
         tmp.mkdir(exist_ok=True)
+        # program: another build of splice.p4 than the switch's own (switches.build_pipeline)
+        pipeline = changes.pop("program", None) or self.switch.pipeline
         changes = {"device_id": self.switch.device_id, "cpu_port": self.switch.cpu_port, **changes}
         cfg = base_config(self.addr, tmp, **changes)
-        pipeline = self.switch.pipeline
         return Daemon(cfg, pipeline=(pipeline.p4info, pipeline.device_config), backoff=FAST)
 
     # --- frames ---------------------------------------------------------------------------------------

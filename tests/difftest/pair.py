@@ -15,7 +15,6 @@ port has left before that port's marker. The program's marker entries are the ca
 from __future__ import annotations
 
 import contextlib
-import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from p4.v1 import p4runtime_pb2
 
 from ptf_tests import targets
 from ptf_tests.p4runtime_client import P4RuntimeClient, P4RuntimeError
-from tests.controller.switches import ExternalSwitch, Pipeline, VethFramePort, missing_tools, tool_path
+from tests.controller.switches import ExternalSwitch, Pipeline, VethFramePort, build_pipeline, missing_tools
 
 KINDS = ("p4sim", "bmv2")
 CPU = "cpu"
@@ -318,18 +317,7 @@ def _try(fn: Callable[[], Any], value: bool = False) -> Any:
 
 def compile_for(kind: str, program: Path, build_dir: Path, defines: Sequence[str] = ()) -> tuple[Pipeline, tuple[Path, Path]]:
     """``program`` compiled by ``kind``'s compiler (p4sim-compile or p4c-bm2-ss), as the PTF
-    runner compiles it."""
-    from p4splice.controller.p4rt.p4info import load_p4info
-
-    compiler = tool_path(targets.COMPILER[kind], kind)
-    if compiler is None:
-        raise RuntimeError(f"{targets.COMPILER[kind]} not found on PATH")
-    build_dir.mkdir(parents=True, exist_ok=True)
-    b = targets.build_command(kind, compiler, program, build_dir, defines)
-    proc = subprocess.run(b.argv, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(b.argv)} failed (exit {proc.returncode}):\n{proc.stderr}")
-    targets.finish_build(b)
-    return Pipeline(kind, load_p4info(b.p4info), b.config.read_bytes()), (b.p4info, b.config)
-
-
+    runner compiles it, and where its P4Info and device config are."""
+    pipeline = build_pipeline(kind, build_dir, program, defines)
+    files = targets.build_command(kind, targets.COMPILER[kind], program, build_dir)
+    return pipeline, (files.p4info, files.config)
