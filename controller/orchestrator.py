@@ -78,6 +78,8 @@ __all__ = ["Orchestrator", "FlowL2", "PartyL2", "entry_match_of"]
 log = logging.getLogger(__name__)
 
 R = dp.PacketInReason
+# entries whose counters one idle poll reads (FLOWS_IDLE_TIMEOUT=0): a few RPCs' worth
+IDLE_POLL_BATCH = 1000
 _NS = 1_000_000_000
 # Which party a leg's entry sends to.
 _TARGET = {
@@ -166,6 +168,7 @@ class Orchestrator:
         self.entries_age = True
         self._idle_poller: asyncio.Task[None] | None = None
         self._last_hit: dict[EntryMatch, tuple[int, float]] = {}  # packets, when they last moved
+        self._last_read: dict[EntryMatch, float] = {}  # when the poll last read the entry
         self._timers: dict[TimerKey, asyncio.TimerHandle] = {}
         self._tails: dict[FlowKey, asyncio.Future[None]] = {}
         # handshake_settled() callers: woken by the command list that ends the handshake
@@ -411,25 +414,34 @@ class Orchestrator:
                 log.debug("idle poll: %s", e)
 
     async def poll_idle(self, now: float | None = None) -> list[FlowKey]:
-        """One round: read the forwarding entries' packet counters; an entry whose count has not
-        moved for ``idle_timeout`` is idle, and a flow whose forwarding entries all are is ended
-        as on the switch's idle notifications. Returns the flows found idle."""
-        forwarding = {m: inst for m, inst in self.entries.items() if inst.kind in ("translate", "hold")}
-        for gone in self._last_hit.keys() - forwarding.keys():
+        """One round: read the packet counters of up to ``IDLE_POLL_BATCH`` forwarding entries,
+        those read longest ago first (one Read of many thousand counters stalls BMv2's pipeline
+        while it lasts). An entry whose count had not moved for ``idle_timeout`` when it was last
+        read is idle, and a flow whose forwarding entries all are is ended as on the switch's idle
+        notifications. Returns the flows found idle."""
+        forwarding = {m for m, inst in self.entries.items() if inst.kind in ("translate", "hold")}
+        for gone in self._last_hit.keys() - forwarding:
             del self._last_hit[gone]
+        for gone in self._last_read.keys() - forwarding:
+            del self._last_read[gone]
         if not forwarding:
             return []
-        counts = await self.counters(list(forwarding))
+        batch = sorted(forwarding, key=lambda m: self._last_read.get(m, float("-inf")))[:IDLE_POLL_BATCH]
+        counts = await self.counters(batch)
         now = time.monotonic() if now is None else now
         for m, (packets, _) in counts.items():
+            self._last_read[m] = now
             last = self._last_hit.get(m)
             if last is None or last[0] != packets:
                 self._last_hit[m] = (packets, now)
+
+        def quiet(m: EntryMatch) -> bool:
+            return m in self._last_hit and self._last_read[m] - self._last_hit[m][1] >= self.config.idle_timeout
+
         idle: list[FlowKey] = []
         for flow, matches in list(self.flow_entries.items()):
             fwd = [m for m in matches if m in forwarding]
-            if fwd and all(m in self._last_hit and now - self._last_hit[m][1] >= self.config.idle_timeout
-                           for m in fwd):
+            if fwd and all(quiet(m) for m in fwd):
                 idle.append(flow)
                 for m in fwd:
                     self._last_hit.pop(m, None)
