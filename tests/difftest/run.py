@@ -32,6 +32,7 @@ class Report:
     """What a run compared and where the switches disagreed."""
 
     frames: int = 0
+    compiled: int = 0  # programs through both compilers
     entries: int = 0
     counters: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)  # what the frames became, by kind
@@ -39,6 +40,7 @@ class Report:
 
     def merge(self, other: Report) -> None:
         self.frames += other.frames
+        self.compiled += other.compiled
         self.entries += other.entries
         self.counters += other.counters
         self.outcomes.update(other.outcomes)
@@ -46,7 +48,8 @@ class Report:
 
     def summary(self) -> str:
         kinds = ", ".join(f"{n} {k}" for k, n in self.outcomes.most_common())
-        return (f"{self.frames} frames ({kinds}), {self.entries} entries, {self.counters} counter reads: "
+        return (f"{self.compiled} programs compiled by both, {self.frames} frames ({kinds}), {self.entries} entries, "
+                f"{self.counters} counter reads: "
                 f"{len(self.differences)} difference(s)")
 
 
@@ -112,7 +115,7 @@ def run_compiles(build_dir: Path) -> Report:
                 outcome[kind] = compile_for(kind, source, build_dir / "compile" / source.stem / kind)[1][0]
             except RuntimeError as exc:
                 outcome[kind] = f"refused: {str(exc).splitlines()[-1]}"
-        report.outcomes["compiled"] += 1
+        report.compiled += 1
         what = f"compile {source.relative_to(ROOT)}"
         p4sim, bmv2 = outcome["p4sim"], outcome["bmv2"]
         if isinstance(p4sim, str) or isinstance(bmv2, str):
