@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from .topology import LOG_LEVELS, Lab, LabError, LabSpec, cleanup_stale
+from .topology import LOG_LEVELS, Lab, LabError, LabSpec, cleanup_stale, cmdline_of
 from .traffic import TrafficServer
 
 __all__ = ["how_to", "main"]
@@ -38,7 +38,9 @@ def how_to(lab: Lab, state_file: Path) -> str:
     inspect, never = lab.service("inspect"), lab.service("never")
     hosts = "\n".join(f"  {h.name:<6} netns {h.netns:<6} {h.ip:<12} switch port {h.switch_port}"
                       for h in lab.hosts)
-    services = "\n".join(f"  {s.name:<12} {s1.ip}:{s.port:<5} policy {s.policy}" for s in lab.spec.services)
+    services = "\n".join(f"  {s.name:<12} {s1.ip}:{s.port:<5} policy {s.policy}"
+                         + ("  (the server speaks first: 'XFER <up> <down>' after its greeting)" if s.banner else "")
+                         for s in lab.spec.services)
     pcap = (f"per-port pcaps:     {lab.spec.pcap_dir}/<iface>_in.pcap and _out.pcap\n" if lab.spec.pcap_dir
             else "per-port pcaps:     off (make run PCAP=1, or --pcap-dir DIR)\n")
     return f"""\
@@ -103,13 +105,6 @@ def _serve(args: argparse.Namespace) -> int:
 
 # --- make run: start it in the background -----------------------------------------------------------
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def _running(build_dir: Path) -> dict | None:
     """The live lab recorded in ``build_dir``, if its process is alive and still this module."""
     try:
@@ -117,7 +112,7 @@ def _running(build_dir: Path) -> dict | None:
         pid = int(state["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return state if MODULE in _cmdline(pid) else None
+    return state if MODULE in cmdline_of(pid) else None
 
 
 def _detach(args: argparse.Namespace, argv: list[str]) -> int:
@@ -163,7 +158,7 @@ def _stop(args: argparse.Namespace) -> int:
         pid = int(state["pid"])
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
-        while MODULE in _cmdline(pid):
+        while MODULE in cmdline_of(pid):
             if time.monotonic() > deadline:
                 os.kill(pid, signal.SIGKILL)
                 break

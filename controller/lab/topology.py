@@ -58,6 +58,7 @@ __all__ = [
     "ProxyEvent",
     "Service",
     "cleanup_stale",
+    "cmdline_of",
     "switch_argv",
     "switch_log_path",
 ]
@@ -215,7 +216,8 @@ class _Proc:
     log_path: Path
 
 
-def _cmdline(pid: int) -> str:
+def cmdline_of(pid: int) -> str:
+    """The command line of process ``pid``, words joined by spaces ("" if there is none)."""
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
@@ -254,7 +256,7 @@ def cleanup_stale(build_dir: Path, prefix: str = PREFIX) -> list[str]:
             for entry in json.loads((run_dir / "pids.json").read_text()):
                 pid, marker = int(entry["pid"]), str(entry["marker"])
                 # Only a process whose command line still names this run: pids get reused.
-                if _alive(pid) and marker in _cmdline(pid):
+                if _alive(pid) and marker in cmdline_of(pid):
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
                     removed.append(f"{entry['name']}[{pid}]")

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from p4splice.controller.lab.topology import cmdline_of
+
 from p4sim import netdev
 from tests.e2e.conftest import ROOT, lab_spec
 
@@ -45,13 +47,6 @@ def _download(netns: str, url: str, size: int) -> int:
     return int(out.stdout)
 
 
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
 def test_run_serves_then_stop_takes_it_all_down(build: Path) -> None:
     target = os.environ.get("TARGET", "p4sim")
     if any(n in netdev.list_netns() for n in ("c1", "s1", "proxy")):
@@ -78,7 +73,7 @@ def test_run_serves_then_stop_takes_it_all_down(build: Path) -> None:
     assert f"stopped the {target} lab (pid {state['pid']})" in down.stdout
     assert not {"c1", "s1", "proxy"} & set(netdev.list_netns())
     # gone (or a zombie its new parent has not reaped yet: no command line any more)
-    assert b"lab.live" not in _cmdline(state["pid"])
+    assert "lab.live" not in cmdline_of(state["pid"])
     assert "no lab of make run is running" in _live(build, "--stop").stdout
 
 
@@ -95,5 +90,5 @@ def test_stop_cleans_up_after_a_killed_lab(build: Path) -> None:
     assert not {"c1", "s1", "proxy"} & set(netdev.list_netns())
     assert "removed what a killed lab left behind" in down.stdout
     # and none of its processes lives on (their command lines name its build directory)
-    left = [pid for pid in os.listdir("/proc") if pid.isdigit() and str(build).encode() in _cmdline(int(pid))]
+    left = [pid for pid in os.listdir("/proc") if pid.isdigit() and str(build) in cmdline_of(int(pid))]
     assert left == []
