@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from p4splice.controller.lab.topology import cmdline_of
 
 from p4sim import netdev
