@@ -4,7 +4,7 @@
 #   make build           compile p4src/ for $(TARGET) into build/
 #   make ptf             the data plane's PTF suite on $(TARGET)
 #   make bench           benchmarks (figures go to docs/benchmarks.md by hand)
-#   make run / stop      a live lab to poke at (namespaces c1, s1, proxy...) / stop it
+#   make run / stop      a live lab to poke at (namespaces c1, s1, proxy...), up until Ctrl-C / stop it
 #   make clean           stop it and remove build outputs
 # TARGET=p4sim (default, the embedded target) or TARGET=bmv2 (p4c-bm2-ss + simple_switch_grpc on PATH).
 
@@ -177,13 +177,14 @@ bench-offload: build bench-deps
 	$(OFFLOAD)
 
 # --- housekeeping -----------------------------------------------------------------------------
-# the lab of docs/e2e.md, left running until make stop (controller/lab/live.py): how to use it is
-# printed; SWITCH_LOG_LEVEL=debug|trace for the switch's log, PCAP=1 for per-port pcaps in logs/pcap
+# the lab of docs/e2e.md, up until Ctrl-C or make stop from another terminal (controller/lab/live.py;
+# RUN_ARGS=--detach returns once it is up): how to use it is printed; SWITCH_LOG_LEVEL=debug|trace
+# for the switch's log, PCAP=1 for per-port pcaps in logs/pcap
 SWITCH_LOG_LEVEL ?= info
 PCAP ?=
 RUN_ARGS ?=
 run: build
-	$(VPY) -m p4splice.controller.lab.live --detach --target $(TARGET) --build-dir $(BUILD) --log-dir $(LOGS) \
+	$(VPY) -m p4splice.controller.lab.live --target $(TARGET) --build-dir $(BUILD) --log-dir $(LOGS) \
 	  --switch-log-level $(SWITCH_LOG_LEVEL) $(if $(PCAP),--pcap-dir $(LOGS)/pcap) $(RUN_ARGS)
 
 # only what make run started in this checkout (its pid, checked against its command line), and

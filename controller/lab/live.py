@@ -1,10 +1,11 @@
 """``make run`` / ``make stop``: the lab of docs/e2e.md brought up and left running to poke at.
 
-``python -m p4splice.controller.lab.live --detach`` (``make run``) starts the lab in a process of
-its own -- client, server and proxy namespaces named after their hosts (``c1``, ``s1``, ``proxy``,
-...), the switch of ``--target`` with its log and, if asked, per-port pcaps, the controller, the
-proxy, and a traffic server on every server -- waits until it is up, prints how to use it and
-returns. ``--stop`` (``make stop``) ends that lab: it signals the process recorded in
+``python -m p4splice.controller.lab.live`` (``make run``) brings the lab up -- client, server and
+proxy namespaces named after their hosts (``c1``, ``s1``, ``proxy``, ...), the switch of
+``--target`` with its log and, if asked, per-port pcaps, the controller, the proxy, and a traffic
+server on every server -- prints how to use it and stays up until Ctrl-C or ``make stop`` from
+another terminal. With ``--detach`` it starts the lab in a process of its own, waits until it is
+up, prints the guide and returns. ``--stop`` (``make stop``) ends that lab: it signals the process recorded in
 ``<build>/lab/live.json`` if its command line is still this module's (never anyone else's), waits
 for it to take everything down, and removes what a killed one left behind.
 """
@@ -32,7 +33,7 @@ STATE = "live.json"
 STOP_TIMEOUT = 60.0
 
 
-def how_to(lab: Lab, state_file: Path) -> str:
+def how_to(lab: Lab, state_file: Path, detached: bool = False) -> str:
     """The short guide printed once the lab is up."""
     c1, s1 = lab.clients[0], lab.servers[0]
     inspect, never = lab.service("inspect"), lab.service("never")
@@ -63,7 +64,7 @@ Logs:
   {pcap}  controller, proxy:  {lab.log_dir}/controller.log, proxy.log
   the lab:            {lab.log_dir.parent}/live.log
 
-Stop it with: make stop   (state in {state_file})
+Stop it with: {"make stop" if detached else "Ctrl-C here, or make stop from another terminal"}   (state in {state_file})
 """
 
 
@@ -83,7 +84,7 @@ def _serve(args: argparse.Namespace) -> int:
         async with TrafficServer(lab.servers, lab.spec.services):
             state_file.write_text(json.dumps({"pid": os.getpid(), "module": MODULE, "target": args.target,
                                               "netns": [h.netns for h in lab.hosts], "grpc": lab.grpc_addr}))
-            guide = how_to(lab, state_file)
+            guide = how_to(lab, state_file, detached=args.detached)
             (args.build_dir / "lab" / "live.txt").write_text(guide)
             print(guide, flush=True)
             await stop.wait()
@@ -126,7 +127,7 @@ def _detach(args: argparse.Namespace, argv: list[str]) -> int:
     guide.unlink(missing_ok=True)
     log_path = args.log_dir / "live.log"
     with open(log_path, "w") as log:
-        child = subprocess.Popen([sys.executable, "-m", MODULE, *[a for a in argv if a != "--detach"]],
+        child = subprocess.Popen([sys.executable, "-m", MODULE, "--detached", *[a for a in argv if a != "--detach"]],
                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True)  # lives on after make returns
     deadline = time.monotonic() + args.timeout
@@ -152,9 +153,7 @@ def _stop(args: argparse.Namespace) -> int:
 
     state_file = args.build_dir / "lab" / STATE
     state = _running(args.build_dir)
-    if state is None:
-        print("make stop: no lab of make run is running here")
-    else:
+    if state is not None:  # nothing running: make stop says nothing
         pid = int(state["pid"])
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
@@ -190,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--build-dir", type=Path, default=Path("build"))
     ap.add_argument("--log-dir", type=Path, default=Path("logs"))
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds --detach waits for the lab")
-    ap.add_argument("--detach", action="store_true", help="start the lab in the background (make run)")
+    ap.add_argument("--detach", action="store_true", help="start the lab in the background and return once it is up")
+    ap.add_argument("--detached", action="store_true", help=argparse.SUPPRESS)  # the background process itself
     ap.add_argument("--stop", action="store_true", help="stop the lab of make run (make stop)")
     args = ap.parse_args(argv)
     args.build_dir = args.build_dir.resolve()
