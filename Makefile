@@ -31,15 +31,15 @@ all: build
 # --- set-up -----------------------------------------------------------------------------------
 setup: deps venv p4sh-venv
 
-# Debian packages, installed only where the command is missing (root on a fresh Debian machine).
+# Debian packages, installed only where the command is missing (root on a fresh Debian machine);
+# setup/apt-install.sh waits, bounded, while another apt process holds the lock.
 deps:
 	@missing=""; for pair in $(APT_NEEDS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || [ -x /sbin/$$cmd ] || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "error: need root to apt-get install$$missing" >&2; exit 1; fi; \
-	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  setup/apt-install.sh $$missing; \
 	fi
 
 venv: $(VENV)/.installed
@@ -166,8 +166,7 @@ bench-deps: setup
 	@if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "note: haproxy is missing and apt-get needs root: the offload benchmark skips it" >&2; \
 	  else echo "installing Debian package: haproxy"; \
-	    { DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null; } || \
+	    setup/apt-install.sh haproxy || \
 	    echo "note: haproxy could not be installed: the offload benchmark skips it" >&2; fi; fi
 	@$(VPY) -c 'import matplotlib' 2>/dev/null || \
 	  { $(VPY) -m pip install -q -e '.[bench]' 2>&1 | grep -v '^WARNING: Location' || true; }
