@@ -152,13 +152,8 @@ class AdminServer:
 
 def _flow(req: dict[str, Any]) -> Flow:
     value = req.get("flow")
-    if isinstance(value, str):  # "CLIENT:PORT-SERVER:PORT", as splicectl takes it
-        client, sep, server = value.partition("-")
-        if not sep:
-            raise ApiError("bad_request", "flow must be CLIENT:PORT-SERVER:PORT")
-        return Flow.parse(client, server)
     try:
-        return Flow.from_json(value)
+        return Flow.from_text(value) if isinstance(value, str) else Flow.from_json(value)
     except ValueError as e:
         raise ApiError("bad_request", f"flow: {e}") from None
 

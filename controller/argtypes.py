@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-__all__ = ["int_at_least", "positive_float"]
+__all__ = ["flow_text", "int_at_least", "positive_float"]
 
 
 def positive_float(text: str) -> float:
@@ -31,3 +31,15 @@ def int_at_least(low: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"must be >= {low}: {text!r}")
         return value
     return convert
+
+
+def flow_text(text: str) -> str:
+    """A connection as "CLIENT:PORT-SERVER:PORT" (checked here, before anything is asked of the
+    controller)."""
+    from .proxyapi.protocol import Flow
+
+    try:
+        Flow.from_text(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .argtypes import positive_float
+from .argtypes import flow_text, positive_float
 from .config import DEVICE_CONFIG_FILES, P4INFO_FILE
 
 PROG = "splicectl"
@@ -174,13 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     counters.add_argument("--all", action="store_true", help="show zero cells too")
 
     splice = leaf(sub, "splice", "splice the proxy out of FLOW (needs the running controller)")
-    splice.add_argument("flow", metavar="FLOW", help="CLIENT:PORT-SERVER:PORT")
+    splice.add_argument("flow", metavar="FLOW", type=flow_text, help="CLIENT:PORT-SERVER:PORT")
     splice.add_argument("--admin-socket", metavar="PATH",
                         help="the daemon's admin socket (default: [controller.admin] socket of --config, "
                              "else /run/p4splice/admin.sock)")
     splice.add_argument("--wait", type=positive_float, default=10.0, metavar="SECONDS",
                         help="how long the proxy may take to drain and report (default 10)")
-    leaf(sub, "run", "run the controller daemon (arguments after 'run' go to it)")
+    # run's options (and its --help) are the daemon's own: everything after 'run' goes to it
+    leaf(sub, "run", "run the controller daemon (arguments after 'run' go to it)", add_help=False)
     return parser
 
 

@@ -288,23 +288,38 @@ def setup_logging(fmt: str, level: str) -> None:
 def _run_parser() -> argparse.ArgumentParser:
     from .cli import OneLineParser  # a bad option is one line, as everywhere in splicectl
 
-    p = OneLineParser(prog="splicectl run", description="Run the splice controller daemon.")
-    p.add_argument("--config", dest="config_file", help="TOML file ([controller] section, see docs/controller.md)")
-    p.add_argument("--grpc-addr")
-    p.add_argument("--device-id", type=int)
-    p.add_argument("--election-id", type=int)
-    p.add_argument("--role")
-    p.add_argument("--p4info")
-    p.add_argument("--device-config")
-    p.add_argument("--pipeline", choices=("auto", "push", "adopt"))
-    p.add_argument("--cpu-port", type=int)
-    p.add_argument("--proxy-socket")
-    p.add_argument("--proxy-user", type=int, action="append", dest="proxy_uids", help="uid allowed (repeat)")
-    p.add_argument("--proxy-group")
-    p.add_argument("--admin-socket")
-    p.add_argument("--metrics-port", type=int, help="Prometheus endpoint on 127.0.0.1 (-1: none)")
-    p.add_argument("--log-format", choices=("json", "text"))
-    p.add_argument("--log-level")
+    p = OneLineParser(prog="splicectl run", description=(
+        "Run the splice controller daemon: it sets the switch up (pipeline, clone session, routes, "
+        "services), learns claim-1 handshakes, serves the proxy API and the admin socket. Every "
+        "option below is also a key of the config file ([controller] section, docs/controller.md); "
+        "the command line wins."))
+    p.add_argument("--config", dest="config_file", metavar="FILE",
+                   help="TOML file: switch options at the top, the daemon's in [controller] (docs/controller.md)")
+    sw = p.add_argument_group("switch")
+    sw.add_argument("--grpc-addr", metavar="HOST:PORT", help="P4Runtime server (default 127.0.0.1:9559)")
+    sw.add_argument("--device-id", type=int, metavar="N", help="P4Runtime device id (default 1)")
+    sw.add_argument("--election-id", type=int, metavar="N",
+                    help="election id (default 1); a daemon with a lower one is the backup")
+    sw.add_argument("--role", metavar="NAME", help="P4Runtime role (default: the default role)")
+    sw.add_argument("--cpu-port", type=int, metavar="N", help="the switch's --cpu-port (default 255)")
+    pl = p.add_argument_group("pipeline")
+    pl.add_argument("--pipeline", choices=("auto", "push", "adopt"),
+                    help="auto: adopt a splice pipeline already on the switch, else push (default)")
+    pl.add_argument("--p4info", metavar="FILE", help="P4Info to push (default build/splice.p4info.txtpb)")
+    pl.add_argument("--device-config", metavar="FILE",
+                    help="device config to push (default build/splice.p4sim.json; build/splice.json for BMv2)")
+    api = p.add_argument_group("proxy API and admin socket")
+    api.add_argument("--proxy-socket", metavar="PATH", help="the proxy API's Unix socket (default /run/p4splice/proxy.sock)")
+    api.add_argument("--proxy-user", type=int, action="append", dest="proxy_uids", metavar="UID",
+                     help="a uid allowed on the proxy socket (repeat; default: this process's and root)")
+    api.add_argument("--proxy-group", metavar="GROUP", help="group that owns the proxy socket")
+    api.add_argument("--admin-socket", metavar="PATH",
+                     help="the admin socket of splicectl splice (default /run/p4splice/admin.sock)")
+    ops = p.add_argument_group("operation")
+    ops.add_argument("--metrics-port", type=int, metavar="PORT",
+                     help="Prometheus endpoint on 127.0.0.1 (default 9560; 0: any free port; -1: none)")
+    ops.add_argument("--log-format", choices=("json", "text"), help="log lines as JSON objects (default) or text")
+    ops.add_argument("--log-level", metavar="LEVEL", help="debug, info (default), warning, error")
     return p
 
 
@@ -338,8 +353,8 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     try:
         config = build_config(args if args is not None else sys.argv[1:])
     except (ConfigError, SystemExit) as e:
-        if isinstance(e, SystemExit):
-            return int(e.code or 2)
+        if isinstance(e, SystemExit):  # --help (0) or a bad option (2, said in one line)
+            return e.code if isinstance(e.code, int) else 2
         sys.stderr.write(f"splicectl run: error: {e}\n")
         return 2
     setup_logging(config.log_format, config.log_level)

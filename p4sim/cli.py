@@ -141,6 +141,19 @@ def _setup_logging(args: argparse.Namespace) -> None:
     root.setLevel(level)
 
 
+def _start_error(exc: Exception, config: str | None) -> str:
+    """One line for what stopped the switch from starting, without a second "error:" or Python's
+    errno wording."""
+    from p4sim.compiler.errors import CompileError
+
+    if isinstance(exc, CompileError):
+        return f"{config}: {exc.message}" if config and exc.loc is None else str(exc).removeprefix("error: ")
+    if isinstance(exc, OSError) and exc.strerror:
+        where = exc.filename if exc.filename is not None else ""
+        return f"{where}: {exc.strerror.lower()}" if where else exc.strerror.lower()
+    return str(exc)
+
+
 def switch_main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # simple_switch_grpc puts target options after "--": accept both places
@@ -171,7 +184,7 @@ def switch_main(argv: Sequence[str] | None = None) -> int:
             sw.load_config_file(args.config)
         sw.start()
     except Exception as exc:  # noqa: BLE001 - start-up failures are one line for the user
-        print(f"p4sim: error: {exc}", file=sys.stderr)
+        print(f"p4sim: error: {_start_error(exc, args.config)}", file=sys.stderr)
         return 1
     stop = threading.Event()
 

@@ -137,6 +137,14 @@ class Flow:
         return cls(cip, cport, sip, sport)
 
     @classmethod
+    def from_text(cls, text: str) -> Flow:
+        """From "CLIENT:PORT-SERVER:PORT", as splicectl takes it; raises ValueError."""
+        client, sep, server = text.partition("-")
+        if not sep:
+            raise ValueError(f"{text!r} is not CLIENT:PORT-SERVER:PORT")
+        return cls.parse(client, server)
+
+    @classmethod
     def from_json(cls, value: object) -> Flow:
         """From the wire form ``{"client": ..., "server": ...}``; raises ValueError."""
         if not isinstance(value, Mapping):

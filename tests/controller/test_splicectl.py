@@ -326,6 +326,10 @@ def test_reads_beside_a_primary_and_writes_refused_without_a_higher_election_id(
     (("splice", "10.0.0.5:40000-10.0.1.10:80", "--admin-socket", "/nonexistent/admin.sock"), 1,
      "no controller listening on /nonexistent/admin.sock"),
     (("run", "--no-such-option"), 2, "unrecognized arguments: --no-such-option"),
+    # the argument is checked first: no controller is needed to refuse it
+    (("splice", "garbage", "--admin-socket", "/nonexistent/admin.sock"), 2,
+     "argument FLOW: 'garbage' is not CLIENT:PORT-SERVER:PORT"),
+    (("splice", "10.0.0.5:0-10.0.1.10:80", "--admin-socket", "/nonexistent/admin.sock"), 2, "argument FLOW"),
 ])
 def test_errors_are_one_line(env: Env, args: tuple[str, ...], code: int, fragment: str) -> None:
     env.run(*args).assert_one_line_error(code, fragment)

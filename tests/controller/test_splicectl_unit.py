@@ -137,3 +137,19 @@ def test_a_read_the_switch_refuses_for_its_idle_times_is_asked_again_without(spl
     assert [f.time_since_last_hit_ns for f in first] == [0]
     # ... and the answer comes from the second, which does not.
     assert [f.time_since_last_hit_ns for f in second] == [None] and got == second
+
+
+def test_run_help_is_the_daemons_own(capsys: pytest.CaptureFixture[str]) -> None:
+    """``splicectl run --help`` lists the daemon's options (docs/controller.md), not splicectl's."""
+    for flag in ("--help", "-h"):
+        assert cli.main(["run", flag]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("usage: splicectl run")
+        for option in ("--config FILE", "--pipeline", "--device-config FILE", "--proxy-socket PATH",
+                       "--proxy-user UID", "--admin-socket PATH", "--metrics-port PORT", "--log-format",
+                       "--cpu-port N", "--election-id N"):
+            assert option in out, option
+    # a bad option of the daemon's is still one line and status 2
+    assert cli.main(["run", "--pipeline", "sideways"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sideways" in err[0]

@@ -64,3 +64,21 @@ def test_switch_bad_arguments_are_one_line() -> None:
     assert r.returncode == 2 and "Traceback" not in r.stderr
     r = run("p4sim", "--no-p4", "-i", "1@p4sim-no-such-if0", "--grpc-server-addr", "127.0.0.1:0")
     assert r.returncode == 1 and "p4sim-no-such-if0" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_switch_with_a_device_config_it_cannot_load_says_so_once(tmp_path: Path) -> None:
+    """Not JSON, JSON of another compiler (BMv2's), a missing file: one line naming the file,
+    one "error:", no errno wording or traceback."""
+    not_json = tmp_path / "x.json"
+    not_json.write_text("not json\n")
+    bmv2_like = tmp_path / "splice.json"
+    bmv2_like.write_text('{"header_types": [], "pipelines": []}\n')
+    cases = [(not_json, "device config is not p4sim JSON"),
+             (bmv2_like, "was it built by p4c-bm2-ss? use p4sim-compile"),
+             (tmp_path / "missing.json", "no such file or directory")]
+    for path, what in cases:
+        r = run("p4sim", str(path), "--grpc-server-addr", "127.0.0.1:0")
+        assert r.returncode == 1, r.stderr
+        (line,) = r.stderr.strip().splitlines()
+        assert line.startswith(f"p4sim: error: {path}: ") and what in line, line
+        assert line.count("error:") == 1 and "Errno" not in line
