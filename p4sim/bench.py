@@ -34,7 +34,7 @@ EXAMPLE = Path(__file__).parent / "examples" / "l3_forward.p4"
 SPLICE = Path(__file__).parent.parent / "p4src" / "splice.p4"
 BATCH = 1000
 
-# The benchmark P4Info: the three table shapes of the issue (ids are arbitrary but fixed).
+# The benchmark P4Info: three table shapes, exact, LPM and ternary (ids are arbitrary but fixed).
 FLOWS, ROUTES, ACL, SET_PORT = 0x02000001, 0x02000002, 0x02000003, 0x01000001
 
 

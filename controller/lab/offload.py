@@ -1,4 +1,4 @@
-"""The offload benchmark (``make bench-offload``, issue 5): proxy-host CPU seconds per connection and
+"""The offload benchmark (``make bench-offload``): proxy-host CPU seconds per connection and
 per GB when the proxy splices itself out, against the same proxy never splicing and against HAProxy
 (Debian's package) as a transparent proxy on the same host, with and without kernel splice(); the
 end-to-end throughput of each and new connections per second through the whole path.

@@ -1,7 +1,7 @@
 """Fixtures of the end-to-end suite: one lab (real kernels in namespaces, the switch, the controller
 and the proxy as processes) for the whole session, put back in shape before every test.
 
-Sizes: small in ``make test``; ``P4SPLICE_E2E=heavy`` (``make e2e``) makes them the issue's
+Sizes: small in ``make test``; ``P4SPLICE_E2E=heavy`` (``make e2e``) makes them the full
 100 MB each way and 1,000 connections.
 """
 
