@@ -25,6 +25,20 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "heavy: sizes of make e2e (P4SPLICE_E2E=heavy)")
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The figures the suite took (tests/e2e/support.figure), one table at the end of the run:
+    what docs/e2e.md quotes can be checked against the run's own output."""
+    from tests.e2e.support import FIGURES
+
+    if not FIGURES:
+        return
+    width = max(len(t) for t, _, _ in FIGURES)
+    terminalreporter.section(f"end-to-end figures ({'make e2e sizes' if HEAVY else 'make test sizes'}, "
+                             f"{os.environ.get('TARGET', 'p4sim')})")
+    for test, name, value in FIGURES:
+        terminalreporter.write_line(f"{test:<{width}}  {name}: {value}")
+
+
 def lab_spec(**overrides: Any) -> LabSpec:
     """The suite's LabSpec (2 clients, 2 servers, build/, logs/e2e/, $TARGET) with ``overrides``;
     skips the test where the lab cannot run. ``P4SPLICE_E2E_PCAP=<dir>`` has the switch write

@@ -16,6 +16,22 @@ from tests.asyncsupport import poll_until, run_bounded
 T = TypeVar("T")
 
 
+# What the suite measured, for the summary table it ends with (conftest.pytest_terminal_summary):
+# (test, figure, value), in the order taken.
+FIGURES: list[tuple[str, str, str]] = []
+
+
+def figure(test: str, name: str, value: object) -> None:
+    """Record one figure of ``test`` for the suite's closing summary."""
+    FIGURES.append((test, name, f"{value:,.1f}" if isinstance(value, float) else str(value)))
+
+
+def rate_mbit(result: ClientResult) -> float:
+    """The connection's payload rate, both directions together, in Mbit/s."""
+    seconds = max(result.finished - result.started, 1e-6)
+    return (result.sent + result.received) * 8 / seconds / 1e6
+
+
 def run(coro: Coroutine[Any, Any, T], timeout: float = 120.0) -> T:
     """One test coroutine on a fresh loop, with a hard deadline so that a hang fails."""
     return run_bounded(coro, timeout)

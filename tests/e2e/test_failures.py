@@ -10,7 +10,7 @@ from p4splice.controller.lab.topology import Lab
 from p4splice.controller.lab.traffic import TrafficServer, transfer
 
 from tests.e2e.conftest import HEAVY
-from tests.e2e.support import assert_exact, never_corrupt, no_entries_left, poll, run, server_side
+from tests.e2e.support import assert_exact, figure, never_corrupt, no_entries_left, poll, run, server_side
 
 SIZE = 100_000_000 if HEAVY else 4_000_000
 
@@ -40,6 +40,7 @@ async def _kill_proxy_mid_transfer(lab: Lab, never: int) -> tuple[list[str], lis
 def test_proxy_killed_mid_transfer_spliced_flows_finish(lab: Lab) -> None:
     async def main() -> None:
         spliced_verdicts, _ = await _kill_proxy_mid_transfer(lab, never=0)
+        figure("proxy SIGKILL", "spliced downloads byte-exact after it", f"{spliced_verdicts.count('ok')} of 3")
         assert spliced_verdicts == ["ok"] * 3
         await no_entries_left(lab, timeout=30)
 
@@ -51,6 +52,8 @@ def test_proxy_killed_mid_transfer_proxied_flows_fail_cleanly(lab: Lab) -> None:
     # instead of ending them with a FIN the switch would carry on as a clean, truncated end.
     async def main() -> None:
         _, proxied = await _kill_proxy_mid_transfer(lab, never=2)
+        figure("proxy SIGKILL", "proxied downloads: complete / reset / corrupt",
+               f"{proxied.count('ok')} / {proxied.count('failed')} / 0")
         assert set(proxied) <= {"ok", "failed"}
 
     run(main(), timeout=900 if HEAVY else 45)

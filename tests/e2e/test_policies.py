@@ -9,7 +9,7 @@ from p4splice.controller.lab.topology import Lab
 from p4splice.controller.lab.traffic import TrafficServer, transfer
 
 from tests.e2e.conftest import HEAVY
-from tests.e2e.support import assert_exact, no_entries_left, run, server_side, spliced
+from tests.e2e.support import assert_exact, figure, no_entries_left, rate_mbit, run, server_side, spliced
 
 SIZE = 100_000_000 if HEAVY else 300_000
 
@@ -36,6 +36,8 @@ def test_policy_byte_exact(lab: Lab, policy: str, direction: str) -> None:
                 assert record is not None and record["c2s"] != 0
             elif record is not None:
                 assert (record["c2s"], record["s2c"]) == (0, 0)
+            figure(f"{policy} {direction}", f"{max(up, down) / 1e6:g} MB, byte-exact, "
+                   + ("spliced" if record is not None else "proxied throughout") + ", Mbit/s", rate_mbit(result))
             await no_entries_left(lab)
 
     run(main(), timeout=900 if HEAVY else 120)
