@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from .splice.model import TcpSegment
 from .splice.options import parse_options, serialize_options
 
-__all__ = ["EchoReply", "FrameError", "ParsedFrame", "build_echo_request", "build_frame", "format_mac",
-           "mac_bytes", "parse_echo_reply", "parse_frame", "route_frame"]
+__all__ = ["EchoReply", "FrameError", "ParsedFrame", "build_echo_request", "build_frame", "checksum_error",
+           "format_mac", "mac_bytes", "parse_echo_reply", "parse_frame", "route_frame"]
 
 ETH_IPV4 = 0x0800
 ETH_VLAN = 0x8100
@@ -117,6 +117,20 @@ def _checksum(data: bytes) -> int:
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
+
+
+def checksum_error(frame: bytes) -> str | None:
+    """Which checksum of an IPv4/TCP frame (as ``parse_frame`` took it) is wrong: "IPv4 header",
+    "TCP", or None when both are right. The controller must not act on a segment its receiver
+    would drop, let alone send it on repaired."""
+    off = 18 if struct.unpack_from("!H", frame, 12)[0] == ETH_VLAN else 14
+    ihl = (frame[off] & 0x0F) * 4
+    if _checksum(frame[off:off + ihl]) != 0:
+        return "IPv4 header"
+    total = struct.unpack_from("!H", frame, off + 2)[0]
+    segment = frame[off + ihl:off + total]
+    pseudo = frame[off + 12:off + 20] + struct.pack("!BBH", 0, PROTO_TCP, len(segment))
+    return "TCP" if _checksum(pseudo + segment) != 0 else None
 
 
 def build_frame(seg: TcpSegment, src_mac: bytes, dst_mac: bytes, ttl: int = DEFAULT_TTL, ident: int = 0) -> bytes:

@@ -33,7 +33,7 @@ from google.rpc import code_pb2
 
 from . import dataplane as dp
 from .config import ControllerConfig
-from .frames import FrameError, ParsedFrame, build_frame, mac_bytes, parse_frame, route_frame
+from .frames import FrameError, ParsedFrame, build_frame, checksum_error, mac_bytes, parse_frame, route_frame
 from .metrics import Metrics
 from .p4rt import codec
 from .p4rt.coalesce import WriteCoalescer
@@ -291,7 +291,23 @@ class Orchestrator:
             self.metrics.failures.labels("bad_frame").inc()
             log.info("packet-in %s on port %d is not IPv4/TCP: %s", name, pin.ingress_port, e)
             return
+        bad = checksum_error(pin.frame)
+        if bad is not None:
+            self._corrupt(reason, pin, name, bad)
+            return
         self.handle_segment(reason, pin.ingress_port, parsed)
+
+    def _corrupt(self, reason: dp.PacketInReason, pin: dp.SplicePacketIn, name: str, bad: str) -> None:
+        """A segment whose checksum is wrong: nothing is learnt from it and it is never rebuilt
+        (fresh checksums would make it valid). A client's SYN that the switch handed over as the
+        only instance goes on as a router would send it, its TCP checksum still wrong, for the
+        server's kernel to drop as it drops the same SYN to an unproxied port; a bad IPv4 header
+        checksum, or any other segment, is dropped here, as a router and a host drop them."""
+        self.stats["bad_checksum"] += 1
+        self.metrics.failures.labels("bad_checksum").inc()
+        log.info("packet-in %s on port %d: %s checksum wrong: ignored", name, pin.ingress_port, bad)
+        if reason is R.SYN and not pin.is_copy and bad == "TCP":
+            self._spawn(self._route_unparsed(pin.frame))
 
     def handle_segment(self, reason: dp.PacketInReason, port: int, parsed: ParsedFrame) -> None:
         seg = parsed.segment

@@ -11,6 +11,7 @@ from p4splice.controller.proxyapi.client import ProxyApiClient
 from p4splice.controller.splice.model import EntryMatch
 from p4splice.controller.splice.splice import FlowState
 from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
 
 from tests.controller.orchestrator_fixtures import U32, established, flow_in, proxied, running, state
 from tests.controller.test_orchestrator_support import (
@@ -241,6 +242,38 @@ def test_malformed_syn_options_are_not_proxied(lab: Lab) -> None:
             await lab.recv_tcp(S_PORT)
             await poll(lambda: d.metrics.value("p4splice_failures_total", kind="bad_options") == 1)
             assert len(d.orch.core.handshakes) == 0 and not d.orch.entries
+    run(main())
+
+
+def _corrupt(pkt: Ether, layer: str) -> bytes:
+    """``pkt`` with its IPv4 header checksum or its TCP checksum off by one."""
+    raw = bytearray(bytes(pkt))
+    at = 14 + 10 if layer == "ip" else 14 + 20 + 16
+    raw[at + 1] ^= 0x01
+    return bytes(raw)
+
+
+def test_a_corrupt_segment_is_never_made_valid(lab: Lab) -> None:
+    """A SYN to a proxied service with a wrong TCP checksum reaches the server as the switch would
+    route it (its TCP checksum still wrong, for the server's kernel to drop), with a wrong IPv4
+    checksum not at all; nothing is learnt from either, and a corrupt SYN-ACK teaches no ISN."""
+    async def main() -> None:
+        async with proxied(lab) as (d, proxy):
+            lab.send(C_PORT, _corrupt(from_c(40007, "S", 1, options=[("MSS", 1460)]), "tcp"))
+            got = await lab.expect_tcp(S_PORT, lambda p: p[TCP].sport == 40007)
+            assert got[TCP].flags == "S" and got[TCP].seq == 1 and not valid_checksums(got)
+            lab.send(C_PORT, _corrupt(from_c(40008, "S", 1, options=[("MSS", 1460)]), "ip"))
+            await poll(lambda: d.orch.stats["bad_checksum"] == 2, what="both SYNs seen")
+            await lab.quiet(S_PORT, 0.2)
+            await lab.quiet(P_PORT, 0.1)
+            assert not d.orch.core.handshakes and not d.orch.entries
+            # A valid SYN, then a corrupt SYN-ACK: the handshake waits for a good one.
+            lab.send(C_PORT, from_c(40009, "S", 5, options=[("MSS", 1460)]))
+            await lab.expect_tcp(S_PORT, lambda p: p[TCP].sport == 40009)
+            lab.send(S_PORT, _corrupt(from_s(40009, "SA", 700, 6, options=[("MSS", 1460)]), "tcp"))
+            await poll(lambda: d.orch.stats["bad_checksum"] == 3, what="the corrupt SYN-ACK seen")
+            await lab.quiet(P_PORT, 0.2)  # no second request to the proxy on its word
+            assert d.metrics.value("p4splice_failures_total", kind="bad_checksum") == 3
     run(main())
 
 
