@@ -4,6 +4,7 @@ each turns a bad value into argparse's one-line error, never a traceback."""
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 
 __all__ = ["flow_text", "int_at_least", "positive_float"]
@@ -15,8 +16,8 @@ def positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    if not 0 < value < math.inf:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be positive and finite: {text!r}")
     return value
 
 

@@ -295,8 +295,8 @@ def parse_endpoint(text: str) -> tuple[str, int]:
         ipaddress.IPv4Address(addr)
     except ValueError:
         raise usage_error(f"not an IPv4 address: {addr!r} (in {text!r})") from None
-    if not port.isdigit() or not 0 <= int(port) <= 0xFFFF:
-        raise usage_error(f"not a TCP port: {port!r} (in {text!r})")
+    if not port.isdigit() or not 1 <= int(port) <= 0xFFFF:
+        raise usage_error(f"not a TCP port 1-65535: {port!r} (in {text!r})")
     return addr, int(port)
 
 

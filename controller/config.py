@@ -10,6 +10,7 @@ fall back to its default.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -148,8 +149,8 @@ def _check_type(name: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"controller.{name} must be true or false")
     elif isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ConfigError(f"controller.{name} must be a non-negative number of seconds")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+            raise ConfigError(f"controller.{name} must be a non-negative, finite number of seconds")
         return float(value)
     elif isinstance(default, int):
         if isinstance(value, bool) or not isinstance(value, int):
@@ -185,7 +186,12 @@ def parse_config(section: Mapping[str, Any], base: ControllerConfig | None = Non
             changes[name] = _check_type(name, value)
         else:
             raise ConfigError(f"controller.{key}: unknown key")
-    cfg = replace(cfg, **changes)
+    return validated(replace(cfg, **changes))
+
+
+def validated(cfg: ControllerConfig) -> ControllerConfig:
+    """``cfg`` when its values hold together (the config file's and the command line's alike);
+    ConfigError naming the first that does not. Checked before the daemon touches the switch."""
     if cfg.pipeline not in ("auto", "push", "adopt"):
         raise ConfigError(f"controller.pipeline must be auto, push or adopt, not {cfg.pipeline!r}")
     if cfg.log_format not in ("json", "text"):
@@ -194,6 +200,15 @@ def parse_config(section: Mapping[str, Any], base: ControllerConfig | None = Non
         raise ConfigError("controller.max_pending must be at least 1")
     if cfg.port_probe_misses < 1 or cfg.port_probe_interval <= 0:
         raise ConfigError("controller.port_probe_misses must be at least 1 and port_probe_interval above 0")
+    if isinstance(cfg.cpu_port, bool) or not isinstance(cfg.cpu_port, int) or not 1 <= cfg.cpu_port <= 511:
+        raise ConfigError(f"controller.cpu_port: {cfg.cpu_port!r} is not a switch port 1-511 (the switch's --cpu-port)")
+    if cfg.metrics_port is not None and (isinstance(cfg.metrics_port, bool) or not isinstance(cfg.metrics_port, int)
+                                         or not 0 <= cfg.metrics_port <= 65535):
+        raise ConfigError(f"controller.metrics.port: {cfg.metrics_port!r} is not a TCP port 0-65535 "
+                          "(0: any free one; leave it out, or -1 on the command line, for none)")
+    if not isinstance(cfg.device_id, int) or cfg.device_id < 0 or not isinstance(cfg.election_id, int) \
+            or cfg.election_id < 0:
+        raise ConfigError("device_id and election_id must be integers >= 0")
     return cfg
 
 

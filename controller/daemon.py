@@ -26,7 +26,7 @@ from typing import Any
 
 from . import dataplane as dp
 from .admin import AdminServer
-from .config import ConfigError, ControllerConfig, load_config
+from .config import ConfigError, ControllerConfig, load_config, validated
 from .metrics import Metrics
 from .orchestrator import Orchestrator
 from .p4rt import Backoff, P4Index, PipelineError, SwitchSession, load_p4info
@@ -344,8 +344,10 @@ def build_config(args: argparse.Namespace | Sequence[str] | None) -> ControllerC
         if getattr(src, "proxy_uids", None):
             changes["proxy_uids"] = tuple(src.proxy_uids)
         if getattr(src, "metrics_port", None) is not None:
-            changes["metrics_port"] = None if src.metrics_port < 0 else src.metrics_port
-    return cfg.with_(**changes)
+            if src.metrics_port < -1:
+                raise ConfigError(f"--metrics-port: {src.metrics_port} is not a port (-1: none)")
+            changes["metrics_port"] = None if src.metrics_port == -1 else src.metrics_port
+    return validated(cfg.with_(**changes))
 
 
 def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
@@ -355,7 +357,7 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     except (ConfigError, SystemExit) as e:
         if isinstance(e, SystemExit):  # --help (0) or a bad option (2, said in one line)
             return e.code if isinstance(e.code, int) else 2
-        sys.stderr.write(f"splicectl run: error: {e}\n")
+        sys.stderr.write(f"splicectl: error: {e}\n")
         return 2
     setup_logging(config.log_format, config.log_level)
     log.info("starting (pid %d, uid %d)", os.getpid(), os.getuid())

@@ -319,6 +319,12 @@ def test_reads_beside_a_primary_and_writes_refused_without_a_higher_election_id(
     (("services", "del", "10.0.0.256:80"), 2, "not an IPv4 address"),
     (("flows", "--bogus"), 2, "unrecognized arguments: --bogus"),
     (("--timeout", "-1", "status"), 2, "must be positive"),
+    (("--timeout", "inf", "status"), 2, "must be positive and finite: 'inf'"),
+    (("services", "add", "10.0.0.1:0", "--proxy-port", "3"), 2, "not a TCP port 1-65535: '0'"),
+    # the daemon's values are checked before it touches the switch (a pipeline push would wipe
+    # the services table first)
+    (("run", "--cpu-port", "-1"), 2, "controller.cpu_port: -1 is not a switch port 1-511"),
+    (("run", "--metrics-port", "-5"), 2, "--metrics-port: -5 is not a port (-1: none)"),
     (("--config", "/nonexistent/splicectl.toml", "status"), 2, "cannot read config file"),
     (("--device-id", "7", "status"), 1, "no device id 7"),
     (("--p4info", "/etc/hostname", "routes", "list"), 1, "not a P4Info file"),
