@@ -28,7 +28,7 @@ from typing import Any
 
 from .orchestrator import Orchestrator
 from .proxy_service import ControllerService, flow_key
-from .proxyapi.protocol import ApiError, Flow
+from .proxyapi.protocol import ApiError, Flow, decode_line
 from .splice.splice import FlowState
 
 __all__ = ["AdminServer", "admin_request"]
@@ -99,7 +99,7 @@ class AdminServer:
     async def _handle(self, line: bytes) -> dict[str, Any]:
         req_id = None
         try:
-            req = json.loads(line)
+            req = decode_line(line)
             if not isinstance(req, dict):
                 raise ApiError("bad_request", "a request must be a JSON object")
             req_id = req.get("id")

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from .argtypes import flow_text, positive_float
 from .config import DEVICE_CONFIG_FILES, P4INFO_FILE
+from .files import MAX_CONFIG, MAX_DEVICE_CONFIG, MAX_P4INFO, read_bounded
 
 PROG = "splicectl"
 
@@ -191,7 +192,7 @@ def load_config_file(path: str) -> dict[str, Any]:
     """Defaults from a TOML or JSON file. Sections (tables) are left to other tools (the daemon);
     a ``[splicectl]`` section, if any, is read like the top level."""
     try:
-        raw = Path(path).read_bytes()
+        raw = read_bounded(path, MAX_CONFIG)
     except OSError as e:
         raise usage_error(f"cannot read config file {path}: {e.strerror or e}") from None
     try:
@@ -447,11 +448,11 @@ async def cmd_pipeline_push(args: argparse.Namespace) -> Output:
     target = getattr(args, "target", None) or DEFAULTS["target"]
     config_path = getattr(args, "device_config", None) or str(TARGET_CONFIGS[target])
     try:
-        p4info_bytes = Path(p4info_path).read_bytes()
+        p4info_bytes = read_bounded(p4info_path, MAX_P4INFO)
     except OSError as e:
         raise CliError(f"cannot read P4Info {p4info_path}: {e.strerror or e} (run 'make build')") from None
     try:
-        device_config = Path(config_path).read_bytes()
+        device_config = read_bounded(config_path, MAX_DEVICE_CONFIG)
     except OSError as e:
         raise CliError(f"cannot read device config {config_path}: {e.strerror or e} (run 'make build')") from None
     try:

@@ -21,7 +21,6 @@ import dataclasses
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -29,6 +28,7 @@ from google.rpc import code_pb2
 from p4.v1 import p4runtime_pb2 as pb
 from p4.v1 import p4runtime_pb2_grpc
 
+from .files import MAX_CONFIG, read_bounded
 from .p4rt import (
     Backoff,
     Entity,
@@ -297,6 +297,6 @@ def _read(path: str | None, what: str) -> bytes | None:
     if path is None:
         return None
     try:
-        return Path(path).read_bytes()
+        return read_bounded(path, MAX_CONFIG)  # PEM files are a few KiB
     except OSError as e:
         raise SwitchError(f"cannot read {what} {path}: {e.strerror or e}") from None

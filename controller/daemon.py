@@ -21,12 +21,12 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from . import dataplane as dp
 from .admin import AdminServer
 from .config import ConfigError, ControllerConfig, load_config, validated
+from .files import MAX_DEVICE_CONFIG, MAX_P4INFO, read_bounded
 from .metrics import Metrics
 from .orchestrator import Orchestrator
 from .p4rt import Backoff, P4Index, PipelineError, SwitchSession, load_p4info
@@ -129,8 +129,8 @@ class Daemon:
     def _pipeline_files(self) -> tuple[Any, bytes]:
         if self._pipeline is None:
             try:
-                p4info = load_p4info(self.config.p4info)
-                device_config = Path(self.config.device_config).read_bytes()
+                p4info = load_p4info(read_bounded(self.config.p4info, MAX_P4INFO))
+                device_config = read_bounded(self.config.device_config, MAX_DEVICE_CONFIG)
             except OSError as e:
                 raise ConfigError(f"cannot read the pipeline: {e} (run 'make build')") from None
             self._pipeline = (p4info, device_config)

@@ -17,6 +17,7 @@ from google.protobuf import text_format
 from p4.config.v1 import p4info_pb2, p4types_pb2
 from p4.v1 import p4data_pb2
 
+from ..files import MAX_P4INFO, read_bounded
 from . import codec
 
 __all__ = [
@@ -253,7 +254,7 @@ def _bitwidth(spec: p4types_pb2.P4DataTypeSpec) -> int:
 
 def load_p4info(source: str | Path | bytes) -> p4info_pb2.P4Info:
     """A P4Info from a file path (text or binary protobuf) or from serialized bytes."""
-    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    data = source if isinstance(source, bytes) else read_bounded(source, MAX_P4INFO)
     msg = p4info_pb2.P4Info()
     try:
         text_format.Parse(data.decode("utf-8"), msg)

@@ -263,8 +263,12 @@ def _no_constants(name: str) -> Any:
 
 def decode_line(line: bytes) -> Any:
     """One received line (without its '\\n') as a JSON value; raises ValueError. NaN and Infinity,
-    which Python's json accepts, are refused: they are not JSON and other parsers reject them."""
-    return json.loads(line.decode("utf-8"), parse_constant=_no_constants)
+    which Python's json accepts, are refused: they are not JSON and other parsers reject them; so
+    is nesting deeper than Python's parser goes (its RecursionError would end the handler)."""
+    try:
+        return json.loads(line.decode("utf-8"), parse_constant=_no_constants)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def encode(message: Mapping[str, Any]) -> bytes:

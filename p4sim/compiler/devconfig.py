@@ -74,6 +74,8 @@ def load(data: bytes) -> ast.Program:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise CompileError(f"device config is not p4sim JSON: {exc}") from None
+    except RecursionError:
+        raise CompileError("device config is not p4sim JSON: nested too deeply") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise CompileError("device config is not a p4sim program (was it built by p4c-bm2-ss? use p4sim-compile)")
     if doc.get("version") != VERSION:

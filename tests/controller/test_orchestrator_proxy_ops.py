@@ -6,6 +6,7 @@ socket answered by the proxy with its own splice sequence, or with a cancel."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from p4splice.controller.proxyapi import ApiError, Event
 from p4splice.controller.splice.splice import FlowState
 from scapy.layers.inet import TCP
 
-from tests.controller.orchestrator_fixtures import U32, established, proxied, state
+from tests.controller.orchestrator_fixtures import U32, established, proxied, running, state
 from tests.controller.test_orchestrator_support import (
     C_PORT,
     P_PORT,
@@ -285,4 +286,23 @@ def test_a_dark_proxy_port_keeps_the_registration_and_takes_no_new_connections(l
             # In service again: the next connection's second request goes to the proxy.
             await established(lab, d, 41122, i)
             assert state(d, 41122) is FlowState.PROXIED
+    run(main())
+
+
+def test_the_admin_socket_answers_a_bad_line_and_goes_on(lab: Lab) -> None:
+    """A line nested deeper than the JSON parser goes (under the size limit) and one that is not
+    JSON get a bad_request each, on a connection that still answers."""
+    async def main() -> None:
+        async with running(lab) as d:
+            reader, writer = await asyncio.open_unix_connection(d.config.admin_socket, limit=1 << 20)
+            try:
+                for line in (b"[" * 30_000 + b"]" * 30_000, b"{not json"):  # under its 64 KiB line limit
+                    writer.write(line + b"\n")
+                    reply = json.loads(await asyncio.wait_for(reader.readline(), 5))
+                    assert reply["ok"] is False and reply["error"]["code"] == "bad_request", reply
+                writer.write(b'{"id": 3, "op": "status"}\n')
+                reply = json.loads(await asyncio.wait_for(reader.readline(), 5))
+                assert reply["ok"] is True and reply["id"] == 3
+            finally:
+                writer.close()
     run(main())

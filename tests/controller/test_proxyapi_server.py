@@ -214,6 +214,8 @@ def test_malformed_lines_keep_the_connection(sock: Path) -> None:
                 (b"{not json\n", "malformed JSON"), (b'{"id": 1, "op": NaN}\n', "malformed JSON"),
                 (b"\xff\xfe\n", "malformed JSON"), (b"[1, 2]\n", "JSON object"),
                 (b'{"op": "hello"}\n', "'id'"), (b'{"id": [1], "op": "hello"}\n', "'id'"),
+                # under the line limit, deeper than Python's parser goes
+                (b"[" * 50_000 + b"]" * 50_000 + b"\n", "nested too deeply"),
             ]:
                 await raw.send(line)
                 reply = await raw.recv()

@@ -329,6 +329,9 @@ def test_reads_beside_a_primary_and_writes_refused_without_a_higher_election_id(
     (("--device-id", "7", "status"), 1, "no device id 7"),
     (("--p4info", "/etc/hostname", "routes", "list"), 1, "not a P4Info file"),
     (("pipeline", "push", "--config", "/nonexistent.json"), 1, "cannot read device config"),
+    # a file named by mistake is read up to a bound, not until memory runs out
+    (("pipeline", "push", "--p4info", "/dev/zero"), 1, "cannot read P4Info /dev/zero: larger than 64 MiB"),
+    (("--config", "/dev/zero", "status"), 2, "cannot read config file /dev/zero: larger than 16 MiB"),
     (("splice", "10.0.0.5:40000-10.0.1.10:80", "--admin-socket", "/nonexistent/admin.sock"), 1,
      "no controller listening on /nonexistent/admin.sock"),
     (("run", "--no-such-option"), 2, "unrecognized arguments: --no-such-option"),

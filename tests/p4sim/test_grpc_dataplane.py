@@ -117,3 +117,19 @@ def test_known_destination_is_forwarded(switch, compiled) -> None:
     frame = _eth(b"\x02" * 6, b"\x04" * 6)
     ports[1].inject(frame)
     assert ports[2].expect(timeout=5) == frame
+
+
+def test_a_device_config_that_is_not_p4sim_json_is_invalid_argument(switch, compiled) -> None:
+    """Not JSON, or JSON nested deeper than the parser goes: INVALID_ARGUMENT naming it (the
+    P4Runtime spec's code for a config the target cannot take), and the program in place stays."""
+    import grpc
+
+    _, ports, client = switch
+    for config, words in [(b"{not json", "not p4sim JSON"), (b"[" * 50_000 + b"]" * 50_000, "nested too deeply")]:
+        with pytest.raises(grpc.RpcError) as err:
+            client.set_pipeline(p4info=compiled.p4info, device_config=config)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and words in err.value.details()
+    # still the program that was there: an unknown destination goes to the CPU port as before
+    frame = _eth(b"\x02" * 6, b"\x04" * 6)
+    ports[1].inject(frame)
+    assert client.recv("packet").payload == frame
