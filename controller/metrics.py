@@ -7,11 +7,15 @@ process -- a primary and a backup in a test -- must not share or collide on coun
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 from collections.abc import Callable, Iterable, Mapping
+from http.server import ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import MetricsHandler
 
 __all__ = ["Metrics"]
 
@@ -59,6 +63,40 @@ class _HeldSegments:
         yield c
 
 
+# The endpoint serves at most this many connections at once, each for at most SCRAPE_TIMEOUT
+# seconds idle: connections past that are closed at once (a scraper retries), so a flood of
+# connections costs a bounded number of threads, never one each.
+MAX_SCRAPES = 8
+SCRAPE_TIMEOUT = 5.0
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64  # accepted and closed at once past the bound, rather than left in SYN retries
+
+    def __init__(self, addr: tuple[str, int], handler: Any, limit: int) -> None:
+        if ":" in addr[0]:
+            self.address_family = socket.AF_INET6
+        self._slots = threading.BoundedSemaphore(limit)
+        super().__init__(addr, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -81,8 +119,11 @@ class Metrics:
         self.registry.register(_HeldSegments(source))
 
     def start(self, addr: str, port: int) -> int:
-        """Serve /metrics on ``addr:port`` (port 0: any free one); returns the port."""
-        server, _thread = start_http_server(port, addr, registry=self.registry)
+        """Serve /metrics on ``addr:port`` (port 0: any free one), at most MAX_SCRAPES
+        connections at a time; returns the port."""
+        handler = type("ScrapeHandler", (MetricsHandler.factory(self.registry),), {"timeout": SCRAPE_TIMEOUT})
+        server = _BoundedServer((addr, port), handler, MAX_SCRAPES)
+        threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
         self._server = server
         bound = server.server_address[1]
         log.info("metrics on http://%s:%d/metrics", addr, bound)
