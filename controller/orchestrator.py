@@ -289,7 +289,12 @@ class Orchestrator:
             return
         except FrameError as e:
             self.metrics.failures.labels("bad_frame").inc()
-            log.info("packet-in %s on port %d is not IPv4/TCP: %s", name, pin.ingress_port, e)
+            log.info("packet-in %s on port %d is not a TCP segment the controller takes: %s", name,
+                     pin.ingress_port, e)
+            if reason is R.SYN and not pin.is_copy:
+                # The switch gave the controller its only instance (a SYN in the first fragment
+                # of an IPv4 packet, say): not proxied, but sent on as a router would.
+                self._spawn(self._route_unparsed(pin.frame))
             return
         bad = checksum_error(pin.frame)
         if bad is not None:

@@ -277,6 +277,23 @@ def test_a_corrupt_segment_is_never_made_valid(lab: Lab) -> None:
     run(main())
 
 
+def test_a_syn_in_a_first_fragment_goes_on_unproxied(lab: Lab) -> None:
+    """The first fragment of an IPv4 packet carrying a SYN to a service: the switch hands it over
+    (it carries the TCP header); the controller does not take fragments on, and sends it on as a
+    router would rather than drop it (the same SYN to an unproxied port is routed)."""
+    async def main() -> None:
+        async with proxied(lab) as (d, proxy):
+            syn = Ether(src=C_MAC, dst=SW_MAC) / IP(src=C_IP, dst=S_IP, ttl=64, flags="MF", id=99) / TCP(
+                sport=40010, dport=80, flags="S", seq=11, options=[("MSS", 1460)]) / (b"f" * 16)
+            lab.send(C_PORT, syn)
+            got = await lab.expect_tcp(S_PORT, lambda p: p[TCP].sport == 40010)
+            assert (got[IP].flags, got[IP].id, got[IP].ttl, got[TCP].seq) == ("MF", 99, 63, 11)
+            assert bytes(got[IP])[20:] == bytes(syn[IP])[20:]  # the fragment's bytes as they came
+            await lab.quiet(P_PORT, 0.1)
+            assert not d.orch.core.handshakes and not d.orch.entries
+    run(main())
+
+
 def test_metrics_endpoint_serves(lab: Lab) -> None:
     async def main() -> None:
         import urllib.request
