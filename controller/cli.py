@@ -18,6 +18,7 @@ import importlib
 import ipaddress
 import json
 import logging
+import os
 import re
 import sys
 import tomllib
@@ -752,6 +753,9 @@ def _emit(args: argparse.Namespace, out: Output) -> None:
 def _setup_logging(verbose: int) -> None:
     """Quiet by default: the CLI reports failures itself, in one line; -v shows the library's logs."""
     if verbose <= 0:
+        # gRPC's core logs on its own to stderr (TLS set-up failures, several lines each): quiet
+        # unless -v, read when the first channel is made
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
         # A handler that drops everything keeps Python's last-resort stderr handler from printing
         # the library's warnings, without touching the root logger (main() also runs in tests).
         lib = logging.getLogger("p4splice")

@@ -293,10 +293,19 @@ class SwitchClient:
             raise SwitchError(_one_line(str(e))) from None
 
 
+_PEM = {"TLS CA": b"CERTIFICATE-----", "TLS certificate": b"CERTIFICATE-----", "TLS key": b"PRIVATE KEY-----"}
+
+
 def _read(path: str | None, what: str) -> bytes | None:
+    """A PEM file of ``what``, checked to be one: gRPC given anything else logs several lines of
+    its own and then fails to connect, which says nothing of the file."""
     if path is None:
         return None
     try:
-        return read_bounded(path, MAX_CONFIG)  # PEM files are a few KiB
+        data = read_bounded(path, MAX_CONFIG)  # PEM files are a few KiB
     except OSError as e:
         raise SwitchError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    marker = _PEM.get(what)
+    if marker is not None and (b"-----BEGIN " not in data or marker not in data):
+        raise SwitchError(f"{what} {path} is not a PEM {'private key' if b'KEY' in marker else 'certificate'}")
+    return data

@@ -332,6 +332,8 @@ def test_reads_beside_a_primary_and_writes_refused_without_a_higher_election_id(
     # a file named by mistake is read up to a bound, not until memory runs out
     (("pipeline", "push", "--p4info", "/dev/zero"), 1, "cannot read P4Info /dev/zero: larger than 64 MiB"),
     (("--config", "/dev/zero", "status"), 2, "cannot read config file /dev/zero: larger than 16 MiB"),
+    # TLS material checked before gRPC sees it (it would log lines of its own, then fail to connect)
+    (("--tls-ca", "/etc/hostname", "status"), 1, "TLS CA /etc/hostname is not a PEM certificate"),
     (("splice", "10.0.0.5:40000-10.0.1.10:80", "--admin-socket", "/nonexistent/admin.sock"), 1,
      "no controller listening on /nonexistent/admin.sock"),
     (("run", "--no-such-option"), 2, "unrecognized arguments: --no-such-option"),
@@ -372,3 +374,14 @@ def test_config_file_supplies_the_options(env: Env, tmp_path: Path) -> None:
     env.run("--config", str(bad), "status").assert_one_line_error(2, "device_id must be int")
     bad.write_text("this is = not toml =\n")
     env.run("--config", str(bad), "status").assert_one_line_error(2, "config file")
+
+
+def test_broken_tls_material_is_still_one_line(tmp_path: Path) -> None:
+    """PEM-shaped but not a certificate: gRPC's core would log lines of its own on stderr before
+    failing; splicectl keeps it quiet (GRPC_VERBOSITY) and says one line."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n")
+    cmd = [*splicectl_command(), "--grpc-addr", "127.0.0.1:1", "--tls-ca", str(ca), "--timeout", "2", "status"]
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_VERBOSITY"}
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=env)
+    Run(p.returncode, p.stdout, p.stderr).assert_one_line_error(1, "cannot reach the switch at 127.0.0.1:1")
