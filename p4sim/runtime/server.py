@@ -88,7 +88,8 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
 
     def __init__(self, device: Device, address: str = "127.0.0.1:9559", device_id: int = 1,
                  cpu_port: int | None = None, cert_file: str | None = None, key_file: str | None = None,
-                 promote_backup_on_disconnect: bool = True, max_workers: int = 32) -> None:
+                 promote_backup_on_disconnect: bool = True, max_streams: int = 16,
+                 unary_workers: int = 16) -> None:
         self.device = device
         self.address = address
         self.device_id = device_id
@@ -96,7 +97,12 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
         self.promote_backup_on_disconnect = promote_backup_on_disconnect
         self._cert_file = cert_file
         self._key_file = key_file
-        self._max_workers = max_workers
+        # A stream holds one of the server's worker threads for its whole life: the pool has room
+        # for max_streams of them and unary_workers more, and a stream past max_streams is refused
+        # (RESOURCE_EXHAUSTED), so that idle streams can never take every thread from the RPCs.
+        self.max_streams = max_streams
+        self._stream_slots = threading.BoundedSemaphore(max_streams)
+        self._max_workers = max_streams + unary_workers
         self._server: grpc.Server | None = None
         self.port: int | None = None
         self._arb_lock = threading.RLock()
@@ -274,6 +280,15 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
     # ---------------------------------------------------------------------------------------
     # StreamChannel
     def StreamChannel(self, request_iterator, context):
+        if not self._stream_slots.acquire(blocking=False):
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"{self.max_streams} StreamChannels are open on this device: no more")
+        try:
+            yield from self._stream(request_iterator, context)
+        finally:
+            self._stream_slots.release()
+
+    def _stream(self, request_iterator, context):
         session = _Session(context.peer())
         context.add_callback(lambda: session.send(_END))  # the RPC ended (cancel, deadline, stop)
         reader = threading.Thread(target=self._read_stream, args=(session, request_iterator),

@@ -812,3 +812,26 @@ def test_idle_timeout_notification_and_time_since_last_hit(primary: Client) -> N
     with pytest.raises(grpc.RpcError) as err:
         primary.read(bad)
     assert [c for c, _ in batch_errors(err.value)] == [code_pb2.INVALID_ARGUMENT]
+
+
+def test_idle_streams_cannot_take_the_threads_of_the_rpcs(server: P4RuntimeServer, clients) -> None:
+    """Any local user can open StreamChannels without arbitrating: each holds a worker thread. The
+    server takes max_streams of them and refuses the next with RESOURCE_EXHAUSTED; unary calls
+    are still answered meanwhile, and a stream closed frees its place."""
+    idle = [clients(arbitrate=False) for _ in range(server.max_streams)]
+    extra = clients(arbitrate=False)
+    wait_for(lambda: extra.stream_error is not None, what="the stream past the cap refused")
+    assert extra.stream_error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert f"{server.max_streams} StreamChannels" in extra.stream_error.details()
+    probe = clients(arbitrate=False)
+    caps = probe.stub.Capabilities(p4runtime_pb2.CapabilitiesRequest(), timeout=5)
+    assert caps.p4runtime_api_version
+    idle[0].close()
+
+    def accepted() -> Client | None:
+        c = clients((0, 5))
+        wait_for(lambda: c.inbox.qsize() > 0 or c.stream_error is not None, what="an answer on the stream")
+        return c if c.stream_error is None else None
+
+    late = wait_for(accepted, what="a stream taken once one closed")
+    assert late.status() == code_pb2.OK
