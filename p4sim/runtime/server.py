@@ -26,6 +26,7 @@ import queue
 import threading
 from concurrent import futures
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
@@ -327,6 +328,8 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
                     self._stream_error(session, code_pb2.UNIMPLEMENTED, f"unsupported stream message {kind}", req)
         except grpc.RpcError:
             pass  # the client went away; the RPC callback finishes the stream
+        except _Undecodable as e:
+            session.send(P4RTError(code_pb2.INTERNAL, str(e)))  # ends the stream with it, as a bad request
         except Exception:
             log.exception("stream reader for %s failed", session.peer)
         finally:
@@ -584,32 +587,66 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
         return p4runtime_pb2.CapabilitiesResponse(p4runtime_api_version=P4RUNTIME_API_VERSION)
 
 
+class _Undecodable(Exception):
+    """A stream message that is not a StreamMessageRequest."""
+
+
+def _decode(message_type: Any, data: bytes, context: Any) -> Any:
+    """``data`` as ``message_type``; INTERNAL when it is not one, as a gRPC server answers a
+    request it cannot deserialize (BMv2's does). p4sim decodes requests itself: a request grpcio
+    fails to deserialize is kept by grpcio for good (~20 KB each)."""
+    try:
+        return message_type.FromString(data)
+    except Exception:  # noqa: BLE001 - any decoding failure is the client's bad request
+        context.abort(grpc.StatusCode.INTERNAL, f"the request is not a {message_type.DESCRIPTOR.full_name}")
+
+
+def _unary(method: Any, message_type: Any) -> Any:
+    def handler(data: bytes, context: Any) -> Any:
+        return method(_decode(message_type, data, context), context)
+    return handler
+
+
+def _unary_stream(method: Any, message_type: Any) -> Any:
+    def handler(data: bytes, context: Any) -> Any:
+        yield from method(_decode(message_type, data, context), context)
+    return handler
+
+
+def _stream_messages(request_iterator: Any) -> Any:
+    for data in request_iterator:
+        try:
+            yield p4runtime_pb2.StreamMessageRequest.FromString(data)
+        except Exception:  # noqa: BLE001 - ends the stream with INTERNAL
+            raise _Undecodable("a stream message is not a p4.v1.StreamMessageRequest") from None
+
+
 def _add_servicer(servicer: P4RuntimeServer, server: grpc.Server) -> None:
-    """Register like p4runtime_pb2_grpc.add_P4RuntimeServicer_to_server, with two changes: Write
-    receives the request bytes undecoded and Read yields encoded responses, so wire.py can handle
-    table entries without building pure-Python protobuf messages for them (the dominant cost
-    of a large batch or a large read)."""
+    """Register like p4runtime_pb2_grpc.add_P4RuntimeServicer_to_server, with two changes: every
+    request arrives as bytes and is decoded here (a request grpcio fails to deserialize would
+    leak, and Write's table entries are read by wire.py without building pure-Python protobuf
+    messages), and Read yields encoded responses (the dominant cost of a large read)."""
     pb = p4runtime_pb2
     handlers = {
         "Write": grpc.unary_unary_rpc_method_handler(
             servicer.Write, request_deserializer=None,
             response_serializer=pb.WriteResponse.SerializeToString),
         "Read": grpc.unary_stream_rpc_method_handler(
-            servicer.Read, request_deserializer=pb.ReadRequest.FromString,
+            _unary_stream(servicer.Read, pb.ReadRequest), request_deserializer=None,
             response_serializer=None),  # Read yields ReadResponse bytes
         "SetForwardingPipelineConfig": grpc.unary_unary_rpc_method_handler(
-            servicer.SetForwardingPipelineConfig,
-            request_deserializer=pb.SetForwardingPipelineConfigRequest.FromString,
+            _unary(servicer.SetForwardingPipelineConfig, pb.SetForwardingPipelineConfigRequest),
+            request_deserializer=None,
             response_serializer=pb.SetForwardingPipelineConfigResponse.SerializeToString),
         "GetForwardingPipelineConfig": grpc.unary_unary_rpc_method_handler(
-            servicer.GetForwardingPipelineConfig,
-            request_deserializer=pb.GetForwardingPipelineConfigRequest.FromString,
+            _unary(servicer.GetForwardingPipelineConfig, pb.GetForwardingPipelineConfigRequest),
+            request_deserializer=None,
             response_serializer=pb.GetForwardingPipelineConfigResponse.SerializeToString),
         "StreamChannel": grpc.stream_stream_rpc_method_handler(
-            servicer.StreamChannel, request_deserializer=pb.StreamMessageRequest.FromString,
+            lambda it, context: servicer.StreamChannel(_stream_messages(it), context), request_deserializer=None,
             response_serializer=pb.StreamMessageResponse.SerializeToString),
         "Capabilities": grpc.unary_unary_rpc_method_handler(
-            servicer.Capabilities, request_deserializer=pb.CapabilitiesRequest.FromString,
+            _unary(servicer.Capabilities, pb.CapabilitiesRequest), request_deserializer=None,
             response_serializer=pb.CapabilitiesResponse.SerializeToString),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("p4.v1.P4Runtime", handlers),))
