@@ -80,6 +80,10 @@ log = logging.getLogger(__name__)
 R = dp.PacketInReason
 # entries whose counters one idle poll reads (FLOWS_IDLE_TIMEOUT=0): a few RPCs' worth
 IDLE_POLL_BATCH = 1000
+# flows entries of one pending handshake at most (its punts, before the client's ACK)
+ENTRIES_PER_PENDING = 3
+# at most one "write refused" error line per this many seconds (a flood would write thousands)
+ERROR_LOG_INTERVAL = 5.0
 _NS = 1_000_000_000
 # Which party a leg's entry sends to.
 _TARGET = {
@@ -169,6 +173,8 @@ class Orchestrator:
         self._idle_poller: asyncio.Task[None] | None = None
         self._last_hit: dict[EntryMatch, tuple[int, float]] = {}  # packets, when they last moved
         self._last_read: dict[EntryMatch, float] = {}  # when the poll last read the entry
+        self._refused_logged_at = float("-inf")
+        self._refused_unlogged = 0
         self._timers: dict[TimerKey, asyncio.TimerHandle] = {}
         self._tails: dict[FlowKey, asyncio.Future[None]] = {}
         # handshake_settled() callers: woken by the command list that ends the handshake
@@ -189,6 +195,7 @@ class Orchestrator:
             self.sw.add_handler("idle_timeout", self.on_idle_notification)
             self._attached = True
             self.entries_age = not self.sw.has_index or self.sw.index.table(dp.FLOWS).supports_idle_timeout
+            self._bound_pending()
             if not self.entries_age and self.config.idle_timeout > 0:
                 log.info("the flows table does not age entries: idle flows are found by their counters, "
                          "read every %.1f s", self.idle_poll_interval)
@@ -419,6 +426,22 @@ class Orchestrator:
                         len(filters), e)
         return active
 
+    def _bound_pending(self) -> None:
+        """No more handshakes pending than half the flows table can hold: a pending handshake
+        has up to ENTRIES_PER_PENDING entries there, and a SYN flood (spoofed sources, never
+        completing) must not fill the table that real clients' flows need. At the bound the
+        core evicts the oldest handshake no client has acknowledged (docs/controller.md)."""
+        if not self.sw.has_index:
+            return
+        size = self.sw.index.table(dp.FLOWS).size
+        if size <= 0:
+            return
+        cap = max(1, size // 2 // ENTRIES_PER_PENDING)
+        hs = self.core.handshakes
+        if cap < hs.config.max_pending:
+            hs.config = dataclasses.replace(hs.config, max_pending=cap)
+            log.info("at most %d handshakes pending: the flows table holds %d entries", cap, size)
+
     # --- idle flows by counters (flows entries that do not age on the switch) ---------------------
 
     @property
@@ -643,6 +666,16 @@ class Orchestrator:
                      p.seq_delta, p.ack_delta, p.tsval_delta, p.tsecr_delta,
                      min(p.win_shift_from, 14), min(p.win_shift_to, 14), idle_timeout_ns=idle)
 
+    def _write_refused(self, what: object) -> None:
+        """An error line per refused write, at most one per ERROR_LOG_INTERVAL, counting the rest."""
+        now = time.monotonic()
+        if now - self._refused_logged_at < ERROR_LOG_INTERVAL:
+            self._refused_unlogged += 1
+            return
+        more = f" (and {self._refused_unlogged} more since the last such line)" if self._refused_unlogged else ""
+        log.error("write refused: %s%s", what, more)
+        self._refused_logged_at, self._refused_unlogged = now, 0
+
     async def _flush(self, updates: list[Update]) -> None:
         if not updates:
             return
@@ -666,10 +699,10 @@ class Orchestrator:
                         retry.append(Update(UpdateType.INSERT, u.entity))
                     else:
                         self.metrics.failures.labels("write").inc()
-                        log.error("write refused: %s", f)
+                        self._write_refused(f)
                 if not e.failures and e.details == []:
                     self.metrics.failures.labels("write").inc()
-                    log.error("write refused: %s", e)
+                    self._write_refused(e)
                 if not retry or attempt:
                     return
                 batch = retry

@@ -278,6 +278,28 @@ def test_syn_flood_is_bounded_and_a_real_handshake_completes(lab: Lab) -> None:
     run(main(), timeout=60)
 
 
+def test_the_pending_bound_follows_the_flows_table(lab: Lab, caplog: pytest.LogCaptureFixture) -> None:
+    """max_pending as configured (10,000 by default) cannot exceed what half the flows table
+    holds at three entries a pending handshake: a flood of spoofed SYNs would fill the table real
+    clients need first (4,096 entries: 682 pending). A smaller configured bound stays."""
+    from p4splice.controller import dataplane as dp
+    from p4splice.controller.orchestrator import ENTRIES_PER_PENDING
+
+    async def main() -> None:
+        async with running(lab) as d:
+            size = d.session.index.table(dp.FLOWS).size
+            assert d.orch.core.handshakes.config.max_pending == size // 2 // ENTRIES_PER_PENDING < 10_000
+            # and a flood's refused writes are one error line per interval, not one each
+            with caplog.at_level("ERROR", logger="p4splice.controller.orchestrator"):
+                for k in range(500):
+                    d.orch._write_refused(f"RESOURCE_EXHAUSTED {k}")
+            lines = [r.getMessage() for r in caplog.records if "write refused" in r.getMessage()]
+            assert lines == ["write refused: RESOURCE_EXHAUSTED 0"]
+        async with running(lab, max_pending=40) as d:
+            assert d.orch.core.handshakes.config.max_pending == 40
+    run(main())
+
+
 # --- admin ---------------------------------------------------------------------------------------------
 
 def wire_flow_obj(sport: int):  # noqa: ANN201
