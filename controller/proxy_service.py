@@ -160,7 +160,7 @@ class ControllerService:
         if rec is None:
             return
         self._out_of_service(rec)
-        if rec.dark:
+        if rec.dark and not self.orch.flows_of_port(rec.port):
             log.info("proxy %s on port %d %s (its port was dark: its flows were handled then)", proxy, rec.port, why)
             return
         await self._fail_flows(rec, why, failure)
