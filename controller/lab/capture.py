@@ -11,10 +11,12 @@ name) and the SYN-ACK that comes in (from the switch, in the server's name).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import select
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 
 from p4sim import netdev
@@ -26,7 +28,29 @@ __all__ = ["HandshakeCapture", "Seen", "View"]
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
+SO_ATTACH_FILTER = 26
 SYN, ACK = 0x02, 0x10
+
+# A classic BPF program, so that the kernel hands the capture only IPv4/TCP frames with SYN set:
+# the bulk transfers of the demo would otherwise flood the sockets (and drop a SYN now and then).
+_SYN_FILTER = [
+    (0x28, 0, 0, 12),  # ldh [12]: the ethertype
+    (0x15, 0, 6, 0x0800),  # IPv4, else drop
+    (0x30, 0, 0, 23),  # ldb [23]: the IP protocol
+    (0x15, 0, 4, 6),  # TCP, else drop
+    (0xB1, 0, 0, 14),  # ldxb 4*([14]&0xf): the IPv4 header's length
+    (0x50, 0, 0, 27),  # ldb [x+27]: the TCP flags
+    (0x45, 0, 1, SYN),  # SYN set, else drop
+    (0x06, 0, 0, 0x40000),  # keep
+    (0x06, 0, 0, 0),  # drop
+]
+
+
+def _attach_syn_filter(sock: socket.socket) -> None:
+    code = b"".join(struct.pack("HBBI", *insn) for insn in _SYN_FILTER)
+    buf = ctypes.create_string_buffer(code)
+    prog = struct.pack("HL", len(_SYN_FILTER), ctypes.addressof(buf))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
 
 
 @dataclass(frozen=True)
@@ -40,6 +64,7 @@ class Seen:
     syn_ack: bool
     seq: int
     options: str
+    t: float = 0.0  # time.monotonic() when read
 
 
 @dataclass
@@ -100,6 +125,7 @@ class HandshakeCapture:
         for host in self.hosts:
             with netdev.netns_socket(host.netns):
                 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            _attach_syn_filter(s)
             s.bind((host.ifname, ETH_P_ALL))
             s.setblocking(False)
             self._socks.append((host, s))
@@ -141,7 +167,7 @@ class HandshakeCapture:
             options = "(options the controller refuses)"
         src = (socket.inet_ntoa(frame[26:30]), sport)
         dst = (socket.inet_ntoa(frame[30:34]), dport)
-        self.seen.append(Seen(host.name, outgoing, src, dst, bool(flags & ACK), seq, options))
+        self.seen.append(Seen(host.name, outgoing, src, dst, bool(flags & ACK), seq, options, time.monotonic()))
 
     def view(self, client: tuple[str, int], server: tuple[str, int], client_host: str, server_host: str,
              proxy_host: str) -> View:

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .capture import HandshakeCapture
+from .capture import HandshakeCapture, View
+from .timeline import Timeline, write_svg
 from .topology import Lab, LabError, LabSpec
 from .traffic import ClientResult, TrafficServer, expected_download_sha, transfer
 
@@ -161,6 +162,20 @@ async def _scenario(lab: Lab, size: int) -> bool:
     return ok
 
 
+def _picture(lab: Lab, r: ClientResult, v: View) -> None:
+    """The inspect connection as a timeline picture, next to the logs."""
+    assert v.client_syn and v.client_syn_ack and v.leg1_syn_ack and v.leg2_syn_ack
+    t0 = v.client_syn.t
+    req, spl = _event_for(lab, "request", _flow(r)), _event_for(lab, "spliced", _flow(r))
+    via = (spl.record["a_c"] + spl.record["a_s"]) if spl is not None else r.sent + r.received
+    tl = Timeline(f"{_conn(r)} (inspect): claim 1, the proxy, then the switch alone",
+                  max(v.client_syn_ack.t, v.leg1_syn_ack.t, v.leg2_syn_ack.t) - t0,
+                  req.t - t0 if req is not None else None, spl.t - t0 if spl is not None else None,
+                  r.finished - t0, via, max(0, r.upload + r.download - via))
+    path = write_svg(tl, lab.log_dir.parent / "demo-timeline.svg")
+    say(f"    its timeline, as a picture: {path}")
+
+
 def _signed(delta: int) -> str:
     d = delta & 0xFFFFFFFF
     return f"{d - (1 << 32) if d >= 1 << 31 else d:+d}"
@@ -186,6 +201,8 @@ def _claim1(lab: Lab, jobs: list[Job], capture: HandshakeCapture) -> bool:
         say(f"    S's SYN-ACK  ISN_s  {s_.seq:>10}  {s_.options:<28} client: same   proxy leg 2: same")
         say(f"    proxy's own  ISN_p1 {v.leg1_syn_ack.seq:>10} (D1 {_signed(v.leg1_syn_ack.seq - s_.seq)}), "
             f"ISN_p2 {v.leg2_syn.seq} (D2 {_signed(v.leg2_syn.seq - c.seq)})")
+        if job.policy == "inspect":
+            _picture(lab, r, v)
     say("  same: that host saw the very ISN and options (timestamps' values aside: each sender has its")
     say("  own clock); D1 = ISN_p1 - ISN_s, D2 = ISN_p2 - ISN_c: what the switch translates by while the")
     say("  proxy is in the path; after the splice, by the bytes the proxy rewrote (0 unless it did)")

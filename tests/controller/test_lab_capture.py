@@ -42,3 +42,19 @@ def test_claim1_fails_when_a_party_saw_another_isn_or_nothing() -> None:
     missing = _capture()
     missing.seen = [s for s in missing.seen if s.host != "proxy"]
     assert not missing.view(C, S, "c1", "s1", "proxy").claim1()
+
+
+def test_the_timeline_picture_names_each_phase(tmp_path) -> None:  # noqa: ANN001
+    import xml.etree.ElementTree as ET
+
+    from p4splice.controller.lab.timeline import Timeline, write_svg
+
+    path = write_svg(Timeline("10.0.1.1:40000 > 10.0.101.1:8001 (inspect)", 0.04, 0.05, 0.11, 2.5, 1200,
+                              20_000_000), tmp_path / "t.svg")
+    root = ET.parse(path).getroot()  # well-formed SVG
+    texts = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+    for words in ("claim-1 handshake: 40 ms", "through the proxy: 1,200 bytes",
+                  "the switch alone: 20,000,000 bytes (from 110 ms)", "splice", "request", "2.50 s"):
+        assert words in texts, words
+    never = write_svg(Timeline("never", 0.04, None, None, 1.0, 5000, 0), tmp_path / "n.svg").read_text()
+    assert "switch alone" not in never and "splice" not in never

@@ -253,6 +253,8 @@ def test_reconnects_and_registers_again_after_a_controller_restart(router: Route
             async with fake_controller(sock) as (api2, ctl2):
                 await poll(lambda: "splice-test" in api2.registered, what="registration again")
                 assert ctl2.called("register") == [("splice-test", 7, MAC, 200)]
+                # the controller has it registered before the proxy has read the answer
+                await poll(lambda: _metric_is(proxy, "controller_connected", 1), what="the proxy to count it")
                 metrics = await proxy.metrics()
                 assert metrics["controller_connects"] == 2 and metrics["controller_connected"] == 1
                 await proxy.aclose()
