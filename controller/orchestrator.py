@@ -310,16 +310,12 @@ class Orchestrator:
         self.handle_segment(reason, pin.ingress_port, parsed)
 
     def _corrupt(self, reason: dp.PacketInReason, pin: dp.SplicePacketIn, name: str, bad: str) -> None:
-        """A segment whose checksum is wrong: nothing is learnt from it and it is never rebuilt
-        (fresh checksums would make it valid). A client's SYN that the switch handed over as the
-        only instance goes on as a router would send it, its TCP checksum still wrong, for the
-        server's kernel to drop as it drops the same SYN to an unproxied port; a bad IPv4 header
-        checksum, or any other segment, is dropped here, as a router and a host drop them."""
+        """A segment whose checksum is wrong: dropped, counted, nothing learnt from it. Never
+        rebuilt (fresh checksums would make it valid) and never sent on: its receiver would drop
+        it anyway, and its sender retransmits."""
         self.stats["bad_checksum"] += 1
         self.metrics.failures.labels("bad_checksum").inc()
-        log.info("packet-in %s on port %d: %s checksum wrong: ignored", name, pin.ingress_port, bad)
-        if reason is R.SYN and not pin.is_copy and bad == "TCP":
-            self._spawn(self._route_unparsed(pin.frame))
+        log.info("packet-in %s on port %d: %s checksum wrong: dropped", name, pin.ingress_port, bad)
 
     def handle_segment(self, reason: dp.PacketInReason, port: int, parsed: ParsedFrame) -> None:
         seg = parsed.segment

@@ -254,16 +254,15 @@ def _corrupt(pkt: Ether, layer: str) -> bytes:
 
 
 def test_a_corrupt_segment_is_never_made_valid(lab: Lab) -> None:
-    """A SYN to a proxied service with a wrong TCP checksum reaches the server as the switch would
-    route it (its TCP checksum still wrong, for the server's kernel to drop), with a wrong IPv4
-    checksum not at all; nothing is learnt from either, and a corrupt SYN-ACK teaches no ISN."""
+    """A SYN to a proxied service with a wrong TCP or IPv4 checksum reaches the controller as the
+    only instance: it is dropped and counted, never sent on with fresh checksums (the server would
+    have answered it), and nothing is learnt from it; a corrupt SYN-ACK teaches no ISN either."""
     async def main() -> None:
         async with proxied(lab) as (d, proxy):
             lab.send(C_PORT, _corrupt(from_c(40007, "S", 1, options=[("MSS", 1460)]), "tcp"))
-            got = await lab.expect_tcp(S_PORT, lambda p: p[TCP].sport == 40007)
-            assert got[TCP].flags == "S" and got[TCP].seq == 1 and not valid_checksums(got)
             lab.send(C_PORT, _corrupt(from_c(40008, "S", 1, options=[("MSS", 1460)]), "ip"))
             await poll(lambda: d.orch.stats["bad_checksum"] == 2, what="both SYNs seen")
+            await d.orch.drain()
             await lab.quiet(S_PORT, 0.2)
             await lab.quiet(P_PORT, 0.1)
             assert not d.orch.core.handshakes and not d.orch.entries
