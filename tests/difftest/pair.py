@@ -15,6 +15,7 @@ port has left before that port's marker. The program's marker entries are the ca
 from __future__ import annotations
 
 import contextlib
+import struct
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +30,20 @@ from tests.controller.switches import ExternalSwitch, Pipeline, VethFramePort, b
 
 KINDS = ("p4sim", "bmv2")
 CPU = "cpu"
+MAGIC = b"p4splice-difftest-marker"
+
+
+def marker_payload(n: int) -> bytes:
+    """What a marker frame carries, whatever its headers: the magic and its number."""
+    return MAGIC + struct.pack("!I", n)
+
+
+def marker_number(frame: bytes) -> int | None:
+    """The number of the marker ``frame`` carries, or None for a frame under test."""
+    at = frame.find(MAGIC)
+    if at < 0 or len(frame) < at + len(MAGIC) + 4:
+        return None
+    return int(struct.unpack_from("!I", frame, at + len(MAGIC))[0])
 
 
 def unavailable() -> str | None:
@@ -75,13 +90,12 @@ def _show(v: Any) -> str:
 class MarkerPlan:
     """How the program under test is made to mark the end of a frame's effects: entries that
     send each marker frame to one egress port (or to the controller), and the marker frames.
-    ``frame(port, n)`` is marker ``n`` for ``port`` (``CPU`` for the controller); ``is_marker``
-    recognises one coming out."""
+    ``frame(port, n)`` is marker ``n`` for ``port`` (``CPU`` for the controller), carrying
+    ``marker_payload(n)``, by which ``marker_number`` recognises it coming out."""
 
     entries: Sequence[Entry]
     ports: Sequence[int | str]
     frame: Callable[[int | str, int], bytes]
-    is_marker: Callable[[bytes], int | None]  # the marker's number, or None for a frame under test
     # after a frame sent as a packet-out, the markers are packet-outs too, with this metadata
     # toward a port (None: the program cannot send packet-outs to a port)
     out_metadata: Callable[[int], Mapping[str, int]] | None = None
@@ -186,7 +200,7 @@ class Driven:
             got = ports.setdefault(int(p), [])
             while True:
                 out = self.port(int(p)).expect(timeout)
-                n = markers.is_marker(out)
+                n = marker_number(out)
                 if n == seq:
                     break
                 if n is None:
@@ -198,7 +212,7 @@ class Driven:
                 pin = self.p4rt.get_packet_in(timeout)
                 if pin is None:
                     raise TimeoutError(f"{self.kind}: the controller marker did not come back within {timeout}s")
-                n = markers.is_marker(pin.payload)
+                n = marker_number(pin.payload)
                 if n == seq:
                     break
                 if n is None:
@@ -294,11 +308,11 @@ class SwitchPair:
                 diffs.append(Difference(f"direct counter of {e.describe()}", str(got["p4sim"]), str(got["bmv2"])))
         return diffs
 
-    def counter(self, name: str, index: int) -> tuple[tuple[int, int], Difference | None]:
+    def counter(self, name: str, index: int) -> Difference | None:
         got = self._both(lambda s: s.p4rt.read_counter(name, index))
         if got["p4sim"] != got["bmv2"]:
-            return got["p4sim"], Difference(f"counter {name}[{index}] (packets, bytes)", str(got["p4sim"]), str(got["bmv2"]))
-        return got["p4sim"], None
+            return Difference(f"counter {name}[{index}] (packets, bytes)", str(got["p4sim"]), str(got["bmv2"]))
+        return None
 
     def clone_session(self, session: int, ports: list[int]) -> None:
         self._both(lambda s: s.p4rt.insert_clone_session(session, ports))

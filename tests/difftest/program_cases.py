@@ -5,7 +5,6 @@ packet-out path), with the counters to compare afterwards."""
 from __future__ import annotations
 
 import random
-import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,19 +13,12 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
-from tests.difftest.pair import CPU, Entry, MarkerPlan, SwitchPair
-from tests.difftest.splice_cases import MAGIC, Frame
+from tests.difftest.pair import CPU, Entry, MarkerPlan, SwitchPair, marker_payload
+from tests.difftest.splice_cases import Frame
 
 PROGRAMS_DIR = Path(__file__).resolve().parents[1] / "p4sim" / "programs"
 PORTS = (1, 2, 3)
 CPU_PORT = 255
-
-
-def _is_marker(frame: bytes) -> int | None:
-    at = frame.find(MAGIC)
-    if at < 0 or len(frame) < at + len(MAGIC) + 4:
-        return None
-    return int(struct.unpack_from("!I", frame, at + len(MAGIC))[0])
 
 
 def _mac(port: int) -> str:
@@ -56,7 +48,7 @@ L3 = "MyIngress.ipv4_lpm"
 def _l3_marker(port: int | str, n: int) -> bytes:
     third = 255 if port == CPU else int(port)
     return bytes(Ether(src=_mac(9), dst=_mac(1)) / IP(src="10.99.0.1", dst=f"10.99.{third}.1", ttl=64)
-                 / UDP(sport=9, dport=9) / Raw(MAGIC + struct.pack("!I", n)))
+                 / UDP(sport=9, dport=9) / Raw(marker_payload(n)))
 
 
 def _l3_frames(seed: int, count: int) -> Iterator[Frame]:
@@ -111,7 +103,7 @@ def parse_l3_full() -> Program:
     markers = [Entry(L3, {"dst": (f"10.99.{p}.0", 24)}, "ipv4_forward", {"dstAddr": _mac(p), "port": p})
                for p in PORTS]
     markers.append(Entry(L3, {"dst": ("10.99.255.0", 24)}, "send_to_cpu"))
-    plan = MarkerPlan(markers, [*PORTS, CPU], _l3_marker, _is_marker, out_metadata=lambda p: {"egress_port": p})
+    plan = MarkerPlan(markers, [*PORTS, CPU], _l3_marker, out_metadata=lambda p: {"egress_port": p})
     return Program(PROGRAMS_DIR / "parse_l3_full.p4", entries, plan, _l3_frames,
                    counters=[("MyIngress.port_counter", p) for p in (*PORTS, CPU_PORT)],
                    clone_sessions={100: [2]})
@@ -125,7 +117,7 @@ LEARN_SMAC = "LearnIngress.smac"
 
 def _l2_marker(port: int | str, n: int) -> bytes:
     dst = "02:99:00:00:00:ff" if port == CPU else f"02:99:00:00:00:0{port}"
-    return bytes(Ether(src=_mac(9), dst=dst, type=0x88B5) / Raw(MAGIC + struct.pack("!I", n)))
+    return bytes(Ether(src=_mac(9), dst=dst, type=0x88B5) / Raw(marker_payload(n)))
 
 
 def _l2_frames(seed: int, count: int) -> Iterator[Frame]:
@@ -149,7 +141,7 @@ def grpc_cpu_learn() -> Program:
     entries = [Entry(LEARN_DMAC, {"hdr.ethernet.dst": _mac(p)}, "forward", {"port": p}) for p in PORTS]
     entries += [Entry(LEARN_SMAC, {"hdr.ethernet.src": _mac(p)}, "known") for p in PORTS]
     markers = [Entry(LEARN_DMAC, {"hdr.ethernet.dst": f"02:99:00:00:00:0{p}"}, "forward", {"port": p}) for p in PORTS]
-    plan = MarkerPlan(markers, [*PORTS, CPU], _l2_marker, _is_marker, out_metadata=lambda p: {"egress_port": p})
+    plan = MarkerPlan(markers, [*PORTS, CPU], _l2_marker, out_metadata=lambda p: {"egress_port": p})
     return Program(PROGRAMS_DIR / "grpc_cpu_learn.p4", entries, plan, _l2_frames)
 
 

@@ -15,11 +15,13 @@ import logging
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.difftest import program_cases, splice_cases
-from tests.difftest.pair import Difference, SwitchPair, unavailable
+from tests.difftest.pair import Difference, MarkerPlan, SwitchPair, unavailable
+from tests.difftest.splice_cases import Frame
 
 ROOT = Path(__file__).resolve().parents[2]
 SPLICE = ROOT / "p4src" / "splice.p4"
@@ -37,6 +39,23 @@ class Report:
     counters: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)  # what the frames became, by kind
     differences: list[Difference] = field(default_factory=list)
+
+    def run_frames(self, pair: SwitchPair, frames: Iterable[Frame], markers: MarkerPlan, label: str) -> None:
+        """``frames`` through both switches (a packet-out from the controller where it is one)."""
+        for fr in frames:
+            out, diff = pair.run(fr.in_port, fr.data, markers, f"{label}{fr.what}", packet_out=fr.packet_out)
+            self.frames += 1
+            self.outcomes[_kind(out["p4sim"])] += 1
+            if diff is not None:
+                self.differences.append(diff)
+
+    def read_counters(self, pair: SwitchPair, cells: Iterable[tuple[str, int]]) -> None:
+        """Indexed counter cells, both switches."""
+        for name, index in cells:
+            self.counters += 1
+            diff = pair.counter(name, index)
+            if diff is not None:
+                self.differences.append(diff)
 
     def merge(self, other: Report) -> None:
         self.frames += other.frames
@@ -76,20 +95,10 @@ def run_splice(seed: int, count: int, frames: int, build_dir: Path, log_dir: Pat
             report.differences += pair.insert(case.entries)
             report.entries += len(case.entries)
             state = "; ".join(e.describe() for e in case.entries) or "no flows entries"
-            for fr in case.frames:
-                out, diff = pair.run(fr.in_port, fr.data, markers, f"case {case.seed}: {fr.what} [{state}]",
-                                     packet_out=fr.packet_out)
-                report.frames += 1
-                report.outcomes[_kind(out["p4sim"])] += 1
-                if diff is not None:
-                    report.differences.append(diff)
+            report.run_frames(pair, case.frames, markers, f"case {case.seed} [{state}]: ")
             report.differences += pair.direct_counters(case.entries)
             report.counters += len(case.entries)
-            for reason in range(splice_cases.MAL_REASONS):
-                _, diff = pair.counter(splice_cases.MALFORMED, reason)
-                report.counters += 1
-                if diff is not None:
-                    report.differences.append(diff)
+            report.read_counters(pair, ((splice_cases.MALFORMED, r) for r in range(splice_cases.MAL_REASONS)))
             pair.delete(case.entries)
     return report
 
@@ -136,17 +145,8 @@ def run_programs(seed: int, count: int, build_dir: Path, log_dir: Path) -> Repor
             prog.setup(pair)
             report.entries += len(prog.entries) + len(prog.markers.entries)
             report.differences += pair.insert([*prog.entries, *prog.markers.entries])
-            for fr in prog.frames(seed, count):
-                out, diff = pair.run(fr.in_port, fr.data, prog.markers, f"{prog.source.name}: {fr.what}")
-                report.frames += 1
-                report.outcomes[_kind(out["p4sim"])] += 1
-                if diff is not None:
-                    report.differences.append(diff)
-            for name, index in prog.counters:
-                _, diff = pair.counter(name, index)
-                report.counters += 1
-                if diff is not None:
-                    report.differences.append(diff)
+            report.run_frames(pair, prog.frames(seed, count), prog.markers, f"{prog.source.name}: ")
+            report.read_counters(pair, prog.counters)
     return report
 
 

@@ -20,14 +20,13 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 from ptf_tests.packets import CLIENT_IP, HOST_MAC, PROXY_IP, SERVER_IP, SERVICE_PORT, SWITCH_MAC
-from tests.difftest.pair import CPU, Entry, MarkerPlan
+from tests.difftest.pair import CPU, Entry, MarkerPlan, marker_payload
 
 PORTS = (1, 2, 3)
 CPU_PORT = 255
 CLONE_SESSION = 99
 PROXY_PORT = 3
 MASK32 = 0xFFFFFFFF
-MAGIC = b"p4splice-difftest-marker"
 MARKER_NET = "10.99"
 
 ROUTES = "SpliceIngress.routing.routes"
@@ -55,21 +54,14 @@ def _marker_dst(port: int | str) -> str:
 
 def _marker_frame(port: int | str, n: int) -> bytes:
     return bytes(Ether(src="02:00:00:00:99:99", dst=SWITCH_MAC[1]) / IP(src=f"{MARKER_NET}.0.1", dst=_marker_dst(port))
-                 / UDP(sport=9, dport=9) / Raw(MAGIC + struct.pack("!I", n)))
-
-
-def _is_marker(frame: bytes) -> int | None:
-    at = frame.find(MAGIC)
-    if at < 0 or len(frame) < at + len(MAGIC) + 4:
-        return None
-    return int(struct.unpack_from("!I", frame, at + len(MAGIC))[0])
+                 / UDP(sport=9, dport=9) / Raw(marker_payload(n)))
 
 
 def marker_plan() -> MarkerPlan:
     entries = [Entry(ROUTES, {"ipv4_dst": (f"{MARKER_NET}.{p}.0", 24)}, "route",
                      {"port": p, "smac": SWITCH_MAC[p], "dmac": HOST_MAC[p]}) for p in PORTS]
     entries.append(Entry(ROUTES, {"ipv4_dst": (f"{MARKER_NET}.255.0", 24)}, "to_cpu"))
-    return MarkerPlan(entries, [*PORTS, CPU], _marker_frame, _is_marker,
+    return MarkerPlan(entries, [*PORTS, CPU], _marker_frame,
                       out_metadata=lambda port: {"egress_port": port})
 
 
