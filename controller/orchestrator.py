@@ -285,37 +285,25 @@ class Orchestrator:
             return
         try:
             parsed = parse_frame(pin.frame)
-        except OptionError as e:
-            # The data plane drops malformed options before any table, so only a SYN whose options
-            # the core is stricter about (a duplicate MSS, say) gets here: it is simply not proxied.
-            self.metrics.failures.labels("bad_options").inc()
+        except (OptionError, FrameError) as e:
+            # Not taken on: options the core is stricter about than the data plane, which drops
+            # malformed ones before any table (a duplicate MSS, say), or not a segment the
+            # controller takes (the first fragment of an IPv4 packet). Not proxied; a SYN the switch
+            # handed over as its only instance must still reach the server, as a router sends it.
+            self.metrics.failures.labels("bad_options" if isinstance(e, OptionError) else "bad_frame").inc()
             log.info("packet-in %s on port %d: %s: not proxied", name, pin.ingress_port, e)
-            if not pin.is_copy and reason is R.SYN:
-                # The switch gave the controller its only instance: it must still reach the server.
-                self._spawn(self._route_unparsed(pin.frame))
-            return
-        except FrameError as e:
-            self.metrics.failures.labels("bad_frame").inc()
-            log.info("packet-in %s on port %d is not a TCP segment the controller takes: %s", name,
-                     pin.ingress_port, e)
             if reason is R.SYN and not pin.is_copy:
-                # The switch gave the controller its only instance (a SYN in the first fragment
-                # of an IPv4 packet, say): not proxied, but sent on as a router would.
                 self._spawn(self._route_unparsed(pin.frame))
             return
         bad = checksum_error(pin.frame)
         if bad is not None:
-            self._corrupt(reason, pin, name, bad)
+            # Dropped, counted, nothing learnt from it; never rebuilt (fresh checksums would make
+            # it valid) nor sent on: its receiver would drop it anyway, and its sender retransmits.
+            self.stats["bad_checksum"] += 1
+            self.metrics.failures.labels("bad_checksum").inc()
+            log.info("packet-in %s on port %d: %s checksum wrong: dropped", name, pin.ingress_port, bad)
             return
         self.handle_segment(reason, pin.ingress_port, parsed)
-
-    def _corrupt(self, reason: dp.PacketInReason, pin: dp.SplicePacketIn, name: str, bad: str) -> None:
-        """A segment whose checksum is wrong: dropped, counted, nothing learnt from it. Never
-        rebuilt (fresh checksums would make it valid) and never sent on: its receiver would drop
-        it anyway, and its sender retransmits."""
-        self.stats["bad_checksum"] += 1
-        self.metrics.failures.labels("bad_checksum").inc()
-        log.info("packet-in %s on port %d: %s checksum wrong: dropped", name, pin.ingress_port, bad)
 
     def handle_segment(self, reason: dp.PacketInReason, port: int, parsed: ParsedFrame) -> None:
         seg = parsed.segment

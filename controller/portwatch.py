@@ -85,10 +85,6 @@ class PortWatch:
         self.watched.pop(proxy, None)
         self._serial.pop(proxy, None)
 
-    def is_dark(self, proxy: str) -> bool:
-        w = self.watched.get(proxy)
-        return w is not None and w.dark
-
     def state(self, proxy: str) -> dict[str, int | bool] | None:
         w = self.watched.get(proxy)
         if w is None:
