@@ -486,8 +486,10 @@ print(n, flush=True)
 """
 
 
-def _rx_packets(ifname: str, netns: str) -> int:
-    out = subprocess.run(["ip", "-n", netns, "-s", "-j", "link", "show", "dev", ifname],
+def rx_packets(ifname: str, netns: str | None = None) -> int:
+    """The kernel's count of frames ``ifname`` received (in ``netns``, else this namespace)."""
+    where = ["-n", netns] if netns else []
+    out = subprocess.run(["ip", *where, "-s", "-j", "link", "show", "dev", ifname],
                          capture_output=True, text=True, check=True).stdout
     import json
 
@@ -555,7 +557,7 @@ def bench_veth(seconds: float) -> dict[str, float] | str:
             te.action.action.params.add(param_id=1, value=bytes.fromhex("020000000201"))
             te.action.action.params.add(param_id=2, value=b"\x02")
             stub.Write(req)
-            rx_before = _rx_packets(p2.a, h2)
+            rx_before = rx_packets(p2.a, h2)
             receiver = subprocess.Popen(["ip", "netns", "exec", h2, sys.executable, "-c", RECEIVER, p2.a,
                                          str(seconds + 1.0)], stdout=subprocess.PIPE, text=True)
             assert receiver.stdout is not None
@@ -563,7 +565,7 @@ def bench_veth(seconds: float) -> dict[str, float] | str:
             sender = subprocess.run(["ip", "netns", "exec", h1, sys.executable, "-c", SENDER, p1.a, str(seconds),
                                      frame.hex()], capture_output=True, text=True, check=True)
             received = int(receiver.communicate(timeout=seconds + 10)[0].strip())
-            rx_after = _rx_packets(p2.a, h2)
+            rx_after = rx_packets(p2.a, h2)
             done.set()
             channel.close()
         finally:

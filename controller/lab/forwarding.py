@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import socket
@@ -31,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from p4sim.bench import RECEIVER, SENDER
+from p4sim.bench import RECEIVER, SENDER, rx_packets
 
 from ..bench import C_PORT, CPU, DEVICE, P_PORT, S_PORT, BenchError, ExternalSwitch, _table
 from ..config import DEVICE_CONFIG_FILES, P4INFO_FILE
@@ -73,15 +72,9 @@ async def _program(addr: str, build_dir: Path, target: str) -> None:
         ])
 
 
-def _rx_packets(ifname: str) -> int:
-    out = subprocess.run(["ip", "-s", "-j", "link", "show", "dev", ifname], capture_output=True, text=True,
-                         check=True).stdout
-    return int(json.loads(out)[0]["stats64"]["rx"]["packets"])
-
-
 def _blast(sw: ExternalSwitch, frame: bytes, seconds: float) -> dict[str, float]:
     tx_if, rx_if = sw.ifaces[C_PORT], sw.ifaces[S_PORT]
-    rx_before = _rx_packets(rx_if)
+    rx_before = rx_packets(rx_if)
     receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, rx_if, str(seconds + 1.0)],
                                 stdout=subprocess.PIPE, text=True)
     try:
@@ -97,7 +90,7 @@ def _blast(sw: ExternalSwitch, frame: bytes, seconds: float) -> dict[str, float]
         if receiver.poll() is None:
             receiver.kill()
             receiver.wait()
-    rx = _rx_packets(rx_if) - rx_before
+    rx = rx_packets(rx_if) - rx_before
     return {"offered (frames/s)": int(sender.stdout.strip()) / seconds,
             "forwarded, receiver (frames/s)": received / seconds,
             "forwarded, kernel rx counter (frames/s)": rx / seconds,
