@@ -4,6 +4,7 @@ bound instead of being read until memory runs out."""
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 __all__ = ["MAX_CONFIG", "MAX_DEVICE_CONFIG", "MAX_P4INFO", "TooLarge", "read_bounded"]
@@ -23,5 +24,5 @@ def read_bounded(path: str | Path, limit: int) -> bytes:
     with open(path, "rb") as f:
         data = f.read(limit + 1)
     if len(data) > limit:
-        raise TooLarge(27, f"larger than {limit >> 20} MiB, not what it should be", str(path))  # 27: EFBIG
+        raise TooLarge(errno.EFBIG, f"larger than {limit >> 20} MiB, not what it should be", str(path))
     return data

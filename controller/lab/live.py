@@ -82,7 +82,7 @@ def _serve(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         async with TrafficServer(lab.servers, lab.spec.services):
-            state_file.write_text(json.dumps({"pid": os.getpid(), "module": MODULE, "target": args.target,
+            state_file.write_text(json.dumps({"pid": os.getpid(), "target": args.target,
                                               "netns": [h.netns for h in lab.hosts], "grpc": lab.grpc_addr}))
             guide = how_to(lab, state_file, detached=args.detached)
             (args.build_dir / "lab" / "live.txt").write_text(guide)
