@@ -76,14 +76,14 @@ build: setup
 .PHONY: demo-p4sim e2e
 
 # the whole mission: clients, a server and the proxy host around the switch, real kernel TCP,
-# a report per connection, the proxy killed mid-transfer (controller/lab/, docs/e2e.md)
+# a report per connection, the proxy killed mid-transfer (lab/, docs/e2e.md)
 demo: build
-	TARGET=$(TARGET) $(VPY) -m p4splice.controller.lab.demo --build-dir $(BUILD) --log-dir $(LOGS)
+	TARGET=$(TARGET) $(VPY) -m p4splice.lab.demo --build-dir $(BUILD) --log-dir $(LOGS)
 
-# p4sim's own demo: an IPv4 router in P4 between two namespaces
+# p4sim's own demo: an IPv4 router in P4 between two namespaces (lab/p4sim_demo.py)
 demo-p4sim: setup
 	@mkdir -p $(BUILD) $(LOGS)
-	$(VPY) -m p4sim.demo --build-dir $(BUILD) --log-dir $(LOGS)
+	$(VPY) -m p4splice.lab.p4sim_demo --build-dir $(BUILD) --log-dir $(LOGS)
 
 # the end-to-end suite at full size: 100 MB each way per policy, 1,000 connections
 e2e: build
@@ -132,31 +132,31 @@ difftest: setup
 	$(VPY) -m tests.difftest.run --seed $(SEED) $(DIFFTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check $(wildcard p4sim controller proxy ptf_tests tests)
+	$(VENV)/bin/ruff check $(wildcard p4sim controller proxy lab bench ptf_tests tests)
 
 # --- benchmarks -------------------------------------------------------------------------------
 .PHONY: bench-deps bench-offload
 OFFLOAD_ARGS ?=
-OFFLOAD = TARGET=$(TARGET) $(VPY) -m p4splice.controller.lab.offload --build-dir $(BUILD) --log-dir $(LOGS) $(OFFLOAD_ARGS)
+OFFLOAD = TARGET=$(TARGET) $(VPY) -m p4splice.bench.offload --build-dir $(BUILD) --log-dir $(LOGS) $(OFFLOAD_ARGS)
 
-# p4sim's own, splice.p4's forwarding over veths, the controller's, then the offload benchmark
-# (docs/benchmarks.md). The switch figures come in the same rows for both targets: with
+# bench/: p4sim's own, splice.p4's forwarding over veths, the controller's, then the offload
+# benchmark (docs/benchmarks.md). The switch figures come in the same rows for both targets: with
 # TARGET=bmv2 the forwarding and the controller's run against simple_switch_grpc on veths (the
 # controller's with a program built with a flows table big enough for the run and without ageing,
 # which BMv2 can abort on under such load: docs/bmv2.md; build/bench), and
 # the p4sim bench runs the controller's against a p4sim process on veths as well as embedded.
 # p4sim's own bench does not apply to BMv2.
 BENCH_ARGS ?=
-FORWARDING = $(VPY) -m p4splice.controller.lab.forwarding --build-dir $(BUILD) --log-dir $(LOGS)
+FORWARDING = $(VPY) -m p4splice.bench.forwarding --build-dir $(BUILD) --log-dir $(LOGS)
 bench: build bench-deps
 ifeq ($(TARGET),bmv2)
 	$(FORWARDING) --target bmv2
 	$(VPY) -m ptf_tests.run --target bmv2 --build-dir $(BUILD)/bench -D FLOWS_SIZE=65536 -D FLOWS_IDLE_TIMEOUT=0 --build-only
-	$(VPY) -m p4splice.controller.bench --target bmv2 --build-dir $(BUILD)/bench --log-dir $(LOGS) $(BENCH_ARGS) && $(OFFLOAD)
+	$(VPY) -m p4splice.bench.controller --target bmv2 --build-dir $(BUILD)/bench --log-dir $(LOGS) $(BENCH_ARGS) && $(OFFLOAD)
 else
-	$(VPY) -m p4sim.bench && $(FORWARDING) --target p4sim
-	$(VPY) -m p4splice.controller.bench $(BENCH_ARGS)
-	$(VPY) -m p4splice.controller.bench --target p4sim --log-dir $(LOGS) --skip floor --skip writes $(BENCH_ARGS)
+	$(VPY) -m p4splice.bench.p4sim && $(FORWARDING) --target p4sim
+	$(VPY) -m p4splice.bench.controller $(BENCH_ARGS)
+	$(VPY) -m p4splice.bench.controller --target p4sim --log-dir $(LOGS) --skip floor --skip writes $(BENCH_ARGS)
 	$(OFFLOAD)
 endif
 
@@ -176,20 +176,20 @@ bench-offload: build bench-deps
 	$(OFFLOAD)
 
 # --- housekeeping -----------------------------------------------------------------------------
-# the lab of docs/e2e.md, up until Ctrl-C or make stop from another terminal (controller/lab/live.py;
+# the lab of docs/e2e.md, up until Ctrl-C or make stop from another terminal (lab/live.py;
 # RUN_ARGS=--detach returns once it is up): how to use it is printed; SWITCH_LOG_LEVEL=debug|trace
 # for the switch's log, PCAP=1 for per-port pcaps in logs/pcap
 SWITCH_LOG_LEVEL ?= info
 PCAP ?=
 RUN_ARGS ?=
 run: build
-	$(VPY) -m p4splice.controller.lab.live --target $(TARGET) --build-dir $(BUILD) --log-dir $(LOGS) \
+	$(VPY) -m p4splice.lab.live --target $(TARGET) --build-dir $(BUILD) --log-dir $(LOGS) \
 	  --switch-log-level $(SWITCH_LOG_LEVEL) $(if $(PCAP),--pcap-dir $(LOGS)/pcap) $(RUN_ARGS)
 
 # only what make run started in this checkout (its pid, checked against its command line), and
 # what a killed lab left in this checkout's build/
 stop:
-	@if [ -x $(VPY) ]; then $(VPY) -m p4splice.controller.lab.live --stop --build-dir $(BUILD) --log-dir $(LOGS); \
+	@if [ -x $(VPY) ]; then $(VPY) -m p4splice.lab.live --stop --build-dir $(BUILD) --log-dir $(LOGS); \
 	else echo "make stop: nothing is set up here"; fi
 
 clean: stop

@@ -1,4 +1,4 @@
-"""argparse value types shared by the controller's command lines (splicectl, the lab benches):
+"""argparse value types shared by the controller's command lines (splicectl) and the benchmarks' (bench/):
 each turns a bad value into argparse's one-line error, never a traceback."""
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from p4sim import netdev
+from p4splice.lab import netdev
+
 from p4sim.launch import LaunchError, free_port, stop, wait_listening
 from ptf_tests import targets
 

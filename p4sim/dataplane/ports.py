@@ -20,7 +20,7 @@ Receive path of :class:`RawSocketPort` (AF_PACKET, SOCK_RAW, bound to one interf
   as BMv2 does. The P4 program's parser then sees IP at offset 0.
 * With segmentation/receive offloads on, the kernel may hand up frames larger than the MTU
   (GSO/GRO super-frames). The project switches offloads off on its veths
-  (:func:`p4sim.netdev.disable_offloads`); nothing is done about it here.
+  (the lab's :func:`p4splice.lab.netdev.disable_offloads`); nothing is done about it here.
 * An interface that is down is not brought up (BMv2 does not either); it is reported.
 
 A port whose interface vanishes (ENODEV/ENXIO, or ENETDOWN with the interface gone) is taken

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from p4splice.lab import netdev
 
-from p4sim import netdev
 from tests.controller import switches
 from tests.controller.switches import Pipeline
 

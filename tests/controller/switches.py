@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from p4sim import netdev
+from p4splice.lab import netdev
+
 from p4sim.launch import LaunchError, free_port, stop, wait_listening
 from ptf_tests import targets
 
@@ -40,7 +41,7 @@ BIN = Path(sys.executable).parent
 
 SWITCH_ENV = "P4SPLICE_SWITCH"
 KINDS = ("inprocess", "p4sim", "bmv2")
-#: netdev naming prefix of these tests' veths (p4sim.netdev: one prefix per suite)
+#: netdev naming prefix of these tests' veths (p4splice.lab.netdev: one prefix per suite)
 PREFIX = "p4c"
 
 Match = Callable[[bytes], bool]

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from p4splice.lab import netdev
 from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
-from p4sim import netdev
 from tests.controller import switches
 from tests.controller.switches import VethFramePort, trim_padding
 

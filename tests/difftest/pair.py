@@ -48,7 +48,7 @@ def marker_number(frame: bytes) -> int | None:
 
 def unavailable() -> str | None:
     """Why the pair cannot run here (a missing tool, no veths), or None."""
-    from p4sim import netdev
+    from p4splice.lab import netdev
 
     missing = [t for k in KINDS for t in missing_tools(k)]
     if missing:

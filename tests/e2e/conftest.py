@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from p4splice.controller.lab.topology import Lab, LabSpec
-
-from p4sim import netdev
+from p4splice.lab import netdev
+from p4splice.lab.topology import Lab, LabSpec
 
 HEAVY = os.environ.get("P4SPLICE_E2E", "") == "heavy"
 ROOT = Path(__file__).resolve().parents[2]

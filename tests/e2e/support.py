@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from p4splice.controller.lab.topology import Lab
-from p4splice.controller.lab.traffic import ClientResult, ServerRecord, TrafficServer, expected_download_sha
+from p4splice.lab.topology import Lab
+from p4splice.lab.traffic import ClientResult, ServerRecord, TrafficServer, expected_download_sha
 
 from tests.asyncsupport import poll_until, run_bounded
 

@@ -1,6 +1,6 @@
 """Loss, reordering and delay on the client's and the server's cables, both ways, while the proxy
 is in the path, through the switch-over and after it -- with the lab's userspace impairment relay
-(controller/lab/impair.py), so the scenario runs on kernels without tc netem (test_network.py's
+(lab/impair.py), so the scenario runs on kernels without tc netem (test_network.py's
 netem test is the same idea where sch_netem exists) and on either target.
 
 A lab of its own for this module (one client, one server, inspect and rewrite services, both
@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from p4splice.controller.lab.impair import TO_HOST, TO_SWITCH, ImpairSpec
-from p4splice.controller.lab.topology import DEFAULT_SERVICES, Lab
-from p4splice.controller.lab.traffic import ClientResult, TrafficServer, transfer
+from p4splice.lab.impair import TO_HOST, TO_SWITCH, ImpairSpec
+from p4splice.lab.topology import DEFAULT_SERVICES, Lab
+from p4splice.lab.traffic import ClientResult, TrafficServer, transfer
 
 from tests.e2e.conftest import HEAVY, ROOT, healed, lab_spec
 from tests.e2e.support import assert_exact, no_entries_left, poll, run, server_side, spliced

@@ -1,4 +1,4 @@
-"""make run / make stop (controller/lab/live.py): the lab comes up in the background with its
+"""make run / make stop (lab/live.py): the lab comes up in the background with its
 namespaces named after the hosts, says how to use it, serves a real download through the switch
 to a client in ``c1``, and make stop takes all of it down -- and cleans up after a killed one."""
 
@@ -13,12 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from p4splice.controller.lab.topology import cmdline_of
+from p4splice.lab import netdev
+from p4splice.lab.topology import cmdline_of
 
-from p4sim import netdev
 from tests.e2e.conftest import ROOT, lab_spec
 
-LIVE = [sys.executable, "-m", "p4splice.controller.lab.live"]
+LIVE = [sys.executable, "-m", "p4splice.lab.live"]
 
 
 def _live(tmp: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:

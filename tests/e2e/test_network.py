@@ -8,8 +8,8 @@ import asyncio
 import time
 
 import pytest
-from p4splice.controller.lab.topology import Lab, NetemUnavailable
-from p4splice.controller.lab.traffic import TrafficServer, transfer
+from p4splice.lab.topology import Lab, NetemUnavailable
+from p4splice.lab.traffic import TrafficServer, transfer
 
 from tests.e2e.conftest import HEAVY
 from tests.e2e.support import assert_exact, figure, no_entries_left, run, server_side, splice_outcome, spliced

@@ -5,8 +5,8 @@ keeps it in the path; and a server-first protocol."""
 from __future__ import annotations
 
 import pytest
-from p4splice.controller.lab.topology import Lab
-from p4splice.controller.lab.traffic import TrafficServer, transfer
+from p4splice.lab.topology import Lab
+from p4splice.lab.traffic import TrafficServer, transfer
 
 from tests.e2e.conftest import HEAVY
 from tests.e2e.support import assert_exact, figure, no_entries_left, rate_mbit, run, server_side, spliced

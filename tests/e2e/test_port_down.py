@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
-from p4splice.controller.lab.topology import Lab
-from p4splice.controller.lab.traffic import TrafficServer, transfer
+from p4splice.lab.topology import Lab
+from p4splice.lab.traffic import TrafficServer, transfer
 
 from tests.e2e.conftest import HEAVY
 from tests.e2e.support import assert_exact, never_corrupt, no_entries_left, poll, run, server_side

@@ -19,12 +19,11 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import pytest
-
-from p4sim import netdev
+from p4splice.lab import netdev
 
 T = TypeVar("T")
 
-#: Each suite's resources carry this prefix (and the PID), see p4sim.netdev.
+#: Each suite's resources carry this prefix (and the PID), see p4splice.lab.netdev.
 TEST_PREFIX = "p4t"
 
 

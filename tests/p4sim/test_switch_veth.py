@@ -11,9 +11,9 @@ from pathlib import Path
 import grpc
 import pytest
 from p4.v1 import p4runtime_pb2, p4runtime_pb2_grpc
+from p4splice.lab import p4sim_demo
 from scapy.all import IP, UDP, Ether, raw
 
-from p4sim import demo
 from p4sim.compiler.driver import compile_file
 from p4sim.shellbridge import shell_python
 from tests.p4sim.netns_fixtures import (  # noqa: F401
@@ -31,7 +31,7 @@ BIN = Path(sys.executable).parent
 def test_demo_pings_across_the_switch(netns_ok: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     if shell_python() is None:
         pytest.skip("the demo drives p4runtime-shell from its own venv: `make p4sh-venv` (or set P4SH_PYTHON)")
-    rc = demo.main(["--build-dir", str(tmp_path / "build"), "--log-dir", str(tmp_path / "logs")])
+    rc = p4sim_demo.main(["--build-dir", str(tmp_path / "build"), "--log-dir", str(tmp_path / "logs")])
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "3 packets transmitted, 3 received" in out

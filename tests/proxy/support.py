@@ -18,16 +18,16 @@ from typing import Any, TypeVar
 
 import pytest
 from p4splice.controller.proxyapi import ApiError, Deltas, Flow, FlowInfo, ProxyApiServer
+from p4splice.lab import netdev
 from p4splice.proxy.config import ProxyConfig
 from p4splice.proxy.netsetup import setup_namespace
 from p4splice.proxy.server import ProxyServer
 
-from p4sim import netdev
 from tests.asyncsupport import poll_until, run_bounded
 
 T = TypeVar("T")
 
-PREFIX = "p4q"  # this suite's namespaces and links (p4sim.netdev naming)
+PREFIX = "p4q"  # this suite's namespaces and links (p4splice.lab.netdev naming)
 CLIENT_IP = "10.0.1.1"
 SERVER_IP = "10.0.2.1"
 TABLE = 100

@@ -30,8 +30,9 @@ from pathlib import Path
 from p4.config.v1 import p4info_pb2
 from p4.v1 import p4runtime_pb2, p4runtime_pb2_grpc
 
-EXAMPLE = Path(__file__).parent / "examples" / "l3_forward.p4"
-SPLICE = Path(__file__).parent.parent / "p4src" / "splice.p4"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "p4sim" / "examples" / "l3_forward.p4"
+SPLICE = ROOT / "p4src" / "splice.p4"
 BATCH = 1000
 
 # The benchmark P4Info: three table shapes, exact, LPM and ternary (ids are arbitrary but fixed).
@@ -445,7 +446,7 @@ def bench_memory_direct(n_entries: int) -> dict[str, float]:
 # veth-to-veth forwarding through a p4sim process
 # A sender that blasts one frame out of an interface for N seconds, and a receiver that counts the
 # frames to 10.0.2.1 arriving on one: run as their own processes (shared with the controller's
-# forwarding bench, controller/lab/forwarding.py).
+# forwarding bench, bench/forwarding.py).
 SENDER = r"""
 import socket, sys, time
 ifname, seconds = sys.argv[1], float(sys.argv[2])
@@ -501,9 +502,9 @@ def bench_veth(seconds: float) -> dict[str, float] | str:
 
     Returns a message instead of figures when namespaces cannot be created here.
     """
+    from p4splice.lab import netdev
     from scapy.all import IP, UDP, Ether, raw
 
-    from p4sim import netdev
     from p4sim.compiler.driver import compile_file
 
     try:
@@ -593,7 +594,7 @@ def _table(title: str, results: dict[str, float] | str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="p4sim.bench", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="p4splice.bench.p4sim", description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0, help="duration of each packet benchmark")
     ap.add_argument("--entries", type=int, default=1_000_000, help="entries for the memory figures")
     ap.add_argument("--writes", type=int, default=2000, help="single-update Write RPCs per table")
@@ -602,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip", action="append", default=[], choices=["pipeline", "p4runtime", "memory", "veth"],
                     help="leave out an area (repeatable)")
     args = ap.parse_args(argv)
-    print(f"command: python -m p4sim.bench {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
+    print(f"command: python -m p4splice.bench.p4sim {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
     print(f"host: {socket.gethostname()}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}, "
           f"{time.strftime('%Y-%m-%d')}")
     if "pipeline" not in args.skip:

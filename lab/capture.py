@@ -19,9 +19,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from p4sim import netdev
+from p4splice.controller.splice.options import (
+    Mss,
+    SackPermitted,
+    Timestamps,
+    UnknownOption,
+    WindowScale,
+    parse_options,
+)
 
-from ..splice.options import Mss, SackPermitted, Timestamps, UnknownOption, WindowScale, parse_options
+from . import netdev
 from .topology import Host
 
 __all__ = ["HandshakeCapture", "Seen", "View"]

@@ -26,7 +26,7 @@ overflow, send_errors, plus kernel_drops (the receive socket overran: PACKET_STA
 Why a process, not a thread of the test: the test process hashes and generates every byte it
 sends (sha256, seeded random streams) and runs asyncio; a relay thread would share its GIL and
 add latency spikes of tens of milliseconds to every frame. As its own process the relay has a
-core of its own when one is free. ``python -m p4splice.controller.lab.impair --cable NAME:A:B
+core of its own when one is free. ``python -m p4splice.lab.impair --cable NAME:A:B
 --control SOCK`` runs it; :class:`RelayControl` talks to it (JSON lines on a Unix socket:
 ``set`` an impairment, read ``stats``). :class:`RelayProcess` starts one and stops it; the lab
 spawns it with its other processes (``LabSpec.impair``, ``Lab.impair()``). It exits when its
@@ -35,7 +35,7 @@ parent dies (``--parent``), so a killed test leaves no relay behind.
 Speed (the 2-vCPU VM of docs/benchmarks.md, Python 3.11, 1514-byte frames one way, a Python
 sender outrunning the relay on the other core): 60,000-115,000 frames/s pass-through and
 45,000-65,000 frames/s through loss + reordering + delay, over runs on a shared machine
-(``tests/controller/test_impair.py::test_relay_speed -s`` prints them). p4sim forwards the splice
+(``tests/lab/test_impair.py::test_relay_speed -s`` prints them). p4sim forwards the splice
 program at ~24,000 packets/s, so the relay is not the lab's bottleneck.
 
 Limits: untagged Ethernet only (the kernel strips 802.1Q tags on receive and the relay does not
@@ -589,7 +589,7 @@ class RelayControl:
 
 def relay_argv(cables: Sequence[tuple[str, str, str]], control: Path | str, parent: int | None = None) -> list[str]:
     """The command line of a relay process (``sys.executable -m ...``)."""
-    argv = [sys.executable, "-m", "p4splice.controller.lab.impair", "--control", str(control)]
+    argv = [sys.executable, "-m", "p4splice.lab.impair", "--control", str(control)]
     for name, host_if, switch_if in cables:
         argv += ["--cable", f"{name}:{host_if}:{switch_if}"]
     if parent is not None:
@@ -644,7 +644,7 @@ def wait_ready(control: RelayControl, popen: subprocess.Popen[bytes], timeout: f
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m p4splice.controller.lab.impair", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m p4splice.lab.impair", description=__doc__.split("\n")[0])
     ap.add_argument("--cable", action="append", required=True, metavar="NAME:HOST_IF:SWITCH_IF",
                     help="a cable to relay: frames from HOST_IF go to SWITCH_IF (to_switch) and back (to_host)")
     ap.add_argument("--control", required=True, help="Unix socket for set/stats requests (JSON lines)")

@@ -19,11 +19,12 @@ from pathlib import Path
 from google.protobuf import text_format
 from p4.v1 import p4runtime_pb2
 
-from p4sim import netdev
 from p4sim.launch import LaunchError, free_port, stop, wait_listening
 from p4sim.shellbridge import ShellBridge, ShellBridgeError, shell_python
 
-EXAMPLE = Path(__file__).parent / "examples" / "l3_forward.p4"
+from . import netdev
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "p4sim" / "examples" / "l3_forward.p4"
 SWITCH_MAC = "02:00:00:00:00:fe"
 HOSTS = {  # port: (host address, gateway address, host MAC)
     1: ("10.0.1.1", "10.0.1.254", "02:00:00:00:01:01"),
@@ -36,7 +37,7 @@ def say(msg: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="p4sim.demo", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="p4splice.lab.p4sim_demo", description=__doc__.splitlines()[0])
     ap.add_argument("--build-dir", default="build")
     ap.add_argument("--log-dir", default="logs")
     args = ap.parse_args(argv)

@@ -1,4 +1,4 @@
-"""Network-namespace and veth helpers that build the test topologies of p4sim, PTF and the demo.
+"""Network-namespace and veth helpers: the topologies of the lab, PTF, the demos and the test suites.
 
 Everything goes through the ``ip`` and ``ethtool`` commands (iproute2 / ethtool packages).
 A :class:`Topology` is a context manager that remembers what it created and removes it on

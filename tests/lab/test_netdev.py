@@ -1,4 +1,4 @@
-"""Tests of p4sim.netdev: namespaces, veth pairs, offloads, cleanup (also of leftovers)."""
+"""Tests of p4splice.lab.netdev: namespaces, veth pairs, offloads, cleanup (also of leftovers)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
+from p4splice.lab import netdev
 
-from p4sim import netdev
 from tests.p4sim.netns_fixtures import TEST_PREFIX, netns_ok_fixture, topology_fixture  # noqa: F401
 
 

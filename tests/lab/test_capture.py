@@ -1,10 +1,10 @@
-"""The demo's view of claim 1 (controller/lab/capture.py): which captured SYN or SYN-ACK is whose,
+"""The demo's view of claim 1 (lab/capture.py): which captured SYN or SYN-ACK is whose,
 at the proxy host the leg by its direction, and claim 1 holding only when every party saw the
 ends' own ISNs and options."""
 
 from __future__ import annotations
 
-from p4splice.controller.lab.capture import HandshakeCapture, Seen
+from p4splice.lab.capture import HandshakeCapture, Seen
 
 C, S = ("10.0.1.1", 40000), ("10.0.101.1", 8001)
 OPTS = "MSS 1460, SACK, TS, WS 7"
@@ -47,7 +47,7 @@ def test_claim1_fails_when_a_party_saw_another_isn_or_nothing() -> None:
 def test_the_timeline_picture_names_each_phase(tmp_path) -> None:  # noqa: ANN001
     import xml.etree.ElementTree as ET
 
-    from p4splice.controller.lab.timeline import Timeline, write_svg
+    from p4splice.lab.timeline import Timeline, write_svg
 
     path = write_svg(Timeline("10.0.1.1:40000 > 10.0.101.1:8001 (inspect)", 0.04, 0.05, 0.11, 2.5, 1200,
                               20_000_000), tmp_path / "t.svg")

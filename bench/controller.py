@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import DEVICE_CONFIG_FILES, P4INFO_FILE
+from p4splice.controller.config import DEVICE_CONFIG_FILES, P4INFO_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = ROOT / "p4src" / "splice.p4"
@@ -348,10 +348,10 @@ class ExternalSwitch(contextlib.AbstractContextManager["ExternalSwitch"]):
         self._popen: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> ExternalSwitch:
-        from p4sim import netdev
-        from p4sim.launch import LaunchError, free_port, wait_listening
+        from p4splice.lab import netdev
+        from p4splice.lab.topology import switch_argv
 
-        from .lab.topology import switch_argv
+        from p4sim.launch import LaunchError, free_port, wait_listening
 
         try:
             self._topo = netdev.Topology()
@@ -376,7 +376,7 @@ class ExternalSwitch(contextlib.AbstractContextManager["ExternalSwitch"]):
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the switch process so far."""
-        from .lab.offload import read_cpu
+        from .offload import read_cpu
 
         assert self._popen is not None
         cpu = read_cpu(self._popen.pid)
@@ -404,7 +404,7 @@ class Lab:
     def config(self) -> Any:
         import ipaddress
 
-        from .config import ControllerConfig, RouteConfig, ServiceConfig
+        from p4splice.controller.config import ControllerConfig, RouteConfig, ServiceConfig
 
         return ControllerConfig(
             grpc_addr=self.grpc_addr, device_id=DEVICE, election_id=10, pipeline="push", cpu_port=CPU,
@@ -417,8 +417,8 @@ class Lab:
 
 
 async def _up(lab: Lab) -> tuple[Any, Any]:
-    from .daemon import Daemon
-    from .proxyapi.client import ProxyApiClient
+    from p4splice.controller.daemon import Daemon
+    from p4splice.controller.proxyapi.client import ProxyApiClient
 
     d = Daemon(lab.config(), pipeline=lab.pipeline)
     await d.start()
@@ -455,7 +455,7 @@ async def bench_grpc_floor(n: int) -> dict[str, float]:
     floor under every controller figure (a handshake is ~10 stream messages and ~2 Write RPCs)."""
     import grpc
 
-    from .lab.offload import read_runtime
+    from .offload import read_runtime
 
     ctx = mp.get_context("spawn")
     ours, theirs = ctx.Pipe()
@@ -506,9 +506,9 @@ async def bench_grpc_floor(n: int) -> dict[str, float]:
 
 
 async def bench_writes(d: Any, n_single: int, n_batched: int) -> dict[str, float]:
-    from . import dataplane as dp
-    from .p4rt.entities import Update, UpdateType
-    from .splice.model import EntryMatch
+    from p4splice.controller import dataplane as dp
+    from p4splice.controller.p4rt.entities import Update, UpdateType
+    from p4splice.controller.splice.model import EntryMatch
 
     sw = d.session
     smac, dmac = int(SW_MAC.replace(":", ""), 16), int(S_MAC.replace(":", ""), 16)
@@ -742,7 +742,7 @@ def _fmt(v: float | str) -> str:
 def _pipeline(args: argparse.Namespace) -> tuple[Any, bytes]:
     """P4Info and device config: p4sim compiles p4src/ here; BMv2's come from p4c-bm2-ss's build."""
     if args.target == "bmv2":
-        from .p4rt.p4info import load_p4info
+        from p4splice.controller.p4rt.p4info import load_p4info
 
         p4info, config = args.build_dir / P4INFO_FILE, args.build_dir / DEVICE_CONFIG_FILES["bmv2"]
         for f in (p4info, config):
@@ -822,7 +822,7 @@ async def _measure(args: argparse.Namespace, lab: Lab) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="p4splice.controller.bench", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="p4splice.bench.controller", description=__doc__.splitlines()[0])
     ap.add_argument("--handshakes", type=int, default=1000, help="handshakes per window size")
     ap.add_argument("--windows", type=int, nargs="+", default=[1, 16, 64], help="handshakes in flight")
     ap.add_argument("--splices", type=int, default=300, help="splices timed one after another")
@@ -843,8 +843,8 @@ def main(argv: list[str] | None = None) -> int:
     import grpc
     from google.protobuf.internal import api_implementation
 
-    print("## Controller (p4splice.controller.bench)\n")
-    print(f"command: python -m p4splice.controller.bench {' '.join(argv if argv is not None else sys.argv[1:])}"
+    print("## Controller (p4splice.bench.controller)\n")
+    print(f"command: python -m p4splice.bench.controller {' '.join(argv if argv is not None else sys.argv[1:])}"
           .rstrip())
     print(f"host: {socket.gethostname()}, {os.cpu_count()} CPUs, {platform.system()}, python "
           f"{sys.version.split()[0]}, grpcio {grpc.__version__}, protobuf {api_implementation.Type()} "
@@ -853,7 +853,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         asyncio.run(amain(args))
     except BenchError as e:
-        print(f"p4splice.controller.bench: {e}", file=sys.stderr)
+        print(f"p4splice.bench.controller: {e}", file=sys.stderr)
         return 2
     return 0
 

@@ -12,7 +12,7 @@ is checked byte for byte (sha256 against what the server sent or received): a ru
 an error, not a figure. The switch (p4sim, Python) stands in for hardware, so its CPU is reported
 apart and never added to the proxy host's.
 
-    python -m p4splice.controller.lab.offload --sizes 1 10 100 --counts 10 4 2 \\
+    python -m p4splice.bench.offload --sizes 1 10 100 --counts 10 4 2 \\
         --out-json build/offload.json --plot-dir docs
 """
 
@@ -35,15 +35,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from p4sim import netdev
+from p4splice.controller.argtypes import int_at_least, positive_float
+from p4splice.lab import haproxy as hap
+from p4splice.lab import netdev
+from p4splice.lab.topology import PROXY_PORT, SWITCH_MAC, Lab, LabError, LabSpec, Service
+from p4splice.lab.traffic import TrafficServer, transfer
+
 from p4sim.launch import stop
 
-from ..argtypes import int_at_least, positive_float
-from . import haproxy as hap
-from .topology import PROXY_PORT, SWITCH_MAC, Lab, LabError, LabSpec, Service
-from .traffic import TrafficServer, transfer
-
-log = logging.getLogger("p4splice.lab.offload")
+log = logging.getLogger("p4splice.bench.offload")
 
 MB = 1_000_000
 GB = 1_000_000_000
@@ -454,7 +454,7 @@ DEFAULT_COUNTS = {1.0: 10, 10.0: 4, 100.0: 2}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    ap = _Parser(prog="p4splice.controller.lab.offload", description=__doc__.splitlines()[0])
+    ap = _Parser(prog="p4splice.bench.offload", description=__doc__.splitlines()[0])
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS), metavar="NAME",
                     help=f"configurations, of {', '.join(CONFIGS)} (default: all)")
     ap.add_argument("--sizes", nargs="+", type=positive_float, default=[1.0, 10.0, 100.0], metavar="MB",

@@ -265,7 +265,7 @@ def _ms(seconds: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="p4splice.controller.lab.demo", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="p4splice.lab.demo", description=__doc__.splitlines()[0])
     ap.add_argument("--build-dir", default="build")
     ap.add_argument("--log-dir", default="logs")
     ap.add_argument("--target", default=os.environ.get("TARGET", "p4sim"), choices=("p4sim", "bmv2"))

@@ -1,6 +1,6 @@
 """``make run`` / ``make stop``: the lab of docs/e2e.md brought up and left running to poke at.
 
-``python -m p4splice.controller.lab.live`` (``make run``) brings the lab up -- client, server and
+``python -m p4splice.lab.live`` (``make run``) brings the lab up -- client, server and
 proxy namespaces named after their hosts (``c1``, ``s1``, ``proxy``, ...), the switch of
 ``--target`` with its log and, if asked, per-port pcaps, the controller, the proxy, and a traffic
 server on every server -- prints how to use it and stays up until Ctrl-C or ``make stop`` from
@@ -28,7 +28,7 @@ from .traffic import TrafficServer
 
 __all__ = ["how_to", "main"]
 
-MODULE = "p4splice.controller.lab.live"
+MODULE = "p4splice.lab.live"
 STATE = "live.json"
 STOP_TIMEOUT = 60.0
 
@@ -149,7 +149,7 @@ def _detach(args: argparse.Namespace, argv: list[str]) -> int:
 # --- make stop -----------------------------------------------------------------------------------------
 
 def _stop(args: argparse.Namespace) -> int:
-    from p4sim import netdev
+    from . import netdev
 
     state_file = args.build_dir / "lab" / STATE
     state = _running(args.build_dir)

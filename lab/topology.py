@@ -38,10 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from p4sim import netdev
+from p4splice.controller.config import DEVICE_CONFIG_FILES, P4INFO_FILE
+
 from p4sim.launch import LaunchError, free_port, stop, thrift_args, wait_listening
 
-from ..config import DEVICE_CONFIG_FILES, P4INFO_FILE
+from . import netdev
 from .impair import ImpairSpec, RelayControl, RelayError, relay_argv
 
 __all__ = [
@@ -188,7 +189,7 @@ class LabSpec:
     pcap_dir: Path | None = None  # the switch writes <iface>_in.pcap / _out.pcap per port here
     switch_log_level: str = "info"  # trace, debug, info, warn, error, off (BMv2's --log-level)
     named_netns: bool = False  # namespaces named after their hosts (c1, s1, proxy): make run's lab
-    # Host names whose cables get an impairment relay (controller/lab/impair.py), with the
+    # Host names whose cables get an impairment relay (lab/impair.py), with the
     # impairment of both directions at start (None: none yet; Lab.impair() changes it).
     impair: Mapping[str, ImpairSpec | None] = field(default_factory=dict)
 

@@ -1,4 +1,4 @@
-"""The lab's switch command lines (controller/lab/topology.py): BMv2's optional Thrift port goes
+"""The lab's switch command lines (lab/topology.py): BMv2's optional Thrift port goes
 only to a simple_switch_grpc whose --help lists it (p4sim.launch), as the PTF runner does."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from p4splice.controller.lab.topology import LabError, switch_argv, switch_log_path
+from p4splice.lab.topology import LabError, switch_argv, switch_log_path
 
 from p4sim import launch
 

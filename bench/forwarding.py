@@ -1,8 +1,8 @@
 """splice.p4's forwarding rate over veths, on p4sim or on BMv2: what the switch itself carries.
 
-``python -m p4splice.controller.lab.forwarding --target p4sim|bmv2`` (part of ``make bench``, and
+``python -m p4splice.bench.forwarding --target p4sim|bmv2`` (part of ``make bench``, and
 of ``make bench TARGET=bmv2``): the switch in a process of its own, ports 1-3 on veth pairs
-(``controller.bench.ExternalSwitch``, the lab's command line), splice.p4 pushed over P4Runtime
+(``bench.controller.ExternalSwitch``, the lab's command line), splice.p4 pushed over P4Runtime
 with a route 10.0.2.0/24 -> port 2 and one ``flows`` translate entry (seq -0x100, ack
 +0x7fffffff, TSval +0x20, TSecr -5, window shift 7 -> 8). For each kind of frame, a sender
 process blasts it into port 1 from a raw socket for ``--seconds`` and a receiver process counts
@@ -30,10 +30,10 @@ import sys
 import time
 from pathlib import Path
 
-from p4sim.bench import RECEIVER, SENDER, rx_packets
+from p4splice.controller.config import DEVICE_CONFIG_FILES, P4INFO_FILE
 
-from ..bench import C_PORT, CPU, DEVICE, P_PORT, S_PORT, BenchError, ExternalSwitch, _table
-from ..config import DEVICE_CONFIG_FILES, P4INFO_FILE
+from .controller import C_PORT, CPU, DEVICE, P_PORT, S_PORT, BenchError, ExternalSwitch, _table
+from .p4sim import RECEIVER, SENDER, rx_packets
 
 __all__ = ["bench_forwarding", "main"]
 
@@ -54,8 +54,8 @@ def frames() -> dict[str, bytes]:
 
 
 async def _program(addr: str, build_dir: Path, target: str) -> None:
-    from .. import dataplane as dp
-    from ..p4rt.session import SwitchSession
+    from p4splice.controller import dataplane as dp
+    from p4splice.controller.p4rt.session import SwitchSession
 
     p4info, config = build_dir / P4INFO_FILE, build_dir / DEVICE_CONFIG_FILES[target]
     for f in (p4info, config):
@@ -108,7 +108,7 @@ def bench_forwarding(target: str, build_dir: Path, log_dir: Path, seconds: float
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m p4splice.controller.lab.forwarding",
+    ap = argparse.ArgumentParser(prog="python -m p4splice.bench.forwarding",
                                  description=__doc__.splitlines()[0])
     ap.add_argument("--target", choices=["p4sim", "bmv2"], default="p4sim")
     ap.add_argument("--seconds", type=float, default=5.0, help="how long each kind of frame is sent")
@@ -117,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.seconds <= 0:
         ap.error("--seconds must be positive")
-    print("## splice.p4 forwarding over veths (p4splice.controller.lab.forwarding)\n")
-    print(f"command: python -m p4splice.controller.lab.forwarding {' '.join(argv if argv is not None else sys.argv[1:])}"
+    print("## splice.p4 forwarding over veths (p4splice.bench.forwarding)\n")
+    print(f"command: python -m p4splice.bench.forwarding {' '.join(argv if argv is not None else sys.argv[1:])}"
           .rstrip())
     print(f"host: {socket.gethostname()}, {os.cpu_count()} CPUs, {platform.system()}, load {os.getloadavg()[0]:.2f}, "
           f"date {time.strftime('%Y-%m-%d %H:%M')}")

@@ -10,15 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from p4splice.controller.bench import bench_grpc_floor
-
-from p4sim import netdev
+from p4splice.bench.controller import bench_grpc_floor
+from p4splice.lab import netdev
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _bench(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "p4splice.controller.bench", *argv], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "p4splice.bench.controller", *argv], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
@@ -69,7 +68,7 @@ def test_grpc_floor_is_measured_against_an_echo_server_in_another_process() -> N
 
 
 def _forwarding(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "p4splice.controller.lab.forwarding", *argv], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "p4splice.bench.forwarding", *argv], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 

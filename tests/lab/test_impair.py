@@ -1,4 +1,4 @@
-"""The lab's impairment relay (controller/lab/impair.py): the per-direction impairer without I/O
+"""The lab's impairment relay (lab/impair.py): the per-direction impairer without I/O
 (loss, reordering, delay and jitter, the bounded queue, exact counters), then the relay process
 between two namespaces with raw frames (exact counters and order) and a TCP stream (byte-exact
 through loss, reordering and delay), and its speed."""
@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from p4splice.controller.lab.impair import (
+from p4splice.lab import netdev
+from p4splice.lab.impair import (
     TO_HOST,
     TO_SWITCH,
     Impairer,
@@ -31,8 +32,6 @@ from p4splice.controller.lab.impair import (
     RelayProcess,
     relay_argv,
 )
-
-from p4sim import netdev
 
 log = logging.getLogger(__name__)
 

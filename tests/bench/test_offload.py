@@ -1,4 +1,4 @@
-"""The offload benchmark's pure parts (controller/lab/offload.py, controller/lab/haproxy.py): argument
+"""The offload benchmark's pure parts (bench/offload.py, lab/haproxy.py): argument
 errors, the /proc CPU readers, the figures and tables, the byte-exact check, the HAProxy
 configuration text. The benchmark itself (a lab, minutes of traffic) is `make bench-offload`."""
 
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from p4splice.controller.lab import haproxy as hap
-from p4splice.controller.lab import offload as ob
+from p4splice.bench import offload as ob
+from p4splice.lab import haproxy as hap
 
 # --- arguments ------------------------------------------------------------------------------------
 
@@ -45,7 +45,7 @@ def test_bad_arguments_are_one_line_errors(argv: list[str], message: str, capsys
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert message in err
-    assert err.count("\n") == 1 and err.startswith("p4splice.controller.lab.offload: error: ")
+    assert err.count("\n") == 1 and err.startswith("p4splice.bench.offload: error: ")
 
 
 # --- CPU readers ----------------------------------------------------------------------------------

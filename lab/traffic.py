@@ -27,8 +27,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from p4sim import netdev
-
+from . import netdev
 from .topology import Host, Service
 
 __all__ = ["ClientResult", "ServerRecord", "TrafficServer", "chunks", "close_writer", "transfer"]
