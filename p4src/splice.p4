@@ -2,9 +2,10 @@
  * p4splice: the splice data plane for v1model (BMv2 simple_switch_grpc, p4sim).
  *
  * Ingress order: packet-out bypass; malformed-input check; per-flow translation table (a hit
- * decides the packet's fate); services table (ISN capture, proxy handshakes to the
- * controller); routing for the rest; TTL; checksum residuals. Egress adds the packet-in
- * header on the CPU port. See docs/dataplane.md for the control-plane reference.
+ * decides the packet's fate); services (the switch's own handshakes from their slots, or ISN
+ * capture and proxy handshakes for the controller); routing for the rest; TTL; checksum
+ * residuals. Egress builds the handshake's packets and adds the packet-in header on the CPU
+ * port. See docs/dataplane.md for the control-plane reference.
  */
 #include <core.p4>
 #include <v1model.p4>
@@ -16,6 +17,7 @@
 #include "include/routing.p4"
 #include "include/services.p4"
 #include "include/flows.p4"
+#include "include/craft.p4"
 #include "include/packetio.p4"
 
 control SpliceIngress(inout headers_t hdr, inout local_metadata_t meta,
@@ -64,8 +66,16 @@ control SpliceIngress(inout headers_t hdr, inout local_metadata_t meta,
 control SpliceEgress(inout headers_t hdr, inout local_metadata_t meta,
                      inout standard_metadata_t standard_metadata) {
     PacketIoEgress() packet_io;
+    Craft() craft;
 
     apply {
+        if (meta.craft_kind != CRAFT_NONE) {
+            /* the clone of a packet becomes the one the handshake sends, or the packet itself */
+            bool is_clone = standard_metadata.instance_type == PKT_INSTANCE_TYPE_INGRESS_CLONE;
+            if ((meta.craft_on_clone == 1 && is_clone) || (meta.craft_on_clone == 0 && !is_clone)) {
+                craft.apply(hdr, meta);
+            }
+        }
         packet_io.apply(hdr, meta, standard_metadata);
     }
 }

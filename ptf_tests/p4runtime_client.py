@@ -74,8 +74,9 @@ class P4Info:
         self.counters = self._index(info.counters)
         self.direct_counters = self._index(info.direct_counters)
         self.packet_metadata = self._index(info.controller_packet_metadata)
+        self.digests = self._index(info.digests)
         self._by_id: dict[int, Any] = {}
-        for group in (info.tables, info.actions, info.counters, info.direct_counters):
+        for group in (info.tables, info.actions, info.counters, info.direct_counters, info.digests):
             for obj in group:
                 self._by_id[obj.preamble.id] = obj
 
@@ -121,6 +122,14 @@ class P4Info:
 
     def direct_counter(self, name: str) -> p4info_pb2.DirectCounter:
         return self._get(self.direct_counters, "direct counter", name)
+
+    def digest(self, name: str) -> p4info_pb2.Digest:
+        return self._get(self.digests, "digest", name)
+
+    def digest_members(self, name: str) -> list[str]:
+        """Member names, in order, of the struct a digest carries."""
+        struct = self.digest(name).type_spec.struct.name
+        return [m.name for m in self.proto.type_info.structs[struct].members]
 
     def name_of(self, obj_id: int) -> str:
         return self._by_id[obj_id].preamble.name
@@ -332,6 +341,41 @@ class P4RuntimeClient:
             cs.replicas.add(egress_port=port, instance=i + 1)
         self.write(p4runtime_pb2.Update.INSERT, entity)
         self._inserted.append(entity)
+
+    def insert_digest(self, name: str, max_timeout_ns: int = 0, max_list_size: int = 1,
+                      ack_timeout_ns: int = 1_000_000_000) -> None:
+        """Enable digest ``name`` (a DigestEntry; deleted again by cleanup())."""
+        entity = p4runtime_pb2.Entity()
+        de = entity.digest_entry
+        de.digest_id = self.info.digest(name).preamble.id
+        de.config.max_timeout_ns = max_timeout_ns
+        de.config.max_list_size = max_list_size
+        de.config.ack_timeout_ns = ack_timeout_ns
+        self.write(p4runtime_pb2.Update.INSERT, entity)
+        entity.digest_entry.ClearField("config")
+        self._inserted.append(entity)
+
+    def get_digests(self, name: str, timeout: float = 2.0) -> list[dict[str, int]] | None:
+        """The next DigestList of ``name``, acknowledged, as one dict per digest (members by
+        name), or None after ``timeout``."""
+        try:
+            msg = self._stream.digests.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if msg.digest_id != self.info.digest(name).preamble.id:
+            raise P4RuntimeError(f"digest list of {self.info.name_of(msg.digest_id)}, not {name}")
+        ack = p4runtime_pb2.StreamMessageRequest()
+        ack.digest_ack.digest_id = msg.digest_id
+        ack.digest_ack.list_id = msg.list_id
+        self._stream.requests.put(ack)
+        names = self.info.digest_members(name)
+        out = []
+        for data in msg.data:
+            members = data.struct.members
+            if len(members) != len(names):
+                raise P4RuntimeError(f"digest with {len(members)} members, P4Info says {len(names)}")
+            out.append({n: decode(m.bitstring) for n, m in zip(names, members, strict=True)})
+        return out
 
     def _forget(self, entity: p4runtime_pb2.Entity) -> None:
         key = _entity_key(entity)

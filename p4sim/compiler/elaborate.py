@@ -393,6 +393,10 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin):
             assert isinstance(decl, ast.ControlDecl)
             body = Emitter(depth=2)
             bfc = FnCtx(body, "control", block_name=name)
+            # a `return` in apply hands the caller the scalar out/inout parameters, as the end does
+            bfc.out_params = [f"L.p_{py_ident(p.name)}" for p, pt in zip(decl.params, apply_types, strict=True)
+                              if p.direction in ("out", "inout")
+                              and not isinstance(strip_newtype(pt), (ExternT, StructLikeT, StackT))]
             self.block(decl.body.stmts, Scope(bsc), bfc)
             self.emit_block_function(inst, loc_cls, slots, em, body)
         else:

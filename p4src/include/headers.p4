@@ -29,6 +29,15 @@
                                  * polls their counters instead (BMv2 1.15.5 can abort in the
                                  * ageing sweep under load: docs/bmv2.md) */
 #endif
+#ifndef HS_SLOTS
+#define HS_SLOTS 8192           /* handshake slots: flows whose handshake the switch runs itself */
+#endif
+#ifndef HS_TIMEOUT_US
+#define HS_TIMEOUT_US 5000000   /* a slot untouched this long is free again (microseconds) */
+#endif
+#ifndef HS_CLONE_SESSION_BASE
+#define HS_CLONE_SESSION_BASE 512  /* clone session HS_CLONE_SESSION_BASE + p sends a copy out of port p */
+#endif
 /* Slots for TCP options. Fixed, not -D: parser.p4 and flows.p4 name each slot. Every
  * option takes one slot and a SACK block one more; a segment needing more slots is counted as
  * malformed (TOO_MANY_OPTIONS). 40 option bytes hold at most 9 slots of any real stack
@@ -59,6 +68,32 @@ const bit<8> PIN_RST = 6;            /* copy: RST of a tracked flow (original by
 const bit<8> PIN_PUNT = 7;           /* flow entry says: controller only */
 const bit<8> PIN_ROUTED = 8;         /* a routes entry says: controller only (e.g. its probe address) */
 const bit<8> PIN_HELD = 9;           /* a hold entry kept this data segment from the proxy: controller only */
+
+/* handshake slot states (handshake.p4); a digest's `state` says which one the slot reached */
+const bit<8> HS_FREE = 0;
+const bit<8> HS_SYN_SEEN = 1;        /* C's SYN recorded and forwarded to S */
+const bit<8> HS_SYN_ACKED = 2;       /* S's SYN-ACK forwarded to C; second request sent to P */
+const bit<8> HS_C_ACKED = 3;         /* C's ACK forwarded to S; P's SYN-ACK not in yet */
+const bit<8> HS_P1_KNOWN = 4;        /* P's SYN-ACK absorbed (ISN_p1); C's ACK not in yet */
+const bit<8> HS_LEG1_UP = 5;         /* leg 1 ACKed to P; C<->P translated */
+const bit<8> HS_UPSTREAM = 6;        /* P's upstream SYN answered as S (ISN_p2) */
+const bit<8> HS_LEG2_UP = 7;         /* P's ACK absorbed: all four directions translated */
+const bit<8> HS_DECLINED = 8;        /* the controller's: every segment to it until the slot expires */
+
+/* what egress builds from a packet (meta.craft_kind): handshake.p4 decides, craft.p4 writes */
+const bit<8> CRAFT_NONE = 0;
+const bit<8> CRAFT_PROXY_SYN = 1;        /* the second request: SYN C->S to P */
+const bit<8> CRAFT_LEG1_ACK = 2;         /* the ACK completing leg 1 (C->S to P) */
+const bit<8> CRAFT_UPSTREAM_SYN_ACK = 3; /* S's answer to P's upstream SYN (S->C to P) */
+
+/* SYN option flags in the handshake state and digest */
+const bit<8> SYNOPT_MSS = 0x01;
+const bit<8> SYNOPT_WS = 0x02;
+const bit<8> SYNOPT_SACK = 0x04;
+const bit<8> SYNOPT_TS = 0x08;
+
+const bit<32> HS_DIGEST_RECEIVER = 1;
+const bit<32> PKT_INSTANCE_TYPE_INGRESS_CLONE = 1;
 
 /* malformed-packet reasons: the index of the `malformed` counter */
 const bit<32> MAL_TRUNCATED = 1;          /* frame shorter than a header or than IPv4 total length */
@@ -146,6 +181,7 @@ header tcp_t {
 const bit<8> TCP_FIN = 0x01;
 const bit<8> TCP_SYN = 0x02;
 const bit<8> TCP_RST = 0x04;
+const bit<8> TCP_PSH = 0x08;
 const bit<8> TCP_ACK = 0x10;
 
 header tcp_opt_1b_t {        /* EOL, NOP */
@@ -227,6 +263,48 @@ struct tcp_opt_meta_t {
     bit<1> ts_odd;          /* the timestamp option starts at an odd offset */
     bit<1> sack_seen;
     bit<1> sack_odd;        /* the SACK option starts at an odd offset (its blocks too) */
+    /* a SYN's options, for the handshake the switch runs (handshake.p4) */
+    bit<8>  syn_flags;      /* SYNOPT_* seen */
+    bit<16> mss;
+    bit<8>  ws;
+    bit<32> tsval;
+    bit<32> tsecr;
+}
+
+/* One handshake, as the switch learnt it (handshake.p4): a slot, and the digest the controller
+ * gets at each step. */
+struct handshake_t {
+    bit<8>  state;          /* HS_* the slot reached */
+    bit<32> client_addr;
+    bit<16> client_port;
+    bit<32> server_addr;
+    bit<16> server_port;
+    port_t  client_ingress; /* switch port C's SYN came in on */
+    port_t  server_ingress; /* switch port S's SYN-ACK came in on (0: not yet) */
+    port_t  proxy_port;
+    bit<32> isn_c;
+    bit<16> window_c;
+    bit<16> mss_c;
+    bit<8>  ws_c;
+    bit<8>  opts_c;         /* SYNOPT_* */
+    bit<32> tsval_c;
+    bit<32> isn_s;
+    bit<16> window_s;
+    bit<16> mss_s;
+    bit<8>  ws_s;
+    bit<8>  opts_s;
+    bit<32> tsval_s;
+    bit<32> isn_p1;
+    bit<32> tsval_p1;
+    bit<8>  ws_p1;
+    bit<8>  opts_p1;
+    bit<32> isn_p2;
+    bit<32> tsval_p2;
+    bit<8>  ws_p2;
+    bit<8>  opts_p2;
+    bit<1>  c_acked;        /* C's handshake ACK went to S; its window and TSval follow */
+    bit<16> window_c_ack;
+    bit<32> tsval_c_ack;
 }
 
 /* What a flow entry asked for (set by the flows table, applied by the Translate control). */
@@ -253,6 +331,9 @@ struct local_metadata_t {
     ipv4_addr_t    svc_addr;
     bit<16>        svc_port;
     port_t         svc_proxy_port;  /* set when the services table matched */
+    bit<1>         svc_inline;      /* the service's handshakes run in the switch (proxied_inline) */
+    mac_addr_t     svc_smac;        /* MACs toward the proxy (proxied_inline) */
+    mac_addr_t     svc_dmac;
     /* forwarding decision */
     bit<1>         forwarded;       /* an earlier stage chose the egress port */
     bit<1>         decrement_ttl;
@@ -271,6 +352,42 @@ struct local_metadata_t {
     port_t         pin_ingress_port;
     @field_list(1)
     bit<8>         pin_reason;
+    /* a packet egress builds (craft.p4): set by ingress, carried into the clone by field list 2.
+     * craft_on_clone: the copy made by the clone is built, the original goes on as it is. */
+    @field_list(2)
+    bit<8>         craft_kind;
+    @field_list(2)
+    bit<1>         craft_on_clone;
+    @field_list(2)
+    mac_addr_t     craft_smac;
+    @field_list(2)
+    mac_addr_t     craft_dmac;
+    @field_list(2)
+    ipv4_addr_t    craft_src_addr;
+    @field_list(2)
+    ipv4_addr_t    craft_dst_addr;
+    @field_list(2)
+    bit<16>        craft_src_port;
+    @field_list(2)
+    bit<16>        craft_dst_port;
+    @field_list(2)
+    bit<32>        craft_seq;
+    @field_list(2)
+    bit<32>        craft_ack;
+    @field_list(2)
+    bit<8>         craft_flags;
+    @field_list(2)
+    bit<16>        craft_window;
+    @field_list(2)
+    bit<8>         craft_opts;      /* SYNOPT_* to write */
+    @field_list(2)
+    bit<16>        craft_mss;
+    @field_list(2)
+    bit<8>         craft_ws;
+    @field_list(2)
+    bit<32>        craft_tsval;
+    @field_list(2)
+    bit<32>        craft_tsecr;
 }
 
 #endif

@@ -57,6 +57,8 @@
         verify(kind_len[7:0] == 4, error.TcpOptionLength); \
         verify(meta.opt.bytes_left >= 4, error.TcpOptionOverrun); \
         packet.extract(hdr.tcp_options[i].mss); \
+        meta.opt.syn_flags = meta.opt.syn_flags | SYNOPT_MSS; \
+        meta.opt.mss = hdr.tcp_options[i].mss.mss; \
         meta.opt.bytes_left = meta.opt.bytes_left - 4; \
         transition opt_##n; \
     } \
@@ -66,6 +68,8 @@
         verify(kind_len[7:0] == 3, error.TcpOptionLength); \
         verify(meta.opt.bytes_left >= 3, error.TcpOptionOverrun); \
         packet.extract(hdr.tcp_options[i].ws); \
+        meta.opt.syn_flags = meta.opt.syn_flags | SYNOPT_WS; \
+        meta.opt.ws = hdr.tcp_options[i].ws.shift; \
         meta.opt.bytes_left = meta.opt.bytes_left - 3; \
         meta.opt.odd = meta.opt.odd ^ 1; \
         transition opt_##n; \
@@ -75,6 +79,7 @@
         bit<16> kind_len = packet.lookahead<bit<16>>(); \
         verify(kind_len[7:0] == 2, error.TcpOptionLength); \
         packet.extract(hdr.tcp_options[i].sack_perm); \
+        meta.opt.syn_flags = meta.opt.syn_flags | SYNOPT_SACK; \
         meta.opt.bytes_left = meta.opt.bytes_left - 2; \
         transition opt_##n; \
     } \
@@ -87,6 +92,9 @@
         packet.extract(hdr.tcp_options[i].ts); \
         meta.opt.ts_seen = 1; \
         meta.opt.ts_odd = meta.opt.odd; \
+        meta.opt.syn_flags = meta.opt.syn_flags | SYNOPT_TS; \
+        meta.opt.tsval = hdr.tcp_options[i].ts.tsval; \
+        meta.opt.tsecr = hdr.tcp_options[i].ts.tsecr; \
         meta.opt.bytes_left = meta.opt.bytes_left - 10; \
         transition opt_##n; \
     } \
@@ -137,6 +145,11 @@ parser SpliceParser(packet_in packet, out headers_t hdr, inout local_metadata_t 
         meta.opt.ts_odd = 0;
         meta.opt.sack_seen = 0;
         meta.opt.sack_odd = 0;
+        meta.opt.syn_flags = 0;
+        meta.opt.mss = 0;
+        meta.opt.ws = 0;
+        meta.opt.tsval = 0;
+        meta.opt.tsecr = 0;
         transition select(standard_metadata.ingress_port) {
             CPU_PORT: parse_packet_out;
             default: parse_ethernet;

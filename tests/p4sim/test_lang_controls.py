@@ -163,3 +163,30 @@ def test_generic_function_is_specialized_per_type(tmp_path):
     port, out = sim.send_one(1, bytes([3, 9, 0x00, 0x01, 0x02, 0x00]) + b"rest")
     assert port == 2
     assert out[:6] == bytes([9, 9, 0x02, 0x00, 0x02, 0x00])
+
+
+def test_return_in_control_apply_hands_back_out_parameters(tmp_path):
+    """A `return` in a nested control's apply copies its out/inout scalars back, as reaching the
+    end of apply does (it returned nothing and the caller failed on every packet)."""
+    decls = DECLS + """
+control Classify(in bit<8> v, out bit<8> kind, inout bit<8> seen) {
+    apply {
+        seen = seen + 1;
+        kind = 1;
+        if (v == 0) { return; }
+        kind = 2;
+        if (v < 10) { return; }
+        kind = 3;
+    }
+}
+"""
+    sim = sim_from_source(tmp_path, v1_program(decls, """
+        bit<8> seen = 0;
+        classify.apply(hdr.h.a, hdr.h.b, seen);
+        classify2.apply(hdr.h.c, hdr.h.d, seen);
+        classify3.apply(hdr.h.e, hdr.h.f, seen);
+        hdr.h.g = seen;
+        sm.egress_spec = 1;
+    """, ingress_locals="Classify() classify; Classify() classify2; Classify() classify3;"))
+    _, out = sim.send_one(0, bytes([0, 0, 5, 0, 50, 0, 0, 0]))
+    assert out == bytes([0, 1, 5, 2, 50, 3, 3, 0])

@@ -1,0 +1,352 @@
+"""PTF: claim 1's handshake run by the switch (services entry ``proxied_inline``).
+
+Every packet the switch builds is compared byte for byte with what the controller's own handshake
+(``controller/splice/handshake.py``, fed the same segments) would send as a packet-out, and every
+translation before the controller's entries exist with the entries the controller would install.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from p4splice.controller.frames import build_frame, mac_bytes, parse_frame
+from p4splice.controller.splice.commands import FlowEstablished, SendSegment
+from p4splice.controller.splice.handshake import HandshakeConfig, HandshakeTable
+from p4splice.controller.splice.legs import Direction, LegParams
+from p4splice.controller.splice.model import SegmentIn, Side
+from packets import (
+    CLIENT_IP,
+    HOST_MAC,
+    MASK32,
+    SERVER_IP,
+    SERVICE_PORT,
+    SWITCH_MAC,
+    Translation,
+    routed,
+    tcp_segment,
+    translate,
+)
+from splice_base import CLIENT, PIN_PUNT, PIN_RST, PIN_SYN, PROXY, SERVER, SpliceTest
+
+HS_CLONE_SESSION_BASE = 512
+HS_SLOTS = 8192
+HS_DIGEST = "handshake_t"
+(HS_SYN_SEEN, HS_SYN_ACKED, HS_C_ACKED, HS_P1_KNOWN, HS_LEG1_UP, HS_UPSTREAM, HS_LEG2_UP,
+ HS_DECLINED) = range(1, 9)
+
+ISN_C, ISN_S, ISN_P1, ISN_P2 = 0xFFFFFF00, 0x7FFFFFF0, 0x12345678, 0xFEDCBA98
+TSV_C, TSV_S, TSV_P1, TSV_P2 = 0xFFFFFFF0, 5000, 0x80000000, 77
+
+ALL_C = [("MSS", 1460), ("SAckOK", b""), ("Timestamp", (TSV_C, 0)), ("NOP", None), ("WScale", 7)]
+ALL_S = [("MSS", 1400), ("NOP", None), ("NOP", None), ("SAckOK", b""), ("NOP", None), ("WScale", 9),
+         ("Timestamp", (TSV_S, TSV_C))]
+
+
+def slot_of(client_port: int, server_port: int = SERVICE_PORT) -> int:
+    """The slot the switch gives a connection: CRC-32 of the lower (address, port) then the higher."""
+    ends = sorted([(CLIENT_IP, client_port), (SERVER_IP, server_port)],
+                  key=lambda e: (bytes(int(x) for x in e[0].split(".")), e[1]))
+    data = b"".join(bytes(int(x) for x in a.split(".")) + struct.pack("!H", p) for a, p in ends)
+    return zlib.crc32(data) % HS_SLOTS
+
+
+_used_slots: set[int] = set()
+
+
+def fresh_ports(n: int = 1) -> list[int]:
+    """Client ports whose slots no earlier test of the run has used (slots outlive a test)."""
+    out = []
+    port = 20000 + len(_used_slots)
+    while len(out) < n:
+        port += 1
+        if slot_of(port) not in _used_slots:
+            _used_slots.add(slot_of(port))
+            out.append(port)
+    return out
+
+
+def params_of(leg: LegParams) -> Translation:
+    return Translation(seq=leg.seq_delta, ack=leg.ack_delta, tsval=leg.tsval_delta, tsecr=leg.tsecr_delta,
+                       shift_from=leg.win_shift_from, shift_to=leg.win_shift_to)
+
+
+class ControllerModel:
+    """The controller's handshake for one connection, fed what the switch saw: what it would send."""
+
+    def __init__(self) -> None:
+        self.table = HandshakeTable(HandshakeConfig(explicit_punt=False))
+        self.legs: dict[Direction, LegParams] = {}
+
+    def feed(self, frame: bytes, port: int, *, copy: bool = False) -> list[bytes]:
+        """Proxy-bound frames the controller would send for ``frame`` arriving on ``port``."""
+        seg = parse_frame(frame).segment
+        ev = SegmentIn(seg, port, from_proxy=port == PROXY, copy=copy,
+                       proxy_port=PROXY if seg.is_syn and port != PROXY else None)
+        out = []
+        for cmd in self.table.on_segment(ev):
+            if isinstance(cmd, SendSegment) and cmd.to is Side.PROXY:
+                out.append(build_frame(cmd.segment, mac_bytes(SWITCH_MAC[PROXY]), mac_bytes(HOST_MAC[PROXY])))
+            if isinstance(cmd, FlowEstablished):
+                self.legs = {leg.direction: leg for leg in cmd.legs}
+        return out
+
+
+@dataclass
+class Conn:
+    """One connection's segments, as C, S and P send them (P answers what the switch sent it)."""
+
+    cport: int
+    c_opts: list
+    s_opts: list
+    p1_opts: list
+    p2_opts: list
+    ts: bool
+
+    def c(self, **kw) -> bytes:
+        return tcp_segment(in_port=CLIENT, sport=self.cport, **kw)
+
+    def s(self, **kw) -> bytes:
+        return tcp_segment(in_port=SERVER, src=SERVER_IP, dst=CLIENT_IP, sport=SERVICE_PORT, dport=self.cport, **kw)
+
+    def p_as_s(self, **kw) -> bytes:
+        return tcp_segment(in_port=PROXY, src=SERVER_IP, dst=CLIENT_IP, sport=SERVICE_PORT, dport=self.cport, **kw)
+
+    def p_as_c(self, **kw) -> bytes:
+        return tcp_segment(in_port=PROXY, sport=self.cport, **kw)
+
+    def ts_opt(self, tsval: int, tsecr: int) -> list:
+        return [("NOP", None), ("NOP", None), ("Timestamp", (tsval & MASK32, tsecr & MASK32))] if self.ts else []
+
+    def syn(self) -> bytes:
+        return self.c(flags="S", seq=ISN_C, window=64240, options=self.c_opts)
+
+    def syn_ack(self) -> bytes:
+        return self.s(flags="SA", seq=ISN_S, ack=ISN_C + 1, window=65160, options=self.s_opts)
+
+    def proxy_syn_ack(self) -> bytes:
+        return self.p_as_s(flags="SA", seq=ISN_P1, ack=ISN_C + 1, window=65483, options=self.p1_opts)
+
+    def c_ack(self) -> bytes:
+        return self.c(flags="A", seq=ISN_C + 1, ack=ISN_S + 1, window=502, options=self.ts_opt(TSV_C + 9, TSV_S))
+
+    def proxy_syn(self) -> bytes:
+        return self.p_as_c(flags="S", seq=ISN_P2, window=64240, options=self.p2_opts)
+
+    def proxy_ack(self) -> bytes:
+        return self.p_as_c(flags="A", seq=ISN_P2 + 1, ack=ISN_S + 1, window=502, options=self.ts_opt(TSV_P2 + 1, TSV_S))
+
+
+def full_conn(cport: int) -> Conn:
+    return Conn(cport, ALL_C, ALL_S,
+                [("MSS", 1460), ("SAckOK", b""), ("Timestamp", (TSV_P1, TSV_C)), ("NOP", None), ("WScale", 7)],
+                [("MSS", 1460), ("SAckOK", b""), ("Timestamp", (TSV_P2, 0)), ("NOP", None), ("WScale", 7)],
+                ts=True)
+
+
+class InlineBase(SpliceTest):
+    """Routes, the CPU and proxy clone sessions, an inline service and its digest."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.add_default_routes()
+        self.add_cpu_clone_session()
+        self.client.insert_clone_session(HS_CLONE_SESSION_BASE + PROXY, [PROXY])
+        self.client.insert(self.client.table_entry(
+            "services", {"server_addr": SERVER_IP, "server_port": SERVICE_PORT}, "proxied_inline",
+            {"proxy_port": PROXY, "smac": SWITCH_MAC[PROXY], "dmac": HOST_MAC[PROXY]}))
+        self.client.insert_digest(HS_DIGEST)
+        self.model = ControllerModel()
+
+    # --- steps, each checked against the controller's model ---------------------------------
+    def step(self, frame: bytes, port: int, out: dict[int, bytes], *, copy: bool = False,
+             state: int | None = None) -> None:
+        """Send ``frame`` on ``port``; expect exactly ``out`` (port -> frame) plus what the
+        controller would have sent the proxy, and a digest with ``state`` if given."""
+        want = self.model.feed(frame, port, copy=copy)
+        self.send(port, frame)
+        for p, f in out.items():
+            self.expect(f, p)
+        for f in want:
+            self.expect(f, PROXY)
+        if state is not None:
+            self.expect_digest(state)
+        self.expect_no_packet_in(0.05)
+        self.expect_nothing_else()
+
+    def expect_digest(self, state: int) -> dict[str, int]:
+        got = self.client.get_digests(HS_DIGEST)
+        self.assertIsNotNone(got, f"no digest (wanted state {state})")
+        assert got is not None
+        self.assertEqual(len(got), 1)
+        self.assertEqual(got[0]["state"], state, f"digest {got[0]}")
+        return got[0]
+
+    def open_both_legs(self, conn: Conn, proxy_first: bool = True) -> None:
+        self.step(conn.syn(), CLIENT, {SERVER: routed(conn.syn(), SERVER)}, copy=True)
+        self.step(conn.syn_ack(), SERVER, {CLIENT: routed(conn.syn_ack(), CLIENT)}, copy=True, state=HS_SYN_ACKED)
+        if proxy_first:
+            self.step(conn.proxy_syn_ack(), PROXY, {}, state=HS_P1_KNOWN)
+            self.step(conn.c_ack(), CLIENT, {SERVER: routed(conn.c_ack(), SERVER)}, state=HS_LEG1_UP)
+        else:
+            self.step(conn.c_ack(), CLIENT, {SERVER: routed(conn.c_ack(), SERVER)}, state=HS_C_ACKED)
+            self.step(conn.proxy_syn_ack(), PROXY, {}, state=HS_LEG1_UP)
+        self.step(conn.proxy_syn(), PROXY, {})
+        self.step(conn.proxy_ack(), PROXY, {}, state=HS_LEG2_UP)
+        self.assertEqual(len(self.model.legs), 4, "the controller's model did not establish the flow")
+
+    def four_directions(self, conn: Conn) -> Iterator[tuple[bytes, int, Direction, int]]:
+        """A data segment of each direction: (frame, in port, direction, out port)."""
+        yield (conn.c(flags="PA", seq=ISN_C + 1, ack=ISN_S + 1, options=conn.ts_opt(TSV_C + 20, TSV_S),
+                      payload=b"GET / HTTP/1.1\r\n\r\n"), CLIENT, Direction.C_TO_P, PROXY)
+        yield (conn.p_as_c(flags="PA", seq=ISN_P2 + 1, ack=ISN_S + 1, options=conn.ts_opt(TSV_P2 + 5, TSV_S),
+                           payload=b"GET / HTTP/1.1\r\nVia: p\r\n\r\n"), PROXY, Direction.P_TO_S, SERVER)
+        yield (conn.s(flags="PA", seq=ISN_S + 1, ack=ISN_C + 19, window=500, options=conn.ts_opt(TSV_S + 7, 1),
+                      payload=b"HTTP/1.1 200 OK\r\n\r\n"), SERVER, Direction.S_TO_P, PROXY)
+        yield (conn.p_as_s(flags="PA", seq=ISN_P1 + 1, ack=ISN_C + 19, window=600,
+                           options=conn.ts_opt(TSV_P1 + 9, TSV_C + 20), payload=b"HTTP/1.1 200 OK\r\n\r\n"),
+               PROXY, Direction.P_TO_C, CLIENT)
+
+
+class SynGoesOnAtOnce(InlineBase):
+    """C's SYN reaches S with no controller in between, and takes a slot (no digest yet)."""
+
+    def runTest(self) -> None:
+        conn = full_conn(fresh_ports()[0])
+        self.send(CLIENT, conn.syn())
+        self.expect(routed(conn.syn(), SERVER), SERVER)
+        self.expect_no_packet_in(0.1)
+        self.assertIsNone(self.client.get_digests(HS_DIGEST, timeout=0.1))
+        self.expect_nothing_else()
+
+
+class HandshakeProxyFirst(InlineBase):
+    """The whole handshake, P's SYN-ACK before C's ACK: the second request, the leg-1 ACK on a
+    clone of C's ACK, S's answer to P's upstream SYN, byte for byte the controller's; a digest at
+    each step; then all four directions translated as the controller's entries will."""
+
+    def runTest(self) -> None:
+        conn = full_conn(fresh_ports()[0])
+        self.open_both_legs(conn, proxy_first=True)
+        for frame, port, direction, out in self.four_directions(conn):
+            self.send(port, frame)
+            self.expect(translate(frame, params_of(self.model.legs[direction]), out), out)
+        self.expect_no_packet_in(0.05)
+        self.expect_nothing_else()
+
+
+class HandshakeClientFirst(InlineBase):
+    """C's ACK before P's SYN-ACK: the switch answers P's SYN-ACK with the leg-1 ACK itself."""
+
+    def runTest(self) -> None:
+        conn = full_conn(fresh_ports()[0])
+        self.open_both_legs(conn, proxy_first=False)
+
+
+class EntriesTakeOver(InlineBase):
+    """Once the controller's four entries exist they translate, exactly as the slot did."""
+
+    def runTest(self) -> None:
+        conn = full_conn(fresh_ports()[0])
+        self.open_both_legs(conn)
+        entries = {}
+        for direction, leg in self.model.legs.items():
+            m = leg.match
+            entries[direction] = self.add_flow(m.ingress_port, m.src_ip, m.dst_ip, m.src_port, m.dst_port,
+                                               "translate", params_of(leg), leg.egress_port)
+        for frame, port, direction, out in self.four_directions(conn):
+            self.send(port, frame)
+            self.expect(translate(frame, params_of(self.model.legs[direction]), out), out)
+            self.assertEqual(self.client.read_direct_counter(entries[direction])[0], 1)
+        self.expect_nothing_else()
+
+
+class OptionMixes(InlineBase):
+    """The crafted SYN and SYN-ACK for every combination of options the ends may agree on."""
+
+    def runTest(self) -> None:
+        mixes = [
+            ([], [], [], []),
+            ([("MSS", 536)], [("MSS", 1400)], [("MSS", 1460)], [("MSS", 1460)]),
+            ([("MSS", 1460), ("SAckOK", b"")], [("MSS", 1400), ("NOP", None), ("NOP", None), ("SAckOK", b"")],
+             [("MSS", 1460), ("NOP", None), ("NOP", None), ("SAckOK", b"")], [("MSS", 1460), ("SAckOK", b"")]),
+            ([("NOP", None), ("WScale", 15)], [("NOP", None), ("WScale", 2)], [("NOP", None), ("WScale", 7)],
+             [("NOP", None), ("WScale", 3)]),
+            ([("WScale", 4), ("SAckOK", b"")], [("SAckOK", b"")], [("SAckOK", b"")], []),
+            ([("NOP", None), ("NOP", None), ("Timestamp", (TSV_C, 0))], [("Timestamp", (TSV_S, TSV_C))],
+             [("Timestamp", (TSV_P1, TSV_C))], [("Timestamp", (TSV_P2, 0))]),
+            (ALL_C, [("MSS", 1400), ("Timestamp", (TSV_S, TSV_C))],
+             [("MSS", 1460), ("Timestamp", (TSV_P1, TSV_C))], ALL_C),
+        ]
+        for (c_opts, s_opts, p1_opts, p2_opts), cport in zip(mixes, fresh_ports(len(mixes)), strict=True):
+            self.model = ControllerModel()
+            ts = any(o[0] == "Timestamp" for o in c_opts) and any(o[0] == "Timestamp" for o in s_opts)
+            conn = Conn(cport, c_opts, s_opts, p1_opts, p2_opts, ts)
+            with self.subTest(c=c_opts, s=s_opts):
+                self.open_both_legs(conn)
+
+
+class EarlySegmentsToController(InlineBase):
+    """C's data before leg 1 exists and S's before leg 2 go to the controller, which holds them."""
+
+    def runTest(self) -> None:
+        conn = full_conn(fresh_ports()[0])
+        self.step(conn.syn(), CLIENT, {SERVER: routed(conn.syn(), SERVER)}, copy=True)
+        self.step(conn.syn_ack(), SERVER, {CLIENT: routed(conn.syn_ack(), CLIENT)}, copy=True, state=HS_SYN_ACKED)
+        self.step(conn.c_ack(), CLIENT, {SERVER: routed(conn.c_ack(), SERVER)}, state=HS_C_ACKED)
+        data = conn.c(flags="PA", seq=ISN_C + 1, ack=ISN_S + 1, options=conn.ts_opt(TSV_C + 10, TSV_S), payload=b"hi")
+        self.send(CLIENT, data)
+        self.expect_packet_in(PIN_PUNT, CLIENT, data)
+        banner = conn.s(flags="PA", seq=ISN_S + 1, ack=ISN_C + 1, options=conn.ts_opt(TSV_S + 1, TSV_C + 9),
+                        payload=b"220 hello")
+        self.send(SERVER, banner)
+        self.expect_packet_in(PIN_PUNT, SERVER, banner)
+        self.expect_nothing_else()
+
+
+class BusySlotFallsBack(InlineBase):
+    """A SYN whose slot holds another live connection takes the controller's path (reason SYN)."""
+
+    def runTest(self) -> None:
+        first = fresh_ports()[0]
+        other = first + 1
+        while slot_of(other) != slot_of(first):
+            other += 1
+        a, b = full_conn(first), full_conn(other)
+        self.send(CLIENT, a.syn())
+        self.expect(routed(a.syn(), SERVER), SERVER)
+        self.send(CLIENT, b.syn())
+        self.expect_packet_in(PIN_SYN, CLIENT, b.syn())
+        self.expect_nothing_else()
+
+
+class ProxyDisagreesDeclines(InlineBase):
+    """P's SYN-ACK without timestamps that C and S agreed on: the connection becomes the
+    controller's (it fails it open); every later segment goes to the controller."""
+
+    def runTest(self) -> None:
+        conn = full_conn(fresh_ports()[0])
+        conn.p1_opts = [("MSS", 1460), ("SAckOK", b""), ("NOP", None), ("WScale", 7)]
+        self.step(conn.syn(), CLIENT, {SERVER: routed(conn.syn(), SERVER)}, copy=True)
+        self.step(conn.syn_ack(), SERVER, {CLIENT: routed(conn.syn_ack(), CLIENT)}, copy=True, state=HS_SYN_ACKED)
+        self.send(PROXY, conn.proxy_syn_ack())
+        self.expect_packet_in(PIN_PUNT, PROXY, conn.proxy_syn_ack())
+        self.send(CLIENT, conn.c_ack())
+        self.expect_packet_in(PIN_PUNT, CLIENT, conn.c_ack())
+        self.expect_nothing_else()
+
+
+class ResetBeforeLegs(InlineBase):
+    """C's RST while the legs are being made: on to S, a copy to the controller (which resets P)."""
+
+    def runTest(self) -> None:
+        conn = full_conn(fresh_ports()[0])
+        self.step(conn.syn(), CLIENT, {SERVER: routed(conn.syn(), SERVER)}, copy=True)
+        self.step(conn.syn_ack(), SERVER, {CLIENT: routed(conn.syn_ack(), CLIENT)}, copy=True, state=HS_SYN_ACKED)
+        rst = conn.c(flags="R", seq=ISN_C + 1)
+        self.send(CLIENT, rst)
+        self.expect(routed(rst, SERVER), SERVER)
+        self.expect_packet_in(PIN_RST, CLIENT, rst)
+        self.expect_nothing_else()
