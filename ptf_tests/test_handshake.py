@@ -29,7 +29,7 @@ from packets import (
     tcp_segment,
     translate,
 )
-from splice_base import CLIENT, PIN_PUNT, PIN_RST, PIN_SYN, PROXY, SERVER, SpliceTest
+from splice_base import CLIENT, PIN_DECLINED, PIN_PUNT, PIN_RST, PIN_SYN, PROXY, SERVER, SpliceTest
 
 HS_CLONE_SESSION_BASE = 512
 HS_SLOTS = 8192
@@ -332,9 +332,25 @@ class ProxyDisagreesDeclines(InlineBase):
         self.step(conn.syn(), CLIENT, {SERVER: routed(conn.syn(), SERVER)}, copy=True)
         self.step(conn.syn_ack(), SERVER, {CLIENT: routed(conn.syn_ack(), CLIENT)}, copy=True, state=HS_SYN_ACKED)
         self.send(PROXY, conn.proxy_syn_ack())
-        self.expect_packet_in(PIN_PUNT, PROXY, conn.proxy_syn_ack())
+        self.expect_packet_in(PIN_DECLINED, PROXY, conn.proxy_syn_ack())
         self.send(CLIENT, conn.c_ack())
-        self.expect_packet_in(PIN_PUNT, CLIENT, conn.c_ack())
+        self.expect_packet_in(PIN_DECLINED, CLIENT, conn.c_ack())
+        self.expect_nothing_else()
+
+
+class DataOnClientAckDeclines(InlineBase):
+    """C's handshake ACK carrying data: S must get the ACK and P the data, which the switch does not
+    split; the connection becomes the controller's."""
+
+    def runTest(self) -> None:
+        conn = full_conn(fresh_ports()[0])
+        self.step(conn.syn(), CLIENT, {SERVER: routed(conn.syn(), SERVER)}, copy=True)
+        self.step(conn.syn_ack(), SERVER, {CLIENT: routed(conn.syn_ack(), CLIENT)}, copy=True, state=HS_SYN_ACKED)
+        ack = conn.c(flags="PA", seq=ISN_C + 1, ack=ISN_S + 1, options=conn.ts_opt(TSV_C + 9, TSV_S), payload=b"x")
+        self.send(CLIENT, ack)
+        self.expect_packet_in(PIN_DECLINED, CLIENT, ack)
+        self.send(PROXY, conn.proxy_syn_ack())
+        self.expect_packet_in(PIN_DECLINED, PROXY, conn.proxy_syn_ack())
         self.expect_nothing_else()
 
 

@@ -87,6 +87,13 @@ const bit<8> MAX_WINDOW_SHIFT = 14;  /* RFC 7323: a larger shift is taken as 14 
     meta.craft_tsval = 0; \
     meta.craft_tsecr = 0;
 
+/* Hand the whole connection to the controller: this segment, and every later one until the
+ * controller's entries take over (reason DECLINED; the slot is not refreshed any more). */
+#define HS_DECLINE() \
+    hs.state = HS_DECLINED; \
+    write = 1; \
+    HS_TO_CPU(PIN_DECLINED)
+
 /* The original goes where the caller sent it; its copy out of the proxy's port is built. */
 #define HS_CLONE_TO_PROXY() \
     clone_preserving_field_list(CloneType.I2E, HS_CLONE_SESSION_BASE + (bit<32>)meta.svc_proxy_port, 2);
@@ -219,7 +226,7 @@ control Handshake(inout headers_t hdr, inout local_metadata_t meta,
         bit<8> state = hs.state;
 
         if (state == HS_DECLINED) {
-            HS_TO_CPU(PIN_PUNT)
+            HS_TO_CPU(PIN_DECLINED)
             return;
         }
 
@@ -268,9 +275,7 @@ control Handshake(inout headers_t hdr, inout local_metadata_t meta,
                 write = 1;
                 return;
             }
-            hs.state = HS_DECLINED;
-            write = 1;
-            HS_TO_CPU(PIN_PUNT)
+            HS_DECLINE()
             return;
         }
 
@@ -283,12 +288,12 @@ control Handshake(inout headers_t hdr, inout local_metadata_t meta,
                 }
                 return;  /* routed */
             }
-            hs.state = HS_DECLINED;
-            write = 1;
             if (has_rst && !from_proxy) {
+                hs.state = HS_DECLINED;
+                write = 1;
                 HS_COPY_TO_CPU(PIN_RST)  /* on to its peer; the controller resets P's legs */
             } else {
-                HS_TO_CPU(PIN_PUNT)
+                HS_DECLINE()
             }
             return;
         }
@@ -346,10 +351,10 @@ control Handshake(inout headers_t hdr, inout local_metadata_t meta,
                 return;  /* a retransmitted SYN-ACK: on to C */
             }
             if (has_syn) {
-                hs.state = HS_DECLINED;  /* S restarted its answer: the controller's case */
-                write = 1;
+                HS_DECLINE()  /* S restarted its answer: the controller's case */
+            } else {
+                HS_TO_CPU(PIN_PUNT)  /* S's first bytes before leg 2 exists: the controller holds them */
             }
-            HS_TO_CPU(PIN_PUNT)  /* S's first bytes before leg 2 exists: the controller holds them */
             return;
         }
 
@@ -382,9 +387,7 @@ control Handshake(inout headers_t hdr, inout local_metadata_t meta,
                 canonical = canonical && hdr.tcp.data_offset == 5;
             }
             if (!canonical) {
-                hs.state = HS_DECLINED;
-                write = 1;
-                HS_TO_CPU(PIN_PUNT)
+                HS_DECLINE()
                 return;
             }
             hs.c_acked = 1;
@@ -409,9 +412,7 @@ control Handshake(inout headers_t hdr, inout local_metadata_t meta,
                 bool fresh = (state == HS_SYN_ACKED || state == HS_C_ACKED) && hdr.tcp.ack_no == hs.isn_c + 1;
                 if (fresh && (payload != 0 || (n_ts && (meta.opt.syn_flags & SYNOPT_TS) == 0))) {
                     /* P answered otherwise than C and S agreed: the controller fails it open */
-                    hs.state = HS_DECLINED;
-                    write = 1;
-                    HS_TO_CPU(PIN_PUNT)
+                    HS_DECLINE()
                     return;
                 }
                 if (fresh) {
@@ -474,9 +475,7 @@ control Handshake(inout headers_t hdr, inout local_metadata_t meta,
                     return;
                 }
                 if (!again && (payload != 0 || (n_ts && (meta.opt.syn_flags & SYNOPT_TS) == 0))) {
-                    hs.state = HS_DECLINED;
-                    write = 1;
-                    HS_TO_CPU(PIN_PUNT)
+                    HS_DECLINE()
                     return;
                 }
                 if (!again) {
