@@ -1,6 +1,6 @@
 """The splice core, free of I/O: sequence arithmetic, option negotiation, the handshake machine.
 
-Events go in (``SpliceCore.on_segment``, ``on_timer``, ``request_splice``, ``proxy_report``,
+Events go in (``SpliceCore.on_segment``, ``on_switch_step``, ``on_timer``, ``request_splice``, ``proxy_report``,
 ``on_idle``, ``on_proxy_down``); typed commands come out (commands.py). See docs/controller-splice.md.
 """
 
@@ -35,6 +35,7 @@ from .legs import (
 from .model import EntryMatch, FlowKey, Ports, SegmentIn, Side, TcpSegment
 from .options import Negotiated, OptionError, SynOptions, negotiate, parse_options, serialize_options
 from .splice import FlowState, FlowTable, SpliceConfig
+from .switchrun import SwitchState, SwitchStep
 
 __all__ = [
     "CancelTimer", "Command", "FlowEstablished", "InstallDrop", "InstallLeg", "InstallPunt", "NotifyProxy",
@@ -43,5 +44,5 @@ __all__ = [
     "HandshakeFacts", "LegParams", "SpliceCounts", "apply_translation", "direct_params", "leg_params",
     "EntryMatch", "FlowKey", "Ports", "SegmentIn", "Side", "TcpSegment", "Negotiated", "OptionError",
     "SynOptions", "negotiate", "parse_options", "serialize_options", "FlowState", "FlowTable",
-    "SpliceConfig",
+    "SpliceConfig", "SwitchState", "SwitchStep",
 ]

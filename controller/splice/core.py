@@ -15,6 +15,7 @@ from .handshake import HandshakeConfig, HandshakeTable
 from .legs import SpliceCounts
 from .model import SYN, FlowKey, SegmentIn, Side
 from .splice import FlowState, FlowTable, SpliceConfig
+from .switchrun import SwitchStep
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,14 @@ class SpliceCore:
             return self.flows.on_segment(ev)
         return self._route(self.handshakes.on_segment(ev))
 
+    def on_switch_step(self, step: SwitchStep) -> list[Command]:
+        """A digest of a handshake the switch runs (switchrun.py)."""
+        if step.flow in self.flows:
+            return []  # a step reported again after the flow was established
+        return self._route(self.handshakes.on_switch_step(step))
+
     def on_timer(self, timer: TimerKey) -> list[Command]:
-        if timer.flow in self.handshakes:
+        if timer.flow in self.handshakes or self.handshakes.is_passing(timer.flow):
             return self._route(self.handshakes.on_timer(timer))
         return self.flows.on_timer(timer)
 

@@ -34,10 +34,20 @@ from .commands import (
     next_generation,
     rst_for,
 )
-from .legs import HandshakeFacts, LegParams, apply_translation, leg1_params, leg2_params, proxy_disagreements
+from .legs import (
+    HandshakeFacts,
+    LegParams,
+    SpliceCounts,
+    apply_translation,
+    direct_params,
+    leg1_params,
+    leg2_params,
+    proxy_disagreements,
+)
 from .model import ACK, RST, SYN, EntryMatch, FlowKey, Ports, SegmentIn, Side, TcpSegment
 from .options import Negotiated, SynOptions, Timestamps, find, negotiate
 from .seqmath import seq_add
+from .switchrun import SwitchState, SwitchStep
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +67,9 @@ class HandshakeConfig:
     reset_linger: float = 3.0  # a reset flow answers stragglers with exact RSTs this long
     explicit_punt: bool = True  # False: the data plane punts service flows without entries itself
     fail_open: bool = True  # a proxy failing before leg 1 carries data: run end to end (else reset)
+    # How long the switch keeps a slot nobody writes (HS_TIMEOUT_US): the deadlines of a handshake
+    # the switch runs end before its slot can lapse, so its segments never meet neither slot nor entry.
+    slot_lifetime: float = 5.0
 
 
 class HsState(Enum):
@@ -92,6 +105,8 @@ class Handshake:
     held_bytes: int = 0
     c_next: int = 0  # next sequence number C will send, as far as the controller saw
     punts: set[EntryMatch] = field(default_factory=set)
+    switch_run: bool = False  # the switch runs this handshake (digests); the controller mirrors it
+    from_switch: bool = False  # it began in the switch (a slot may still answer for it)
 
     @property
     def isn_c(self) -> int:
@@ -166,6 +181,8 @@ class HandshakeTable:
         self._unverified: OrderedDict[FlowKey, Handshake] = OrderedDict()
         self._verified: OrderedDict[FlowKey, Handshake] = OrderedDict()
         self._resetting: OrderedDict[FlowKey, Handshake] = OrderedDict()
+        # bypassed handshakes of the switch's: their pass-through entries outlive its slot
+        self._passing: OrderedDict[FlowKey, Handshake] = OrderedDict()
         self.held_bytes_total = 0
         self.stats: Counter[str] = Counter()
 
@@ -181,8 +198,12 @@ class HandshakeTable:
     def get(self, flow: FlowKey) -> Handshake | None:
         return self._unverified.get(flow) or self._verified.get(flow) or self._resetting.get(flow)
 
+    def is_passing(self, flow: FlowKey) -> bool:
+        """A bypassed handshake of the switch's, whose pass-through entries are still in."""
+        return flow in self._passing
+
     def flows(self) -> list[FlowKey]:
-        return [*self._unverified, *self._verified, *self._resetting]
+        return [*self._unverified, *self._verified, *self._resetting, *self._passing]
 
     def find(self, ev: SegmentIn) -> tuple[Handshake, Side] | None:
         """The handshake a segment belongs to and the orientation it travels in (CLIENT: client to
@@ -211,6 +232,12 @@ class HandshakeTable:
         hs, orient = found
         if hs.state is HsState.RESETTING:
             return self._answer_with_rst(hs, ev)
+        if hs.switch_run and ev.declined:
+            return self._take_over(hs) + self._dispatch(hs, orient, ev)
+        return self._dispatch(hs, orient, ev)
+
+    def _dispatch(self, hs: Handshake, orient: Side, ev: SegmentIn) -> list[Command]:
+        seg = ev.segment
         if ev.from_proxy:
             return self._from_proxy(hs, ev, orient)
         if orient is Side.CLIENT:
@@ -226,6 +253,10 @@ class HandshakeTable:
         return self._server_segment(hs, ev)
 
     def on_timer(self, timer: TimerKey) -> list[Command]:
+        passing = self._passing.get(timer.flow)
+        if passing is not None and passing.gen == timer.gen and timer.kind is TimerKind.LINGER:
+            del self._passing[timer.flow]
+            return [RemoveFlow(passing.flow, passing.matches(), "the switch's slot has lapsed")]
         hs = self.get(timer.flow)
         if hs is None or hs.gen != timer.gen:
             return []  # a timer of a handshake that has since ended or restarted
@@ -248,6 +279,88 @@ class HandshakeTable:
                 return self._proxy_failed(hs, "the proxy did not answer the second request")
             return self._abort(hs, f"proxy leg not completed ({hs.state.value})")
         return []
+
+    def on_switch_step(self, step: SwitchStep) -> list[Command]:
+        """A digest of a handshake the switch runs: mirror it, and install each leg's entries when
+        the switch says the leg is up (docs/dataplane.md, "The switch's handshake")."""
+        self.stats[f"switch_{step.state.name.lower()}"] += 1
+        if not SwitchState.SYN_ACKED <= step.state <= SwitchState.LEG2_UP or step.flow in self._passing:
+            return []
+        hs = self.get(step.flow)
+        out: list[Command] = []
+        if hs is None:
+            hs, out = self._mirror(step)
+            if hs is None:
+                return out
+        elif not hs.from_switch or hs.state is HsState.RESETTING or hs.isn_c != step.isn_c:
+            self.stats["switch_step_ignored"] += 1  # the controller's own, or an earlier incarnation
+            return []
+        return out + self._advance(hs, step)
+
+    def _mirror(self, step: SwitchStep) -> tuple[Handshake | None, list[Command]]:
+        out: list[Command] = []
+        if len(self) >= self.config.max_pending:
+            if not self._unverified:
+                # The switch carries on alone; a later digest of this flow may find room.
+                self.stats["switch_not_mirrored"] += 1
+                return None, []
+            out += self._evict_oldest()
+        opts_c, opts_s = step.opts_c, step.opts_s
+        hs = Handshake(
+            flow=step.flow, gen=next_generation(), ports=step.ports, syn_c=step.syn_c(), opts_c=opts_c,
+            state=HsState.PROXY_SYN_SENT, syn_ack_s=step.syn_ack_s(), opts_s=opts_s,
+            negotiated=negotiate(opts_c, opts_s), c_next=seq_add(step.isn_c, 1), proxy_syn_sends=1,
+            switch_run=True, from_switch=True,
+        )
+        self._unverified[step.flow] = hs
+        out.append(self._stage_timer(hs, self.config.ack_timeout))
+        out.append(StartTimer(hs.timer(TimerKind.PROXY_RETRY), self.config.proxy_rto))
+        return hs, out
+
+    def _advance(self, hs: Handshake, step: SwitchStep) -> list[Command]:
+        """Take what ``step`` adds to the mirror, and do the controller's part of it."""
+        assert hs.negotiated is not None
+        out: list[Command] = []
+        if step.c_acked:
+            hs.c_ack = step.c_ack(hs.negotiated.timestamps)
+            self._verify(hs)
+        if step.state >= SwitchState.P1_KNOWN and hs.isn_p1 is None:
+            hs.isn_p1, hs.opts_p1 = step.isn_p1, step.opts_p1
+            out.append(CancelTimer(hs.timer(TimerKind.PROXY_RETRY)))
+        if not hs.switch_run:
+            # Handed over meanwhile: the controller completes what the switch had not.
+            if hs.state is HsState.PROXY_SYN_SENT and hs.isn_p1 is not None and hs.c_ack is not None:
+                out += self._complete_leg1(hs)
+            return out
+        if step.state >= SwitchState.LEG1_UP and hs.leg1 is None:
+            out += self._complete_leg1(hs)
+        if step.state is SwitchState.LEG2_UP:
+            hs.isn_p2, hs.opts_p2 = step.isn_p2, step.opts_p2
+            hs.state = HsState.UPSTREAM_SYN_ACKED
+            out += self._complete_leg2(hs, None)
+        return out
+
+    def _take_over(self, hs: Handshake) -> list[Command]:
+        """The switch hands the handshake over (reason DECLINED): from now on it is the
+        controller's, with the punt entries its own handshakes have, under any leg entries."""
+        hs.switch_run = False
+        self.stats["switch_declined"] += 1
+        new: set[EntryMatch] = set()
+        if hs.ports.server is not None:
+            new.add(EntryMatch.s2c(hs.flow, hs.ports.server))
+        if hs.ports.proxy is not None:
+            new.add(EntryMatch.c2s(hs.flow, hs.ports.proxy))
+        if hs.leg1 is None:
+            new.add(EntryMatch.c2s(hs.flow, hs.ports.client))
+        new -= hs.punts
+        hs.punts |= new
+        return [InstallPunt(hs.flow, tuple(sorted(new)))] if new else []
+
+    def _stage_timer(self, hs: Handshake, seconds: float) -> StartTimer:
+        """The deadline of a handshake stage; while the switch runs it, before its slot lapses."""
+        if hs.switch_run:
+            seconds = min(seconds, 0.8 * self.config.slot_lifetime)
+        return StartTimer(hs.timer(TimerKind.HANDSHAKE), seconds)
 
     def on_proxy_down(self, proxy_port: int) -> list[Command]:
         """P on ``proxy_port`` died: its pending handshakes fail (open where no byte went through P)."""
@@ -390,6 +503,13 @@ class HandshakeTable:
             # Leg 1 exists: this segment crossed its install. Do what the C->P entry would.
             return self._translate_and_send(hs, hs.leg1[0], seg, Side.PROXY, hs.ports.proxy)
         out = []
+        if hs.switch_run:
+            # Early data the switch passed up to be held: it has sent C's ACK on itself, and
+            # completes leg 1 itself (its digest says when).
+            if hs.c_ack is None and seg.has_ack and seg.ack == seq_add(hs.isn_s, 1):
+                hs.c_ack = seg.ack_only()
+                self._verify(hs)
+            return self._hold(hs, seg, from_client=True) if seg.seq_len else []
         if hs.c_ack is None:
             if not (seg.has_ack and seg.ack == seq_add(hs.isn_s, 1) and seg.seq == seq_add(hs.isn_c, 1)):
                 self.stats["client_bad_ack"] += 1
@@ -504,15 +624,14 @@ class HandshakeTable:
         c2p, p2c = leg1_params(hs.facts())
         hs.leg1 = (c2p, p2c)
         hs.state = HsState.LEG1_UP
-        ack = _leg1_ack(hs)  # ack = ISN_s + 1 + D1 = ISN_p1 + 1, TSecr = P's SYN-ACK TSval
         held = self._drain(hs, hs.held_c)
-        out: list[Command] = [
-            InstallLeg(hs.flow, (c2p, p2c)),
-            SendSegment(hs.flow, Side.PROXY, hs.ports.proxy, ack, "leg 1 ACK"),
-        ]
+        out: list[Command] = [InstallLeg(hs.flow, (c2p, p2c))]
+        if not hs.switch_run:  # the switch sent its own
+            ack = _leg1_ack(hs)  # ack = ISN_s + 1 + D1 = ISN_p1 + 1, TSecr = P's SYN-ACK TSval
+            out.append(SendSegment(hs.flow, Side.PROXY, hs.ports.proxy, ack, "leg 1 ACK"))
         if held:
             out.append(ReleaseHeld(hs.flow, self._translated(hs, c2p, held, Side.PROXY, hs.ports.proxy)))
-        out.append(StartTimer(hs.timer(TimerKind.HANDSHAKE), self.config.upstream_timeout))
+        out.append(self._stage_timer(hs, self.config.upstream_timeout))
         self.stats["leg1_up"] += 1
         return out
 
@@ -550,9 +669,10 @@ class HandshakeTable:
         )
         return SendSegment(hs.flow, Side.PROXY, hs.ports.proxy, syn_ack, "S's side of leg 2")
 
-    def _complete_leg2(self, hs: Handshake, seg: TcpSegment) -> list[Command]:
-        """P's ACK (or its first data) on leg 2: install P->S and S->P, release S's held data."""
-        if seg.ack != seq_add(hs.isn_s, 1):
+    def _complete_leg2(self, hs: Handshake, seg: TcpSegment | None) -> list[Command]:
+        """P's ACK (or its first data) on leg 2: install P->S and S->P, release S's held data.
+        ``seg`` None: the switch took P's ACK (and sent data riding on it on itself)."""
+        if seg is not None and seg.ack != seq_add(hs.isn_s, 1):
             self.stats["proxy_bad_ack"] += 1
             return []
         assert hs.leg1 is not None
@@ -560,7 +680,7 @@ class HandshakeTable:
         p2s, s2p = leg2_params(facts)
         legs = (hs.leg1[0], hs.leg1[1], p2s, s2p)
         out: list[Command] = [InstallLeg(hs.flow, (p2s, s2p))]
-        if seg.seq_len:
+        if seg is not None and seg.seq_len:
             # P's ACK stops here (S has C's), but data riding on it is P's first bytes for S.
             sent = apply_translation(p2s, seg)
             assert sent is not None
@@ -644,6 +764,14 @@ class HandshakeTable:
         held_c, held_s = list(hs.held_c), list(hs.held_s)
         self._forget(hs)
         out.append(RemoveFlow(hs.flow, hs.matches(), f"bypass: {reason}"))
+        if hs.from_switch and hs.ports.server is not None:
+            # The switch's slot may still take the flow's segments (to hold, or all of them once
+            # declined) until it lapses: entries that pass them end to end outlive it.
+            legs = direct_params(hs.flow, hs.ports, SpliceCounts(0, 0, 0, 0))
+            hs.gen, hs.leg1, hs.punts = next_generation(), None, {leg.match for leg in legs}
+            self._passing[hs.flow] = hs
+            out.append(InstallLeg(hs.flow, legs))
+            out.append(StartTimer(hs.timer(TimerKind.LINGER), self.config.slot_lifetime))
         # Held segments go where their senders sent them, unchanged: with no proxy leg in between,
         # C and S share one sequence space.
         release = [SendSegment(hs.flow, Side.SERVER, hs.ports.server, s, "held (bypass)") for s in held_c]

@@ -166,3 +166,4 @@ class SegmentIn:
     from_proxy: bool = False
     copy: bool = False
     proxy_port: int | None = None  # the service's proxy port (services table), with C's SYN
+    declined: bool = False  # the switch hands over the handshake it was running (reason DECLINED)
