@@ -322,6 +322,21 @@ class BusySlotFallsBack(InlineBase):
         self.expect_nothing_else()
 
 
+class SynTheSwitchWillNotTake(InlineBase):
+    """A SYN with data, or with an option given twice, takes the controller's path from the start
+    (reason SYN): the controller decides what to do with it, as for any service."""
+
+    def runTest(self) -> None:
+        a, b = fresh_ports(2)
+        twice = tcp_segment(in_port=CLIENT, sport=a, flags="S", seq=ISN_C, options=[("MSS", 1460), ("MSS", 1400)])
+        self.send(CLIENT, twice)
+        self.expect_packet_in(PIN_SYN, CLIENT, twice)
+        data = tcp_segment(in_port=CLIENT, sport=b, flags="S", seq=ISN_C, options=ALL_C, payload=b"TFO")
+        self.send(CLIENT, data)
+        self.expect_packet_in(PIN_SYN, CLIENT, data)
+        self.expect_nothing_else()
+
+
 class ProxyDisagreesDeclines(InlineBase):
     """P's SYN-ACK without timestamps that C and S agreed on: the connection becomes the
     controller's (it fails it open); every later segment goes to the controller."""

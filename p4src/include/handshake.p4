@@ -17,8 +17,8 @@
  *   P's ACK            absorbed; data riding on it goes on to S translated; digest
  *   anything later     translated per leg from the slot until the controller's entries exist
  *
- * The switch declines rather than guess: a busy slot or data on a SYN leave the connection to the
- * controller from the start (services.p4); segments that arrive before their leg exists go to
+ * The switch declines rather than guess: a busy slot, data on a SYN or an option given twice leave
+ * the connection to the controller from the start (services.p4); segments that arrive before their leg exists go to
  * the controller (reason PUNT), which holds them; anything outside the common case (a new ISN, a
  * FIN or RST before both legs are up, options the proxy answered differently, data on C's
  * handshake ACK) hands the whole connection to the controller (HS_DECLINED: every segment to it,
@@ -125,7 +125,7 @@ control Handshake(inout headers_t hdr, inout local_metadata_t meta,
 
         /* ---- a segment of no slot: only C's SYN can take one -------------------------------- */
         if (c2s == 0 && s2c == 0) {
-            if (is_syn && !from_proxy && payload == 0 && live == 0) {
+            if (is_syn && !from_proxy && payload == 0 && meta.opt.syn_dups == 0 && live == 0) {
                 hs.state = HS_SYN_SEEN;
                 hs.client_addr = hdr.ipv4.src_addr;
                 hs.client_port = hdr.tcp.src_port;

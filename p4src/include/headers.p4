@@ -266,6 +266,7 @@ struct tcp_opt_meta_t {
     bit<1> sack_odd;        /* the SACK option starts at an odd offset (its blocks too) */
     /* a SYN's options, for the handshake the switch runs (handshake.p4) */
     bit<8>  syn_flags;      /* SYNOPT_* seen */
+    bit<8>  syn_dups;       /* SYNOPT_* seen twice (the controller's parser refuses those) */
     bit<16> mss;
     bit<8>  ws;
     bit<32> tsval;

@@ -57,6 +57,7 @@
         verify(kind_len[7:0] == 4, error.TcpOptionLength); \
         verify(meta.opt.bytes_left >= 4, error.TcpOptionOverrun); \
         packet.extract(hdr.tcp_options[i].mss); \
+        meta.opt.syn_dups = meta.opt.syn_dups | (meta.opt.syn_flags & SYNOPT_MSS); \
         meta.opt.syn_flags = meta.opt.syn_flags | SYNOPT_MSS; \
         meta.opt.mss = hdr.tcp_options[i].mss.mss; \
         meta.opt.bytes_left = meta.opt.bytes_left - 4; \
@@ -68,6 +69,7 @@
         verify(kind_len[7:0] == 3, error.TcpOptionLength); \
         verify(meta.opt.bytes_left >= 3, error.TcpOptionOverrun); \
         packet.extract(hdr.tcp_options[i].ws); \
+        meta.opt.syn_dups = meta.opt.syn_dups | (meta.opt.syn_flags & SYNOPT_WS); \
         meta.opt.syn_flags = meta.opt.syn_flags | SYNOPT_WS; \
         meta.opt.ws = hdr.tcp_options[i].ws.shift; \
         meta.opt.bytes_left = meta.opt.bytes_left - 3; \
@@ -79,6 +81,7 @@
         bit<16> kind_len = packet.lookahead<bit<16>>(); \
         verify(kind_len[7:0] == 2, error.TcpOptionLength); \
         packet.extract(hdr.tcp_options[i].sack_perm); \
+        meta.opt.syn_dups = meta.opt.syn_dups | (meta.opt.syn_flags & SYNOPT_SACK); \
         meta.opt.syn_flags = meta.opt.syn_flags | SYNOPT_SACK; \
         meta.opt.bytes_left = meta.opt.bytes_left - 2; \
         transition opt_##n; \
@@ -146,6 +149,7 @@ parser SpliceParser(packet_in packet, out headers_t hdr, inout local_metadata_t 
         meta.opt.sack_seen = 0;
         meta.opt.sack_odd = 0;
         meta.opt.syn_flags = 0;
+        meta.opt.syn_dups = 0;
         meta.opt.mss = 0;
         meta.opt.ws = 0;
         meta.opt.tsval = 0;
