@@ -86,6 +86,11 @@ class ControllerConfig:
     idle_timeout: float = 300.0  # the flows entries' idle timeout on the switch (0: none)
     fail_open: bool = True
     require_proxy: bool = True  # proxy a service only while a proxy is registered on its port
+    # who runs claim 1's handshake while a service's proxy is in service: "switch" (the data plane,
+    # with digests to the controller; a program without it falls back) or "controller" (packet-ins)
+    handshakes: str = "switch"
+    digest_batch: int = 64  # the switch's handshake digests: at most this many per list ...
+    digest_delay: float = 0.001  # ... sent at most this many seconds after the first
     # proxy API
     proxy_socket: str = "/run/p4splice/proxy.sock"
     proxy_uids: tuple[int, ...] = ()  # empty: the daemon's uid and root
@@ -194,6 +199,11 @@ def validated(cfg: ControllerConfig) -> ControllerConfig:
     ConfigError naming the first that does not. Checked before the daemon touches the switch."""
     if cfg.pipeline not in ("auto", "push", "adopt"):
         raise ConfigError(f"controller.pipeline must be auto, push or adopt, not {cfg.pipeline!r}")
+    if cfg.handshakes not in ("switch", "controller"):
+        raise ConfigError(f"controller.handshakes must be switch or controller, not {cfg.handshakes!r}")
+    if isinstance(cfg.digest_batch, bool) or not isinstance(cfg.digest_batch, int) or not 1 <= cfg.digest_batch <= 4096 \
+            or not 0 <= cfg.digest_delay <= 1:
+        raise ConfigError("controller.digest_batch must be 1-4096 and digest_delay 0-1 seconds")
     if cfg.log_format not in ("json", "text"):
         raise ConfigError(f"controller.log_format must be json or text, not {cfg.log_format!r}")
     if cfg.max_pending < 1:

@@ -167,7 +167,7 @@ class Daemon:
         async with self._setup_lock:
             pushed = await self._ensure_pipeline()
             static = [dp.cpu_clone_session(self.config.cpu_port)]
-            static += [dp.service(s.server_ip, s.server_port, s.proxy_port) for s in self.config.services]
+            static += self.orch.service_setup()
             static += [dp.route(r.prefix, r.port, r.smac, r.dmac) for r in self.config.routes]
             if self.portwatch is not None:
                 static.append(dp.route_to_cpu(f"{self.portwatch.source_ip}/32"))
@@ -308,6 +308,9 @@ def _run_parser() -> argparse.ArgumentParser:
     pl.add_argument("--p4info", metavar="FILE", help="P4Info to push (default build/splice.p4info.txtpb)")
     pl.add_argument("--device-config", metavar="FILE",
                     help="device config to push (default build/splice.p4sim.json; build/splice.json for BMv2)")
+    p.add_argument("--handshakes", choices=("switch", "controller"),
+                   help="who runs claim 1's handshake of a proxied service: the switch (default; the "
+                        "controller learns it from digests) or the controller (packet-ins)")
     api = p.add_argument_group("proxy API and admin socket")
     api.add_argument("--proxy-socket", metavar="PATH", help="the proxy API's Unix socket (default /run/p4splice/proxy.sock)")
     api.add_argument("--proxy-user", type=int, action="append", dest="proxy_uids", metavar="UID",
@@ -336,7 +339,7 @@ def build_config(args: argparse.Namespace | Sequence[str] | None) -> ControllerC
     changes: dict[str, Any] = {}
     for src in (ns, extra):
         for key in ("grpc_addr", "device_id", "election_id", "role", "p4info", "device_config", "pipeline",
-                    "cpu_port", "proxy_socket", "proxy_group", "admin_socket", "log_format", "log_level",
+                    "cpu_port", "proxy_socket", "proxy_group", "admin_socket", "log_format", "log_level", "handshakes",
                     "tls_ca", "tls_cert", "tls_key", "tls_server_name"):
             value = getattr(src, key, None)
             if value is not None:

@@ -31,6 +31,7 @@ from .p4rt.entities import (
     CloneSessionEntry,
     CounterData,
     CounterEntry,
+    DigestEntry,
     Exact,
     PacketIn,
     PacketOut,
@@ -75,6 +76,9 @@ __all__ = [
     "route_key",
     "route_to_cpu",
     "service",
+    "service_inline",
+    "proxy_clone_session",
+    "handshake_digest",
     "service_key",
     "signed_delta",
 ]
@@ -89,6 +93,7 @@ ROUTE = "SpliceIngress.routing.route"
 ROUTE_DROP = "SpliceIngress.routing.drop"
 ROUTE_TO_CPU = "SpliceIngress.routing.to_cpu"
 PROXIED = "SpliceIngress.services.proxied"
+PROXIED_INLINE = "SpliceIngress.services.proxied_inline"
 TRANSLATE = "SpliceIngress.flows.translate"
 TRANSLATE_NAT = "SpliceIngress.flows.translate_nat"
 HOLD = "SpliceIngress.flows.hold"
@@ -101,6 +106,7 @@ MALFORMED_COUNTER = "SpliceIngress.sanity.malformed"  # indexed by MalformedReas
 
 PACKET_IN = "packet_in"
 PACKET_OUT = "packet_out"
+HANDSHAKE_DIGEST = "handshake_t"  # a step of a handshake the switch runs (services with proxied_inline)
 
 #: Short names of the flows table's actions, as FlowRule.action and splicectl show them.
 FLOW_ACTIONS: Mapping[str, str] = {
@@ -116,6 +122,8 @@ FLOW_ACTIONS: Mapping[str, str] = {
 DEFAULT_CPU_PORT = 255  # CPU_PORT: simple_switch_grpc / p4sim --cpu-port
 CPU_CLONE_SESSION_ID = 99  # CPU_CLONE_SESSION_ID: copies to the controller use this session
 CPU_CLONE_INSTANCE = 1  # replica instance of the clone session (any value works; docs use 1)
+HS_CLONE_SESSION_BASE = 512  # HS_CLONE_SESSION_BASE: session base + p copies out of port p
+HS_TIMEOUT = 5.0  # HS_TIMEOUT_US: a handshake slot nobody writes lapses after this many seconds
 MALFORMED_COUNTER_SIZE = 16  # MAL_REASONS
 MAX_PORT = (1 << 9) - 1  # bit<9> ports
 U32 = 1 << 32
@@ -133,6 +141,7 @@ class PacketInReason(enum.IntEnum):
     PUNT = 7  # controller only: a flows entry with action punt
     ROUTED = 8  # controller only: a routes entry with action to_cpu (the port probes' replies)
     HELD = 9  # controller only: a data segment toward the proxy under a hold entry (its ACK goes on)
+    DECLINED = 10  # controller only: the switch hands over a handshake it was running (and all later segments)
 
     @property
     def is_copy(self) -> bool:
@@ -182,7 +191,7 @@ SCHEMA = _Schema(
     },
     table_actions={
         ROUTES: (ROUTE, ROUTE_DROP, ROUTE_TO_CPU),
-        SERVICES: (PROXIED,),
+        SERVICES: (PROXIED, PROXIED_INLINE),
         FLOWS: (TRANSLATE, TRANSLATE_NAT, HOLD, PUNT, FLOW_DROP),
     },
     actions={
@@ -190,6 +199,7 @@ SCHEMA = _Schema(
         ROUTE_DROP: (),
         ROUTE_TO_CPU: (),
         PROXIED: (("proxy_port", 9),),
+        PROXIED_INLINE: (("proxy_port", 9), ("smac", 48), ("dmac", 48)),
         TRANSLATE: _LEG_PARAMS,
         TRANSLATE_NAT: _LEG_PARAMS + _NAT_PARAMS,
         HOLD: _LEG_PARAMS,
@@ -393,23 +403,45 @@ def service(server_addr: Address, server_port: int, proxy_port: int) -> TableEnt
                       Action(PROXIED, {"proxy_port": _port(proxy_port, "proxy port")}))
 
 
+def service_inline(server_addr: Address, server_port: int, proxy_port: int, smac: MacLike,
+                   dmac: MacLike) -> TableEntry:
+    """As :func:`service`, and the switch runs the handshakes itself, reaching the proxy's host
+    with these MACs (it needs :func:`proxy_clone_session` of the port and the digest enabled)."""
+    params = {"proxy_port": _port(proxy_port, "proxy port"), "smac": _mac(smac, "smac"), "dmac": _mac(dmac, "dmac")}
+    return TableEntry(SERVICES, service_key(server_addr, server_port).match, Action(PROXIED_INLINE, params))
+
+
+def proxy_clone_session(proxy_port: int) -> CloneSessionEntry:
+    """The clone session by which the switch's handshake sends packets it builds out of ``proxy_port``."""
+    port = _port(proxy_port, "proxy port")
+    return CloneSessionEntry(HS_CLONE_SESSION_BASE + port, (Replica(port, CPU_CLONE_INSTANCE),))
+
+
+def handshake_digest(max_list_size: int = 64, max_timeout_ns: int = 1_000_000) -> DigestEntry:
+    """Turns on the digest of the switch's handshakes: lists of up to ``max_list_size``, sent at
+    the latest ``max_timeout_ns`` after their first."""
+    return DigestEntry(HANDSHAKE_DIGEST, max_timeout_ns=max_timeout_ns, max_list_size=max_list_size)
+
+
 @dataclass(frozen=True)
 class Service:
     server_addr: int
     server_port: int
     proxy_port: int
+    inline: bool = False  # the switch runs its handshakes (proxied_inline)
 
     def to_dict(self) -> dict[str, object]:
         return {"server": f"{codec.format_ipv4(self.server_addr)}:{self.server_port}",
                 "server_addr": codec.format_ipv4(self.server_addr), "server_port": self.server_port,
-                "proxy_port": self.proxy_port}
+                "proxy_port": self.proxy_port, "handshakes": "switch" if self.inline else "controller"}
 
 
 def parse_service(index: P4Index, entry: TableEntry) -> Service:
     addr, port = entry.match.get("server_addr"), entry.match.get("server_port")
     proxy = entry.action.params.get("proxy_port", 0) if entry.action is not None else 0
+    inline = entry.action is not None and index.actions.get(entry.action.name).name == PROXIED_INLINE
     return Service(addr.value if isinstance(addr, Exact) else 0, port.value if isinstance(port, Exact) else 0,
-                   proxy)
+                   proxy, inline)
 
 
 # --- flows ----------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from .p4rt import codec
 from .p4rt.coalesce import WriteCoalescer
 from .p4rt.entities import (
     CounterData,
+    DigestList,
     DirectCounterEntry,
     Entity,
     IdleTimeoutNotification,
@@ -48,6 +49,7 @@ from .p4rt.entities import (
     UpdateType,
 )
 from .p4rt.errors import ClientError, P4RuntimeRpcError, ReadError, WriteError
+from .p4rt.p4info import P4InfoLookupError
 from .p4rt.session import SwitchSession
 from .splice import (
     CancelTimer,
@@ -68,6 +70,7 @@ from .splice import (
     SpliceConfig,
     SpliceCore,
     StartTimer,
+    SwitchStep,
     TimerKey,
 )
 from .splice.model import EntryMatch, FlowKey, SegmentIn, Side
@@ -146,7 +149,8 @@ class Orchestrator:
             HandshakeConfig(max_pending=config.max_pending, syn_timeout=config.syn_timeout,
                             ack_timeout=config.ack_timeout, upstream_timeout=config.upstream_timeout,
                             proxy_ack_timeout=config.proxy_ack_timeout, proxy_rto=config.proxy_rto,
-                            reset_linger=config.reset_linger, fail_open=config.fail_open),
+                            reset_linger=config.reset_linger, fail_open=config.fail_open,
+                            slot_lifetime=dp.HS_TIMEOUT),
             SpliceConfig(hold_timeout=config.hold_timeout, linger=config.linger,
                          reset_linger=config.reset_linger, held_per_flow=config.held_per_flow,
                          held_total=config.held_total,
@@ -193,6 +197,7 @@ class Orchestrator:
         if not self._attached:
             self.sw.add_handler("packet_in", self.on_packet_in)
             self.sw.add_handler("idle_timeout", self.on_idle_notification)
+            self.sw.add_handler("digest", self.on_digest_list)
             self._attached = True
             self.entries_age = not self.sw.has_index or self.sw.index.table(dp.FLOWS).supports_idle_timeout
             self._bound_pending()
@@ -210,6 +215,7 @@ class Orchestrator:
         if self._attached:
             self.sw.remove_handler("packet_in", self.on_packet_in)
             self.sw.remove_handler("idle_timeout", self.on_idle_notification)
+            self.sw.remove_handler("digest", self.on_digest_list)
             self._attached = False
         for handle in self._timers.values():
             handle.cancel()
@@ -252,6 +258,59 @@ class Orchestrator:
             done, _ = await asyncio.wait(list(self._tasks), timeout=timeout)
             if not done:
                 return
+
+    # --- who runs the handshakes -------------------------------------------------------------------
+
+    @property
+    def switch_handshakes(self) -> bool:
+        """Whether the switch runs the handshakes of services whose proxy is in service: so
+        configured, and the program has the means (docs/dataplane.md)."""
+        if self.config.handshakes != "switch" or not self.sw.has_index:
+            return False
+        try:
+            self.sw.index.actions.get(dp.PROXIED_INLINE)
+            self.sw.index.digests.get(dp.HANDSHAKE_DIGEST)
+        except P4InfoLookupError:
+            return False
+        return True
+
+    def service_setup(self) -> list[Entity]:
+        """The services entries, each as its proxy's presence says, with what the switch's
+        handshakes need: their digest turned on and a clone session per proxy port."""
+        out: list[Entity] = []
+        if self.switch_handshakes:
+            out.append(dp.handshake_digest(self.config.digest_batch, int(self.config.digest_delay * _NS)))
+            out += [dp.proxy_clone_session(p) for p in sorted(set(self.services.values()))]
+        out += [self._service_entry(addr, port, proxy) for (addr, port), proxy in self.services.items()]
+        return out
+
+    def _service_entry(self, server_ip: str, server_port: int, proxy_port: int) -> TableEntry:
+        mac = self.proxy_macs.get(proxy_port)
+        if mac is not None and self.switch_handshakes:
+            smac = mac_bytes(self.config.switch_mac) if self.config.switch_mac else bytes(6)
+            return dp.service_inline(server_ip, server_port, proxy_port, int.from_bytes(smac, "big"),
+                                     int.from_bytes(mac, "big"))
+        return dp.service(server_ip, server_port, proxy_port)
+
+    async def proxy_changed(self, proxy_port: int) -> None:
+        """A proxy came into or went out of service on ``proxy_port``: its services' entries say
+        again who runs their handshakes (the switch needs the proxy's MAC; without a proxy the
+        controller's path lets connections run end to end)."""
+        if not self.switch_handshakes:
+            return
+        await self._flush([Update(UpdateType.MODIFY, self._service_entry(addr, port, proxy))
+                           for (addr, port), proxy in self.services.items() if proxy == proxy_port])
+
+    def on_digest_list(self, digests: DigestList) -> None:
+        if digests.digest != dp.HANDSHAKE_DIGEST:
+            return
+        for data in digests.data:
+            step = SwitchStep.from_digest(data) if isinstance(data, dict) else None
+            if step is None:
+                self.stats["digest_not_taken"] += 1
+                continue
+            self.metrics.packet_ins.labels(f"DIGEST_{step.state.name}").inc()
+            self.submit(self.core.on_switch_step(step))
 
     def proxy_ports(self) -> set[int]:
         return set(self.services.values()) | set(self.proxy_macs)
@@ -317,7 +376,8 @@ class Orchestrator:
         if seg.is_syn and not from_proxy:
             proxy_port = self._proxy_port_for(seg.dst_ip, seg.dst_port)
         learnt = self._learn(reason, port, parsed, from_proxy)
-        ev = SegmentIn(seg, port, from_proxy=from_proxy, copy=reason.is_copy, proxy_port=proxy_port)
+        ev = SegmentIn(seg, port, from_proxy=from_proxy, copy=reason.is_copy, proxy_port=proxy_port,
+                       declined=reason is R.DECLINED)
         cmds = self.core.on_segment(ev)
         if learnt is not None and not self._core_knows(learnt):
             self.l2.pop(learnt, None)  # not proxied: nothing to remember

@@ -81,7 +81,10 @@ class ControllerService:
         rec.mac = mac
         self.proxies[proxy] = rec
         if not rec.dark:
+            fresh = self.orch.proxy_macs.get(port) != mac_bytes(mac)
             self.orch.proxy_macs[port] = mac_bytes(mac)
+            if fresh:
+                await self.orch.proxy_changed(port)
         if self.portwatch is not None and ip is not None and old is None:
             self.portwatch.watch(proxy, port, mac, ip)
         log.info("proxy %s on port %d (%s%s) registered", proxy, port, mac, f", {ip}" if ip else "")
@@ -141,7 +144,8 @@ class ControllerService:
         if rec is None or rec.dark:
             return
         rec.dark = True
-        self._out_of_service(rec)
+        if self._out_of_service(rec):
+            await self.orch.proxy_changed(rec.port)
         await self._fail_flows(rec, "stopped answering on its switch port", "proxy_port_down")
 
     async def port_up(self, proxy: str) -> None:
@@ -151,6 +155,7 @@ class ControllerService:
             return
         rec.dark = False
         self.orch.proxy_macs[rec.port] = mac_bytes(rec.mac)
+        await self.orch.proxy_changed(rec.port)
         log.info("proxy %s on port %d back in service", proxy, rec.port)
 
     async def _down(self, proxy: str, why: str, failure: str = "proxy_down") -> None:
@@ -159,16 +164,20 @@ class ControllerService:
         rec = self.proxies.pop(proxy, None)
         if rec is None:
             return
-        self._out_of_service(rec)
+        if self._out_of_service(rec):
+            await self.orch.proxy_changed(rec.port)
         if rec.dark and not self.orch.flows_of_port(rec.port):
             log.info("proxy %s on port %d %s (its port was dark: its flows were handled then)", proxy, rec.port, why)
             return
         await self._fail_flows(rec, why, failure)
 
-    def _out_of_service(self, rec: ProxyRecord) -> None:
+    def _out_of_service(self, rec: ProxyRecord) -> bool:
+        """No proxy serves ``rec``'s port any more: True when that changed now."""
         if self.orch.proxy_macs.get(rec.port) is not None and not any(
                 p.port == rec.port and not p.dark for p in self.proxies.values() if p is not rec):
             del self.orch.proxy_macs[rec.port]
+            return True
+        return False
 
     async def _fail_flows(self, rec: ProxyRecord, why: str, failure: str) -> None:
         """The proxy's flows on its failure: the ones it vouched for spliced, the rest reset."""

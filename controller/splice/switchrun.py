@@ -9,6 +9,9 @@ the handshake over as its own when the switch hands it over (packet-in reason DE
 
 from __future__ import annotations
 
+import socket
+import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -18,6 +21,10 @@ from .seqmath import seq_add
 
 # SYNOPT_* of p4src/include/headers.p4: which options a SYN or SYN-ACK carried
 OPT_MSS, OPT_WS, OPT_SACK, OPT_TS = 0x01, 0x02, 0x04, 0x08
+
+
+def _ipv4(value: int) -> str:
+    return socket.inet_ntoa(struct.pack("!I", value))
 
 
 class SwitchState(IntEnum):
@@ -67,6 +74,28 @@ class SwitchStep:
     c_acked: bool
     window_c_ack: int
     tsval_c_ack: int
+
+    @classmethod
+    def from_digest(cls, data: Mapping[str, int]) -> SwitchStep | None:
+        """A ``handshake_t`` digest (members by name, as P4Runtime decodes it); None for a state
+        the core does not take."""
+        try:
+            state = SwitchState(data["state"])
+        except ValueError:
+            return None
+        return cls(
+            state=state,
+            flow=FlowKey(_ipv4(data["client_addr"]), data["client_port"], _ipv4(data["server_addr"]),
+                         data["server_port"]),
+            ports=Ports(data["client_ingress"], data["server_ingress"] or None, data["proxy_port"]),
+            isn_c=data["isn_c"], window_c=data["window_c"],
+            opts_c=syn_options(data["opts_c"], data["mss_c"], data["ws_c"], data["tsval_c"]),
+            isn_s=data["isn_s"], window_s=data["window_s"],
+            opts_s=syn_options(data["opts_s"], data["mss_s"], data["ws_s"], data["tsval_s"]),
+            isn_p1=data["isn_p1"], opts_p1=syn_options(data["opts_p1"], 0, data["ws_p1"], data["tsval_p1"]),
+            isn_p2=data["isn_p2"], opts_p2=syn_options(data["opts_p2"], 0, data["ws_p2"], data["tsval_p2"]),
+            c_acked=bool(data["c_acked"]), window_c_ack=data["window_c_ack"], tsval_c_ack=data["tsval_c_ack"],
+        )
 
     def syn_c(self) -> TcpSegment:
         f = self.flow

@@ -256,9 +256,10 @@ def _corrupt(pkt: Ether, layer: str) -> bytes:
 def test_a_corrupt_segment_is_never_made_valid(lab: Lab) -> None:
     """A SYN to a proxied service with a wrong TCP or IPv4 checksum reaches the controller as the
     only instance: it is dropped and counted, never sent on with fresh checksums (the server would
-    have answered it), and nothing is learnt from it; a corrupt SYN-ACK teaches no ISN either."""
+    have answered it), and nothing is learnt from it; a corrupt SYN-ACK teaches no ISN either. (The
+    controller's own handshakes: the switch's carry a corrupt segment on as it is.)"""
     async def main() -> None:
-        async with proxied(lab) as (d, proxy):
+        async with proxied(lab, handshakes="controller") as (d, proxy):
             lab.send(C_PORT, _corrupt(from_c(40007, "S", 1, options=[("MSS", 1460)]), "tcp"))
             lab.send(C_PORT, _corrupt(from_c(40008, "S", 1, options=[("MSS", 1460)]), "ip"))
             await poll(lambda: d.orch.stats["bad_checksum"] == 2, what="both SYNs seen")

@@ -154,8 +154,9 @@ def test_controller_restart_keeps_spliced_flows_and_rebuilds_them(lab: Lab) -> N
 
 
 def test_restart_mid_handshake_removes_punts_and_resets_half_made_legs(lab: Lab) -> None:
+    """The controller's own handshakes (punt entries; the switch's are test_orchestrator_switch_handshake's)."""
     async def main() -> None:
-        async with proxied(lab) as (d, proxy):
+        async with proxied(lab, handshakes="controller") as (d, proxy):
             i = Isns()
             # Flow A: only C's SYN seen (punt entry). Flow B: leg 1 up, the proxy never opened leg 2.
             lab.send(C_PORT, from_c(41030, "S", 1, options=[("MSS", 1460)]))
@@ -255,8 +256,9 @@ def table_size_is(d: Daemon, n: int):  # noqa: ANN201
 # --- SYN flood ---------------------------------------------------------------------------------------------
 
 def test_syn_flood_is_bounded_and_a_real_handshake_completes(lab: Lab) -> None:
+    """On the controller's own handshakes, whose SYNs all reach it."""
     async def main() -> None:
-        async with proxied(lab, heartbeat_ms=5000, max_pending=40) as (d, proxy):
+        async with proxied(lab, heartbeat_ms=5000, max_pending=40, handshakes="controller") as (d, proxy):
             rnd = random.Random(7)
             n = 400
             # All at once where the switch can take it; in bursts it can take elsewhere (BMv2 drops

@@ -57,7 +57,7 @@ def test_prepare_during_the_last_step_of_the_handshake_waits_for_it(lab: Lab) ->
             sport = 41090
             i = Isns()
             await handshake(lab, sport, i, proxy_ack=False)
-            assert d.orch.core.handshakes.get(flow_key(sport)) is not None
+            await poll(lambda: d.orch.core.handshakes.get(flow_key(sport)) is not None, what="handshake known")
             prepare = asyncio.create_task(proxy.splice_prepare(wire_flow(sport)))
             with pytest.raises(TimeoutError):  # still waiting: the flow does not exist yet
                 await asyncio.wait_for(asyncio.shield(prepare), 0.3)

@@ -1,0 +1,139 @@
+"""The daemon with the switch running claim 1's handshakes (``handshakes = "switch"``, the default):
+no handshake packet crosses the controller, which learns each step from digests and installs the
+legs' entries in the background; the handshake completes with the controller stopped."""
+
+from __future__ import annotations
+
+from p4splice.controller import dataplane as dp
+from p4splice.controller.p4rt.entities import TableEntry
+from p4splice.controller.proxyapi.client import ProxyApiClient
+from p4splice.controller.splice.splice import FlowState
+from scapy.layers.inet import TCP
+
+from tests.controller.orchestrator_fixtures import U32, flow_in, proxied, state
+from tests.controller.test_orchestrator_support import (
+    C_PORT,
+    P_MAC,
+    P_PORT,
+    S_PORT,
+    Isns,
+    Lab,
+    from_c,
+    from_s,
+    handshake,
+    p_as_c,
+    p_as_s,
+    poll,
+    run,
+    ts_opt,
+)
+
+HANDSHAKE_REASONS = ("SYN", "SYN_ACK", "PROXY_SYN", "PROXY_SYN_ACK")
+
+
+async def services_inline(d) -> list[bool]:  # noqa: ANN001 - a Daemon
+    entries = await d.session.read_all(TableEntry(dp.SERVICES))
+    return [dp.parse_service(d.session.index, e).inline for e in entries]
+
+
+def handshake_packet_ins(d) -> float:  # noqa: ANN001
+    return sum(d.metrics.value("p4splice_packet_ins_total", reason=r) or 0 for r in HANDSHAKE_REASONS)
+
+
+def test_the_switch_runs_the_handshake_and_the_controller_installs_the_legs(lab: Lab) -> None:
+    async def main() -> None:
+        async with proxied(lab) as (d, proxy):
+            await poll(lambda: services_inline(d), what="service entry inline")
+            assert await services_inline(d) == [True]
+            sport = 42010
+            seen = await handshake(lab, sport)
+            await flow_in(d, sport)
+            assert state(d, sport) is FlowState.PROXIED
+            assert handshake_packet_ins(d) == 0, "a handshake packet went through the controller"
+            assert d.metrics.value("p4splice_packet_ins_total", reason="DIGEST_LEG2_UP") >= 1
+            # what P saw is the controller's own handshake, byte for byte (test_orchestrator.py
+            # checks those packets on the controller's path)
+            assert seen["p_syn"][TCP].flags == "S" and seen["p_ack"][TCP].flags == "A"
+            assert sorted(e.kind for e in d.orch.entries.values()) == ["translate"] * 4
+    run(main())
+
+
+def test_early_data_is_held_by_the_controller_and_released_on_leg_1(lab: Lab) -> None:
+    """C's request arrives before the proxy answered the second request: the switch passes it up,
+    the controller holds it and sends it to P translated once the switch reports leg 1 up."""
+    async def main() -> None:
+        async with proxied(lab) as (d, proxy):
+            await poll(lambda: services_inline(d), what="service entry inline")
+            i, sport = Isns(), 42020
+            lab.send(C_PORT, from_c(sport, "S", i.c, options=[("MSS", 1460), ("SAckOK", b""), ts_opt(i.ts_c),
+                                                          ("NOP", None), ("WScale", 7)]))
+            await lab.recv_tcp(S_PORT)
+            lab.send(S_PORT, from_s(sport, "SA", i.s, (i.c + 1) & U32,
+                                    options=[("MSS", 1400), ("SAckOK", b""), ts_opt(i.ts_s, i.ts_c), ("NOP", None),
+                                             ("WScale", 9)]))
+            await lab.recv_tcp(C_PORT)
+            syn = await lab.recv_tcp(P_PORT)
+            assert syn[TCP].seq == i.c
+            lab.send(C_PORT, from_c(sport, "A", (i.c + 1) & U32, i.s + 1,
+                                    options=[("NOP", None), ("NOP", None), ts_opt(i.ts_c + 1, i.ts_s)]))
+            await lab.recv_tcp(S_PORT)
+            lab.send(C_PORT, from_c(sport, "PA", (i.c + 1) & U32, i.s + 1, payload=b"GET / HTTP/1.0\r\n\r\n",
+                                    options=[("NOP", None), ("NOP", None), ts_opt(i.ts_c + 2, i.ts_s)]))
+            await poll(lambda: d.metrics.value("p4splice_packet_ins_total", reason="PUNT") == 1, what="held")
+            await lab.quiet(P_PORT, 0.1)
+            # P answers: the switch ACKs it itself, the controller releases C's request
+            lab.send(P_PORT, p_as_s(sport, "SA", i.p1, (i.c + 1) & U32,
+                                    options=[("MSS", 1460), ("SAckOK", b""), ts_opt(i.ts_p1, i.ts_c), ("NOP", None),
+                                             ("WScale", 8)]))
+            ack = await lab.recv_tcp(P_PORT)
+            assert ack[TCP].flags == "A" and ack[TCP].ack == i.p1 + 1 and not bytes(ack[TCP].payload)
+            req = await lab.recv_tcp(P_PORT)
+            assert bytes(req[TCP].payload) == b"GET / HTTP/1.0\r\n\r\n"
+            assert req[TCP].ack == i.p1 + 1, "released translated into P's sequence space"
+    run(main())
+
+
+def test_the_handshake_completes_with_the_controller_stopped(lab: Lab) -> None:
+    """The controller is gone after setting the switch up: the switch alone makes both legs and
+    translates every direction from its slot."""
+    async def main() -> None:
+        i, sport = Isns(), 42030
+        async with proxied(lab) as (d, proxy):
+            await poll(lambda: services_inline(d), what="service entry inline")
+            await d.close()  # stopped while the proxy is in service: the entries stay as they are
+            await handshake(lab, sport, i)
+            # C -> P: ack into P's space; P -> S: seq into C's; S -> P: ack into P's
+            lab.send(C_PORT, from_c(sport, "PA", (i.c + 1) & U32, i.s + 1, payload=b"ping",
+                                    options=[("NOP", None), ("NOP", None), ts_opt(i.ts_c + 5, i.ts_s)]))
+            got = await lab.recv_tcp(P_PORT)
+            assert bytes(got[TCP].payload) == b"ping" and got[TCP].ack == i.p1 + 1
+            lab.send(P_PORT, p_as_c(sport, "PA", i.p2 + 1, i.s + 1, payload=b"ping",
+                                    options=[("NOP", None), ("NOP", None), ts_opt(i.ts_p2 + 5, i.ts_s)]))
+            got = await lab.recv_tcp(S_PORT)
+            assert bytes(got[TCP].payload) == b"ping" and got[TCP].seq == (i.c + 1) & U32
+            lab.send(S_PORT, from_s(sport, "PA", i.s + 1, (i.c + 5) & U32, payload=b"pong",
+                                    options=[("NOP", None), ("NOP", None), ts_opt(i.ts_s + 5, i.ts_c + 5)]))
+            got = await lab.recv_tcp(P_PORT)
+            assert bytes(got[TCP].payload) == b"pong" and got[TCP].ack == (i.p2 + 5) & U32
+    run(main())
+
+
+def test_services_follow_their_proxy(lab: Lab) -> None:
+    """The switch runs a service's handshakes only while its proxy is in service: registered,
+    the entry is proxied_inline with the proxy's MAC; gone, it is the controller's again."""
+    async def main() -> None:
+        async with proxied(lab) as (d, proxy):
+            await poll(lambda: services_inline(d), what="service entry inline")
+            (entry,) = await d.session.read_all(TableEntry(dp.SERVICES))
+            assert entry.action.params["dmac"] == int(P_MAC.replace(":", ""), 16)
+            await proxy.bye()
+            await poll(lambda: not d.orch.proxy_macs, what="proxy gone")
+            assert await services_inline(d) == [False]
+            again = ProxyApiClient(d.config.proxy_socket, "proxy-2")
+            await again.connect()
+            try:
+                await again.register(P_PORT, P_MAC, heartbeat_ms=200)
+                assert await services_inline(d) == [True]
+            finally:
+                await again.close()
+    run(main())
