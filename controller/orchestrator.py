@@ -183,6 +183,7 @@ class Orchestrator:
         self._tails: dict[FlowKey, asyncio.Future[None]] = {}
         # handshake_settled() callers: woken by the command list that ends the handshake
         self._settling: dict[FlowKey, list[asyncio.Future[None]]] = {}
+        self._expected: set[FlowKey] = set()  # awaited flows the switch is making (handshake_settled)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stats: Counter[str] = Counter()
         self._attached = False
@@ -225,11 +226,14 @@ class Orchestrator:
             task.cancel()
 
     def _handshake_settled(self, flow: FlowKey) -> bool:
-        return flow in self.core.flows or self.core.handshakes.get(flow) is None
+        return flow in self.core.flows or (self.core.handshakes.get(flow) is None and flow not in self._expected)
 
-    async def handshake_settled(self, flow: FlowKey, timeout: float) -> None:
+    async def handshake_settled(self, flow: FlowKey, timeout: float, *, expected: bool = False) -> None:
         """Wait (at most ``timeout``) until ``flow`` is no longer a pending handshake: established,
-        or given up."""
+        or given up. ``expected``: a flow not known yet is one whose digests are on their way (the
+        switch ran its handshake, and its proxy already speaks of it)."""
+        if expected and flow not in self.core.flows and self.core.handshakes.get(flow) is None:
+            self._expected.add(flow)
         if self._handshake_settled(flow):
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -238,6 +242,7 @@ class Orchestrator:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(fut, timeout)
         finally:
+            self._expected.discard(flow)
             waiters = self._settling.get(flow)
             if waiters is not None:
                 if fut in waiters:
@@ -291,6 +296,12 @@ class Orchestrator:
             return dp.service_inline(server_ip, server_port, proxy_port, int.from_bytes(smac, "big"),
                                      int.from_bytes(mac, "big"))
         return dp.service(server_ip, server_port, proxy_port)
+
+    def from_switch(self, flow: FlowKey, proxy_port: int) -> bool:
+        """Whether ``flow`` is one the switch makes for the proxy on ``proxy_port`` (the controller
+        hears of it from digests, possibly after the proxy does)."""
+        return (self.switch_handshakes and proxy_port in self.proxy_macs
+                and self.services.get((flow.server_ip, flow.server_port)) == proxy_port)
 
     async def proxy_changed(self, proxy_port: int) -> None:
         """A proxy came into or went out of service on ``proxy_port``: its services' entries say

@@ -218,6 +218,10 @@ class ControllerService:
     # --- splices ----------------------------------------------------------------------------------
 
     async def splice_prepare(self, proxy: str, flow: Flow) -> None:
+        rec, key = self._rec(proxy), flow_key(flow)
+        if not self.orch._core_knows(key) and self.orch.from_switch(key, rec.port):
+            # The switch made the proxy's legs; its digest of the last step may still be on its way.
+            await self.orch.handshake_settled(key, max(self.orch.config.hold_timeout, 1.0), expected=True)
         _, key = self._owned(proxy, flow)
         # The proxy's upstream leg is up for it as soon as its ACK leaves, but the flow exists here
         # only once that ACK's entries are written: a policy that decides at once (after a few
