@@ -400,8 +400,9 @@ class Lab:
     pipeline: tuple[Any, bytes]  # P4Info message, device config
     tmp: Path
     switch_cpu: Callable[[], float] | None = None  # an external switch's CPU seconds so far
+    next_port: int = 20000  # the next client port no handshake has used
 
-    def config(self) -> Any:
+    def config(self, handshakes: str = "switch") -> Any:
         import ipaddress
 
         from p4splice.controller.config import ControllerConfig, RouteConfig, ServiceConfig
@@ -412,15 +413,15 @@ class Lab:
             routes=(RouteConfig(ipaddress.IPv4Network("10.0.1.0/24"), C_PORT, SW_MAC, C_MAC),
                     RouteConfig(ipaddress.IPv4Network("10.0.2.0/24"), S_PORT, SW_MAC, S_MAC)),
             proxy_socket=str(self.tmp / "proxy.sock"), admin_socket=str(self.tmp / "admin.sock"),
-            metrics_port=None, switch_mac=SW_MAC,
+            metrics_port=None, switch_mac=SW_MAC, handshakes=handshakes,
         )
 
 
-async def _up(lab: Lab) -> tuple[Any, Any]:
+async def _up(lab: Lab, handshakes: str = "switch") -> tuple[Any, Any]:
     from p4splice.controller.daemon import Daemon
     from p4splice.controller.proxyapi.client import ProxyApiClient
 
-    d = Daemon(lab.config(), pipeline=lab.pipeline)
+    d = Daemon(lab.config(handshakes), pipeline=lab.pipeline)
     await d.start()
     proxy = ProxyApiClient(d.config.proxy_socket, "bench-proxy")
     await proxy.connect()
@@ -580,6 +581,8 @@ async def run_handshakes(lab: Lab, d: Any, sports: list[int], window: int,
                          profile: cProfile.Profile | None = None) -> dict[str, float]:
     await lab.child.acall("prepare", sports)
     before = d.metrics.value("p4splice_handshakes_total", result="established")
+    stats0 = d.orch.core.stats()
+    messages0 = _messages(d)
     writes: list[float] = []
     hook = d.session.on_write_latency
     d.session.on_write_latency = lambda s: (writes.append(s), hook(s) if hook else None)
@@ -604,6 +607,9 @@ async def run_handshakes(lab: Lab, d: Any, sports: list[int], window: int,
         d.session.on_write_latency = hook
     cpu = time.process_time() - cpu0
     n = len(sports)
+    stats = d.orch.core.stats()
+    messages = {k: v - messages0[k] for k, v in _messages(d).items()}
+    switch_run = stats["handshake_switch_leg2_up"] - stats0["handshake_switch_leg2_up"]
     wall = t_end - res["start"]
     lat = res["latency"]
     if lab.switch_cpu is None:
@@ -612,8 +618,12 @@ async def run_handshakes(lab: Lab, d: Any, sports: list[int], window: int,
         switch = {"switch CPU per handshake (ms)": (lab.switch_cpu() - switch0) / n * 1e3,
                   "driver CPU per handshake (ms)": res["cpu"] / n * 1e3}
     return {
-        "handshakes": n, "window": window,
+        "handshakes by": d.config.handshakes, "handshakes": n, "window": window,
         "handshakes/s": n / wall,
+        "run by the switch (%)": switch_run / n * 100,
+        "packet-ins per handshake": messages["packet_ins"] / n,
+        "packet-outs per handshake": messages["packet_outs"] / n,
+        "digests per handshake": messages["digests"] / n,
         "driver's handshake time p50 (ms)": _pct(lat, 0.5) * 1e3,
         "driver's handshake time p99 (ms)": _pct(lat, 0.99) * 1e3,
         "controller CPU per handshake (ms)": cpu / n * 1e3,
@@ -623,6 +633,16 @@ async def run_handshakes(lab: Lab, d: Any, sports: list[int], window: int,
         "Write RPC p50 (ms)": _pct(writes, 0.5) * 1e3 if writes else 0.0,
         "duplicate frames (re-sent second requests etc.)": res["dups"],
     }
+
+
+def _messages(d: Any) -> dict[str, float]:
+    """Packet-ins, packet-outs and handshake digests the daemon has handled so far."""
+    def total(name: str) -> float:
+        return sum(s.value for m in d.metrics.registry.collect() if m.name == name
+                   for s in m.samples if s.name == name + "_total")
+
+    return {"packet_ins": total("p4splice_packet_ins"), "packet_outs": total("p4splice_packet_outs"),
+            "digests": total("p4splice_handshake_digests")}
 
 
 async def run_splices(lab: Lab, d: Any, proxy: Any, sports: list[int], probe_us: float) -> dict[str, float]:
@@ -673,6 +693,13 @@ def _probe_begin(child: SwitchChild, sport: int, interval: float) -> Callable[[]
         finally:
             child._lock.release()
     return result
+
+
+def _take_ports(lab: Lab, n: int) -> list[int]:
+    """``n`` client ports no earlier handshake of the run used (the switch's slots outlive them)."""
+    first = lab.next_port
+    lab.next_port += n
+    return list(range(first, first + n))
 
 
 def _profile_report(prof: cProfile.Profile, n: int, top: int = 25) -> str:
@@ -778,18 +805,26 @@ async def amain(args: argparse.Namespace) -> None:
 
 
 async def _measure(args: argparse.Namespace, lab: Lab) -> None:
-    d, proxy = await _up(lab)
+    modes = ["controller", "switch"] if args.handshakes_by == "both" else [args.handshakes_by]
+    for mode in modes[:-1]:  # the last mode's daemon goes on to the splices
+        d, proxy = await _up(lab, mode)
+        try:
+            rows = []
+            await run_handshakes(lab, d, _take_ports(lab, 50), 8)
+            for window in args.windows:
+                rows.append(await run_handshakes(lab, d, _take_ports(lab, args.handshakes), window))
+            _table(f"Claim-1 handshakes run by the {mode}", rows)
+        finally:
+            await proxy.close()
+            await d.close()
+    d, proxy = await _up(lab, modes[-1])
     try:
         if "floor" not in args.skip:
             _table("Python gRPC alone (echo server, no P4Runtime)", await bench_grpc_floor(args.writes))
         if "writes" not in args.skip:
             _table("P4Runtime writes from the controller's session", await bench_writes(d, args.writes, args.batched))
-        next_port = [20000]
-
         def ports(n: int) -> list[int]:
-            p = next_port[0]
-            next_port[0] += n
-            return list(range(p, p + n))
+            return _take_ports(lab, n)
 
         spliceable: list[int] = []
         if "handshakes" not in args.skip:
@@ -799,7 +834,7 @@ async def _measure(args: argparse.Namespace, lab: Lab) -> None:
                 sp = ports(args.handshakes)
                 rows.append(await run_handshakes(lab, d, sp, window))
                 spliceable += sp
-            _table("Claim-1 handshakes through the controller", rows)
+            _table(f"Claim-1 handshakes run by the {modes[-1]}", rows)
             if args.profile:
                 prof = cProfile.Profile()
                 sp = ports(args.profile)
@@ -825,6 +860,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="p4splice.bench.controller", description=__doc__.splitlines()[0])
     ap.add_argument("--handshakes", type=int, default=1000, help="handshakes per window size")
     ap.add_argument("--windows", type=int, nargs="+", default=[1, 16, 64], help="handshakes in flight")
+    ap.add_argument("--handshakes-by", choices=["switch", "controller", "both"], default="both",
+                    help="who runs the handshakes (daemon option handshakes); both: the controller's, then the switch's")
     ap.add_argument("--splices", type=int, default=300, help="splices timed one after another")
     ap.add_argument("--probe-us", type=float, default=100.0, help="data-plane probe interval (µs)")
     ap.add_argument("--writes", type=int, default=1000, help="single-update Write RPCs per figure")

@@ -89,7 +89,7 @@ class ControllerConfig:
     # who runs claim 1's handshake while a service's proxy is in service: "switch" (the data plane,
     # with digests to the controller; a program without it falls back) or "controller" (packet-ins)
     handshakes: str = "switch"
-    digest_batch: int = 64  # the switch's handshake digests: at most this many per list ...
+    digest_batch: int = 1  # the switch's handshake digests: at most this many per list ...
     digest_delay: float = 0.001  # ... sent at most this many seconds after the first
     # proxy API
     proxy_socket: str = "/run/p4splice/proxy.sock"

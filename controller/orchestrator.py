@@ -320,7 +320,7 @@ class Orchestrator:
             if step is None:
                 self.stats["digest_not_taken"] += 1
                 continue
-            self.metrics.packet_ins.labels(f"DIGEST_{step.state.name}").inc()
+            self.metrics.digests.labels(step.state.name).inc()
             self.submit(self.core.on_switch_step(step))
 
     def proxy_ports(self) -> set[int]:

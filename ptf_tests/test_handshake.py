@@ -32,7 +32,7 @@ from packets import (
 from splice_base import CLIENT, PIN_DECLINED, PIN_PUNT, PIN_RST, PIN_SYN, PROXY, SERVER, SpliceTest
 
 HS_CLONE_SESSION_BASE = 512
-HS_SLOTS = 8192
+HS_SLOTS = 65536
 HS_DIGEST = "handshake_t"
 (HS_SYN_SEEN, HS_SYN_ACKED, HS_C_ACKED, HS_P1_KNOWN, HS_LEG1_UP, HS_UPSTREAM, HS_LEG2_UP,
  HS_DECLINED) = range(1, 9)
@@ -45,9 +45,9 @@ ALL_S = [("MSS", 1400), ("NOP", None), ("NOP", None), ("SAckOK", b""), ("NOP", N
          ("Timestamp", (TSV_S, TSV_C))]
 
 
-def slot_of(client_port: int, server_port: int = SERVICE_PORT) -> int:
+def slot_of(client_port: int, server_port: int = SERVICE_PORT, client_ip: str = CLIENT_IP) -> int:
     """The slot the switch gives a connection: CRC-32 of the lower (address, port) then the higher."""
-    ends = sorted([(CLIENT_IP, client_port), (SERVER_IP, server_port)],
+    ends = sorted([(client_ip, client_port), (SERVER_IP, server_port)],
                   key=lambda e: (bytes(int(x) for x in e[0].split(".")), e[1]))
     data = b"".join(bytes(int(x) for x in a.split(".")) + struct.pack("!H", p) for a, p in ends)
     return zlib.crc32(data) % HS_SLOTS
@@ -310,15 +310,17 @@ class BusySlotFallsBack(InlineBase):
     """A SYN whose slot holds another live connection takes the controller's path (reason SYN)."""
 
     def runTest(self) -> None:
+        # One client's ports map onto the slots one to one: the other connection comes from
+        # another client of the same subnet.
         first = fresh_ports()[0]
-        other = first + 1
-        while slot_of(other) != slot_of(first):
-            other += 1
-        a, b = full_conn(first), full_conn(other)
+        other_ip, other_port = next((f"10.0.1.{host}", port) for host in range(2, 255) for port in range(1024, 65536)
+                                    if slot_of(port, client_ip=f"10.0.1.{host}") == slot_of(first))
+        a = full_conn(first)
         self.send(CLIENT, a.syn())
         self.expect(routed(a.syn(), SERVER), SERVER)
-        self.send(CLIENT, b.syn())
-        self.expect_packet_in(PIN_SYN, CLIENT, b.syn())
+        b = tcp_segment(in_port=CLIENT, src=other_ip, sport=other_port, flags="S", seq=ISN_C, options=ALL_C)
+        self.send(CLIENT, b)
+        self.expect_packet_in(PIN_SYN, CLIENT, b)
         self.expect_nothing_else()
 
 

@@ -252,7 +252,7 @@ class FlowTable:
         )
         if fl.state is FlowState.HOLDING and ev.from_proxy and (seg.is_fin or seg.is_rst):
             # P closed a side while draining: the splice cannot describe that; stay proxied.
-            out += self._unhold(fl, "the proxy closed a side while draining")
+            out += self._unhold(fl, f"the proxy closed a side while draining ({seg}, port {ev.ingress_port}, copy {ev.copy})")
         if seg.is_rst:
             fl.rsts.add(leg)
         elif seg.is_fin:
@@ -365,6 +365,7 @@ class FlowTable:
             fl.legs[p.direction] = p
         fl.state = FlowState.PROXIED
         self.stats["splice_abandoned"] += 1
+        log.info("%s: splice abandoned, proxied again: %s", fl.flow, why)
         return [
             CancelTimer(fl.timer(TimerKind.HOLD)),
             InstallLeg(fl.flow, released),

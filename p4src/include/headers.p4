@@ -30,7 +30,7 @@
                                  * ageing sweep under load: docs/bmv2.md) */
 #endif
 #ifndef HS_SLOTS
-#define HS_SLOTS 8192           /* handshake slots: flows whose handshake the switch runs itself */
+#define HS_SLOTS 65536          /* handshake slots (a power of two: the CRC of one end's 16-bit port then maps onto them one to one) */
 #endif
 #ifndef HS_TIMEOUT_US
 #define HS_TIMEOUT_US 5000000   /* a slot untouched this long is free again (microseconds) */

@@ -50,7 +50,7 @@ def test_the_switch_runs_the_handshake_and_the_controller_installs_the_legs(lab:
             await flow_in(d, sport)
             assert state(d, sport) is FlowState.PROXIED
             assert handshake_packet_ins(d) == 0, "a handshake packet went through the controller"
-            assert d.metrics.value("p4splice_packet_ins_total", reason="DIGEST_LEG2_UP") >= 1
+            assert d.metrics.value("p4splice_handshake_digests_total", state="LEG2_UP") >= 1
             # what P saw is the controller's own handshake, byte for byte (test_orchestrator.py
             # checks those packets on the controller's path)
             assert seen["p_syn"][TCP].flags == "S" and seen["p_ack"][TCP].flags == "A"
