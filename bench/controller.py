@@ -20,7 +20,9 @@ processes read CLOCK_MONOTONIC, so a time taken in the child can be set against 
 * Handshakes per second: claim-1 handshakes (C's SYN, S's SYN-ACK, P's SYN-ACK, C's ACK, P's
   upstream SYN, P's ACK) with ``window`` of them in flight; a new one starts when the last frame
   of an earlier one is sent. The rate is handshakes / (first SYN -> controller has every flow
-  established with its four translate entries written).
+  established with its four translate entries written). Run by the controller (packet-ins and
+  packet-outs) and by the switch (digests; ``--handshakes-by``), side by side, with the share the
+  switch ran and the packet-ins, packet-outs and digests per handshake.
 * P4Runtime writes per second: the daemon's own session writing flows entries (batch 1 in turn,
   batch 1 with 16 in flight, batches of 4 -- a handshake's step -- and of 1000), entries encoded
   inside the timed loop, as the controller does.

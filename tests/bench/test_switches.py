@@ -36,11 +36,15 @@ def test_bench_runs_against_a_p4sim_process_on_veths(tmp_path: Path) -> None:
                  "--splices", "5", "--profile", "0", "--log-dir", str(tmp_path))
     assert res.returncode == 0, res.stderr[-3000:]
     assert "switch: p4sim" in res.stdout
-    header = _row(res.stdout, "handshakes")
+    header = _row(res.stdout, "handshakes by")
     assert "switch CPU per handshake (ms)" in header and "driver CPU per handshake (ms)" in header
-    row = dict(zip(header, _row(res.stdout, "40"), strict=True))
-    assert float(row["handshakes/s"].replace(",", "")) > 0
-    assert float(row["switch CPU per handshake (ms)"]) > 0  # read from the switch process's /proc
+    for by in ("controller", "switch"):  # both paths, side by side
+        row = dict(zip(header, _row(res.stdout, by), strict=True))
+        assert row["handshakes"] == "40"
+        assert float(row["handshakes/s"].replace(",", "")) > 0
+        assert float(row["switch CPU per handshake (ms)"]) > 0  # read from the switch process's /proc
+    assert float(dict(zip(header, _row(res.stdout, "switch"), strict=True))["run by the switch (%)"]) == 100
+    assert float(dict(zip(header, _row(res.stdout, "controller"), strict=True))["packet-ins per handshake"]) > 0
     assert _row(res.stdout, "splices")[1] == "5"
     active = _row(res.stdout, "request -> entries active (probe seen at S), p50 (ms)")[1]
     assert float(active.replace(",", "")) > 0
