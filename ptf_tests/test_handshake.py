@@ -8,6 +8,7 @@ translation before the controller's entries exist with the entries the controlle
 from __future__ import annotations
 
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -310,11 +311,8 @@ class BusySlotFallsBack(InlineBase):
     """A SYN whose slot holds another live connection takes the controller's path (reason SYN)."""
 
     def runTest(self) -> None:
-        # One client's ports map onto the slots one to one: the other connection comes from
-        # another client of the same subnet.
         first = fresh_ports()[0]
-        other_ip, other_port = next((f"10.0.1.{host}", port) for host in range(2, 255) for port in range(1024, 65536)
-                                    if slot_of(port, client_ip=f"10.0.1.{host}") == slot_of(first))
+        other_ip, other_port = colliding(first)
         a = full_conn(first)
         self.send(CLIENT, a.syn())
         self.expect(routed(a.syn(), SERVER), SERVER)
@@ -322,6 +320,37 @@ class BusySlotFallsBack(InlineBase):
         self.send(CLIENT, b)
         self.expect_packet_in(PIN_SYN, CLIENT, b)
         self.expect_nothing_else()
+
+
+def colliding(first: int) -> tuple[str, int]:
+    """A client (address, port) of the client subnet whose slot is that of CLIENT_IP:``first``
+    (one client's own ports map onto the slots one to one)."""
+    return next((f"10.0.1.{host}", port) for host in range(2, 255) for port in range(1024, 65536)
+                if slot_of(port, client_ip=f"10.0.1.{host}") == slot_of(first))
+
+
+class SlotExpires(InlineBase):
+    """A slot nobody writes is free again after HS_TIMEOUT_US (5 s): a half-open connection
+    cannot keep it. Until then a colliding SYN takes the controller's path."""
+
+    def runTest(self) -> None:
+        first = fresh_ports()[0]
+        other_ip, other_port = colliding(first)
+        self.send(CLIENT, full_conn(first).syn())
+        self.expect(routed(full_conn(first).syn(), SERVER), SERVER)
+        taken = time.monotonic()
+        b = tcp_segment(in_port=CLIENT, src=other_ip, sport=other_port, flags="S", seq=ISN_C, options=ALL_C)
+        deadline = taken + 10.0
+        while True:
+            self.send(CLIENT, b)
+            pin = self.client.get_packet_in(0.3)
+            if pin is None:
+                break  # not to the controller: the slot was free, the SYN went on to S
+            self.assertEqual(pin.metadata.get("reason"), PIN_SYN)
+            self.assertLess(time.monotonic(), deadline, "the slot never lapsed")
+            time.sleep(0.2)  # the pace of the retries, not a readiness wait
+        self.expect(routed(b, SERVER), SERVER)
+        self.assertGreater(time.monotonic() - taken, 4.0, "the slot lapsed before HS_TIMEOUT_US")
 
 
 class SynTheSwitchWillNotTake(InlineBase):
