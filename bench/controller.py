@@ -403,6 +403,7 @@ class Lab:
     tmp: Path
     switch_cpu: Callable[[], float] | None = None  # an external switch's CPU seconds so far
     next_port: int = 20000  # the next client port no handshake has used
+    digest_batch: int = 1  # the daemon's digest_batch
 
     def config(self, handshakes: str = "switch") -> Any:
         import ipaddress
@@ -415,7 +416,7 @@ class Lab:
             routes=(RouteConfig(ipaddress.IPv4Network("10.0.1.0/24"), C_PORT, SW_MAC, C_MAC),
                     RouteConfig(ipaddress.IPv4Network("10.0.2.0/24"), S_PORT, SW_MAC, S_MAC)),
             proxy_socket=str(self.tmp / "proxy.sock"), admin_socket=str(self.tmp / "admin.sock"),
-            metrics_port=None, switch_mac=SW_MAC, handshakes=handshakes,
+            metrics_port=None, switch_mac=SW_MAC, handshakes=handshakes, digest_batch=self.digest_batch,
         )
 
 
@@ -803,6 +804,7 @@ async def amain(args: argparse.Namespace) -> None:
             child = SwitchChild(ext.ifaces)
             lab = Lab(child, ext.addr, pipeline, tmp, switch_cpu=ext.cpu_seconds)
         stack.callback(child.stop)
+        lab.digest_batch = args.digest_batch
         await _measure(args, lab)
 
 
@@ -862,6 +864,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="p4splice.bench.controller", description=__doc__.splitlines()[0])
     ap.add_argument("--handshakes", type=int, default=1000, help="handshakes per window size")
     ap.add_argument("--windows", type=int, nargs="+", default=[1, 16, 64], help="handshakes in flight")
+    ap.add_argument("--digest-batch", type=int, default=1,
+                    help="the daemon's digest_batch: digests of the switch's handshakes per list (default 1)")
     ap.add_argument("--handshakes-by", choices=["switch", "controller", "both"], default="both",
                     help="who runs the handshakes (daemon option handshakes); both: the controller's, then the switch's")
     ap.add_argument("--splices", type=int, default=300, help="splices timed one after another")

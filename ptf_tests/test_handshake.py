@@ -174,6 +174,8 @@ class InlineBase(SpliceTest):
             self.expect(f, PROXY)
         if state is not None:
             self.expect_digest(state)
+        else:  # steps the controller needs no digest of (the next one carries them)
+            self.assertIsNone(self.client.get_digests(HS_DIGEST, timeout=0.05))
         self.expect_no_packet_in(0.05)
         self.expect_nothing_else()
 
@@ -189,10 +191,10 @@ class InlineBase(SpliceTest):
         self.step(conn.syn(), CLIENT, {SERVER: routed(conn.syn(), SERVER)}, copy=True)
         self.step(conn.syn_ack(), SERVER, {CLIENT: routed(conn.syn_ack(), CLIENT)}, copy=True, state=HS_SYN_ACKED)
         if proxy_first:
-            self.step(conn.proxy_syn_ack(), PROXY, {}, state=HS_P1_KNOWN)
+            self.step(conn.proxy_syn_ack(), PROXY, {})
             self.step(conn.c_ack(), CLIENT, {SERVER: routed(conn.c_ack(), SERVER)}, state=HS_LEG1_UP)
         else:
-            self.step(conn.c_ack(), CLIENT, {SERVER: routed(conn.c_ack(), SERVER)}, state=HS_C_ACKED)
+            self.step(conn.c_ack(), CLIENT, {SERVER: routed(conn.c_ack(), SERVER)})
             self.step(conn.proxy_syn_ack(), PROXY, {}, state=HS_LEG1_UP)
         self.step(conn.proxy_syn(), PROXY, {})
         self.step(conn.proxy_ack(), PROXY, {}, state=HS_LEG2_UP)
@@ -296,7 +298,7 @@ class EarlySegmentsToController(InlineBase):
         conn = full_conn(fresh_ports()[0])
         self.step(conn.syn(), CLIENT, {SERVER: routed(conn.syn(), SERVER)}, copy=True)
         self.step(conn.syn_ack(), SERVER, {CLIENT: routed(conn.syn_ack(), CLIENT)}, copy=True, state=HS_SYN_ACKED)
-        self.step(conn.c_ack(), CLIENT, {SERVER: routed(conn.c_ack(), SERVER)}, state=HS_C_ACKED)
+        self.step(conn.c_ack(), CLIENT, {SERVER: routed(conn.c_ack(), SERVER)})
         data = conn.c(flags="PA", seq=ISN_C + 1, ack=ISN_S + 1, options=conn.ts_opt(TSV_C + 10, TSV_S), payload=b"hi")
         self.send(CLIENT, data)
         self.expect_packet_in(PIN_PUNT, CLIENT, data)

@@ -268,6 +268,7 @@ class P4Index:
 
     def __init__(self, p4info: p4info_pb2.P4Info) -> None:
         self.p4info = p4info
+        self._struct_layouts: dict[str, list[tuple[str, int, p4types_pb2.P4DataTypeSpec]]] = {}
         cu = p4info_pb2.CounterSpec.Unit
         mu = p4info_pb2.MeterSpec.Unit
         self.actions: Catalog[ActionInfo] = Catalog("action", [
@@ -355,9 +356,23 @@ class P4Index:
         if kind == "tuple" and spec.WhichOneof("type_spec") == "tuple":
             return [self.decode_data(s, d) for s, d in zip(spec.tuple.members, data.tuple.members, strict=True)]
         if kind == "struct" and spec.WhichOneof("type_spec") == "struct":
-            members = self.p4info.type_info.structs[spec.struct.name].members
-            return {m.name: self.decode_data(m.type_spec, d)
-                    for m, d in zip(members, data.struct.members, strict=True)}
+            # A digest's struct comes by the thousand a second: its members' names and widths are
+            # looked up once per struct type, and bitstrings decoded straight from there.
+            layout = self._struct_layouts.get(spec.struct.name)
+            if layout is None:
+                members = self.p4info.type_info.structs[spec.struct.name].members
+                layout = self._struct_layouts[spec.struct.name] = [(m.name, _bitwidth(m.type_spec), m.type_spec)
+                                                                   for m in members]
+            if len(layout) != len(data.struct.members):
+                raise ValueError(f"struct {spec.struct.name}: {len(data.struct.members)} members, "
+                                 f"the P4Info says {len(layout)}")
+            out: dict[str, Any] = {}
+            for (name, width, mspec), d in zip(layout, data.struct.members, strict=True):
+                if width and d.WhichOneof("data") == "bitstring":
+                    out[name] = codec.decode(d.bitstring, width, name)
+                else:
+                    out[name] = self.decode_data(mspec, d)
+            return out
         if kind == "header" and spec.WhichOneof("type_spec") == "header":
             members = self.p4info.type_info.headers[spec.header.name].members
             return {m.name: codec.decode(d, _bitwidth_like(m.type_spec), m.name)

@@ -11,8 +11,8 @@
  *
  *   C's SYN            forwarded to S; a free (or expired) slot takes the flow
  *   S's SYN-ACK        forwarded to C; a clone becomes the second request to P; digest
- *   P's SYN-ACK        absorbed (ISN_p1); if C's ACK is in, answered with the leg-1 ACK
- *   C's ACK            forwarded to S; if ISN_p1 is known a clone becomes the leg-1 ACK
+ *   P's SYN-ACK        absorbed (ISN_p1); if C's ACK is in, answered with the leg-1 ACK; digest
+ *   C's ACK            forwarded to S; if ISN_p1 is known a clone becomes the leg-1 ACK; digest
  *   P's upstream SYN   answered as S would (ISN_s, S's side of the options)
  *   P's ACK            absorbed; data riding on it goes on to S translated; digest
  *   anything later     translated per leg from the slot until the controller's entries exist
@@ -394,9 +394,9 @@ control Handshake(inout headers_t hdr, inout local_metadata_t meta,
             hs.window_c_ack = hdr.tcp.window;
             hs.tsval_c_ack = meta.opt.tsval;
             write = 1;
-            report = 1;
             if (state == HS_P1_KNOWN) {
                 hs.state = HS_LEG1_UP;
+                report = 1;
                 HS_CRAFT(CRAFT_LEG1_ACK, 1, hs.client_addr, hs.client_port, hs.server_addr,
                       hs.server_port, hs.isn_c + 1, hs.isn_p1 + 1, TCP_ACK, 0)
                 HS_CLONE_TO_PROXY()
@@ -421,13 +421,13 @@ control Handshake(inout headers_t hdr, inout local_metadata_t meta,
                     hs.ws_p1 = meta.opt.ws;
                     hs.opts_p1 = meta.opt.syn_flags;
                     write = 1;
-                    report = 1;
                     if (state == HS_SYN_ACKED) {
                         hs.state = HS_P1_KNOWN;
                         HS_DROP()
                         return;
                     }
                     hs.state = HS_LEG1_UP;
+                    report = 1;
                 } else if (hs.c_acked == 0 || hdr.tcp.seq_no != hs.isn_p1) {
                     HS_DROP()  /* stale, or a retransmission before C's ACK */
                     return;
