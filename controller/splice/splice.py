@@ -252,7 +252,9 @@ class FlowTable:
         )
         if fl.state is FlowState.HOLDING and ev.from_proxy and (seg.is_fin or seg.is_rst):
             # P closed a side while draining: the splice cannot describe that; stay proxied.
-            out += self._unhold(fl, f"the proxy closed a side while draining ({seg}, port {ev.ingress_port}, copy {ev.copy})")
+            toward = "client" if orient is Side.SERVER else "server"
+            out += self._unhold(fl, f"the proxy closed a side while draining ({'RST' if seg.is_rst else 'FIN'} "
+                                    f"toward the {toward})")
         if seg.is_rst:
             fl.rsts.add(leg)
         elif seg.is_fin:
