@@ -46,11 +46,15 @@ venv: $(VENV)/.installed
 
 # protobuf's compiled runtime: p4runtime's modules are regenerated for it (p4sim/protoregen.py).
 # p4runtime-shell is not in this venv (its protobuf pin would undo that): see p4sh-venv.
+# setuptools warns of every editable install whose packages map to other folders (p4splice.controller
+# is controller/, ...) that a folder named as the package could shadow it: none is (there is no
+# p4splice/ folder), so the ten-line notice is left out of the set-up's output.
+PIP_QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 $(VENV)/.installed: pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 	@$(VPY) -m pip uninstall -q -y p4runtime-shell >/dev/null 2>&1 || true
-	$(VPY) -m pip install -q -e '.[test,protogen]' 2>&1 | grep -v '^WARNING: Location' || true
+	$(PIP_QUIET_EDITABLE) $(VPY) -m pip install -q -e '.[test,protogen]' 2>&1 | grep -v '^WARNING: Location' || true
 	$(VPY) -m p4sim.protoregen
 	$(VPY) -c 'import p4sim, p4.v1.p4runtime_pb2, scapy, ptf'
 	@touch $@
@@ -169,7 +173,7 @@ bench-deps: setup
 	    setup/apt-install.sh haproxy || \
 	    echo "note: haproxy could not be installed: the offload benchmark skips it" >&2; fi; fi
 	@$(VPY) -c 'import matplotlib' 2>/dev/null || \
-	  { $(VPY) -m pip install -q -e '.[bench]' 2>&1 | grep -v '^WARNING: Location' || true; }
+	  { $(PIP_QUIET_EDITABLE) $(VPY) -m pip install -q -e '.[bench]' 2>&1 | grep -v '^WARNING: Location' || true; }
 
 # proxy-host CPU per connection and per GB: spliced, never-splice, HAProxy with and without splice()
 bench-offload: build bench-deps
