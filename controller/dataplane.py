@@ -142,11 +142,12 @@ class PacketInReason(enum.IntEnum):
     ROUTED = 8  # controller only: a routes entry with action to_cpu (the port probes' replies)
     HELD = 9  # controller only: a data segment toward the proxy under a hold entry (its ACK goes on)
     DECLINED = 10  # controller only: the switch hands over a handshake it was running (and all later segments)
+    FIN_HELD = 11  # copy: FIN of a flow under a hold entry; the original was dropped (its sender sends it again)
 
     @property
     def is_copy(self) -> bool:
         """True when the switch also forwarded the frame: the controller must not send it again."""
-        return self in (PacketInReason.SYN_ACK, PacketInReason.FIN, PacketInReason.RST)
+        return self in (PacketInReason.SYN_ACK, PacketInReason.FIN, PacketInReason.RST, PacketInReason.FIN_HELD)
 
 
 class MalformedReason(enum.IntEnum):

@@ -16,7 +16,7 @@ from packets import (
     tcp_segment,
     translate,
 )
-from splice_base import CLIENT, PIN_FIN, PIN_HELD, PROXY, SERVER, SpliceTest
+from splice_base import CLIENT, PIN_FIN_HELD, PIN_HELD, PROXY, SERVER, SpliceTest
 
 NEAR_WRAP = 0xFFFFFFF0  # values that cross 2^32 when a delta of 0x20 or more is added
 TS = ("Timestamp", (NEAR_WRAP + 3, 0xFFFFFF00))
@@ -187,7 +187,8 @@ class NatRewrite(TranslateBase):
 
 class HoldKeepsPayloadFromTheProxy(TranslateBase):
     """hold: pure ACKs pass translated; a data segment goes to the controller only (reason HELD:
-    routed toward P, its TCP header untranslated); SYN and FIN are dropped (a FIN still reported)."""
+    routed toward P, its TCP header untranslated); SYN and FIN are dropped (a FIN still reported, as
+    FIN_HELD)."""
 
     action = "hold"
 
@@ -201,7 +202,7 @@ class HoldKeepsPayloadFromTheProxy(TranslateBase):
         self.expect_packet_in(PIN_HELD, CLIENT, routed(data, PROXY))
         fin = self.segment(flags="FA", payload=b"")
         self.send(CLIENT, fin)
-        self.expect_packet_in(PIN_FIN, CLIENT, fin)
+        self.expect_packet_in(PIN_FIN_HELD, CLIENT, fin)  # reported as dropped: it never reached P
         self.send(CLIENT, self.segment(flags="S", payload=b""))
         self.expect_no_packet_in()
         self.expect_nothing_else()

@@ -132,6 +132,7 @@ class FlowEstablished:
 
     facts: HandshakeFacts
     legs: tuple[LegParams, ...]
+    fins: frozenset[str] = frozenset()  # FINs already seen ("c", "s", "p1", "p2"): the switch's handshake
 
 
 @dataclass(frozen=True, slots=True)

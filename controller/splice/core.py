@@ -82,5 +82,5 @@ class SpliceCore:
         out = list(cmds)
         for cmd in cmds:
             if isinstance(cmd, FlowEstablished):
-                out += self.flows.adopt(cmd.facts, cmd.legs)
+                out += self.flows.adopt(cmd.facts, cmd.legs, cmd.fins)
         return out

@@ -106,6 +106,7 @@ class Handshake:
     c_next: int = 0  # next sequence number C will send, as far as the controller saw
     punts: set[EntryMatch] = field(default_factory=set)
     switch_run: bool = False  # the switch runs this handshake (digests); the controller mirrors it
+    fins: set[str] = field(default_factory=set)  # FIN copies seen meanwhile ("c", "s", "p1", "p2")
     from_switch: bool = False  # it began in the switch (a slot may still answer for it)
 
     @property
@@ -234,6 +235,13 @@ class HandshakeTable:
             return self._answer_with_rst(hs, ev)
         if hs.switch_run and ev.declined:
             return self._take_over(hs) + self._dispatch(hs, orient, ev)
+        if hs.from_switch and ev.copy and ev.segment.is_fin and not ev.segment.is_rst:
+            # A FIN the switch forwarded (its slot translates both legs) before this mirror's
+            # last digest: nothing to send, but the flow must know it once adopted.
+            if not ev.held:
+                side = "c" if orient is Side.CLIENT else "s"
+                hs.fins.add(("p2" if side == "c" else "p1") if ev.from_proxy else side)
+            return []
         return self._dispatch(hs, orient, ev)
 
     def _dispatch(self, hs: Handshake, orient: Side, ev: SegmentIn) -> list[Command]:
@@ -689,7 +697,7 @@ class HandshakeTable:
         if held:
             out.append(ReleaseHeld(hs.flow, self._translated(hs, s2p, held, Side.PROXY, hs.ports.proxy)))
         out.append(CancelTimer(hs.timer(TimerKind.HANDSHAKE)))
-        out.append(FlowEstablished(facts, legs))
+        out.append(FlowEstablished(facts, legs, frozenset(hs.fins)))
         self._forget(hs)
         self.stats["established"] += 1
         log.info("%s: both legs up (D1=%d D2=%d)", hs.flow, facts.isn_p1 - facts.isn_s, facts.isn_p2 - facts.isn_c)

@@ -135,8 +135,11 @@ class FlowTable:
 
     # ---- adoption ------------------------------------------------------------------------------
 
-    def adopt(self, facts: HandshakeFacts, legs: tuple[LegParams, ...]) -> list[Command]:
+    def adopt(self, facts: HandshakeFacts, legs: tuple[LegParams, ...],
+              fins: frozenset[str] = frozenset()) -> list[Command]:
         fl = Flow(facts, {p.direction: p for p in legs}, next_generation())
+        # FINs the controller saw before the flow was its own (the switch carried it meanwhile)
+        fl.fins |= {_FIN_PARTY[f] for f in fins}
         if fl.flow in self._flows:
             log.warning("%s: adopted again; the earlier record is replaced", fl.flow)
         self._flows[fl.flow] = fl
@@ -154,7 +157,7 @@ class FlowTable:
             return [NotifyProxy(flow, "holding")]  # idempotent: the proxy may ask twice
         if fl.state is not FlowState.PROXIED:
             return [NotifyProxy(flow, "refused", f"flow is {fl.state.value}")]
-        if fl.fins:
+        if not _fins_relayed(fl.fins):
             # A FIN consumed sequence space on one leg only; the counts could not describe it.
             return [NotifyProxy(flow, "refused", "flow is closing")]
         fl.state = FlowState.HOLDING
@@ -250,16 +253,20 @@ class FlowTable:
         leg = "direct" if fl.state is FlowState.SPLICED else (
             "leg1" if party in (Side.CLIENT, "p1") else "leg2"
         )
-        if fl.state is FlowState.HOLDING and ev.from_proxy and (seg.is_fin or seg.is_rst):
-            # P closed a side while draining: the splice cannot describe that; stay proxied.
+        relayed = seg.is_fin and not seg.is_rst and _fins_relayed(fl.fins | {party})
+        if fl.state is FlowState.HOLDING and ev.from_proxy and (seg.is_fin or seg.is_rst) and not relayed:
+            # P closed a side while draining: the splice cannot describe that; stay proxied. (A FIN
+            # P relays of one its peer sent it can be: each leg's FIN took one sequence number.)
             toward = "client" if orient is Side.SERVER else "server"
             out += self._unhold(fl, f"the proxy closed a side while draining ({'RST' if seg.is_rst else 'FIN'} "
                                     f"toward the {toward})")
         if seg.is_rst:
             fl.rsts.add(leg)
         elif seg.is_fin:
-            if fl.state is FlowState.HOLDING and not ev.from_proxy:
+            if ev.held:
                 return out  # dropped by the hold: its sender retransmits it after the splice
+            # A FIN that passed before the hold was in place (its copy may come after the hold
+            # request) reached P, which will pass it on: it counts.
             fl.fins.add(party)
         if self._finished(fl) and fl.state is not FlowState.LINGER:
             out += self._start_linger(fl)
@@ -484,6 +491,16 @@ class FlowTable:
             CancelTimer(fl.timer(TimerKind.LINGER)),
             RemoveFlow(fl.flow, fl.matches(), reason),
         ]
+
+
+_FIN_PARTY: dict[str, Side | str] = {"c": Side.CLIENT, "s": Side.SERVER, "p1": "p1", "p2": "p2"}
+
+
+def _fins_relayed(fins: set[Side | str]) -> bool:
+    """Whether every FIN seen took a sequence number on both legs of its direction: S's with P's
+    toward C ("p1"), C's with P's toward S ("p2"). Then the byte counts describe the flow (each side
+    of each direction consumed one more number) and a splice keeps the arithmetic."""
+    return (Side.SERVER in fins) == ("p1" in fins) and (Side.CLIENT in fins) == ("p2" in fins)
 
 
 def _side_of(fl: Flow, egress_port: int | None) -> Side:

@@ -125,6 +125,8 @@ control Flows(inout headers_t hdr, inout local_metadata_t meta,
                 meta.pin_ingress_port = standard_metadata.ingress_port;
                 if ((hdr.tcp.flags & TCP_RST) != 0) {
                     meta.pin_reason = PIN_RST;
+                } else if (meta.xlate.hold == 1) {
+                    meta.pin_reason = PIN_FIN_HELD;  /* the hold drops it: it never reached P */
                 } else {
                     meta.pin_reason = PIN_FIN;
                 }

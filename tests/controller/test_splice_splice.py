@@ -286,11 +286,56 @@ def test_no_splice_once_closing():
 def test_fin_toward_p_during_hold_is_ignored_but_ps_fin_abandons_the_splice():
     w, sw = established()
     run(w, sw, w.core.request_splice(FLOW))
-    run(w, sw, w.core.on_segment(SegmentIn(c2s(seq_add(ISN_C, 1), ISN_S + 1, ACK | FIN), CPORT, copy=True)))
-    assert w.core.flows.get(FLOW).fins == set()
+    run(w, sw, w.core.on_segment(SegmentIn(c2s(seq_add(ISN_C, 1), ISN_S + 1, ACK | FIN), CPORT, copy=True,
+                                           held=True)))
+    assert w.core.flows.get(FLOW).fins == set(), "the hold dropped it: C sends it again after the splice"
     out = run(w, sw, w.core.on_segment(SegmentIn(s2c(ISN_P1 + 1, 0, ACK | FIN), PPORT, from_proxy=True, copy=True)))
     assert of(out, NotifyProxy)[0].status == "proxied"
     assert w.core.flows.get(FLOW).state is FlowState.PROXIED
+
+
+def test_a_fin_the_proxy_relayed_is_spliced_over():
+    """S closed and P passed its FIN on to C before the hold (a short answer outran the splice
+    request): each leg consumed one sequence number, so the counts still describe the flow. The
+    splice goes through, and through the direct entries S's FIN, as S sends it again, lands where
+    C took P's, and C's ACK of it acknowledges S's."""
+    w, sw = established()
+    a_s, b_c = 500, 480
+    run(w, sw, w.core.on_segment(SegmentIn(s2c(seq_add(ISN_S, 1 + a_s), 0, ACK | FIN), SPORT, copy=True)))
+    assert w.core.request_splice(FLOW)[0].detail == "flow is closing", "S's FIN alone: one leg only"
+    run(w, sw, w.core.on_segment(SegmentIn(s2c(ISN_P1 + 1 + b_c, 0, ACK | FIN), PPORT, from_proxy=True, copy=True)))
+    run(w, sw, w.core.request_splice(FLOW))
+    assert w.core.flows.get(FLOW).state is FlowState.HOLDING
+    out = run(w, sw, w.core.proxy_report(FLOW, SpliceCounts(a_c=100, b_s=100, a_s=a_s, b_c=b_c)))
+    assert of(out, NotifyProxy) == [NotifyProxy(FLOW, "spliced")]
+    s2c_p = sw.entries[EntryMatch.s2c(FLOW, SPORT)]
+    c2s_p = sw.entries[EntryMatch.c2s(FLOW, CPORT)]
+    # C took P's FIN at ISN_p1 + 1 + b_c, which P->C made ISN_s + 1 + b_c
+    assert apply_translation(s2c_p, s2c(seq_add(ISN_S, 1 + a_s), 0, ACK | FIN)).seq == seq_add(ISN_S, 1 + b_c)
+    assert apply_translation(c2s_p, c2s(seq_add(ISN_C, 101), seq_add(ISN_S, 2 + b_c))).ack == seq_add(ISN_S, 2 + a_s)
+
+
+def test_a_fin_that_passed_before_the_hold_counts_when_its_copy_comes_after():
+    """The hold was asked for while S's FIN was on its way to P: its copy (reason FIN, not
+    FIN_HELD) comes during the hold. P got it and passes it on, and the splice goes on."""
+    w, sw = established()
+    run(w, sw, w.core.request_splice(FLOW))
+    run(w, sw, w.core.on_segment(SegmentIn(s2c(seq_add(ISN_S, 501), 0, ACK | FIN), SPORT, copy=True)))
+    run(w, sw, w.core.on_segment(SegmentIn(s2c(ISN_P1 + 481, 0, ACK | FIN), PPORT, from_proxy=True, copy=True)))
+    assert w.core.flows.get(FLOW).state is FlowState.HOLDING
+    out = run(w, sw, w.core.proxy_report(FLOW, SpliceCounts(a_c=0, b_s=0, a_s=500, b_c=480)))
+    assert of(out, NotifyProxy) == [NotifyProxy(FLOW, "spliced")]
+
+
+def test_a_fin_relayed_during_the_hold_keeps_it_but_the_proxys_own_does_not():
+    w, sw = established()
+    run(w, sw, w.core.on_segment(SegmentIn(c2s(seq_add(ISN_C, 1), ISN_S + 1, ACK | FIN), CPORT, copy=True)))
+    run(w, sw, w.core.on_segment(SegmentIn(c2s(ISN_P2 + 1, ISN_S + 1, ACK | FIN), PPORT, from_proxy=True, copy=True)))
+    run(w, sw, w.core.request_splice(FLOW))
+    assert w.core.flows.get(FLOW).state is FlowState.HOLDING, "C's FIN and P's relay of it: balanced"
+    # P's FIN toward C while S has not closed: P's own close, which no count describes
+    out = run(w, sw, w.core.on_segment(SegmentIn(s2c(ISN_P1 + 1, 0, ACK | FIN), PPORT, from_proxy=True, copy=True)))
+    assert of(out, NotifyProxy)[0].status == "proxied"
 
 
 def close(w, sw, parties):

@@ -163,3 +163,20 @@ def test_steps_of_the_controllers_own_handshake_are_ignored():
     w.syn_ack()
     assert w.core.on_switch_step(step(SwitchState.LEG1_UP)) == []
     assert w.core.handshakes.stats["switch_step_ignored"] == 1
+
+
+def test_fins_before_the_last_digest_are_the_flows_once_adopted():
+    """The switch's slot carries the flow before the controller's entries exist: S's FIN and P's
+    relay of it (copies) may come before the digest of leg 2. Nothing is sent for them (the switch
+    forwarded both), and the adopted flow knows them: a splice is still possible."""
+    from p4splice.controller.splice.model import FIN
+
+    core = SpliceCore()
+    run(core, SwitchState.SYN_ACKED, SwitchState.LEG1_UP)
+    s_fin = s2c(ISN_S + 501, seq_add(ISN_C, 1), ACK | FIN)
+    p_fin = s2c(ISN_P1 + 481, seq_add(ISN_C, 1), ACK | FIN)
+    assert core.on_segment(SegmentIn(s_fin, SPORT, copy=True)) == []
+    assert core.on_segment(SegmentIn(p_fin, PPORT, from_proxy=True, copy=True)) == []
+    run(core, SwitchState.LEG2_UP)
+    assert core.flows.get(FLOW).fins == {Side.SERVER, "p1"}
+    assert [c.status for c in core.request_splice(FLOW) if hasattr(c, "status")] == ["holding"]
