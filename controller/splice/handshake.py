@@ -235,9 +235,9 @@ class HandshakeTable:
             return self._answer_with_rst(hs, ev)
         if hs.switch_run and ev.declined:
             return self._take_over(hs) + self._dispatch(hs, orient, ev)
-        if hs.from_switch and ev.copy and ev.segment.is_fin and not ev.segment.is_rst:
-            # A FIN the switch forwarded (its slot translates both legs) before this mirror's
-            # last digest: nothing to send, but the flow must know it once adopted.
+        if (hs.from_switch or hs.leg1 is not None) and ev.copy and ev.segment.is_fin and not ev.segment.is_rst:
+            # A FIN the switch forwarded (a leg's entry, or the slot of a handshake it runs)
+            # before the flow was established: nothing to send, but the flow must know it.
             if not ev.held:
                 side = "c" if orient is Side.CLIENT else "s"
                 hs.fins.add(("p2" if side == "c" else "p1") if ev.from_proxy else side)

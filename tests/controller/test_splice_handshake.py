@@ -619,3 +619,21 @@ def test_translate_helper_agrees_with_the_installed_entries():
     seg = c2s(seq_add(ISN_C, 1), ISN_S + 1, ACK, b"abc", ts(151, 201))
     out = apply_translation(legs[Direction.C_TO_P], seg)
     assert out.ack == ISN_P1 + 1 and find(out.options, Timestamps) == Timestamps(151, 301)
+
+
+def test_a_fin_copy_before_leg_2_is_not_sent_again_and_the_flow_keeps_it():
+    """C's FIN crosses the C->P entry while P has not opened leg 2: the switch forwarded it, so the
+    controller sends nothing, and the established flow knows C has closed."""
+    from p4splice.controller.splice import FlowState, Side
+
+    w = World()
+    w.syn()
+    w.syn_ack()
+    w.proxy_syn_ack()
+    w.client_ack()
+    out = w.feed(c2s(seq_add(ISN_C, 1), ISN_S + 1, ACK | FIN, opts=ts(160, 200)), CPORT, copy=True)
+    assert not sends(out)
+    w.upstream_syn()
+    w.proxy_ack()
+    fl = w.core.flows.get(FLOW)
+    assert fl.state is FlowState.PROXIED and fl.fins == {Side.CLIENT}
