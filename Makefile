@@ -24,7 +24,7 @@ P4DEFS := $(foreach d,$(P4DEFINES),-D $(d))
 
 APT_NEEDS := ip:iproute2 ethtool:ethtool cpp:cpp tc:iproute2 ping:iputils-ping openssl:openssl
 
-.PHONY: all setup deps venv p4sh-venv build demo test ptf test-p4sim test-controller test-integration test-e2e test-bmv2 difftest lint bench run stop clean distclean
+.PHONY: all setup deps venv p4sh-venv build demo test ptf test-p4sim test-controller test-integration test-e2e test-bmv2 difftest fuzz lint bench run stop clean distclean
 
 all: build
 
@@ -134,6 +134,11 @@ SEED ?= 1
 DIFFTEST_ARGS ?=
 difftest: setup
 	$(VPY) -m tests.difftest.run --seed $(SEED) $(DIFFTEST_ARGS)
+
+# the fuzz suite (tests/fuzz) at length: make test runs a bounded number of examples of each
+FUZZ_EXAMPLES ?= 5000
+fuzz: setup
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/pytest -q tests/fuzz $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check $(wildcard p4sim controller proxy lab bench ptf_tests tests)

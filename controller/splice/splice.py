@@ -157,8 +157,8 @@ class FlowTable:
             return [NotifyProxy(flow, "holding")]  # idempotent: the proxy may ask twice
         if fl.state is not FlowState.PROXIED:
             return [NotifyProxy(flow, "refused", f"flow is {fl.state.value}")]
-        if not _fins_relayed(fl.fins):
-            # A FIN consumed sequence space on one leg only; the counts could not describe it.
+        if _proxy_closed(fl.fins):
+            # P's own FIN consumed sequence space on one leg only; no count can describe it.
             return [NotifyProxy(flow, "refused", "flow is closing")]
         fl.state = FlowState.HOLDING
         fl.held_acks.clear()
@@ -180,6 +180,9 @@ class FlowTable:
         if fl.state is not FlowState.HOLDING:
             # Without the hold, bytes could reach P after it counted them.
             return [NotifyProxy(flow, "refused", f"flow is {fl.state.value}, not holding: request a splice first")]
+        if not _fins_relayed(fl.fins):
+            # A FIN P took and has not passed on: spliced now, its peer would never see it.
+            return [NotifyProxy(flow, "refused", "flow is closing: a FIN the proxy has not passed on")]
         return [CancelTimer(fl.timer(TimerKind.HOLD))] + self._splice(fl, counts)
 
     def cancel_splice(self, flow: FlowKey) -> list[Command]:
@@ -494,6 +497,11 @@ class FlowTable:
 
 
 _FIN_PARTY: dict[str, Side | str] = {"c": Side.CLIENT, "s": Side.SERVER, "p1": "p1", "p2": "p2"}
+
+
+def _proxy_closed(fins: set[Side | str]) -> bool:
+    """P sent a FIN that is not the relay of its peer's: P closed on its own."""
+    return ("p1" in fins and Side.SERVER not in fins) or ("p2" in fins and Side.CLIENT not in fins)
 
 
 def _fins_relayed(fins: set[Side | str]) -> bool:

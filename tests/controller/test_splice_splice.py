@@ -277,9 +277,10 @@ def test_cancel_needs_a_holding_flow():
     assert w.core.cancel_splice(FLOW)[0].status == "refused"
 
 
-def test_no_splice_once_closing():
+def test_no_splice_once_the_proxy_closed_on_its_own():
+    """P's FIN toward S with none from C: P closed, and no count describes that."""
     w, sw = established()
-    run(w, sw, w.core.on_segment(SegmentIn(c2s(seq_add(ISN_C, 1), ISN_S + 1, ACK | FIN), CPORT, copy=True)))
+    run(w, sw, w.core.on_segment(SegmentIn(c2s(ISN_P2 + 1, ISN_S + 1, ACK | FIN), PPORT, from_proxy=True, copy=True)))
     assert w.core.request_splice(FLOW)[0].detail == "flow is closing"
 
 
@@ -302,11 +303,15 @@ def test_a_fin_the_proxy_relayed_is_spliced_over():
     w, sw = established()
     a_s, b_c = 500, 480
     run(w, sw, w.core.on_segment(SegmentIn(s2c(seq_add(ISN_S, 1 + a_s), 0, ACK | FIN), SPORT, copy=True)))
-    assert w.core.request_splice(FLOW)[0].detail == "flow is closing", "S's FIN alone: one leg only"
-    run(w, sw, w.core.on_segment(SegmentIn(s2c(ISN_P1 + 1 + b_c, 0, ACK | FIN), PPORT, from_proxy=True, copy=True)))
     run(w, sw, w.core.request_splice(FLOW))
+    assert w.core.flows.get(FLOW).state is FlowState.HOLDING, "P will pass S's FIN on while it drains"
+    counts = SpliceCounts(a_c=100, b_s=100, a_s=a_s, b_c=b_c)
+    refused = w.core.proxy_report(FLOW, counts)
+    assert [c.detail for c in refused if isinstance(c, NotifyProxy)] == [
+        "flow is closing: a FIN the proxy has not passed on"], "S's FIN on one leg only: C would never see it"
+    run(w, sw, w.core.on_segment(SegmentIn(s2c(ISN_P1 + 1 + b_c, 0, ACK | FIN), PPORT, from_proxy=True, copy=True)))
     assert w.core.flows.get(FLOW).state is FlowState.HOLDING
-    out = run(w, sw, w.core.proxy_report(FLOW, SpliceCounts(a_c=100, b_s=100, a_s=a_s, b_c=b_c)))
+    out = run(w, sw, w.core.proxy_report(FLOW, counts))
     assert of(out, NotifyProxy) == [NotifyProxy(FLOW, "spliced")]
     s2c_p = sw.entries[EntryMatch.s2c(FLOW, SPORT)]
     c2s_p = sw.entries[EntryMatch.c2s(FLOW, CPORT)]
