@@ -16,6 +16,7 @@ reset only when the controller can vouch that nothing is buffered in the proxy f
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
@@ -29,11 +30,16 @@ from .proxyapi.protocol import ApiError, Flow
 from .proxyapi.service import Deltas, FlowInfo
 from .splice import Direction, NotifyProxy, SpliceCounts
 from .splice.model import EntryMatch, FlowKey
-from .splice.splice import FlowState
+from .splice.splice import FIN_NOT_PASSED_ON, FlowState
 
 __all__ = ["ControllerService", "ProxyRecord"]
 
 log = logging.getLogger(__name__)
+
+# How long a report waits for the copy of a FIN the proxy passed on: the proxy reports once its FIN
+# is acknowledged, but the switch's copy of it comes by the P4Runtime stream, which may lag the
+# proxy's socket under load.
+RELAYED_FIN_WAIT = 0.5
 
 
 @dataclass(slots=True)
@@ -237,7 +243,15 @@ class ControllerService:
 
     async def splice(self, proxy: str, flow: Flow, a_c: int, b_s: int, a_s: int, b_c: int) -> Deltas:
         _, key = self._owned(proxy, flow)
-        cmds = self.orch.core.proxy_report(key, SpliceCounts(a_c, b_s, a_s, b_c))
+        counts = SpliceCounts(a_c, b_s, a_s, b_c)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RELAYED_FIN_WAIT
+        while True:
+            cmds = self.orch.core.proxy_report(key, counts)
+            waiting = any(isinstance(c, NotifyProxy) and c.detail == FIN_NOT_PASSED_ON for c in cmds)
+            if not waiting or loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.005)  # the pace of the re-checks while that copy is on its way
         await self.orch.run(cmds)
         _raise_unless(cmds, "spliced")
         return Deltas.from_counts(a_c, b_s, a_s, b_c)

@@ -182,7 +182,7 @@ class FlowTable:
             return [NotifyProxy(flow, "refused", f"flow is {fl.state.value}, not holding: request a splice first")]
         if not _fins_relayed(fl.fins):
             # A FIN P took and has not passed on: spliced now, its peer would never see it.
-            return [NotifyProxy(flow, "refused", "flow is closing: a FIN the proxy has not passed on")]
+            return [NotifyProxy(flow, "refused", FIN_NOT_PASSED_ON)]
         return [CancelTimer(fl.timer(TimerKind.HOLD))] + self._splice(fl, counts)
 
     def cancel_splice(self, flow: FlowKey) -> list[Command]:
@@ -496,6 +496,8 @@ class FlowTable:
         ]
 
 
+#: Why a report is refused while a FIN P took has not been seen leaving P (its copy may be on its way).
+FIN_NOT_PASSED_ON = "flow is closing: a FIN the proxy has not passed on"
 _FIN_PARTY: dict[str, Side | str] = {"c": Side.CLIENT, "s": Side.SERVER, "p1": "p1", "p2": "p2"}
 
 

@@ -306,3 +306,23 @@ def test_the_admin_socket_answers_a_bad_line_and_goes_on(lab: Lab) -> None:
             finally:
                 writer.close()
     run(main())
+
+
+def test_a_report_waits_for_the_copy_of_the_fin_the_proxy_passed_on(lab: Lab) -> None:
+    """S closed before the hold and the proxy passes S's FIN on to C while it drains; its report
+    may reach the controller before the switch's copy of that FIN does. The report waits for it
+    (spliced then, each leg's FIN took one number) instead of being refused."""
+    async def main() -> None:
+        async with proxied(lab) as (d, proxy):
+            sport = 41120
+            i = await established(lab, d, sport)
+            lab.send(S_PORT, from_s(sport, "FA", i.s + 1, (i.c + 1) & U32))
+            await lab.recv_tcp(P_PORT)
+            await poll(lambda: d.orch.core.flows.get(flow_key(sport)).fins, what="S's FIN seen")
+            assert await proxy.splice_prepare(wire_flow(sport)) == "holding"
+            report = asyncio.create_task(proxy.splice(wire_flow(sport), 0, 0, 1, 1))
+            lab.send(P_PORT, p_as_s(sport, "FA", i.p1 + 1, (i.c + 1) & U32))  # P passes it on
+            await lab.recv_tcp(C_PORT)
+            await asyncio.wait_for(report, 5.0)
+            assert state(d, sport) is FlowState.SPLICED
+    run(main())
