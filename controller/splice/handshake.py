@@ -294,6 +294,13 @@ class HandshakeTable:
         self.stats[f"switch_{step.state.name.lower()}"] += 1
         if not SwitchState.SYN_ACKED <= step.state <= SwitchState.LEG2_UP or step.flow in self._passing:
             return []
+        if step.ports.server is None or not step.ports.proxy or (step.state >= SwitchState.LEG1_UP and not step.c_acked):
+            # Not a step the switch's handshake makes (a digest from another program, or garbage):
+            # no leg can be built on it.
+            self.stats["switch_step_inconsistent"] += 1  # counted, not logged one by one: a flood of them
+            log.debug("%s: a digest of state %s without what that state has learnt: ignored", step.flow,
+                      step.state.name)
+            return []
         hs = self.get(step.flow)
         out: list[Command] = []
         if hs is None:

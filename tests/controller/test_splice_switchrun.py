@@ -180,3 +180,13 @@ def test_fins_before_the_last_digest_are_the_flows_once_adopted():
     run(core, SwitchState.LEG2_UP)
     assert core.flows.get(FLOW).fins == {Side.SERVER, "p1"}
     assert [c.status for c in core.request_splice(FLOW) if hasattr(c, "status")] == ["holding"]
+
+
+def test_a_digest_without_what_its_state_has_learnt_is_ignored():
+    """Found by the fuzz suite: LEG1_UP without C's ACK, or a step with no server or proxy port,
+    failed an assertion in the core (a digest from another program, or a hostile switch)."""
+    core = SpliceCore()
+    assert core.on_switch_step(step(SwitchState.LEG1_UP, c_acked=False)) == []
+    assert core.on_switch_step(step(SwitchState.LEG2_UP, ports=Ports(CPORT, None, PPORT))) == []
+    assert core.on_switch_step(step(SwitchState.SYN_ACKED, ports=Ports(CPORT, SPORT, 0))) == []
+    assert core.handshakes.stats["switch_step_inconsistent"] == 3 and FLOW not in core.handshakes
