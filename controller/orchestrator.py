@@ -321,7 +321,13 @@ class Orchestrator:
                 self.stats["digest_not_taken"] += 1
                 continue
             self.metrics.digests.labels(step.state.name).inc()
-            self.submit(self.core.on_switch_step(step))
+            try:
+                cmds = self.core.on_switch_step(step)
+            except Exception:  # one digest the core cannot take must not cost the rest of its list
+                self.metrics.failures.labels("internal").inc()
+                log.exception("%s: digest %s not taken", step.flow, step.state.name)
+                continue
+            self.submit(cmds)
 
     def proxy_ports(self) -> set[int]:
         return set(self.services.values()) | set(self.proxy_macs)
