@@ -13,7 +13,7 @@ from enum import Enum
 from typing import TypeAlias
 
 from .legs import HandshakeFacts, LegParams
-from .model import ACK, RST, EntryMatch, FlowKey, Side, TcpSegment
+from .model import ACK, RST, EntryMatch, FlowKey, Party, Side, TcpSegment
 
 _generations = itertools.count(1)
 
@@ -132,7 +132,7 @@ class FlowEstablished:
 
     facts: HandshakeFacts
     legs: tuple[LegParams, ...]
-    fins: frozenset[str] = frozenset()  # FINs already seen ("c", "s", "p1", "p2"): the switch's handshake
+    fins: frozenset[Party] = frozenset()  # FINs the switch carried before the flow was established
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ from .legs import (
     leg2_params,
     proxy_disagreements,
 )
-from .model import ACK, RST, SYN, EntryMatch, FlowKey, Ports, SegmentIn, Side, TcpSegment
+from .model import ACK, RST, SYN, EntryMatch, FlowKey, Party, Ports, SegmentIn, Side, TcpSegment, party_of
 from .options import Negotiated, SynOptions, Timestamps, find, negotiate
 from .seqmath import seq_add
 from .switchrun import SwitchState, SwitchStep
@@ -106,7 +106,7 @@ class Handshake:
     c_next: int = 0  # next sequence number C will send, as far as the controller saw
     punts: set[EntryMatch] = field(default_factory=set)
     switch_run: bool = False  # the switch runs this handshake (digests); the controller mirrors it
-    fins: set[str] = field(default_factory=set)  # FIN copies seen meanwhile ("c", "s", "p1", "p2")
+    fins: set[Party] = field(default_factory=set)  # FIN copies seen before the flow was established
     from_switch: bool = False  # it began in the switch (a slot may still answer for it)
 
     @property
@@ -239,8 +239,7 @@ class HandshakeTable:
             # A FIN the switch forwarded (a leg's entry, or the slot of a handshake it runs)
             # before the flow was established: nothing to send, but the flow must know it.
             if not ev.held:
-                side = "c" if orient is Side.CLIENT else "s"
-                hs.fins.add(("p2" if side == "c" else "p1") if ev.from_proxy else side)
+                hs.fins.add(party_of(orient, ev.from_proxy))
             return []
         return self._dispatch(hs, orient, ev)
 

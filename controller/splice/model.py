@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 from .options import TcpOption
 
@@ -27,6 +27,18 @@ class Side(Enum):
     CLIENT = "client"  # C, behind the claim's ingress
     SERVER = "server"  # S, behind the claim's egress
     PROXY = "proxy"  # P, the application proxy on a host port
+
+
+# Who sent a segment of a flow: C, S, or P on one of its legs ("p1" speaks as S toward C, "p2" as C
+# toward S). The flow table keeps its FINs and RSTs by these.
+Party: TypeAlias = Side | str
+
+
+def party_of(orient: Side, from_proxy: bool) -> Party:
+    """The sender of a segment travelling in ``orient`` (CLIENT: client to server)."""
+    if from_proxy:
+        return "p1" if orient is Side.SERVER else "p2"
+    return orient
 
 
 @dataclass(frozen=True, slots=True)

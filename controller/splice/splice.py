@@ -44,7 +44,7 @@ from .legs import (
     held_ack,
     with_hold,
 )
-from .model import ACK, FIN, RST, SYN, EntryMatch, FlowKey, SegmentIn, Side, TcpSegment
+from .model import ACK, FIN, RST, SYN, EntryMatch, FlowKey, Party, SegmentIn, Side, TcpSegment, party_of
 from .options import Sack
 from .seqmath import HALF32, seq_add, seq_le
 
@@ -79,7 +79,7 @@ class Flow:
     gen: int
     state: FlowState = FlowState.PROXIED
     counts: SpliceCounts | None = None
-    fins: set[Side | str] = field(default_factory=set)  # parties that sent a FIN: CLIENT, SERVER, "p1", "p2"
+    fins: set[Party] = field(default_factory=set)  # parties that sent a FIN
     rsts: set[str] = field(default_factory=set)  # legs reset: "leg1", "leg2", or "direct"
     drops: tuple[EntryMatch, ...] = ()
     punts: tuple[EntryMatch, ...] = ()
@@ -136,10 +136,10 @@ class FlowTable:
     # ---- adoption ------------------------------------------------------------------------------
 
     def adopt(self, facts: HandshakeFacts, legs: tuple[LegParams, ...],
-              fins: frozenset[str] = frozenset()) -> list[Command]:
+              fins: frozenset[Party] = frozenset()) -> list[Command]:
         fl = Flow(facts, {p.direction: p for p in legs}, next_generation())
         # FINs the controller saw before the flow was its own (the switch carried it meanwhile)
-        fl.fins |= {_FIN_PARTY[f] for f in fins}
+        fl.fins |= fins
         if fl.flow in self._flows:
             log.warning("%s: adopted again; the earlier record is replaced", fl.flow)
         self._flows[fl.flow] = fl
@@ -249,10 +249,7 @@ class FlowTable:
             # switch drops it) says nothing about C and S, whose bytes the direct entries carry.
             self.stats["proxy_close_after_splice"] += 1
             return out
-        if ev.from_proxy:
-            party: Side | str = "p1" if orient is Side.SERVER else "p2"
-        else:
-            party = orient
+        party = party_of(orient, ev.from_proxy)
         leg = "direct" if fl.state is FlowState.SPLICED else (
             "leg1" if party in (Side.CLIENT, "p1") else "leg2"
         )
@@ -498,15 +495,14 @@ class FlowTable:
 
 #: Why a report is refused while a FIN P took has not been seen leaving P (its copy may be on its way).
 FIN_NOT_PASSED_ON = "flow is closing: a FIN the proxy has not passed on"
-_FIN_PARTY: dict[str, Side | str] = {"c": Side.CLIENT, "s": Side.SERVER, "p1": "p1", "p2": "p2"}
 
 
-def _proxy_closed(fins: set[Side | str]) -> bool:
+def _proxy_closed(fins: set[Party]) -> bool:
     """P sent a FIN that is not the relay of its peer's: P closed on its own."""
     return ("p1" in fins and Side.SERVER not in fins) or ("p2" in fins and Side.CLIENT not in fins)
 
 
-def _fins_relayed(fins: set[Side | str]) -> bool:
+def _fins_relayed(fins: set[Party]) -> bool:
     """Whether every FIN seen took a sequence number on both legs of its direction: S's with P's
     toward C ("p1"), C's with P's toward S ("p2"). Then the byte counts describe the flow (each side
     of each direction consumed one more number) and a splice keeps the arithmetic."""
