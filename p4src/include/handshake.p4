@@ -29,6 +29,15 @@
 
 const bit<8> MAX_WINDOW_SHIFT = 14;  /* RFC 7323: a larger shift is taken as 14 */
 
+/* A window-scale option's shift as its receiver applies it (seqmath.clamp_shift). */
+bit<8> clamp_shift(in bit<8> shift) {
+    bit<8> r = shift;
+    if (r > MAX_WINDOW_SHIFT) {
+        r = MAX_WINDOW_SHIFT;
+    }
+    return r;
+}
+
 /* The control's steps, as macros rather than actions so that the P4Info lists only what a
  * controller can name (as flows.p4 does). */
 
@@ -171,31 +180,19 @@ control Handshake(inout headers_t hdr, inout local_metadata_t meta,
         bit<8> shift_c = 0;
         bit<8> shift_s = 0;
         if (n_ws) {
-            shift_c = hs.ws_c;
-            if (shift_c > MAX_WINDOW_SHIFT) {
-                shift_c = MAX_WINDOW_SHIFT;
-            }
-            shift_s = hs.ws_s;
-            if (shift_s > MAX_WINDOW_SHIFT) {
-                shift_s = MAX_WINDOW_SHIFT;
-            }
+            shift_c = clamp_shift(hs.ws_c);
+            shift_s = clamp_shift(hs.ws_s);
         }
         bit<8> shift_p1 = 0;
         bit<8> c_at_p = 0;
         if (n_ws && (hs.opts_p1 & SYNOPT_WS) != 0) {
-            shift_p1 = hs.ws_p1;
-            if (shift_p1 > MAX_WINDOW_SHIFT) {
-                shift_p1 = MAX_WINDOW_SHIFT;
-            }
+            shift_p1 = clamp_shift(hs.ws_p1);
             c_at_p = shift_c;
         }
         bit<8> shift_p2 = 0;
         bit<8> s_at_p = 0;
         if (n_ws && (hs.opts_p2 & SYNOPT_WS) != 0) {
-            shift_p2 = hs.ws_p2;
-            if (shift_p2 > MAX_WINDOW_SHIFT) {
-                shift_p2 = MAX_WINDOW_SHIFT;
-            }
+            shift_p2 = clamp_shift(hs.ws_p2);
             s_at_p = shift_s;
         }
         bit<32> d1 = hs.isn_p1 - hs.isn_s;
@@ -326,10 +323,7 @@ control Handshake(inout headers_t hdr, inout local_metadata_t meta,
                 meta.craft_mss = hs.mss_c;
                 if ((hs.opts_c & SYNOPT_WS) != 0 && syn_ack_ws) {
                     meta.craft_opts = meta.craft_opts | SYNOPT_WS;
-                    meta.craft_ws = hs.ws_c;
-                    if (meta.craft_ws > MAX_WINDOW_SHIFT) {
-                        meta.craft_ws = MAX_WINDOW_SHIFT;
-                    }
+                    meta.craft_ws = clamp_shift(hs.ws_c);
                 }
                 if ((hs.opts_c & SYNOPT_SACK) != 0 && syn_ack_sack) {
                     meta.craft_opts = meta.craft_opts | SYNOPT_SACK;
