@@ -4,7 +4,8 @@ Serves the P4Runtime API (protos of p4runtime 1.4.1) the way BMv2's simple_switc
 controllers and p4runtime-shell work unchanged against either. Packets are not interpreted
 here: the `Device` (device.py) runs the pipeline; this module keeps the SwitchState the device
 reads, moves packet-outs to the device and packet-ins / digests / idle notifications from the
-state to the primary client(s).
+state to the primary client(s). It runs on grpc.aio: a stream costs a coroutine, never a thread
+(see P4RuntimeServer.__init__ for the threads and bounds).
 
 Arbitration follows the spec's "Client Arbitration and Controller Replication" rules, per
 (device_id, role). One choice the spec leaves to BMv2 compatibility: when the primary's stream
@@ -21,9 +22,10 @@ Write atomicity: CONTINUE_ON_ERROR only; ROLLBACK_ON_ERROR and DATAPLANE_ATOMIC 
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import queue
 import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +33,7 @@ from typing import Any
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, status_pb2
-from p4.v1 import p4runtime_pb2, p4runtime_pb2_grpc
+from p4.v1 import p4runtime_pb2
 
 from p4sim.runtime import codec, entities, wire
 from p4sim.runtime.device import Device, PipelineConfigError
@@ -49,6 +51,10 @@ log = logging.getLogger(__name__)
 
 P4RUNTIME_API_VERSION = "1.4.1"  # the installed p4runtime protos
 READ_CHUNK = 1000  # entities per ReadResponse message
+# Notifications (packet-ins, digest lists, idle timeouts) waiting for one stream: a client that
+# stops reading its stream loses those past this many (counted), as a switch's CPU queue would,
+# instead of growing the server without bound.
+STREAM_BACKLOG = 10_000
 _END = object()  # stream queue sentinel: finish the StreamChannel RPC
 
 SetAction = p4runtime_pb2.SetForwardingPipelineConfigRequest
@@ -63,17 +69,34 @@ def _election_id(msg) -> int | None:
 
 
 class _Session:
-    """One StreamChannel: its arbitration identity and its outgoing message queue."""
+    """One StreamChannel: its arbitration identity and its outgoing message queue.
 
-    def __init__(self, peer: str) -> None:
+    The queue belongs to the server's event loop; ``send`` may be called from any thread (the
+    data plane's, a timer's, the loop's own)."""
+
+    def __init__(self, peer: str, loop: asyncio.AbstractEventLoop) -> None:
         self.peer = peer
-        self.queue: queue.Queue = queue.Queue()
+        self.queue: asyncio.Queue[object] = asyncio.Queue()
         self.device_id: int | None = None
         self.role: str | None = None
         self.election_id: int | None = None
+        self.dropped = 0  # notifications lost to STREAM_BACKLOG
+        self._loop = loop
 
     def send(self, item: object) -> None:
-        self.queue.put(item)
+        try:
+            self._loop.call_soon_threadsafe(self._put, item)
+        except RuntimeError:  # the loop is closed: the server has stopped
+            pass
+
+    def _put(self, item: object) -> None:
+        if (isinstance(item, p4runtime_pb2.StreamMessageResponse) and item.WhichOneof("update") != "arbitration"
+                and self.queue.qsize() >= STREAM_BACKLOG):
+            self.dropped += 1
+            if self.dropped & (self.dropped - 1) == 0:  # 1, 2, 4, 8, ...: a line now and then
+                log.warning("stream %s does not read its notifications: %d dropped", self.peer, self.dropped)
+            return
+        self.queue.put_nowait(item)
 
 
 @dataclass
@@ -84,13 +107,13 @@ class _Role:
     config: any_pb2.Any | None = None
 
 
-class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
+class P4RuntimeServer:
     """A P4Runtime server for one device, driving a `Device` with a SwitchState per pipeline."""
 
     def __init__(self, device: Device, address: str = "127.0.0.1:9559", device_id: int = 1,
                  cpu_port: int | None = None, cert_file: str | None = None, key_file: str | None = None,
-                 promote_backup_on_disconnect: bool = True, max_streams: int = 16,
-                 unary_workers: int = 16) -> None:
+                 promote_backup_on_disconnect: bool = True, max_streams: int = 64,
+                 unary_workers: int = 4) -> None:
         self.device = device
         self.address = address
         self.device_id = device_id
@@ -98,13 +121,21 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
         self.promote_backup_on_disconnect = promote_backup_on_disconnect
         self._cert_file = cert_file
         self._key_file = key_file
-        # A stream holds one of the server's worker threads for its whole life: the pool has room
-        # for max_streams of them and unary_workers more, and a stream past max_streams is refused
-        # (RESOURCE_EXHAUSTED), so that idle streams can never take every thread from the RPCs.
+        # gRPC runs on one asyncio event loop (grpc.aio) in a thread of its own: an open stream
+        # is a coroutine waiting there, not a thread, so idle streams take nothing from the
+        # RPCs. Work that can take long (a Write batch, a Read, a pipeline push, a packet-out
+        # through the pipeline) runs on a few worker threads, so the loop keeps serving the
+        # streams meanwhile. Streams past max_streams are refused (RESOURCE_EXHAUSTED), and so
+        # are calls past max_streams + 16 per worker in progress at once (gRPC's own limit).
         self.max_streams = max_streams
-        self._stream_slots = threading.BoundedSemaphore(max_streams)
-        self._max_workers = max_streams + unary_workers
-        self._server: grpc.Server | None = None
+        self._streams = 0  # open StreamChannels (touched on the loop only)
+        self._unary_workers = unary_workers
+        self._max_rpcs = max_streams + 16 * unary_workers
+        self._workers: futures.ThreadPoolExecutor | None = None
+        self._packet_worker: futures.ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._server: grpc.aio.Server | None = None
         self.port: int | None = None
         self._arb_lock = threading.RLock()
         self._roles: dict[str, _Role] = {"": _Role()}
@@ -118,31 +149,47 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
     # ---------------------------------------------------------------------------------------
     # lifecycle
     def start(self) -> P4RuntimeServer:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=self._max_workers,
-                                                        thread_name_prefix="p4rt"))
-        _add_servicer(self, server)
-        if self._cert_file and self._key_file:
-            with open(self._key_file, "rb") as kf, open(self._cert_file, "rb") as cf:
-                creds = grpc.ssl_server_credentials([(kf.read(), cf.read())])
-            self.port = server.add_secure_port(self.address, creds)
-        else:
-            self.port = server.add_insecure_port(self.address)
-        if not self.port:
-            raise OSError(f"cannot bind P4Runtime server to {self.address}")
-        server.start()
-        self._server = server
+        """Bind and serve (returns once the port is bound); raises OSError if it cannot bind."""
+        self._workers = futures.ThreadPoolExecutor(max_workers=self._unary_workers, thread_name_prefix="p4rt")
+        self._packet_worker = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="p4rt-packet-out")
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._loop_thread = threading.Thread(target=loop.run_forever, name="p4rt-loop", daemon=True)
+        self._loop_thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(self._start_server(), loop).result()
+        except BaseException:
+            self._close_loop()
+            raise
         log.info("P4Runtime server for device %d listening on %s (port %d)",
                  self.device_id, self.address, self.port)
         return self
+
+    async def _start_server(self) -> None:
+        server = grpc.aio.server(maximum_concurrent_rpcs=self._max_rpcs)
+        _add_handlers(self, server)
+        if self._cert_file and self._key_file:
+            with open(self._key_file, "rb") as kf, open(self._cert_file, "rb") as cf:
+                creds = grpc.ssl_server_credentials([(kf.read(), cf.read())])
+            port = server.add_secure_port(self.address, creds)
+        else:
+            port = server.add_insecure_port(self.address)
+        if not port:
+            raise OSError(f"cannot bind P4Runtime server to {self.address}")
+        await server.start()
+        self.port = port
+        self._server = server
 
     def stop(self, grace: float = 1.0) -> None:
         """Close every stream, stop the server and the state's timers."""
         with self._arb_lock:
             for s in list(self._sessions):
                 s.send(_END)
-        if self._server is not None:
-            self._server.stop(grace).wait()
+        server, loop = self._server, self._loop
+        if server is not None and loop is not None and not loop.is_closed():
+            asyncio.run_coroutine_threadsafe(server.stop(grace), loop).result()
             self._server = None
+        self._close_loop()
         for st in {self._state, self._committed}:
             if st is not None:
                 st.stop()
@@ -150,9 +197,21 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
         self.device.set_cpu_packet_handler(None)
         log.info("P4Runtime server stopped")
 
+    def _close_loop(self) -> None:
+        loop, thread = self._loop, self._loop_thread
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(loop.stop)
+            if thread is not None:
+                thread.join()
+            loop.close()
+        for pool in (self._workers, self._packet_worker):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
     def wait_for_termination(self, timeout: float | None = None) -> None:
-        if self._server is not None:
-            self._server.wait_for_termination(timeout)
+        """Block until ``stop`` (from another thread) or ``timeout`` seconds."""
+        if self._loop_thread is not None:
+            self._loop_thread.join(timeout)
 
     @property
     def state(self) -> SwitchState | None:
@@ -280,35 +339,39 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
 
     # ---------------------------------------------------------------------------------------
     # StreamChannel
-    def StreamChannel(self, request_iterator, context):
-        if not self._stream_slots.acquire(blocking=False):
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                          f"{self.max_streams} StreamChannels are open on this device: no more")
-        try:
-            yield from self._stream(request_iterator, context)
-        finally:
-            self._stream_slots.release()
-
-    def _stream(self, request_iterator, context):
-        session = _Session(context.peer())
-        context.add_callback(lambda: session.send(_END))  # the RPC ended (cancel, deadline, stop)
-        reader = threading.Thread(target=self._read_stream, args=(session, request_iterator),
-                                  name="p4rt-stream-reader", daemon=True)
-        reader.start()
+    async def StreamChannel(self, requests: AsyncIterator[bytes],
+                            context: grpc.aio.ServicerContext) -> AsyncIterator[p4runtime_pb2.StreamMessageResponse]:
+        """One controller's stream: its requests are read by a task of their own, while this
+        generator sends what the session's queue gets (replies, notifications, the end)."""
+        if self._streams >= self.max_streams:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"{self.max_streams} StreamChannels are open on this device: no more")
+        self._streams += 1
+        session = _Session(context.peer(), asyncio.get_running_loop())
+        reader = asyncio.create_task(self._read_stream(session, requests))
         try:
             while True:
-                item = session.queue.get()
+                item = await session.queue.get()
                 if item is _END:
                     return
                 if isinstance(item, P4RTError):
-                    context.abort(item.grpc_code, item.message)
+                    await context.abort(item.grpc_code, item.message)
                 yield item
         finally:
+            self._streams -= 1
+            reader.cancel()
             self._drop_session(session)
 
-    def _read_stream(self, session: _Session, request_iterator) -> None:
+    async def _read_stream(self, session: _Session, requests: AsyncIterator[bytes]) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            for req in request_iterator:
+            async for data in requests:
+                try:
+                    req = p4runtime_pb2.StreamMessageRequest.FromString(data)
+                except Exception:  # noqa: BLE001 - ends the stream with INTERNAL, as a bad request
+                    session.send(P4RTError(code_pb2.INTERNAL,
+                                           "a stream message is not a p4.v1.StreamMessageRequest"))
+                    return
                 kind = req.WhichOneof("update")
                 if kind == "arbitration":
                     try:
@@ -321,19 +384,20 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
                     self._stream_error(session, code_pb2.FAILED_PRECONDITION,
                                        "send a MasterArbitrationUpdate first", req)
                 elif kind == "packet":
-                    self._packet_out(session, req.packet)
+                    # through the pipeline on a worker, one at a time and in order; waiting for
+                    # it keeps a sender from queueing packets faster than the pipeline runs them
+                    await loop.run_in_executor(self._packet_worker, self._packet_out, session, req.packet)
                 elif kind == "digest_ack":
                     self._digest_ack(session, req.digest_ack)
                 else:
                     self._stream_error(session, code_pb2.UNIMPLEMENTED, f"unsupported stream message {kind}", req)
+        except asyncio.CancelledError:
+            return  # the stream ended on the other side
         except grpc.RpcError:
-            pass  # the client went away; the RPC callback finishes the stream
-        except _Undecodable as e:
-            session.send(P4RTError(code_pb2.INTERNAL, str(e)))  # ends the stream with it, as a bad request
+            pass  # the client went away
         except Exception:
             log.exception("stream reader for %s failed", session.peer)
-        finally:
-            session.send(_END)
+        session.send(_END)
 
     @staticmethod
     def _stream_error(session: _Session, code: int, message: str, req=None) -> None:
@@ -395,13 +459,6 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
 
     # ---------------------------------------------------------------------------------------
     # pipeline config
-    def SetForwardingPipelineConfig(self, request, context):
-        try:
-            self._set_pipeline(request)
-        except P4RTError as e:
-            context.abort(e.grpc_code, e.message)
-        return p4runtime_pb2.SetForwardingPipelineConfigResponse()
-
     def _build_state(self, request) -> SwitchState:
         if not request.HasField("config") or not request.config.HasField("p4info"):
             raise invalid("a ForwardingPipelineConfig with a P4Info is required")
@@ -484,9 +541,10 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
         log.info("pipeline committed: %d tables, cookie %s", len(state.tables),
                  config.cookie.cookie if config.HasField("cookie") else None)
 
-    def GetForwardingPipelineConfig(self, request, context):
+    def get_pipeline(self, request: p4runtime_pb2.GetForwardingPipelineConfigRequest
+                     ) -> p4runtime_pb2.GetForwardingPipelineConfigResponse:
         if request.device_id != self.device_id:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"unknown device id {request.device_id}")
+            raise not_found(f"unknown device id {request.device_id}")
         resp = p4runtime_pb2.GetForwardingPipelineConfigResponse()
         config = self._config
         if config is None:
@@ -503,28 +561,19 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
 
     # ---------------------------------------------------------------------------------------
     # Write / Read / Capabilities
-    def Write(self, request, context):
-        """Write RPC. `request` is the raw WriteRequest bytes (see _add_servicer) or a message."""
-        if isinstance(request, bytes):
-            try:
-                batch = wire.decode_write_request(request)
-            except wire.Fallback:
-                try:
-                    batch = wire.WriteBatch.from_proto(p4runtime_pb2.WriteRequest.FromString(request))
-                except Exception:  # what grpc answers when a request deserializer fails
-                    log.exception("Write: cannot parse the request")
-                    context.abort(grpc.StatusCode.INTERNAL, "Exception deserializing request!")
-        else:
-            batch = wire.WriteBatch.from_proto(request)
+    def write(self, request: bytes) -> None:
+        """A WriteRequest's bytes, applied; raises P4RTError for the whole request, or
+        _BatchFailure with every update's result when some failed."""
         try:
-            self._check_writer(batch.device_id, batch.role, batch.election_id)
-            state = self._state
-            if state is None:
-                raise failed_precondition("no forwarding pipeline config set")
-            if batch.atomicity != p4runtime_pb2.WriteRequest.CONTINUE_ON_ERROR:
-                raise unimplemented("only CONTINUE_ON_ERROR atomicity is supported")
-        except P4RTError as e:
-            context.abort(e.grpc_code, e.message)
+            batch = wire.decode_write_request(request)
+        except wire.Fallback:
+            batch = wire.WriteBatch.from_proto(_decode(p4runtime_pb2.WriteRequest, request))
+        self._check_writer(batch.device_id, batch.role, batch.election_id)
+        state = self._state
+        if state is None:
+            raise failed_precondition("no forwarding pipeline config set")
+        if batch.atomicity != p4runtime_pb2.WriteRequest.CONTINUE_ON_ERROR:
+            raise unimplemented("only CONTINUE_ON_ERROR atomicity is supported")
         results: list[P4RTError | None] = []
         failed = False
         cache: entities.ActionCache = {}  # this batch's validated actions
@@ -543,31 +592,16 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
                     results.append(P4RTError(code_pb2.INTERNAL, f"internal error: {e}"))
                     failed = True
         if failed:
-            self._set_batch_status(context, results, "Write failure.")
-        return p4runtime_pb2.WriteResponse()
+            raise _BatchFailure(results, "Write failure.")
 
-    @staticmethod
-    def _set_batch_status(context, results: list[P4RTError | None], message: str) -> None:
-        """Spec "Error Reporting": UNKNOWN overall, one p4.v1.Error per item in order (OK included)."""
-        status = status_pb2.Status(code=code_pb2.UNKNOWN, message=message)
-        for r in results:
-            err = p4runtime_pb2.Error()
-            if r is None:
-                err.canonical_code = code_pb2.OK
-            else:
-                err.canonical_code = r.code
-                err.message = r.message
-            status.details.add().Pack(err)
-        context.set_code(grpc.StatusCode.UNKNOWN)
-        context.set_details(message)
-        context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
-
-    def Read(self, request, context):
+    def read(self, request: p4runtime_pb2.ReadRequest) -> tuple[Iterator[bytes], list[P4RTError | None]]:
+        """ReadResponse bytes (lazily encoded: entries are picked now, under the state lock) and
+        each entity's result."""
         if request.device_id != self.device_id:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"unknown device id {request.device_id}")
+            raise not_found(f"unknown device id {request.device_id}")
         state = self._state
         if state is None:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "no forwarding pipeline config set")
+            raise failed_precondition("no forwarding pipeline config set")
         results: list[P4RTError | None] = []
         streams = []
         with state.lock:
@@ -577,79 +611,109 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
                     results.append(None)
                 except P4RTError as e:
                     results.append(e)
-        # Responses go out as ReadResponse wire bytes (see _add_servicer): encoding table
-        # entries directly is several times cheaper than building protobuf messages for them.
-        yield from wire.read_response_chunks(streams, READ_CHUNK)
-        if any(r is not None for r in results):
-            self._set_batch_status(context, results, "Read failure.")
-
-    def Capabilities(self, request, context):
-        return p4runtime_pb2.CapabilitiesResponse(p4runtime_api_version=P4RUNTIME_API_VERSION)
+        # Responses go out as ReadResponse wire bytes: encoding table entries directly is
+        # several times cheaper than building protobuf messages for them.
+        return wire.read_response_chunks(streams, READ_CHUNK), results
 
 
-class _Undecodable(Exception):
-    """A stream message that is not a StreamMessageRequest."""
+class _BatchFailure(Exception):
+    """Some updates of a Write (or entities of a Read) failed: spec "Error Reporting"."""
+
+    def __init__(self, results: list[P4RTError | None], message: str) -> None:
+        super().__init__(message)
+        self.results = results
+        self.message = message
+
+    def report(self, context: grpc.aio.ServicerContext) -> None:
+        """UNKNOWN overall, one p4.v1.Error per item in order (OK included)."""
+        status = status_pb2.Status(code=code_pb2.UNKNOWN, message=self.message)
+        for r in self.results:
+            err = p4runtime_pb2.Error()
+            if r is None:
+                err.canonical_code = code_pb2.OK
+            else:
+                err.canonical_code = r.code
+                err.message = r.message
+            status.details.add().Pack(err)
+        context.set_code(grpc.StatusCode.UNKNOWN)
+        context.set_details(self.message)
+        context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
 
 
-def _decode(message_type: Any, data: bytes, context: Any) -> Any:
+def _decode(message_type: Any, data: bytes) -> Any:
     """``data`` as ``message_type``; INTERNAL when it is not one, as a gRPC server answers a
     request it cannot deserialize (BMv2's does). p4sim decodes requests itself: a request grpcio
     fails to deserialize is kept by grpcio for good (~20 KB each)."""
     try:
         return message_type.FromString(data)
     except Exception:  # noqa: BLE001 - any decoding failure is the client's bad request
-        context.abort(grpc.StatusCode.INTERNAL, f"the request is not a {message_type.DESCRIPTOR.full_name}")
+        raise P4RTError(code_pb2.INTERNAL, f"the request is not a {message_type.DESCRIPTOR.full_name}") from None
 
 
-def _unary(method: Any, message_type: Any) -> Any:
-    def handler(data: bytes, context: Any) -> Any:
-        return method(_decode(message_type, data, context), context)
-    return handler
-
-
-def _unary_stream(method: Any, message_type: Any) -> Any:
-    def handler(data: bytes, context: Any) -> Any:
-        yield from method(_decode(message_type, data, context), context)
-    return handler
-
-
-def _stream_messages(request_iterator: Any) -> Any:
-    for data in request_iterator:
+def _unary(server: P4RuntimeServer, work: Callable[[bytes], Any], inline: bool = False) -> Any:
+    """An aio handler running ``work`` (request bytes -> response) on a worker thread (or on the
+    loop, for what is always quick), its P4RTError the call's status."""
+    async def handler(data: bytes, context: grpc.aio.ServicerContext) -> Any:
         try:
-            yield p4runtime_pb2.StreamMessageRequest.FromString(data)
-        except Exception:  # noqa: BLE001 - ends the stream with INTERNAL
-            raise _Undecodable("a stream message is not a p4.v1.StreamMessageRequest") from None
+            if inline:
+                return work(data)
+            return await asyncio.get_running_loop().run_in_executor(server._workers, work, data)
+        except P4RTError as e:
+            await context.abort(e.grpc_code, e.message)
+        except _BatchFailure as e:
+            e.report(context)
+            return p4runtime_pb2.WriteResponse()
+    return handler
 
 
-def _add_servicer(servicer: P4RuntimeServer, server: grpc.Server) -> None:
-    """Register like p4runtime_pb2_grpc.add_P4RuntimeServicer_to_server, with two changes: every
-    request arrives as bytes and is decoded here (a request grpcio fails to deserialize would
-    leak, and Write's table entries are read by wire.py without building pure-Python protobuf
-    messages), and Read yields encoded responses (the dominant cost of a large read)."""
+def _add_handlers(server: P4RuntimeServer, grpc_server: grpc.aio.Server) -> None:
+    """What p4runtime_pb2_grpc.add_P4RuntimeServicer_to_server would register, with two changes:
+    every request arrives as bytes and is decoded here (a request grpcio fails to deserialize
+    would leak, and Write's table entries are read by wire.py without building pure-Python
+    protobuf messages), and Read yields encoded responses (the dominant cost of a large read)."""
     pb = p4runtime_pb2
+
+    def set_pipeline(data: bytes) -> Any:
+        server._set_pipeline(_decode(pb.SetForwardingPipelineConfigRequest, data))
+        return pb.SetForwardingPipelineConfigResponse()
+
+    def write(data: bytes) -> Any:
+        server.write(data)
+        return pb.WriteResponse()
+
+    async def read(data: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        try:
+            chunks, results = await loop.run_in_executor(
+                server._workers, lambda: server.read(_decode(pb.ReadRequest, data)))
+        except P4RTError as e:
+            await context.abort(e.grpc_code, e.message)
+        while (chunk := await loop.run_in_executor(server._workers, next, chunks, None)) is not None:
+            yield chunk
+        if any(r is not None for r in results):
+            _BatchFailure(results, "Read failure.").report(context)
+
     handlers = {
         "Write": grpc.unary_unary_rpc_method_handler(
-            servicer.Write, request_deserializer=None,
-            response_serializer=pb.WriteResponse.SerializeToString),
-        "Read": grpc.unary_stream_rpc_method_handler(
-            _unary_stream(servicer.Read, pb.ReadRequest), request_deserializer=None,
-            response_serializer=None),  # Read yields ReadResponse bytes
+            _unary(server, write), response_serializer=pb.WriteResponse.SerializeToString),
+        "Read": grpc.unary_stream_rpc_method_handler(read),  # Read yields ReadResponse bytes
         "SetForwardingPipelineConfig": grpc.unary_unary_rpc_method_handler(
-            _unary(servicer.SetForwardingPipelineConfig, pb.SetForwardingPipelineConfigRequest),
-            request_deserializer=None,
+            _unary(server, set_pipeline),
             response_serializer=pb.SetForwardingPipelineConfigResponse.SerializeToString),
         "GetForwardingPipelineConfig": grpc.unary_unary_rpc_method_handler(
-            _unary(servicer.GetForwardingPipelineConfig, pb.GetForwardingPipelineConfigRequest),
-            request_deserializer=None,
+            _unary(server, lambda data: server.get_pipeline(_decode(pb.GetForwardingPipelineConfigRequest, data))),
             response_serializer=pb.GetForwardingPipelineConfigResponse.SerializeToString),
         "StreamChannel": grpc.stream_stream_rpc_method_handler(
-            lambda it, context: servicer.StreamChannel(_stream_messages(it), context), request_deserializer=None,
-            response_serializer=pb.StreamMessageResponse.SerializeToString),
+            server.StreamChannel, response_serializer=pb.StreamMessageResponse.SerializeToString),
         "Capabilities": grpc.unary_unary_rpc_method_handler(
-            _unary(servicer.Capabilities, pb.CapabilitiesRequest), request_deserializer=None,
+            _unary(server, lambda data: _capabilities(_decode(pb.CapabilitiesRequest, data)), inline=True),
             response_serializer=pb.CapabilitiesResponse.SerializeToString),
     }
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("p4.v1.P4Runtime", handlers),))
+    grpc_server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("p4.v1.P4Runtime", handlers),))
+
+
+def _capabilities(_request: p4runtime_pb2.CapabilitiesRequest) -> p4runtime_pb2.CapabilitiesResponse:
+    return p4runtime_pb2.CapabilitiesResponse(p4runtime_api_version=P4RUNTIME_API_VERSION)
 
 
 def migrate_state(old: SwitchState, new: SwitchState) -> list[P4RTError]:

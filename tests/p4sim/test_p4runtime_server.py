@@ -814,18 +814,29 @@ def test_idle_timeout_notification_and_time_since_last_hit(primary: Client) -> N
     assert [c for c, _ in batch_errors(err.value)] == [code_pb2.INVALID_ARGUMENT]
 
 
-def test_idle_streams_cannot_take_the_threads_of_the_rpcs(server: P4RuntimeServer, clients) -> None:
-    """Any local user can open StreamChannels without arbitrating: each holds a worker thread. The
-    server takes max_streams of them and refuses the next with RESOURCE_EXHAUSTED; unary calls
-    are still answered meanwhile, and a stream closed frees its place."""
-    idle = [clients(arbitrate=False) for _ in range(server.max_streams)]
+def _server_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("p4rt")]
+
+
+def test_idle_streams_take_no_thread_and_past_the_cap_are_refused(server: P4RuntimeServer, clients) -> None:
+    """Any local user can open StreamChannels without arbitrating. An open stream is no thread
+    of the server's: with max_streams of them open, the server runs the threads it ran before,
+    refuses the next stream with RESOURCE_EXHAUSTED and answers unary calls meanwhile; a stream
+    closed frees its place."""
+    probe = clients(arbitrate=False)
+    probe.stub.Capabilities(p4runtime_pb2.CapabilitiesRequest(), timeout=5)
+    before = _server_threads()
+    idle = [clients(arbitrate=False) for _ in range(server.max_streams - 1)]
     extra = clients(arbitrate=False)
     wait_for(lambda: extra.stream_error is not None, what="the stream past the cap refused")
     assert extra.stream_error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert f"{server.max_streams} StreamChannels" in extra.stream_error.details()
-    probe = clients(arbitrate=False)
     caps = probe.stub.Capabilities(p4runtime_pb2.CapabilitiesRequest(), timeout=5)
     assert caps.p4runtime_api_version
+    with pytest.raises(grpc.RpcError) as err:  # a unary call that needs a worker thread
+        probe.stub.Read(p4runtime_pb2.ReadRequest(device_id=DEVICE_ID + 1), timeout=5).next()
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert len(_server_threads()) <= len(before) + server._unary_workers
     idle[0].close()
 
     def accepted() -> Client | None:
@@ -835,3 +846,42 @@ def test_idle_streams_cannot_take_the_threads_of_the_rpcs(server: P4RuntimeServe
 
     late = wait_for(accepted, what="a stream taken once one closed")
     assert late.status() == code_pb2.OK
+
+
+def test_a_stream_not_read_loses_notifications_past_its_backlog(
+        server: P4RuntimeServer, device: NullDevice, addr: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A primary that stops reading its stream must not grow the server without bound: past
+    STREAM_BACKLOG waiting notifications the newest are dropped and counted; the stream itself
+    stays up and a reader that comes back gets what was kept."""
+    from p4sim.runtime import server as server_module
+
+    monkeypatch.setattr(server_module, "STREAM_BACKLOG", 100)
+    setter = Client(addr, None)  # pushes the pipeline as a backup may not: arbitrates below
+    out: queue.Queue = queue.Queue()
+    stream = p4runtime_pb2_grpc.P4RuntimeStub(grpc.insecure_channel(addr)).StreamChannel(iter(out.get, None))
+    try:
+        req = p4runtime_pb2.StreamMessageRequest()
+        req.arbitration.device_id = DEVICE_ID
+        req.arbitration.election_id.low = 7
+        out.put(req)
+        assert next(stream).arbitration.status.code == code_pb2.OK
+        setter.election_id = (0, 7)
+        setter.set_pipeline()
+        (session,) = [s for s in server._sessions if s.election_id == 7]
+        sent = 5_000
+        payload = bytes(1000)  # 5 MB in all: more than gRPC buffers for a reader that waits
+        for i in range(sent):
+            device.send_to_cpu(bytes([0, 0x10]) + i.to_bytes(4, "big") + payload)
+        wait_for(lambda: session.dropped > 0, what="notifications dropped past the backlog")
+        assert session.queue.qsize() <= server_module.STREAM_BACKLOG
+        got: list[int] = []
+        while len(got) + session.dropped < sent:
+            msg = next(stream)
+            if msg.WhichOneof("update") == "packet":
+                got.append(int.from_bytes(msg.packet.payload[:4], "big"))
+        assert got == sorted(got) and len(set(got)) == len(got)  # kept in order, none twice
+        assert got[0] == 0  # the oldest are kept, the newest dropped
+    finally:
+        out.put(None)
+        stream.cancel()
+        setter.close()
