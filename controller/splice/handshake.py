@@ -46,6 +46,7 @@ from .legs import (
 )
 from .model import ACK, RST, SYN, EntryMatch, FlowKey, Party, Ports, SegmentIn, Side, TcpSegment, party_of
 from .options import Negotiated, SynOptions, Timestamps, find, negotiate
+from .pending import BySource
 from .seqmath import seq_add
 from .switchrun import SwitchState, SwitchStep
 
@@ -169,17 +170,19 @@ class HandshakeTable:
     """All pending handshakes, bounded; the entry point for their events.
 
     Pending handshakes are kept in two insertion-ordered maps: *unverified* (C has not ACKed S's
-    SYN-ACK: possibly a spoofed SYN) and *verified*. When the bound is reached a new SYN evicts the
-    oldest unverified handshake; if every pending handshake is verified, the new SYN is refused.
-    So a flood of SYNs only ever displaces other unanswered SYNs, and a client that completes its
-    handshake is never displaced by one.
+    SYN-ACK: possibly a spoofed SYN) and *verified*. When the bound is reached a new SYN evicts an
+    unverified handshake: the oldest of the client address holding the most, or the oldest of all
+    when no address holds more than one (pending.py); if every pending handshake is verified, the
+    new SYN is refused. So a flood of SYNs only ever displaces other unanswered SYNs, a flood from
+    few addresses its own first, and a client that completes its handshake is never displaced.
     """
 
     def __init__(self, config: HandshakeConfig | None = None) -> None:
         self.config = config or HandshakeConfig()
         if self.config.max_pending < 1:
             raise ValueError("max_pending must be at least 1")
-        self._unverified: OrderedDict[FlowKey, Handshake] = OrderedDict()
+        # by client address: at the bound, the source holding the most gives one up (pending.py)
+        self._unverified: BySource[FlowKey, Handshake] = BySource(lambda flow: flow.client_ip)
         self._verified: OrderedDict[FlowKey, Handshake] = OrderedDict()
         self._resetting: OrderedDict[FlowKey, Handshake] = OrderedDict()
         # bypassed handshakes of the switch's: their pass-through entries outlive its slot
@@ -318,7 +321,7 @@ class HandshakeTable:
                 # The switch carries on alone; a later digest of this flow may find room.
                 self.stats["switch_not_mirrored"] += 1
                 return None, []
-            out += self._evict_oldest()
+            out += self._evict_one()
         opts_c, opts_s = step.opts_c, step.opts_s
         hs = Handshake(
             flow=step.flow, gen=next_generation(), ports=step.ports, syn_c=step.syn_c(), opts_c=opts_c,
@@ -405,7 +408,7 @@ class HandshakeTable:
                 rst = TcpSegment(seg.src_ip, seg.src_port, seg.dst_ip, seg.dst_port,
                                  seq=seq_add(seg.seq, 1), flags=RST, window=0)
                 return [SendSegment(flow, Side.SERVER, None, rst, "pending handshakes full")]
-            out += self._evict_oldest()
+            out += self._evict_one()
         hs = Handshake(
             flow=flow, gen=next_generation(), ports=Ports(client=ev.ingress_port, proxy=ev.proxy_port),
             syn_c=seg, opts_c=SynOptions.from_options(seg.options), c_next=seq_add(seg.seq, 1),
@@ -739,8 +742,8 @@ class HandshakeTable:
             self._drain(hs, hs.held_c)
             self._drain(hs, hs.held_s)
 
-    def _evict_oldest(self) -> list[Command]:
-        hs = next(iter(self._unverified.values()))
+    def _evict_one(self) -> list[Command]:
+        hs = self._unverified.victim()
         self.stats["evicted"] += 1
         if hs.state is HsState.SYN_SEEN and self.config.fail_open:
             # S has not answered and P knows nothing: forget quietly. An RST per evicted SYN would

@@ -574,6 +574,51 @@ def test_syn_flood_is_bounded_and_a_real_handshake_completes():
     assert of(w.proxy_ack(), FlowEstablished)
 
 
+def test_a_flood_from_one_address_evicts_its_own_not_a_slow_client():
+    """A client slow to ACK (a long RTT) is still unverified when one host's flood reaches the
+    bound: the flood's own oldest handshakes go, the client's stays. Sources spoofed at random
+    still evict the oldest of all (the test above)."""
+    w = World(max_pending=100)
+    core = w.core
+    w.syn()
+    w.syn_ack()  # the real client has its SYN-ACK, its ACK is on the way
+
+    def from_one_host(i):
+        return TcpSegment("203.0.113.9", 1024 + i, *S, seq=i * 7919 & MASK32, flags=SYN, options=FLOOD_OPTS)
+
+    for i in range(5_000):
+        core.on_segment(SegmentIn(from_one_host(i), CPORT, copy=True, proxy_port=PPORT))
+    assert len(core.handshakes) == 100 and core.handshakes.stats["evicted"] == 5_000 + 1 - 100
+    assert FLOW in core.handshakes
+    # the flood's newest are kept, its oldest gone
+    assert FlowKey.from_client_segment(from_one_host(4_999)) in core.handshakes
+    assert FlowKey.from_client_segment(from_one_host(0)) not in core.handshakes
+    w.client_ack()
+    w.proxy_syn_ack()
+    w.upstream_syn()
+    assert of(w.proxy_ack(), FlowEstablished)
+
+
+def test_the_heaviest_source_gives_its_oldest_up():
+    from p4splice.controller.splice.pending import BySource
+
+    pending: BySource[tuple[str, int], str] = BySource(lambda key: key[0])
+    for key in [("a", 1), ("b", 1), ("b", 2), ("c", 1), ("c", 2), ("a", 2), ("c", 3)]:
+        pending[key] = f"{key[0]}{key[1]}"
+    assert pending.victim() == "c1" and pending.held_by("c") == 3
+    del pending[("c", 1)]
+    # a, b and c hold 2 each: b has held 2 longest (c came down to 2 last)
+    assert pending.victim() == "b1"
+    for key in [("a", 1), ("b", 2), ("c", 2)]:
+        pending.pop(key)
+    assert pending.victim() == "b1" and len(pending) == 3  # one each: the oldest of all
+    for key in [("b", 1), ("c", 3), ("a", 2)]:
+        pending.pop(key)
+    assert not pending and pending.held_by("c") == 0
+    with pytest.raises(KeyError):
+        pending.victim()
+
+
 def test_full_table_of_real_clients_refuses_newcomers():
     w = World(max_pending=1)
     w.syn()
