@@ -34,6 +34,7 @@ from google.rpc import code_pb2
 from . import dataplane as dp
 from .config import ControllerConfig
 from .frames import FrameError, ParsedFrame, build_frame, checksum_error, mac_bytes, parse_frame, route_frame
+from .lograte import RateLimitedLog
 from .metrics import Metrics
 from .p4rt import codec
 from .p4rt.coalesce import WriteCoalescer
@@ -177,8 +178,9 @@ class Orchestrator:
         self._idle_poller: asyncio.Task[None] | None = None
         self._last_hit: dict[EntryMatch, tuple[int, float]] = {}  # packets, when they last moved
         self._last_read: dict[EntryMatch, float] = {}  # when the poll last read the entry
-        self._refused_logged_at = float("-inf")
-        self._refused_unlogged = 0
+        # per-packet and per-flow lines: a few per kind and 5 s, the rest counted (lograte.py)
+        self._lines = RateLimitedLog(log, ERROR_LOG_INTERVAL)
+        self._errors = RateLimitedLog(log, ERROR_LOG_INTERVAL, burst=1)
         self._timers: dict[TimerKey, asyncio.TimerHandle] = {}
         self._tails: dict[FlowKey, asyncio.Future[None]] = {}
         # handshake_settled() callers: woken by the command list that ends the handshake
@@ -345,7 +347,7 @@ class Orchestrator:
         try:
             pin = dp.SplicePacketIn.decode(packet)
         except ValueError as e:
-            log.warning("packet-in without the splice program's metadata: %s", e)
+            self._lines(logging.WARNING, "no metadata", "packet-in without the splice program's metadata: %s", e)
             return
         reason = pin.reason
         if self.on_port_alive is not None:
@@ -353,7 +355,7 @@ class Orchestrator:
         name = reason.name if isinstance(reason, R) else str(reason)
         self.metrics.packet_ins.labels(name).inc()
         if not isinstance(reason, R):
-            log.warning("packet-in with unknown reason %s ignored", reason)
+            self._lines(logging.WARNING, "unknown reason", "packet-in with unknown reason %s ignored", reason)
             return
         if reason is R.ROUTED:
             if self.on_routed is not None:
@@ -367,7 +369,7 @@ class Orchestrator:
             # controller takes (the first fragment of an IPv4 packet). Not proxied; a SYN the switch
             # handed over as its only instance must still reach the server, as a router sends it.
             self.metrics.failures.labels("bad_options" if isinstance(e, OptionError) else "bad_frame").inc()
-            log.info("packet-in %s on port %d: %s: not proxied", name, pin.ingress_port, e)
+            self._lines(logging.INFO, "unparsed", "packet-in %s on port %d: %s: not proxied", name, pin.ingress_port, e)
             if reason is R.SYN and not pin.is_copy:
                 self._spawn(self._route_unparsed(pin.frame))
             return
@@ -377,7 +379,8 @@ class Orchestrator:
             # it valid) nor sent on: its receiver would drop it anyway, and its sender retransmits.
             self.stats["bad_checksum"] += 1
             self.metrics.failures.labels("bad_checksum").inc()
-            log.info("packet-in %s on port %d: %s checksum wrong: dropped", name, pin.ingress_port, bad)
+            self._lines(logging.INFO, "bad checksum", "packet-in %s on port %d: %s checksum wrong: dropped", name,
+                        pin.ingress_port, bad)
             return
         self.handle_segment(reason, pin.ingress_port, parsed)
 
@@ -679,7 +682,7 @@ class Orchestrator:
         await self._flush(updates)
         for c in closed:
             self._notify(c.flow, "flow_closed")
-            log.info("%s: entries removed (%s)", c.flow, c.reason)
+            self._lines(logging.INFO, f"removed {c.reason}", "%s: entries removed (%s)", c.flow, c.reason)
 
     def _notify(self, flow: FlowKey, event: str, **fields: Any) -> None:
         if self.on_proxy_event is None:
@@ -729,13 +732,7 @@ class Orchestrator:
 
     def _write_refused(self, what: object) -> None:
         """An error line per refused write, at most one per ERROR_LOG_INTERVAL, counting the rest."""
-        now = time.monotonic()
-        if now - self._refused_logged_at < ERROR_LOG_INTERVAL:
-            self._refused_unlogged += 1
-            return
-        more = f" (and {self._refused_unlogged} more since the last such line)" if self._refused_unlogged else ""
-        log.error("write refused: %s%s", what, more)
-        self._refused_logged_at, self._refused_unlogged = now, 0
+        self._errors(logging.ERROR, "write refused", "write refused: %s", what)
 
     async def _flush(self, updates: list[Update]) -> None:
         if not updates:
@@ -810,7 +807,8 @@ class Orchestrator:
             port = route[0] if route is not None else None
         if port is None:
             self.metrics.failures.labels("no_port").inc()
-            log.warning("%s: no port for %s to %s: not sent", cmd.flow, cmd.why, cmd.to.value)
+            self._lines(logging.WARNING, "no port", "%s: no port for %s to %s: not sent", cmd.flow, cmd.why,
+                        cmd.to.value)
             return
         smac, dmac = self._macs(cmd.flow, cmd.to, port, l2)
         frame = build_frame(cmd.segment, smac, dmac)
@@ -818,7 +816,7 @@ class Orchestrator:
             await self.sw.packet_out(dp.packet_out(port, frame))
         except ClientError as e:
             self.metrics.failures.labels("packet_out").inc()
-            log.warning("%s: packet-out (%s) failed: %s", cmd.flow, cmd.why, e)
+            self._lines(logging.WARNING, "packet-out failed", "%s: packet-out (%s) failed: %s", cmd.flow, cmd.why, e)
             return
         self.metrics.packet_outs.inc()
         log.debug("%s: sent %s to %s on port %d", cmd.flow, cmd.why, cmd.to.value, port)
@@ -830,13 +828,13 @@ class Orchestrator:
         out = route_frame(frame, route[1], route[2]) if route is not None else None
         if route is None or out is None:
             self.metrics.failures.labels("no_port").inc()
-            log.warning("no route for an unparsed SYN to %s: not sent", dst or "?")
+            self._lines(logging.WARNING, "no port", "no route for an unparsed SYN to %s: not sent", dst or "?")
             return
         try:
             await self.sw.packet_out(dp.packet_out(route[0], out))
         except ClientError as e:
             self.metrics.failures.labels("packet_out").inc()
-            log.warning("packet-out of an unparsed SYN failed: %s", e)
+            self._lines(logging.WARNING, "packet-out failed", "packet-out of an unparsed SYN failed: %s", e)
             return
         self.metrics.packet_outs.inc()
 

@@ -4,6 +4,7 @@ packets the proxy receives, data through the four legs, splices with zero and no
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from p4splice.controller.daemon import Daemon
@@ -253,7 +254,7 @@ def _corrupt(pkt: Ether, layer: str) -> bytes:
     return bytes(raw)
 
 
-def test_a_corrupt_segment_is_never_made_valid(lab: Lab) -> None:
+def test_a_corrupt_segment_is_never_made_valid(lab: Lab, caplog: pytest.LogCaptureFixture) -> None:
     """A SYN to a proxied service with a wrong TCP or IPv4 checksum reaches the controller as the
     only instance: it is dropped and counted, never sent on with fresh checksums (the server would
     have answered it), and nothing is learnt from it; a corrupt SYN-ACK teaches no ISN either. (The
@@ -274,6 +275,13 @@ def test_a_corrupt_segment_is_never_made_valid(lab: Lab) -> None:
             await poll(lambda: d.orch.stats["bad_checksum"] == 3, what="the corrupt SYN-ACK seen")
             await lab.quiet(P_PORT, 0.2)  # no second request to the proxy on its word
             assert d.metrics.value("p4splice_failures_total", kind="bad_checksum") == 3
+            # A flood of them is counted each, and logged a few lines per 5 s, not a line each.
+            with caplog.at_level(logging.INFO, logger="p4splice.controller.orchestrator"):
+                for k in range(60):
+                    lab.send(C_PORT, _corrupt(from_c(41000 + k, "S", 1, options=[("MSS", 1460)]), "tcp"))
+                await poll(lambda: d.orch.stats["bad_checksum"] == 63, what="the flood seen")
+            lines = [r for r in caplog.records if "checksum wrong" in r.getMessage()]
+            assert 1 <= len(lines) <= d.orch._lines.burst
     run(main())
 
 
