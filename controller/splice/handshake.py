@@ -18,6 +18,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from enum import Enum
 
+from ..lograte import RateLimitedLog
 from .commands import (
     CancelTimer,
     Command,
@@ -51,6 +52,8 @@ from .seqmath import seq_add
 from .switchrun import SwitchState, SwitchStep
 
 log = logging.getLogger(__name__)
+# per-flow lines: a SYN flood must not write one per SYN (controller/lograte.py)
+_lines = RateLimitedLog(log)
 
 
 @dataclass(frozen=True)
@@ -451,7 +454,7 @@ class HandshakeTable:
             out.append(SendSegment(hs.flow, Side.CLIENT, hs.ports.client, seg, "S's SYN-ACK"))
         if seg.ack != seq_add(hs.isn_c, 1):
             self.stats["syn_ack_stale"] += 1
-            log.info("%s: SYN-ACK acks %d, not ISN_c+1: ignored", hs.flow, seg.ack)
+            _lines(logging.INFO, "syn-ack ignored", "%s: SYN-ACK acks %d, not ISN_c+1: ignored", hs.flow, seg.ack)
             return out
         if hs.syn_ack_s is not None:
             if seg.seq == hs.isn_s:
@@ -465,7 +468,8 @@ class HandshakeTable:
                 # and takes the handshake's ACK. If it does not, S resets that ACK and the flow ends
                 # on the RST. Resetting here would kill connections that work.
                 self.stats["syn_ack_new_isn_ignored"] += 1
-                log.info("%s: SYN-ACK with ISN %d after C acknowledged ISN %d: ignored", hs.flow, seg.seq, hs.isn_s)
+                _lines(logging.INFO, "syn-ack ignored", "%s: SYN-ACK with ISN %d after C acknowledged ISN %d: ignored",
+                       hs.flow, seg.seq, hs.isn_s)
                 return out
             # S restarted its answer before C took it: the proxy's leg 1 was built on the old ISN.
             out += self._proxy_resets(hs)
@@ -709,7 +713,8 @@ class HandshakeTable:
         out.append(FlowEstablished(facts, legs, frozenset(hs.fins)))
         self._forget(hs)
         self.stats["established"] += 1
-        log.info("%s: both legs up (D1=%d D2=%d)", hs.flow, facts.isn_p1 - facts.isn_s, facts.isn_p2 - facts.isn_c)
+        _lines(logging.INFO, "legs up", "%s: both legs up (D1=%d D2=%d)", hs.flow, facts.isn_p1 - facts.isn_s,
+               facts.isn_p2 - facts.isn_c)
         return out
 
     # ---- helpers -----------------------------------------------------------------------------
@@ -745,6 +750,13 @@ class HandshakeTable:
     def _evict_one(self) -> list[Command]:
         hs = self._unverified.victim()
         self.stats["evicted"] += 1
+        if hs.switch_run and hs.leg1 is None:
+            # The switch runs it: forgetting the mirror stops nothing there. If C is real and ACKs,
+            # the switch's next digest holds all the mirror held; if not, the slot lapses on its
+            # own. No RSTs: under a flood they would be two packet-outs per spoofed SYN.
+            self._forget(hs)
+            return [CancelTimer(hs.timer(TimerKind.HANDSHAKE)), CancelTimer(hs.timer(TimerKind.PROXY_RETRY)),
+                    RemoveFlow(hs.flow, hs.matches(), "evicted")]
         if hs.state is HsState.SYN_SEEN and self.config.fail_open:
             # S has not answered and P knows nothing: forget quietly. An RST per evicted SYN would
             # turn a flood into as many packet-outs; if S answers later and C is real, the
@@ -775,7 +787,7 @@ class HandshakeTable:
 
     def _bypass(self, hs: Handshake, reason: str) -> list[Command]:
         self.stats["bypassed"] += 1
-        log.info("%s: running end to end without the proxy: %s", hs.flow, reason)
+        _lines(logging.INFO, "fail open", "%s: running end to end without the proxy: %s", hs.flow, reason)
         out = self._proxy_resets(hs)
         out += [CancelTimer(hs.timer(TimerKind.HANDSHAKE)), CancelTimer(hs.timer(TimerKind.PROXY_RETRY))]
         held_c, held_s = list(hs.held_c), list(hs.held_s)
@@ -813,7 +825,7 @@ class HandshakeTable:
     def _abort(self, hs: Handshake, reason: str, *, reset_client: bool = True, reset_server: bool = True) -> list[Command]:
         """Give up on the handshake with RSTs toward every party that may hold state for it."""
         self.stats["aborted"] += 1
-        log.info("%s: handshake aborted: %s", hs.flow, reason)
+        _lines(logging.INFO, "aborted", "%s: handshake aborted: %s", hs.flow, reason)
         f = hs.flow
         resets = [r for r in self._proxy_resets(hs) if isinstance(r, SendSegment)]
         if reset_server:

@@ -10,6 +10,7 @@ from p4splice.controller.splice import (
     Ports,
     ReleaseHeld,
     RemoveFlow,
+    ResetFlow,
     SegmentIn,
     Side,
     SpliceCore,
@@ -190,3 +191,25 @@ def test_a_digest_without_what_its_state_has_learnt_is_ignored():
     assert core.on_switch_step(step(SwitchState.LEG2_UP, ports=Ports(CPORT, None, PPORT))) == []
     assert core.on_switch_step(step(SwitchState.SYN_ACKED, ports=Ports(CPORT, SPORT, 0))) == []
     assert core.handshakes.stats["switch_step_inconsistent"] == 3 and FLOW not in core.handshakes
+
+
+def test_a_flood_of_the_switchs_handshakes_is_evicted_without_a_packet_out():
+    """Spoofed SYNs the switch runs reach the controller as SYN_ACKED digests. At the bound the
+    mirror of the oldest is dropped quietly: RSTs would be two packet-outs per spoofed SYN, and
+    the switch's slot lapses on its own. A real client among them, evicted too, comes back whole
+    with its next digest."""
+    from p4splice.controller.splice.model import FlowKey
+
+    core = SpliceCore(handshake=HandshakeConfig(max_pending=50))
+    core.on_switch_step(step(SwitchState.SYN_ACKED))
+    out = []
+    for i in range(2_000):
+        spoofed = FlowKey(f"198.51.{i >> 8 & 255}.{i & 255}", 1024 + i, FLOW.server_ip, FLOW.server_port)
+        out += core.on_switch_step(step(SwitchState.SYN_ACKED, flow=spoofed, isn_c=i * 7919))
+    assert not sends(out) and not of(out, ResetFlow) and len(core.handshakes) == 50
+    assert core.handshakes.stats["evicted"] == 2_000 + 1 - 50
+    assert FLOW not in core.handshakes
+    later = run(core, SwitchState.LEG1_UP, SwitchState.LEG2_UP)
+    assert not sends(later)
+    assert {leg.direction: leg for c in of(later, InstallLeg) for leg in c.legs} == controller_legs()
+    assert FLOW in core.flows
