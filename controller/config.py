@@ -91,6 +91,9 @@ class ControllerConfig:
     handshakes: str = "switch"
     digest_batch: int = 1  # the switch's handshake digests: at most this many per list ...
     digest_delay: float = 0.001  # ... sent at most this many seconds after the first
+    # seconds behind the switch's digests at which the services stop taking new connections, which
+    # then run unproxied until the controller has caught up (overload.py); 0: never
+    overload_lag: float = 1.0
     # proxy API
     proxy_socket: str = "/run/p4splice/proxy.sock"
     proxy_uids: tuple[int, ...] = ()  # empty: the daemon's uid and root
@@ -204,6 +207,9 @@ def validated(cfg: ControllerConfig) -> ControllerConfig:
     if isinstance(cfg.digest_batch, bool) or not isinstance(cfg.digest_batch, int) or not 1 <= cfg.digest_batch <= 4096 \
             or not 0 <= cfg.digest_delay <= 1:
         raise ConfigError("controller.digest_batch must be 1-4096 and digest_delay 0-1 seconds")
+    if isinstance(cfg.overload_lag, bool) or not isinstance(cfg.overload_lag, (int, float)) \
+            or not 0 <= cfg.overload_lag <= 4:
+        raise ConfigError("controller.overload_lag must be 0 (never) to 4 seconds: the switch's slots last 5 s")
     if cfg.log_format not in ("json", "text"):
         raise ConfigError(f"controller.log_format must be json or text, not {cfg.log_format!r}")
     if cfg.max_pending < 1:

@@ -94,6 +94,7 @@ ROUTE_DROP = "SpliceIngress.routing.drop"
 ROUTE_TO_CPU = "SpliceIngress.routing.to_cpu"
 PROXIED = "SpliceIngress.services.proxied"
 PROXIED_INLINE = "SpliceIngress.services.proxied_inline"
+DRAINING = "SpliceIngress.services.draining"  # as proxied_inline, and new connections go unproxied
 TRANSLATE = "SpliceIngress.flows.translate"
 TRANSLATE_NAT = "SpliceIngress.flows.translate_nat"
 HOLD = "SpliceIngress.flows.hold"
@@ -192,7 +193,7 @@ SCHEMA = _Schema(
     },
     table_actions={
         ROUTES: (ROUTE, ROUTE_DROP, ROUTE_TO_CPU),
-        SERVICES: (PROXIED, PROXIED_INLINE),
+        SERVICES: (PROXIED, PROXIED_INLINE, DRAINING),
         FLOWS: (TRANSLATE, TRANSLATE_NAT, HOLD, PUNT, FLOW_DROP),
     },
     actions={
@@ -201,6 +202,7 @@ SCHEMA = _Schema(
         ROUTE_TO_CPU: (),
         PROXIED: (("proxy_port", 9),),
         PROXIED_INLINE: (("proxy_port", 9), ("smac", 48), ("dmac", 48)),
+        DRAINING: (("proxy_port", 9), ("smac", 48), ("dmac", 48)),
         TRANSLATE: _LEG_PARAMS,
         TRANSLATE_NAT: _LEG_PARAMS + _NAT_PARAMS,
         HOLD: _LEG_PARAMS,
@@ -405,11 +407,13 @@ def service(server_addr: Address, server_port: int, proxy_port: int) -> TableEnt
 
 
 def service_inline(server_addr: Address, server_port: int, proxy_port: int, smac: MacLike,
-                   dmac: MacLike) -> TableEntry:
+                   dmac: MacLike, draining: bool = False) -> TableEntry:
     """As :func:`service`, and the switch runs the handshakes itself, reaching the proxy's host
-    with these MACs (it needs :func:`proxy_clone_session` of the port and the digest enabled)."""
+    with these MACs (it needs :func:`proxy_clone_session` of the port and the digest enabled).
+    ``draining``: the handshakes under way go on, new connections run end to end unproxied."""
     params = {"proxy_port": _port(proxy_port, "proxy port"), "smac": _mac(smac, "smac"), "dmac": _mac(dmac, "dmac")}
-    return TableEntry(SERVICES, service_key(server_addr, server_port).match, Action(PROXIED_INLINE, params))
+    return TableEntry(SERVICES, service_key(server_addr, server_port).match,
+                      Action(DRAINING if draining else PROXIED_INLINE, params))
 
 
 def proxy_clone_session(proxy_port: int) -> CloneSessionEntry:
@@ -430,19 +434,21 @@ class Service:
     server_port: int
     proxy_port: int
     inline: bool = False  # the switch runs its handshakes (proxied_inline)
+    draining: bool = False  # ... and takes no new connection (draining)
 
     def to_dict(self) -> dict[str, object]:
         return {"server": f"{codec.format_ipv4(self.server_addr)}:{self.server_port}",
                 "server_addr": codec.format_ipv4(self.server_addr), "server_port": self.server_port,
-                "proxy_port": self.proxy_port, "handshakes": "switch" if self.inline else "controller"}
+                "proxy_port": self.proxy_port, "handshakes": "switch" if self.inline else "controller",
+                "draining": self.draining}
 
 
 def parse_service(index: P4Index, entry: TableEntry) -> Service:
     addr, port = entry.match.get("server_addr"), entry.match.get("server_port")
     proxy = entry.action.params.get("proxy_port", 0) if entry.action is not None else 0
-    inline = entry.action is not None and index.actions.get(entry.action.name).name == PROXIED_INLINE
+    action = index.actions.get(entry.action.name).name if entry.action is not None else None
     return Service(addr.value if isinstance(addr, Exact) else 0, port.value if isinstance(port, Exact) else 0,
-                   proxy, inline)
+                   proxy, action in (PROXIED_INLINE, DRAINING), action == DRAINING)
 
 
 # --- flows ----------------------------------------------------------------------------------------

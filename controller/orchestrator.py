@@ -36,6 +36,7 @@ from .config import ControllerConfig
 from .frames import FrameError, ParsedFrame, build_frame, checksum_error, mac_bytes, parse_frame, route_frame
 from .lograte import RateLimitedLog
 from .metrics import Metrics
+from .overload import OverloadGuard, Verdict
 from .p4rt import codec
 from .p4rt.coalesce import WriteCoalescer
 from .p4rt.entities import (
@@ -181,6 +182,10 @@ class Orchestrator:
         # per-packet and per-flow lines: a few per kind and 5 s, the rest counted (lograte.py)
         self._lines = RateLimitedLog(log, ERROR_LOG_INTERVAL)
         self._errors = RateLimitedLog(log, ERROR_LOG_INTERVAL, burst=1)
+        # falling behind the switch's digests sets the services draining (overload.py)
+        self.overload = OverloadGuard(lag_high=config.overload_lag, lag_low=config.overload_lag / 5) \
+            if config.overload_lag > 0 else None
+        self._drain_watch: asyncio.Task[None] | None = None
         self._timers: dict[TimerKey, asyncio.TimerHandle] = {}
         self._tails: dict[FlowKey, asyncio.Future[None]] = {}
         # handshake_settled() callers: woken by the command list that ends the handshake
@@ -285,6 +290,8 @@ class Orchestrator:
         """The services entries, each as its proxy's presence says, with what the switch's
         handshakes need: their digest turned on and a clone session per proxy port."""
         out: list[Entity] = []
+        if self.overload is not None:
+            self.overload.reset()
         if self.switch_handshakes:
             out.append(dp.handshake_digest(self.config.digest_batch, int(self.config.digest_delay * _NS)))
             out += [dp.proxy_clone_session(p) for p in sorted(set(self.services.values()))]
@@ -296,7 +303,7 @@ class Orchestrator:
         if mac is not None and self.switch_handshakes:
             smac = mac_bytes(self.config.switch_mac) if self.config.switch_mac else bytes(6)
             return dp.service_inline(server_ip, server_port, proxy_port, int.from_bytes(smac, "big"),
-                                     int.from_bytes(mac, "big"))
+                                     int.from_bytes(mac, "big"), draining=self.draining)
         return dp.service(server_ip, server_port, proxy_port)
 
     def from_switch(self, flow: FlowKey, proxy_port: int) -> bool:
@@ -314,9 +321,38 @@ class Orchestrator:
         await self._flush([Update(UpdateType.MODIFY, self._service_entry(addr, port, proxy))
                            for (addr, port), proxy in self.services.items() if proxy == proxy_port])
 
+    @property
+    def draining(self) -> bool:
+        """Whether the services take no new connection: the controller is too far behind the
+        switch's digests (overload.py)."""
+        return self.overload is not None and self.overload.draining
+
+    def _overload(self, verdict: Verdict | None) -> None:
+        if verdict is None or self.overload is None:
+            return
+        if verdict is Verdict.DRAIN:
+            self.metrics.failures.labels("overload").inc()
+            log.warning("%.1f s behind the switch's digests: new connections run unproxied until the "
+                        "controller catches up (drain %d)", self.overload.lag, self.overload.episodes)
+            if self._drain_watch is None or self._drain_watch.done():
+                self._drain_watch = self._spawn(self._watch_drain())
+        else:
+            log.warning("caught up with the switch's digests: services take new connections again")
+        self._spawn(self._flush([Update(UpdateType.MODIFY, self._service_entry(addr, port, proxy))
+                                 for (addr, port), proxy in self.services.items() if proxy in self.proxy_macs]))
+
+    async def _watch_drain(self) -> None:
+        """While draining: no digest list may come to end it, so look now and then."""
+        guard = self.overload
+        while guard is not None and guard.draining:
+            await asyncio.sleep(guard.lag_low / 2)  # a polling period, not a readiness wait
+            self._overload(guard.check(time.monotonic()))
+
     def on_digest_list(self, digests: DigestList) -> None:
         if digests.digest != dp.HANDSHAKE_DIGEST:
             return
+        if self.overload is not None:
+            self._overload(self.overload.on_digest_list(digests.timestamp_ns, time.time_ns(), time.monotonic()))
         for data in digests.data:
             step = SwitchStep.from_digest(data) if isinstance(data, dict) else None
             if step is None:

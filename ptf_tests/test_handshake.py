@@ -414,3 +414,30 @@ class ResetBeforeLegs(InlineBase):
         self.expect(routed(rst, SERVER), SERVER)
         self.expect_packet_in(PIN_RST, CLIENT, rst)
         self.expect_nothing_else()
+
+
+class DrainingTakesNoNewConnection(InlineBase):
+    """The services entry ``draining`` (the controller too far behind its digests): a new
+    connection runs end to end as to an unproxied port, with no slot, digest or packet-in, while a
+    handshake under way goes on to both legs."""
+
+    def runTest(self) -> None:
+        under_way, new = (full_conn(p) for p in fresh_ports(2))
+        self.step(under_way.syn(), CLIENT, {SERVER: routed(under_way.syn(), SERVER)}, copy=True)
+        self.step(under_way.syn_ack(), SERVER, {CLIENT: routed(under_way.syn_ack(), CLIENT)}, copy=True,
+                  state=HS_SYN_ACKED)
+        self.client.modify(self.client.table_entry(
+            "services", {"server_addr": SERVER_IP, "server_port": SERVICE_PORT}, "draining",
+            {"proxy_port": PROXY, "smac": SWITCH_MAC[PROXY], "dmac": HOST_MAC[PROXY]}))
+        for frame, port, out in ((new.syn(), CLIENT, SERVER), (new.syn_ack(), SERVER, CLIENT),
+                                 (new.c_ack(), CLIENT, SERVER)):
+            self.send(port, frame)
+            self.expect(routed(frame, out), out)
+            self.expect_no_packet_in(0.05)
+            self.assertIsNone(self.client.get_digests(HS_DIGEST, timeout=0.05))
+            self.expect_nothing_else()
+        self.step(under_way.proxy_syn_ack(), PROXY, {})
+        self.step(under_way.c_ack(), CLIENT, {SERVER: routed(under_way.c_ack(), SERVER)}, state=HS_LEG1_UP)
+        self.step(under_way.proxy_syn(), PROXY, {})
+        self.step(under_way.proxy_ack(), PROXY, {}, state=HS_LEG2_UP)
+        self.assertEqual(len(self.model.legs), 4)

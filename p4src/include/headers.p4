@@ -335,6 +335,7 @@ struct local_metadata_t {
     bit<16>        svc_port;
     port_t         svc_proxy_port;  /* set when the services table matched */
     bit<1>         svc_inline;      /* the service's handshakes run in the switch (proxied_inline) */
+    bit<1>         svc_draining;    /* ... but it takes no new connection (draining) */
     mac_addr_t     svc_smac;        /* MACs toward the proxy (proxied_inline) */
     mac_addr_t     svc_dmac;
     /* forwarding decision */

@@ -11,6 +11,9 @@
  * busy with another live connection, or its SYN carries data) takes the controller's path
  * below from its SYN on.
  *
+ * draining: as proxied_inline for the handshakes under way, while new connections are not
+ * proxied (the controller's answer to falling behind, docs/dataplane.md).
+ *
  * proxied, and the declined: the controller runs the handshake (design note section 1). The SYN
  * goes to the controller only (reason SYN), which sends it on to the server itself once its C->S
  * punt entry is in: with a nearby server, C's ACK and first data would otherwise cross the
@@ -59,6 +62,15 @@ control Services(inout headers_t hdr, inout local_metadata_t meta,
         meta.svc_dmac = dmac;
     }
 
+    /* As proxied_inline for the connections under way (their slots go on to the end); a new
+     * one runs end to end without the proxy, unseen by the controller: what the controller sets
+     * while it is too far behind the switch's digests to take more (a SYN flood), so that no
+     * connection waits on it. */
+    action draining(port_t proxy_port, mac_addr_t smac, mac_addr_t dmac) {
+        proxied_inline(proxy_port, smac, dmac);
+        meta.svc_draining = 1;
+    }
+
     table services {
         key = {
             meta.svc_addr: exact @name("server_addr");
@@ -67,6 +79,7 @@ control Services(inout headers_t hdr, inout local_metadata_t meta,
         actions = {
             proxied;
             proxied_inline;
+            draining;
             @defaultonly NoAction;
         }
         const default_action = NoAction();
@@ -137,6 +150,10 @@ control Services(inout headers_t hdr, inout local_metadata_t meta,
         }
         if (!services.apply().hit) {
             return;
+        }
+        if (meta.svc_draining == 1 && c2s == 0 && s2c == 0
+                && standard_metadata.ingress_port != meta.svc_proxy_port) {
+            return;  /* a SYN or SYN-ACK of no slot: routed as to an unproxied port */
         }
 
         /* ---- the switch's handshake -------------------------------------------------------- */

@@ -17,6 +17,9 @@ from p4splice.controller.config import ConfigError, ControllerConfig, parse_conf
     ({"metrics": {"port": 70000}}, "controller.metrics.port: 70000 is not a TCP port 0-65535"),
     ({"metrics": {"port": -5}}, "controller.metrics.port: -5"),
     ({"services": [{"server": "10.0.2.1:0", "proxy_port": 3}]}, "port 0 is not 1-65535"),
+    ({"overload_lag": 5}, "controller.overload_lag must be 0 (never) to 4 seconds"),
+    ({"overload_lag": -1}, "controller.overload_lag"),
+    ({"overload_lag": math.nan}, "controller.overload_lag"),
 ])
 def test_a_bad_value_is_named(section: dict, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
@@ -24,7 +27,7 @@ def test_a_bad_value_is_named(section: dict, fragment: str) -> None:
 
 
 def test_good_values_pass_and_the_command_lines_too() -> None:
-    cfg = parse_config({"cpu_port": 64, "idle_timeout": 0, "metrics": {"port": 0}})
-    assert (cfg.cpu_port, cfg.idle_timeout, cfg.metrics_port) == (64, 0.0, 0)
+    cfg = parse_config({"cpu_port": 64, "idle_timeout": 0, "metrics": {"port": 0}, "overload_lag": 0.5})
+    assert (cfg.cpu_port, cfg.idle_timeout, cfg.metrics_port, cfg.overload_lag) == (64, 0.0, 0, 0.5)
     with pytest.raises(ConfigError, match="cpu_port: -1"):
         validated(ControllerConfig().with_(cpu_port=-1))  # what splicectl run --cpu-port -1 gives

@@ -4,6 +4,7 @@ legs' entries in the background; the handshake completes with the controller sto
 
 from __future__ import annotations
 
+import pytest
 from p4splice.controller import dataplane as dp
 from p4splice.controller.p4rt.entities import TableEntry
 from p4splice.controller.proxyapi.client import ProxyApiClient
@@ -27,6 +28,8 @@ from tests.controller.test_orchestrator_support import (
     run,
     ts_opt,
 )
+
+pytestmark = pytest.mark.integration
 
 HANDSHAKE_REASONS = ("SYN", "SYN_ACK", "PROXY_SYN", "PROXY_SYN_ACK")
 
@@ -55,6 +58,8 @@ def test_the_switch_runs_the_handshake_and_the_controller_installs_the_legs(lab:
             # checks those packets on the controller's path)
             assert seen["p_syn"][TCP].flags == "S" and seen["p_ack"][TCP].flags == "A"
             assert sorted(e.kind for e in d.orch.entries.values()) == ["translate"] * 4
+            # the switch stamps its digest lists: how far behind them the controller is can be told
+            assert d.orch.overload is not None and d.orch.overload._offset_ns is not None
     run(main())
 
 
@@ -137,3 +142,58 @@ def test_services_follow_their_proxy(lab: Lab) -> None:
             finally:
                 await again.close()
     run(main())
+
+
+async def services_draining(d) -> list[bool]:  # noqa: ANN001 - a Daemon
+    entries = await d.session.read_all(TableEntry(dp.SERVICES))
+    return [dp.parse_service(d.session.index, e).draining for e in entries]
+
+
+def test_falling_behind_the_digests_drains_the_services(lab: Lab) -> None:
+    """A controller more than overload_lag behind the switch's digests (a SYN flood's) sets its
+    services draining: a new connection runs end to end without the proxy and without a word to
+    the controller; once it has caught up, the services take new connections again."""
+    import time
+
+    from p4splice.controller.p4rt.entities import DigestList
+
+    async def main() -> None:
+        async with proxied(lab) as (d, proxy):
+            await poll(lambda: services_inline(d), what="service entry inline")
+            await handshake(lab, 42099)  # the switch's lists tell how fast they come, in its clock
+            await flow_in(d, 42099)
+            guard = d.orch.overload
+            assert guard is not None and guard._offset_ns is not None and not d.orch.draining
+            late = time.time_ns() - guard._offset_ns - 3_000_000_000  # a list sent 3 s ago
+            d.orch.on_digest_list(DigestList(dp.HANDSHAKE_DIGEST, 1 << 40, (), late))
+            assert d.orch.draining
+            await poll(lambda: _all(services_draining(d)), what="service entry draining")
+            assert await services_inline(d) == [True]  # handshakes under way go on
+            digests = d.metrics.value("p4splice_handshake_digests_total", state="SYN_ACKED")
+            lab.send(C_PORT, from_c(42100, "S", 1000, options=[("MSS", 1460)]))
+            got = await lab.expect_tcp(S_PORT, lambda p: p[TCP].sport == 42100)
+            assert got[TCP].flags == "S" and got[TCP].seq == 1000
+            lab.send(S_PORT, from_s(42100, "SA", 5000, 1001, options=[("MSS", 1460)]))
+            got = await lab.expect_tcp(C_PORT, lambda p: p[TCP].dport == 42100)
+            assert got[TCP].flags == "SA" and got[TCP].seq == 5000
+            await lab.quiet(P_PORT, 0.2)  # the proxy hears nothing of it
+            assert d.metrics.value("p4splice_handshake_digests_total", state="SYN_ACKED") == digests
+            assert handshake_packet_ins(d) == 0
+            # caught up (no list for a while) after the least drain: proxied again
+            await poll(lambda: not d.orch.draining, timeout=10, what="the drain over")
+            await poll(lambda: _not(services_draining(d)), what="service entry proxied_inline again")
+            sport = 42101
+            await handshake(lab, sport)
+            await flow_in(d, sport)
+            assert state(d, sport) is FlowState.PROXIED
+            assert d.metrics.value("p4splice_failures_total", kind="overload") == 1
+    run(main())
+
+
+async def _not(flags) -> bool:  # noqa: ANN001 - an awaitable list of bools
+    return not any(await flags)
+
+
+async def _all(flags) -> bool:  # noqa: ANN001 - an awaitable list of bools
+    got = await flags
+    return bool(got) and all(got)
