@@ -192,7 +192,7 @@ def test_services_add_list_del(env: Env) -> None:
     listed = env.run("services", "list", "--json").json()["services"]
     assert [s["server"] for s in listed] == ["10.0.1.10:80", "10.0.1.10:443"]
     assert listed[0] == {"server": "10.0.1.10:80", "server_addr": "10.0.1.10", "server_port": 80, "proxy_port": 3,
-                         "handshakes": "controller"}
+                         "handshakes": "controller", "draining": False}
     human = env.run("services", "list").out.splitlines()
     assert human[0].split() == ["SERVER", "PROXY", "PORT"] and human[1].split() == ["10.0.1.10:80", "3"]
     env.run("services", "add", "10.0.1.10:80", "--proxy-port", "2").assert_one_line_error(1, "exists already")
