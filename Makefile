@@ -4,6 +4,7 @@
 #   make build           compile p4src/ for $(TARGET) into build/
 #   make ptf             the data plane's PTF suite on $(TARGET)
 #   make bench           benchmarks (figures go to docs/benchmarks.md by hand)
+#   make bench-flood     a SYN flood, idle P4Runtime streams and garbage requests against the lab
 #   make run / stop      a live lab to poke at (namespaces c1, s1, proxy...), up until Ctrl-C / stop it
 #   make clean           stop it and remove build outputs
 # TARGET=p4sim (default, the embedded target) or TARGET=bmv2 (p4c-bm2-ss + simple_switch_grpc on PATH).
@@ -144,7 +145,7 @@ lint: setup
 	$(VENV)/bin/ruff check $(wildcard p4sim controller proxy lab bench ptf_tests tests)
 
 # --- benchmarks -------------------------------------------------------------------------------
-.PHONY: bench-deps bench-offload
+.PHONY: bench-deps bench-offload bench-flood
 OFFLOAD_ARGS ?=
 OFFLOAD = TARGET=$(TARGET) $(VPY) -m p4splice.bench.offload --build-dir $(BUILD) --log-dir $(LOGS) $(OFFLOAD_ARGS)
 
@@ -183,6 +184,15 @@ bench-deps: setup
 # proxy-host CPU per connection and per GB: spliced, never-splice, HAProxy with and without splice()
 bench-offload: build bench-deps
 	$(OFFLOAD)
+
+# a SYN flood from spoofed sources at rising rates against a proxied service, with both handshake
+# designs (handshakes = "switch" and "controller"), while a real client connects in a loop; 1,000
+# idle StreamChannels and 10,000 undecodable requests per method against the switch's P4Runtime
+# server (bench/flood.py, docs/benchmarks.md "SYN flood and idle streams"); about 8 minutes.
+# FLOOD_ARGS="--parts flood --handshakes controller" for a part, or --rates, --step-s ...
+FLOOD_ARGS ?=
+bench-flood: build
+	TARGET=$(TARGET) $(VPY) -m p4splice.bench.flood --target $(TARGET) --build-dir $(BUILD) --log-dir $(LOGS) $(FLOOD_ARGS)
 
 # --- housekeeping -----------------------------------------------------------------------------
 # the lab of docs/e2e.md, up until Ctrl-C or make stop from another terminal (lab/live.py;
