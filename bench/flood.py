@@ -319,7 +319,10 @@ def cpu_s(pid: int) -> float | None:
 
 
 def commit() -> str:
-    """The checkout's commit, with the tracked files that differ from it (others may be editing)."""
+    """The checkout's commit, with the tracked files that differ from it (others may be editing);
+    ``$P4SPLICE_COMMIT`` where the tree is no checkout (a ``git archive`` snapshot of one)."""
+    if os.environ.get("P4SPLICE_COMMIT"):
+        return os.environ["P4SPLICE_COMMIT"]
     try:
         head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, timeout=10).stdout.strip()
@@ -328,6 +331,8 @@ def commit() -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     changed = [line[3:] for line in dirty if line.strip()]
+    if not head:
+        return "unknown (not a git checkout; set P4SPLICE_COMMIT)"
     return head + (f" + uncommitted changes to {', '.join(changed)}" if changed else "")
 
 
