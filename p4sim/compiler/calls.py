@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import ast
+from .classes import copy_code, default_value_code
 from .errors import CompileError
 from .exprs import LValue, TExpr, const_code, wrap_code
 from .symbols import FnCtx, Scope, py_ident, semantic_error
@@ -471,7 +472,8 @@ class CallMixin:
                 self.block_stack[-1].references.append(info.name)
         decl: ast.ActionDecl = sym.decl
         bound = self.bind_args(e, decl.params, f"action {decl.name}")
-        return self.invoke(f"{info.pyname}(K, L", bound, sym.value, sc, fc, e.loc, VoidT())
+        return self.invoke(f"{info.pyname}(K, L", bound, sym.value, sc, fc, e.loc, VoidT(),
+                           self.action_reach.get(info.pyname, frozenset()))
 
     def function_call(self: Compiler, e: ast.CallExpr, sym, sc: Scope, fc: FnCtx) -> TExpr:
         decl: ast.FunctionDecl = sym.decl
@@ -480,46 +482,126 @@ class CallMixin:
         return self.invoke(f"{pyname}(K", bound, ptypes, sc, fc, e.loc, rtype)
 
     def invoke(self: Compiler, head: str, bound: list[tuple[ast.Param, ast.Expr | None]], ptypes: list[Type],
-               sc: Scope, fc: FnCtx, loc: ast.Loc, rtype: Type) -> TExpr:
-        """Emit a call with copy-in/copy-out: aggregates go by reference, scalar out/inout
-        parameters come back in the returned tuple and are written to their places."""
-        args: list[str] = []
-        outs: list[tuple[LValue | None, Type]] = []
-        for (p, a), pt in zip(bound, ptypes, strict=True):
+               sc: Scope, fc: FnCtx, loc: ast.Loc, rtype: Type, reaches: frozenset[str] = frozenset()) -> TExpr:
+        """Emit a call with copy-in/copy-out. Scalars go in by value and out/inout ones come back
+        in the returned tuple. Aggregates go by reference, which is copy-in/copy-out exactly
+        unless the place is reachable another way during the call: through another argument
+        (``a(hdr.h, hdr.h)``), through control state the callee touches itself (``reaches``:
+        an action's ``L`` attributes), or through side effects of a later argument. Those are
+        copied in and written back after the call. Copy-out is in parameter order."""
+        copies = self._aliased_arguments(bound, ptypes, sc, reaches)
+        args: list[TExpr] = []
+        marks: list[int | None] = []  # where an argument's value must be taken (None: a place)
+        outs: list[tuple[str, LValue | None, Type, str]] = []  # (scalar|aggregate, place, type, temp)
+        for i, ((p, a), pt) in enumerate(zip(bound, ptypes, strict=True)):
             st = strip_newtype(pt)
             aggregate = isinstance(st, (StructLikeT, StackT))
             if p.direction in ("out", "inout"):
                 if a is None or isinstance(a, ast.DontCareExpr):
                     tmp = fc.em.temp("dc")
-                    from .classes import default_value_code
                     fc.em.line(f"{tmp} = {default_value_code(pt)}")
-                    args.append(tmp)
+                    args.append(TExpr(tmp, pt))
+                    marks.append(None)
                     if not aggregate:
-                        outs.append((None, pt))
+                        outs.append(("scalar", None, pt, ""))
                     continue
-                lv = self.lvalue_or_expr(a, sc, fc) if aggregate else self.lvalue(a, sc, fc)
                 if aggregate:
-                    if p.direction == "out" and isinstance(st, HeaderT):
-                        fc.em.line(f"{lv.target}._valid = False")
-                    args.append(lv.target)
+                    lv = self.lvalue_or_expr(a, sc, fc)
+                    if i in copies:
+                        tmp = fc.em.temp("cp")
+                        init = copy_code(pt, lv.target) if p.direction == "inout" else default_value_code(pt)
+                        fc.em.line(f"{tmp} = {init}")
+                        args.append(TExpr(tmp, pt))
+                        outs.append(("aggregate", lv, pt, tmp))
+                    else:
+                        if p.direction == "out" and isinstance(st, HeaderT):
+                            fc.em.line(f"{lv.target}._valid = False")
+                        args.append(TExpr(lv.target, pt))
+                    marks.append(None)
                 else:
-                    cur = self.expr(a, sc, fc, pt) if p.direction == "inout" else TExpr("0", pt)
-                    args.append(cur.code)
-                    outs.append((lv, pt))
+                    lv = self.lvalue(a, sc, fc)
+                    cur = self.expr(a, sc, fc, pt) if p.direction == "inout" else TExpr("0", pt, 0)
+                    args.append(cur)
+                    marks.append(self._mark(fc))
+                    outs.append(("scalar", lv, pt, ""))
             else:
                 te = self.expr(a, sc, fc, pt) if a is not None else TExpr("None", pt)
-                args.append(te.code)
-        call = head + "".join(", " + x for x in args) + ")"
+                if aggregate and i in copies:
+                    te = TExpr(copy_code(pt, te.code), pt)
+                args.append(te)
+                marks.append(self._mark(fc))
+        # values taken before statements that later arguments emitted are saved first
+        ordered = self.in_order(fc, [(te, m) for te, m in zip(args, marks, strict=True) if m is not None])
+        it = iter(ordered)
+        codes = [next(it).code if m is not None else te.code for te, m in zip(args, marks, strict=True)]
+        call = head + "".join(", " + x for x in codes) + ")"
         has_ret = not isinstance(rtype, VoidT)
+        scalars = sum(1 for kind, *_ in outs if kind == "scalar")
         if not outs:
             return TExpr(call, rtype)
         tmp = fc.em.temp("r")
         fc.em.line(f"{tmp} = {call}")
-        base = 1 if has_ret else 0
-        for i, (lv, pt) in enumerate(outs):
+        k = 1 if has_ret else 0
+        for kind, lv, pt, ctmp in outs:
+            if kind == "aggregate":
+                assert lv is not None
+                fc.em.line(f"{lv.target}._set({ctmp})")
+                continue
             if lv is not None:
-                self.assign_to(lv, TExpr(f"{tmp}[{base + i}]", pt), fc, loc)
-        return TExpr(f"{tmp}[0]" if has_ret else "None", rtype)
+                self.assign_to(lv, TExpr(f"{tmp}[{k}]", pt), fc, loc)
+            k += 1
+        if not has_ret:
+            return TExpr("None", rtype)
+        return TExpr(f"{tmp}[0]" if scalars else tmp, rtype)
+
+    def _aliased_arguments(self: Compiler, bound: list[tuple[ast.Param, ast.Expr | None]], ptypes: list[Type],
+                           sc: Scope, reaches: frozenset[str]) -> set[int]:
+        """Indices of aggregate arguments that must be copied in and out (see :meth:`invoke`)."""
+        paths = [self.access_path(a, sc) if a is not None else None for _, a in bound]
+        written = [p.direction in ("out", "inout") for p, _ in bound]
+        copies: set[int] = set()
+        for i, pt in enumerate(ptypes):
+            if not isinstance(strip_newtype(pt), (StructLikeT, StackT)) or paths[i] is None:
+                continue
+            pi = paths[i]
+            assert pi is not None
+            if pi[0] in reaches:
+                copies.add(i)
+                continue
+            for j, pj in enumerate(paths):
+                if j != i and pj is not None and (written[i] or written[j]) and paths_overlap(pi, pj):
+                    copies.add(i)
+                    break
+            else:
+                if any(a is not None and has_side_effects(a) for _, a in bound[i + 1:]):
+                    copies.add(i)
+        return copies
+
+    def access_path(self: Compiler, e: ast.Expr, sc: Scope) -> tuple | None:
+        """The place ``e`` names as (root, member or index, ...), a run-time index as None; None
+        when ``e`` is not a place of a variable."""
+        if isinstance(e, ast.PathExpr):
+            sym = (sc.root() if e.is_global else sc).lookup(e.name)
+            if sym is None or sym.kind != "var":
+                return None
+            return (sym.code,)
+        if isinstance(e, ast.MemberExpr):
+            base = self.access_path(e.expr, sc)
+            if base is None:
+                return None
+            return base + ((None,) if e.member in ("next", "last") else (e.member,))
+        if isinstance(e, ast.IndexExpr):
+            base = self.access_path(e.expr, sc)
+            if base is None:
+                return None
+            try:
+                idx = self.expr(e.index, sc, None).const
+            except CompileError:
+                idx = None
+            return base + (idx if isinstance(idx, int) else None,)
+        if isinstance(e, ast.SliceExpr):
+            return self.access_path(e.expr, sc)
+        return None
 
     def block_apply(self: Compiler, e: ast.CallExpr, sym, sc: Scope, fc: FnCtx) -> TExpr:
         inst = sym.info
@@ -533,3 +615,30 @@ def _split_tuple_code(code: str, n: int) -> list[str]:
 
 
 __all__ = ["CallMixin", "V1_FUNCTIONS", "const_code", "DontCareT"]
+
+
+def paths_overlap(a: tuple, b: tuple) -> bool:
+    """Whether two places (see ``CallMixin.access_path``) may share storage: one contains the
+    other, a run-time index matching any index."""
+    if a[0] != b[0]:
+        return False
+    for x, y in zip(a[1:], b[1:], strict=False):
+        if x is not None and y is not None and x != y:
+            return False
+    return True
+
+
+_PURE_METHODS = {"isValid", "minSizeInBits", "minSizeInBytes", "maxSizeInBits", "maxSizeInBytes"}
+
+
+def has_side_effects(e: object) -> bool:
+    """Whether an expression contains a call that may change state (anything but the pure
+    header methods)."""
+    if isinstance(e, ast.CallExpr):
+        if not (isinstance(e.func, ast.MemberExpr) and e.func.member in _PURE_METHODS):
+            return True
+    if isinstance(e, ast.Node):
+        return any(has_side_effects(v) for k, v in vars(e).items() if k != "loc")
+    if isinstance(e, (list, tuple)):
+        return any(has_side_effects(v) for v in e)
+    return False

@@ -4,6 +4,7 @@ the Python module that executes it, together with the ProgramModel of its contro
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,8 @@ from .types import (
 SUPPORTED_EXTERN_OBJECTS = {"register", "counter", "direct_counter", "meter", "direct_meter", "action_profile",
                             "action_selector"}
 V1SWITCH_STAGES = ("parser", "verify_checksum", "ingress", "egress", "compute_checksum", "deparser")
+_L_ATTR = re.compile(r"\bL\.\w+")
+_ACTION_CALL = re.compile(r"\b(act_\w+)\(K, L\b")
 
 
 @dataclass
@@ -96,6 +99,7 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin):
         self.instantiated: set[int] = set()  # ids of parser/control declarations instantiated
         self.block_stack: list[BlockUse] = []  # the V1Switch block being elaborated (P4Info order)
         self.field_annos: dict[str, dict[str, list[ast.Annotation]]] = {}  # type -> field -> annotations
+        self.action_reach: dict[str, frozenset[str]] = {}  # action pyname -> L attributes it uses
 
     # -- top level ------------------------------------------------------------------------------
 
@@ -505,6 +509,12 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin):
             em.line(f"return ({', '.join(fc.out_params)},)")
         src = f"def {pyname}(K, L{''.join(', ' + p for p in pnames)}):\n" + "\n".join(em.lines) + "\n"
         self.chunks.append(src)
+        # the control state the action reaches by itself (directly or through actions it calls):
+        # arguments that name a part of it are copied in and out (CallMixin.invoke)
+        reach = set(_L_ATTR.findall(src))
+        for callee in _ACTION_CALL.findall(src):
+            reach |= self.action_reach.get(callee, frozenset())
+        self.action_reach[pyname] = frozenset(reach)
         info = ActionInfo(name, pyname, params, list(d.annotations), hidden=annotation(d.annotations, "hidden") is not None,
                           used=False)
         if prefix and self.block_stack:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import ast
+from .classes import copy_code
 from .errors import CompileError
 from .symbols import FnCtx, Scope, py_ident, semantic_error
 from .types import (
@@ -218,14 +219,7 @@ class ExprMixin:
         if isinstance(e, ast.BinaryExpr):
             return self._binary(e, sc, fc, want)
         if isinstance(e, ast.TernaryExpr):
-            c = self.expr(e.cond, sc, fc, BoolT())
-            a = self.expr(e.then, sc, fc, want)
-            b = self.expr(e.other, sc, fc, want)
-            t = self._unify(a, b, e.loc)
-            a, b = self.coerce(a, t, e.loc), self.coerce(b, t, e.loc)
-            if c.is_const:
-                return a if c.const else b
-            return TExpr(f"({a.code} if {c.code} else {b.code})", t)
+            return self._ternary(e, sc, fc, want)
         if isinstance(e, ast.CastExpr):
             return self._cast(e, sc, fc)
         if isinstance(e, ast.ListExpr):
@@ -340,6 +334,86 @@ class ExprMixin:
             return TExpr(f"({base.code}.elems[{idx.const}] or {base.code}._blank)", bt.elem)
         return TExpr(f"{base.code}.{'at' if write else 'at_rd'}({idx.code})", bt.elem)
 
+    # -- evaluation order -------------------------------------------------------------------------
+    #
+    # Most operands become Python expressions that run where the result is used, in the order
+    # they appear, as P4 evaluates them. Some leave statements behind instead (a call with out
+    # arguments is a statement, then its results are read). Such statements run before the code
+    # of every operand to their left, so those operands are saved first; and where an operand
+    # need not be evaluated (the right side of && and ||, the branch ?: does not take), its
+    # statements are put under the condition that chooses it.
+
+    def _mark(self, fc: FnCtx | None) -> int:
+        return len(fc.em.lines) if fc is not None else 0
+
+    def _before(self: Compiler, fc: FnCtx | None, te: TExpr, mark: int) -> TExpr:
+        """``te``, evaluated before line ``mark``: saved in a temporary there when statements
+        emitted since would otherwise run before it."""
+        return self.in_order(fc, [(te, mark)])[0]
+
+    def in_order(self: Compiler, fc: FnCtx | None, items: list[tuple[TExpr, int]]) -> list[TExpr]:
+        """Values evaluated left to right, each with the line count right after its evaluation:
+        a value with statements emitted after it is saved in a temporary at its own place."""
+        if fc is None:
+            return [te for te, _ in items]
+        end = len(fc.em.lines)
+        out = [te for te, _ in items]
+        for i in range(len(items) - 1, -1, -1):
+            te, mark = items[i]
+            if mark >= end or te.is_const or (te.sym is not None and getattr(te.sym, "kind", None) != "var"):
+                continue
+            tmp = fc.em.temp("v")
+            fc.em.lines.insert(mark, "    " * fc.em.depth + f"{tmp} = {copy_code(te.type, te.code)}")
+            out[i] = TExpr(tmp, te.type)
+        return out
+
+    def _capture(self: Compiler, fc: FnCtx | None, fn: Any) -> tuple[TExpr, list[str]]:
+        """Translate with ``fn`` and take back the statements it emitted (indented one level
+        deeper, to go under a condition)."""
+        if fc is None:
+            return fn(), []
+        em = fc.em
+        start = len(em.lines)
+        em.depth += 1
+        try:
+            te = fn()
+        finally:
+            em.depth -= 1
+        lines = em.lines[start:]
+        del em.lines[start:]
+        return te, lines
+
+    def _emit_captured(self, fc: FnCtx, cond: str, lines: list[str], result: tuple[str, str] | None = None) -> None:
+        fc.em.line(f"if {cond}:")
+        fc.em.lines.extend(lines)
+        if result is not None:
+            fc.em.lines.append("    " * (fc.em.depth + 1) + f"{result[0]} = {result[1]}")
+        elif not lines:
+            fc.em.lines.append("    " * (fc.em.depth + 1) + "pass")
+
+    def _ternary(self: Compiler, e: ast.TernaryExpr, sc: Scope, fc: FnCtx | None, want: Type | None) -> TExpr:
+        c = self.expr(e.cond, sc, fc, BoolT())
+        a, alines = self._capture(fc, lambda: self.expr(e.then, sc, fc, want))
+        b, blines = self._capture(fc, lambda: self.expr(e.other, sc, fc, want))
+        t = self._unify(a, b, e.loc)
+        a, b = self.coerce(a, t, e.loc), self.coerce(b, t, e.loc)
+        if c.is_const:
+            chosen, lines = (a, alines) if c.const else (b, blines)
+            if lines:
+                assert fc is not None
+                self._emit_captured(fc, "True", lines)
+            return chosen
+        if not alines and not blines:
+            return TExpr(f"({a.code} if {c.code} else {b.code})", t)
+        # a branch with statements: only the branch the condition takes runs them
+        assert fc is not None
+        tmp = fc.em.temp("tv")
+        self._emit_captured(fc, c.code, alines, (tmp, a.code))
+        fc.em.line("else:")
+        fc.em.lines.extend(blines)
+        fc.em.lines.append("    " * (fc.em.depth + 1) + f"{tmp} = {b.code}")
+        return TExpr(tmp, t)
+
     # -- operators ------------------------------------------------------------------------------
 
     def _unify(self: Compiler, a: TExpr, b: TExpr, loc: ast.Loc) -> Type:
@@ -393,7 +467,20 @@ class ExprMixin:
         op = e.op
         if op in ("&&", "||"):
             a = self.expr(e.left, sc, fc, BoolT())
-            b = self.expr(e.right, sc, fc, BoolT())
+            b, blines = self._capture(fc, lambda: self.expr(e.right, sc, fc, BoolT()))
+            if blines:
+                # the right operand has side effects emitted as statements (a call with out
+                # arguments, say): they run only when the left operand does not decide
+                assert fc is not None
+                if a.is_const:
+                    if a.const == (op == "||"):
+                        return TExpr(const_code(a.const), BoolT(), a.const)
+                    self._emit_captured(fc, "True", blines)
+                    return b
+                tmp = fc.em.temp("sc")
+                fc.em.line(f"{tmp} = {a.code}")
+                self._emit_captured(fc, tmp if op == "&&" else f"not {tmp}", blines, (tmp, b.code))
+                return TExpr(tmp, BoolT())
             if a.is_const and b.is_const:
                 v = (a.const and b.const) if op == "&&" else (a.const or b.const)
                 return TExpr(const_code(v), BoolT(), v)
@@ -405,7 +492,9 @@ class ExprMixin:
             return TExpr(f"({a.code} {pyop} {b.code})", BoolT())
         if op == "++":
             a = self.expr(e.left, sc, fc)
+            mark = self._mark(fc)
             b = self.expr(e.right, sc, fc)
+            a = self._before(fc, a, mark)
             ta, tb = strip_newtype(a.type), strip_newtype(b.type)
             if not isinstance(ta, BitT) or not isinstance(tb, BitT):
                 raise semantic_error(e.loc, f"'++' needs two values with widths, not {a.type} and {b.type}")
@@ -419,7 +508,9 @@ class ExprMixin:
             return TExpr(wrap_code(code, t) if t.signed else code, t)
         if op in ("<<", ">>"):
             a = self.expr(e.left, sc, fc, want if want is not None and is_num(want) else None)
+            mark = self._mark(fc)
             b = self.expr(e.right, sc, fc)
+            a = self._before(fc, a, mark)
             ta, tb = strip_newtype(a.type), strip_newtype(b.type)
             if not isinstance(ta, (BitT, IntT)) or not isinstance(tb, (BitT, IntT)):
                 raise semantic_error(e.loc, f"'{op}' needs integer operands")
@@ -445,7 +536,9 @@ class ExprMixin:
                 return TExpr(wrap_code(f"shl({a.code}, {b.code}, {ta.width})", ta), a.type)
             return TExpr(f"({a.code} >> {b.code})", a.type)
         a = self.expr(e.left, sc, fc)
+        mark = self._mark(fc)
         b = self.expr(e.right, sc, fc)
+        a = self._before(fc, a, mark)
         t = self._unify(a, b, e.loc)
         a, b = self.coerce(a, t, e.loc), self.coerce(b, t, e.loc)
         st = strip_newtype(t)
@@ -467,6 +560,9 @@ class ExprMixin:
         if op in ("/", "%"):
             if st.signed:
                 raise semantic_error(e.loc, f"'{op}' is defined on unsigned values only")
+            if not b.is_const and not _SIMPLE_CODE.fullmatch(b.code):
+                # b appears twice below: once evaluated, a table apply in it would run twice
+                return TExpr(f"{'div' if op == '/' else 'mod'}({a.code}, {b.code})", t)
             return TExpr(f"(({a.code} {'//' if op == '/' else '%'} {b.code}) if {b.code} else 0)", t)
         if op == "|+|":
             if st.signed:
@@ -552,7 +648,11 @@ class ExprMixin:
             pairs = [(fname, el) for (fname, _), el in zip(wt.fields, e.elems, strict=True)]
             return self._build_struct(wt, pairs, sc, fc, e.loc, want)
         elem_wants: list[Type | None] = list(wt.elems) if isinstance(wt, TupleT) and len(wt.elems) == len(e.elems) else [None] * len(e.elems)
-        items = [self.expr(x, sc, fc, w) for x, w in zip(e.elems, elem_wants, strict=True)]
+        marked = []
+        for x, w in zip(e.elems, elem_wants, strict=True):
+            item = self.expr(x, sc, fc, w)
+            marked.append((item, self._mark(fc)))
+        items = self.in_order(fc, marked)
         t = TupleT(tuple(i.type for i in items))
         if all(i.is_const for i in items):
             v = tuple(i.const for i in items)

@@ -267,6 +267,15 @@ def shl(a: int, n: int, width: int) -> int:
     return a << n if n < width else 0
 
 
+def div(a: int, b: int) -> int:
+    """``a / b`` on bit<W> (BMv2 gives 0 for a zero divisor)."""
+    return a // b if b else 0
+
+
+def mod(a: int, b: int) -> int:
+    return a % b if b else 0
+
+
 def mark_to_drop(sm) -> None:
     sm.egress_spec = DROP_PORT
     sm.mcast_grp = 0
@@ -359,6 +368,6 @@ def v1_verify_checksum(K, data: tuple, expected: int, algo: str, with_payload: b
 __all__ = [
     "PyStruct", "ExitSignal", "ParserError", "ParserReject", "AssertionFailure", "Header", "Struct", "Union",
     "Stack", "lookahead_bits", "lookahead_header", "advance", "extract_varbit", "emit_varbit_header",
-    "parser_verify", "shl", "mark_to_drop", "v1_hash", "v1_random", "v1_assert", "v1_log_msg",
+    "parser_verify", "shl", "div", "mod", "mark_to_drop", "v1_hash", "v1_random", "v1_assert", "v1_log_msg",
     "v1_checksum", "v1_verify_checksum", "v1_checksum_packed", "v1_verify_checksum_packed",
 ]

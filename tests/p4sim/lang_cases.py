@@ -1,0 +1,83 @@
+"""Language corners where a simulator can quietly differ from BMv2: the programs
+(tests/p4sim/programs/lang_*.p4), the frames that go in, and what v1model sends out for each,
+worked out from the P4_16 spec and, where the spec leaves a choice, from what BMv2 does.
+
+test_lang_semantics.py runs every case on p4sim and checks the expected frames;
+test_bmv2_parity.py runs the same programs on BMv2 (p4c-bm2-ss, simple_switch_grpc) and checks
+that p4sim sends the same bytes.
+
+Every frame goes in on port 0; every program starts with a ``sel_t { bit<8> i; bit<8> j; }``
+header that picks what the program does, and leaves ``PAYLOAD`` (64 bytes: no frame is a runt
+BMv2 would pad) after the headers it parses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+PROGRAMS = Path(__file__).resolve().parent / "programs"
+PAYLOAD = bytes(range(0x40, 0x80))
+
+
+@dataclass(frozen=True)
+class Frame:
+    data: bytes
+    out: tuple[tuple[int, bytes], ...]
+    what: str
+
+
+def frame(head: str, *out: tuple[int, str], what: str = "") -> Frame:
+    """A frame of header bytes ``head`` (hex, spaces allowed) and the frames expected out as
+    (port, header hex); the payload follows each."""
+    def raw(h: str) -> bytes:
+        return bytes.fromhex(h.replace(" ", "")) + PAYLOAD
+
+    return Frame(raw(head), tuple((port, raw(h)) for port, h in out), what or head)
+
+
+@dataclass(frozen=True)
+class Case:
+    program: str  # file name in PROGRAMS
+    frames: tuple[Frame, ...]
+
+    @property
+    def path(self) -> Path:
+        return PROGRAMS / self.program
+
+    @property
+    def name(self) -> str:
+        return self.program.removesuffix(".p4")
+
+
+CASES = [
+    Case("lang_short_circuit.p4", (
+        # res = a b c d: a/b from && and || (b counts the calls), c from ?: (plus its calls),
+        # d: 0x11 when the table ran (and hit), 0 when && did not apply it
+        frame("00 00", (1, "00 00  02 01 22 00"), what="&& right side skipped, || right side runs"),
+        frame("01 00", (1, "01 00  03 01 22 00"), what="&& right side runs, || right side skipped"),
+        frame("02 00", (1, "02 00  02 01 11 00"), what="?: takes the first branch only"),
+        frame("03 01", (1, "03 01  02 01 22 11"), what="&& applies the table"),
+        frame("00 01", (1, "00 01  02 01 22 00"), what="&& does not apply the table"),
+        frame("03 00", (1, "03 00  02 01 22 00"), what="table applied, miss"),
+    )),
+    Case("lang_eval_order.p4", (
+        # a = n + inc(n); b = minus(n, inc(n)); c = (n ++ inc(n))[15:8]; d = n;
+        # e = n == inc(n); f = n
+        frame("05 00", (1, "05 00  0b ff 07 08 00 09")),
+        frame("ff 00", (1, "ff 00  ff ff 01 02 00 03")),
+    )),
+    Case("lang_copy_in_out.p4", (
+        # h starts valid (1, 2), h2 valid (0, 0); emitted: sel, h, h2
+        frame("00 00", (1, "00 00  01 0b  02 01"), what="two inout arguments naming one header"),
+        frame("01 00", (1, "01 00  14 02  01 02"), what="inout argument and the control's own hdr"),
+        frame("02 00", (1, "02 00  01 01"), what="out header: invalid after the call, valid during it"),
+        frame("03 00", (1, "03 00  1f 02  00 00"), what="two inout scalars naming one field: the last wins"),
+        frame("04 00", (1, "04 00  28 02  28 29"), what="inout scalar and the control's own field"),
+        frame("05 00", (1, "05 00  00 07  32 00"), what="inout struct and the control's own struct"),
+        frame("06 00", (1, "06 00  09 02  01 00"), what="function: in and inout naming one header"),
+        frame("07 00", (1, "07 00  14 02  01 02"), what="an action passing its parameter on"),
+        frame("08 00", (1, "08 00  1f 02  00 00"), what="two slices of one field as inout arguments"),
+        frame("09 00", (1, "09 00  a5 02  00 00"), what="inout slice written back over the action's own write"),
+    )),
+]
