@@ -1,9 +1,10 @@
 """The daemon's admin API: a Unix socket for ``splicectl`` (status, flows, splice FLOW).
 
 Separate from the proxy API socket so that the proxy's user cannot reach operator commands and the
-proxy API's wire contract stays the proxy's. Same framing (one JSON object per line, ``id`` echoed,
-``ok`` with ``result`` or ``error``); peers are checked with SO_PEERCRED against ``allowed_uids``
-(default: root and the daemon's own uid).
+proxy API's wire contract stays the proxy's. Same framing (one JSON object per line of at most
+:data:`MAX_LINE` bytes, ``id`` echoed, ``ok`` with ``result`` or ``error``; docs/splicectl.md, "The
+admin socket"); peers are checked with SO_PEERCRED against ``allowed_uids`` (default: root and the
+daemon's own uid).
 
 | op | arguments | result |
 |---|---|---|
@@ -11,6 +12,8 @@ proxy API's wire contract stays the proxy's. Same framing (one JSON object per l
 | ``flows`` | -- | every flow the controller tracks, with entries |
 | ``flow`` | ``flow`` | one flow, with its entries' counters read from the switch |
 | ``splice`` | ``flow``, ``wait`` (s, default 10) | holds the flow, tells its proxy (event ``splice_requested``), waits until the proxy reported and the flow is spliced |
+
+Requests are answered one at a time, in order, on each connection.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import socket
 import struct
@@ -28,14 +32,22 @@ from typing import Any
 
 from .orchestrator import Orchestrator
 from .proxy_service import ControllerService, flow_key
-from .proxyapi.protocol import ApiError, Flow, decode_line
+from .proxyapi.protocol import ApiError, BadRequest, Flow, decode_line, encode
 from .splice.splice import FlowState
 
 __all__ = ["AdminServer", "admin_request"]
 
 log = logging.getLogger(__name__)
 
+# A request line is at most this many bytes, its '\n' included.
 MAX_LINE = 64 * 1024
+DEFAULT_WAIT = 10.0
+
+# The arguments of each op besides "id" and "op"; others are refused (a misspelt "wait" would
+# otherwise be the default without a word).
+_ARGS: dict[str, frozenset[str]] = {
+    "status": frozenset(), "flows": frozenset(), "flow": frozenset({"flow"}), "splice": frozenset({"flow", "wait"}),
+}
 
 
 class AdminServer:
@@ -50,6 +62,7 @@ class AdminServer:
         self.status = status or (lambda: {})
         self.ask_proxy = ask_proxy
         self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()  # one per connection
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,20 +78,28 @@ class AdminServer:
                 probe.close()
         old = os.umask(0o117)  # 0660: the mode is right from the first instant
         try:
-            self._server = await asyncio.start_unix_server(self._serve, path=os.fspath(self.path), limit=MAX_LINE)
+            # limit: readuntil() refuses a line whose '\n' is not within MAX_LINE bytes.
+            self._server = await asyncio.start_unix_server(self._serve, path=os.fspath(self.path), limit=MAX_LINE - 1)
         finally:
             os.umask(old)
         log.info("admin API on %s (uids %s)", self.path, sorted(self.allowed_uids))
 
     async def close(self) -> None:
+        """Stop listening and drop every connection (a request in progress ends with it)."""
         if self._server is not None:
             self._server.close()
+            for task in list(self._handlers):
+                task.cancel()
+            await asyncio.gather(*self._handlers, return_exceptions=True)
             await self._server.wait_closed()
             self._server = None
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
         sock: socket.socket = writer.get_extra_info("socket")
         _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
         try:
@@ -87,23 +108,48 @@ class AdminServer:
                                     "error": {"code": "unauthorized", "message": f"uid {uid} may not use this API"}}))
                 await writer.drain()
                 return
-            while line := await reader.readline():
-                reply = await self._handle(line)
-                writer.write(_line(reply))
+            while True:
+                last = False
+                try:
+                    line = await reader.readuntil(b"\n")
+                except asyncio.IncompleteReadError as exc:
+                    # EOF: a last line without its '\n' is answered all the same
+                    line, last = exc.partial, True
+                    if not line:
+                        break
+                except asyncio.LimitOverrunError:
+                    # Where the next request starts cannot be found without reading this one whole.
+                    writer.write(_line(_error(None, BadRequest(f"line longer than {MAX_LINE} bytes"))))
+                    await writer.drain()
+                    break
+                writer.write(_line(await self._handle(line)))
                 await writer.drain()
-        except (ConnectionError, asyncio.LimitOverrunError, ValueError):
+                if last:
+                    break
+        except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
+            self._handlers.discard(task)
             writer.close()
 
     async def _handle(self, line: bytes) -> dict[str, Any]:
         req_id = None
         try:
-            req = decode_line(line)
+            try:
+                req = decode_line(line)
+            except ValueError as e:
+                raise BadRequest(f"malformed JSON: {e}") from None
             if not isinstance(req, dict):
-                raise ApiError("bad_request", "a request must be a JSON object")
+                raise BadRequest("a request must be a JSON object")
+            if isinstance(req.get("id"), (dict, list)):
+                raise BadRequest("argument 'id' must be a JSON scalar")
             req_id = req.get("id")
             op = req.get("op")
+            if not isinstance(op, str) or op not in _ARGS:
+                raise BadRequest(f"op must be one of {', '.join(_ARGS)}")
+            unknown = set(req) - _ARGS[op] - {"id", "op"}
+            if unknown:
+                raise BadRequest(f"unknown argument(s) for {op}: {', '.join(sorted(unknown))}")
             if op == "status":
                 result = self.status() | {"flows": self.orch.flow_states()}
             elif op == "flows":
@@ -114,17 +160,15 @@ class AdminServer:
                 if not self.orch._core_knows(key):
                     raise ApiError("not_found", f"no flow {key}")
                 result = self.orch.flow_info(key, await self.orch.flow_counters(key))
-            elif op == "splice":
-                result = await self._splice(_flow(req), float(req.get("wait", 10.0)))
             else:
-                raise ApiError("bad_request", "op must be one of status, flows, flow, splice")
+                flow, wait = _flow(req), _wait(req)
+                result = await self._splice(flow, wait)
         except ApiError as e:
-            return {"id": req_id, "ok": False, "error": e.to_json()}
-        except (ValueError, TypeError, KeyError) as e:
-            return {"id": req_id, "ok": False, "error": {"code": "bad_request", "message": str(e)}}
+            return _error(req_id, e)
         except Exception as e:
+            # Every argument is checked above: anything else is the controller's fault.
             log.exception("admin request failed")
-            return {"id": req_id, "ok": False, "error": {"code": "internal", "message": str(e)}}
+            return _error(req_id, ApiError("internal", str(e)))
         return {"id": req_id, "ok": True, "result": result}
 
     async def _splice(self, flow: Flow, timeout: float) -> dict[str, Any]:
@@ -155,11 +199,33 @@ def _flow(req: dict[str, Any]) -> Flow:
     try:
         return Flow.from_text(value) if isinstance(value, str) else Flow.from_json(value)
     except ValueError as e:
-        raise ApiError("bad_request", f"flow: {e}") from None
+        raise BadRequest(f"flow: {e}") from None
+
+
+def _wait(req: dict[str, Any]) -> float:
+    """splice's ``wait``: seconds, a JSON number above 0 (a string, a bool or 0 is refused)."""
+    value = req.get("wait", DEFAULT_WAIT)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer beyond any float
+            seconds = math.inf
+        if 0 < seconds < math.inf:
+            return seconds
+    raise BadRequest("wait: must be a number of seconds above 0")
+
+
+def _error(req_id: Any, error: ApiError) -> dict[str, Any]:
+    return {"id": req_id, "ok": False, "error": error.to_json()}
 
 
 def _line(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+    """One reply as a line of strict JSON (never NaN or Infinity, which other parsers refuse)."""
+    try:
+        return encode(obj)
+    except (ValueError, TypeError) as e:
+        log.exception("admin reply is not JSON")
+        return encode(_error(obj.get("id"), ApiError("internal", f"the reply is not JSON: {e}")))
 
 
 async def admin_request(path: str | os.PathLike[str], op: str, timeout: float = 15.0, **args: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -261,12 +262,22 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        # 1e400 is JSON, but as a double it is Infinity, which no reply could carry back
+        raise ValueError(f"number {text[:40]} is out of range")
+    return number
+
+
 def decode_line(line: bytes) -> Any:
     """One received line (without its '\\n') as a JSON value; raises ValueError. NaN and Infinity,
     which Python's json accepts, are refused: they are not JSON and other parsers reject them; so
-    is nesting deeper than Python's parser goes (its RecursionError would end the handler)."""
+    is a number beyond the range of a double (Python reads 1e400 as Infinity, and an id echoed so
+    could not be encoded), and nesting deeper than Python's parser goes (its RecursionError would
+    end the handler)."""
     try:
-        return json.loads(line.decode("utf-8"), parse_constant=_no_constants)
+        return json.loads(line.decode("utf-8"), parse_constant=_no_constants, parse_float=_finite)
     except RecursionError:
         raise ValueError("nested too deeply") from None
 

@@ -516,6 +516,10 @@ class ProxyApiServer:
             self._reply(conn, req_id, result)
 
     def _hello(self, conn: _Connection, request: dict[str, Any]) -> None:
+        # Once per connection, whatever it asks: a second one with an unknown version must not
+        # close a connection that carries a registration.
+        if conn.name is not None:
+            raise BadRequest(f"hello was already done on this connection (as {conn.name})")
         version = request.get("version")
         if not isinstance(version, int) or isinstance(version, bool):
             raise BadRequest("argument 'version' must be an integer")
@@ -527,8 +531,6 @@ class ProxyApiServer:
             self._finish(conn)
             return
         name = check_proxy_name(request.get("proxy"))
-        if conn.name is not None:
-            raise BadRequest(f"hello was already done on this connection (as {conn.name})")
         if name in self._conns:
             raise ApiError("conflict", f"proxy {name} is already connected on another connection")
         conn.name = name

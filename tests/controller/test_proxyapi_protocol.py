@@ -81,6 +81,16 @@ def test_line_codec() -> None:
             decode_line(bad)
 
 
+def test_a_number_beyond_a_double_is_not_json() -> None:
+    """Python reads 1e400 as Infinity, which no reply can carry back (found by fuzzing: an id of
+    1e400 ended the connection's handler with a traceback)."""
+    assert decode_line(b'{"id": 1e308, "n": -0.0}') == {"id": 1e308, "n": -0.0}
+    assert decode_line(b'{"id": ' + b"9" * 400 + b"}") == {"id": int("9" * 400)}  # integers are exact
+    for bad in (b"1e400", b'{"id": -1E+999}', b'{"id": 1, "x": [2e308]}'):
+        with pytest.raises(ValueError, match="out of range"):
+            decode_line(bad)
+
+
 def test_api_error_and_deltas() -> None:
     err = ApiError("unsupported_version", "no", supported=[1])
     assert err.to_json() == {"code": "unsupported_version", "message": "no", "supported": [1]}

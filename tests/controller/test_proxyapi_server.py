@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import socket
@@ -231,6 +232,26 @@ def test_malformed_lines_keep_the_connection(sock: Path) -> None:
     run(main())
 
 
+def test_an_id_beyond_a_double_is_refused_and_the_connection_lives(
+        sock: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Found by fuzzing: Python reads 1e400 as Infinity, and the reply echoing it could not be
+    encoded: the handler died with a traceback and the connection closed without a reply."""
+    async def main() -> None:
+        async with serving(sock):
+            raw = await Raw.open(sock)
+            for line in (b'{"id": 1e400, "op": "hello", "version": 1, "proxy": "p1"}\n',
+                         b'{"id": 1, "op": "hello", "version": 1, "proxy": -1e999}\n'):
+                await raw.send(line)
+                reply = await raw.recv()
+                assert reply["id"] is None and error_of(reply) == "bad_request"
+                assert "out of range" in reply["error"]["message"]
+            assert result_of(await raw.hello())["version"] == 1
+            await raw.close()
+
+    run(main())
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 def test_line_limit(sock: Path) -> None:
     def padded(total: int) -> bytes:
         head = b'{"id": 1, "op": "hello", "version": 1, "proxy": "p1"'
@@ -279,6 +300,25 @@ def test_hello_first_and_once_and_versions(sock: Path) -> None:
             for r in (raw, other):
                 await r.close()
             await poll(lambda: server.connected == frozenset(), what="disconnects")
+
+    run(main())
+
+
+def test_a_second_hello_never_closes_the_connection(sock: Path) -> None:
+    """Found by fuzzing: a second hello asking an unknown version got unsupported_version and the
+    connection was closed, registration and all. Once hello is done, any hello is bad_request."""
+    async def main() -> None:
+        async with serving(sock) as server:
+            raw = await Raw.open(sock)
+            await raw.hello("p1")
+            await raw.register()
+            for version in (2, 0, 1):
+                reply = await raw.call({"id": 7, "op": "hello", "version": version, "proxy": "p1"})
+                assert reply["id"] == 7 and error_of(reply) == "bad_request", reply
+                assert "already" in reply["error"]["message"]
+            assert "now_ms" in result_of(await raw.call({"id": 8, "op": "heartbeat"}))
+            assert server.connected == {"p1"} and server.registered == {"p1"}
+            await raw.close()
 
     run(main())
 

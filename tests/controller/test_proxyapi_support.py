@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -80,8 +80,9 @@ class FakeService:
             raise ApiError("bad_request", "argument 'port': 255 is the switch's CPU port")
         return self.grant if self.grant is not None else heartbeat_ms
 
-    async def heartbeat(self, proxy: str) -> None:
-        self._enter("heartbeat", proxy)
+    async def heartbeat(self, proxy: str, quiescent: Sequence[Mapping[str, Any]] | None = None) -> None:
+        # recorded as (proxy,) when the proxy sent no quiescent list, as the real server calls it
+        self._enter("heartbeat", proxy, *([] if quiescent is None else [list(quiescent)]))
 
     async def splice_prepare(self, proxy: str, flow: Flow) -> None:
         self._enter("splice_prepare", proxy, flow)
