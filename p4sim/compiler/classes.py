@@ -194,8 +194,18 @@ def header_class(t: HeaderT) -> str:
     for s in slots:
         lines.append(f"        o.{s} = self.{s}")
     lines.append("        return o")
+    # BMv2's add_header: making an invalid header valid zeroes its fields (a valid one keeps them)
+    lines.append("    def set_valid(self):")
+    lines.append("        if not self._valid:")
+    lines.append("            self._valid = True")
+    for n, (_, ft) in zip(names, t.fields, strict=True):
+        lines.append(f"            self.{n} = {'False' if isinstance(strip_newtype(ft), BoolT) else '0'}")
+    # BMv2's assign_header: from an invalid header, the target becomes invalid and keeps its fields
     lines.append("    def _set(self, o):")
-    lines.append("        self._valid = o._valid")
+    lines.append("        if not o._valid:")
+    lines.append("            self._valid = False")
+    lines.append("            return")
+    lines.append("        self._valid = True")
     for s in slots:
         lines.append(f"        self.{s} = o.{s}")
     lines.append("    def _eq(self, o):")

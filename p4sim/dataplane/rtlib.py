@@ -117,8 +117,19 @@ class Stack:
         return o
 
     def _set(self, o: Stack) -> None:
-        self.elems = [None if e is None else e._copy() for e in o.elems]
+        """Stack assignment, element by element as header assignment (an element never made is
+        an invalid one)."""
         self.nxt = o.nxt
+        elems = self.elems
+        for i, src in enumerate(o.elems):
+            dst = elems[i]
+            if src is None:
+                if dst is not None:
+                    dst._set(self._blank)
+            elif dst is None:
+                elems[i] = src._copy()
+            else:
+                dst._set(src)
 
     def _eq(self, o: Stack) -> bool:
         blank = None

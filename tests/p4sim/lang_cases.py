@@ -80,4 +80,14 @@ CASES = [
         frame("08 00", (1, "08 00  1f 02  00 00"), what="two slices of one field as inout arguments"),
         frame("09 00", (1, "09 00  a5 02  00 00"), what="inout slice written back over the action's own write"),
     )),
+    Case("lang_header_validity.p4", (
+        # in: sel, h = (a1, a2), h2 = (b1, b2); out: sel, h, h2, h3, st (the valid ones)
+        frame("00 00  a1 a2  b1 b2", (1, "00 00  00 07  b1 b2"), what="invalid then valid: zeroed"),
+        frame("01 00  a1 a2  b1 b2", (1, "01 00  a1 a2  b1 b2"), what="setValid on a valid header"),
+        frame("02 00  a1 a2  b1 b2", (1, "02 00  00 44  b1 33"), what="written while invalid: kept, then zeroed"),
+        frame("03 00  a1 a2  b1 b2", (1, "03 00  b1 00"), what="assigned an invalid header: fields stay"),
+        frame("04 00  a1 a2  b1 b2", (1, "04 00  a1 a2  b1 b2  00 00"), what="through a struct"),
+        frame("05 00  a1 a2  b1 b2", (1, "05 00  b1 b2  00 00  04 05"), what="through a stack element"),
+        frame("06 00  a1 a2  b1 b2", (1, "06 00  11 a2  b1 b2  a1 a2"), what="valid header assigned"),
+    )),
 ]
