@@ -125,6 +125,9 @@ class CallMixin:
             v = bits if m.endswith("Bits") else (bits + 7) // 8
             return TExpr(str(v), IntT(), v)
         fc = self.need_runtime(e, fc)
+        if m == "isValid" and isinstance(bt, (HeaderT, UnionT)) and self.runtime_index(f.expr, sc):
+            raise semantic_error(f.loc, "isValid() of a header stack element with a run-time index: BMv2 cannot "
+                                        "load the program (p4c-bm2-ss compiles it); index with a constant")
         if isinstance(bt, HeaderT):
             if m == "isValid":
                 return TExpr(f"{base.code}._valid", BoolT())
@@ -164,6 +167,7 @@ class CallMixin:
             if m == "extract":
                 if len(e.args) not in (1, 2):
                     raise semantic_error(e.loc, "extract takes one or two arguments")
+                self.check_whole_element_write(e.args[0].value, sc, "extracting into")
                 lv = self.lvalue_or_expr(e.args[0].value, sc, fc)
                 ht = strip_newtype(lv.type)
                 if not isinstance(ht, HeaderT):
@@ -506,6 +510,7 @@ class CallMixin:
                         outs.append(("scalar", None, pt, ""))
                     continue
                 if aggregate:
+                    self.check_whole_element_write(a, sc, f"passing as {p.direction} argument")
                     lv = self.lvalue_or_expr(a, sc, fc)
                     if i in copies:
                         tmp = fc.em.temp("cp")

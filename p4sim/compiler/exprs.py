@@ -293,11 +293,12 @@ class ExprMixin:
             self.need_runtime(e, fc)
             if e.member == "size":
                 return TExpr(str(bt.size), BitT(32), bt.size)
+            if e.member in ("lastIndex", "next", "last") and (fc is None or fc.where != "parser"):
+                # p4c refuses them outside parsers; BMv2 has no stack index there
+                raise semantic_error(e.loc, f"'{e.member}' of a header stack can only be used in a parser")
             if e.member == "lastIndex":
                 return TExpr(f"(({base.code}.nxt - 1) & 0xFFFFFFFF)", BitT(32))
             if e.member == "next":
-                if fc is None or fc.where != "parser":
-                    raise semantic_error(e.loc, "stack.next may only be used in a parser")
                 return TExpr(f"{base.code}.next_elem()", bt.elem)
             if e.member == "last":
                 return TExpr(f"{base.code}.last_elem()", bt.elem)
@@ -685,6 +686,33 @@ class ExprMixin:
         if isinstance(wt, HeaderT):
             fc.em.line(f"{tmp}._valid = True")
         return TExpr(tmp, want if want is not None else wt)
+
+    # -- run-time stack indices -----------------------------------------------------------------
+    #
+    # BMv2 runs a header stack element with a run-time index (hs[i]) in a field read or write,
+    # setValid()/setInvalid() and a read of the whole element. p4c-bm2-ss compiles two more
+    # uses that BMv2 cannot run: isValid() of such an element (the switch cannot load the
+    # program) and writing the whole element (an assignment, an out/inout argument, extract:
+    # it crashes or cannot load). p4sim refuses those two.
+
+    def runtime_index(self: Compiler, e: ast.Expr, sc: Scope) -> bool:
+        """Whether the place ``e`` goes through a stack element with a run-time index."""
+        while isinstance(e, (ast.MemberExpr, ast.IndexExpr, ast.SliceExpr)):
+            if isinstance(e, ast.IndexExpr):
+                try:
+                    idx = self.expr(e.index, sc, None).const
+                except CompileError:
+                    idx = None
+                if not isinstance(idx, int):
+                    return True
+            e = e.expr
+        return False
+
+    def check_whole_element_write(self: Compiler, e: ast.Expr, sc: Scope, what: str = "assigning") -> None:
+        if self.runtime_index(e, sc):
+            raise semantic_error(e.loc, f"{what} a whole header stack element with a run-time index: BMv2 cannot "
+                                        "run it (p4c-bm2-ss compiles it, simple_switch crashes or refuses the "
+                                        "program); write its fields, or index with a constant")
 
     # -- places ---------------------------------------------------------------------------------
 

@@ -39,6 +39,8 @@ class StmtMixin:
         em = fc.em
         if isinstance(s, ast.AssignStmt):
             lv = self.lvalue(s.lhs, sc, fc)
+            if isinstance(strip_newtype(lv.type), (StructLikeT, StackT)):
+                self.check_whole_element_write(s.lhs, sc)
             te = self.expr(s.rhs, sc, fc, lv.type)
             if isinstance(strip_newtype(lv.type), (StructLikeT, StackT)) and not isinstance(s.rhs, (ast.ListExpr, ast.StructInitExpr, ast.InvalidExpr)):
                 # aggregate assignment copies: evaluate first so ``a = a`` style aliasing is safe

@@ -62,6 +62,18 @@ class Union(Struct):
 
 
 _BLANKS: dict = {}
+_warned_out_of_range = False
+
+
+def _out_of_range(i: int, size: int) -> None:
+    """A run-time stack index past the end. p4sim does what the P4 spec says (a read sees an
+    invalid header with unspecified fields, here zeros; a write has no effect); simple_switch
+    aborts the whole switch. Said once per process, in the log."""
+    global _warned_out_of_range
+    if not _warned_out_of_range:
+        _warned_out_of_range = True
+        log.warning("header stack index %d out of range (size %d): p4sim reads an invalid header and drops "
+                    "writes, as the P4 spec says; BMv2's simple_switch aborts on this", i, size)
 
 
 def _blank_of(factory):
@@ -96,6 +108,7 @@ class Stack:
     def at_rd(self, i: int):
         if 0 <= i < self.size:
             return self.rd(i)
+        _out_of_range(i, self.size)
         return self._factory()
 
     def advance_next(self) -> None:
@@ -166,7 +179,8 @@ class Stack:
     def at(self, i: int):
         if 0 <= i < self.size:
             return self.el(i)
-        # out of range: reads see an invalid header, writes go nowhere (P4 leaves it undefined)
+        # out of range: writes go nowhere (the P4 spec: no effect)
+        _out_of_range(i, self.size)
         return self._factory()
 
     def push_front(self, n: int) -> None:

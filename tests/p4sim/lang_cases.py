@@ -90,4 +90,18 @@ CASES = [
         frame("05 00  a1 a2  b1 b2", (1, "05 00  b1 b2  00 00  04 05"), what="through a stack element"),
         frame("06 00  a1 a2  b1 b2", (1, "06 00  11 a2  b1 b2  a1 a2"), what="valid header assigned"),
     )),
+    Case("lang_stack_index.p4", (
+        # in: sel (i = index, j = elements), j elements (1k, 2k); out: sel, r = (n, lastIndex,
+        # last.x, error), the valid elements, h = (st[i].x before, st[i].y after), h2 = st[i];
+        # indices stay within the stack (BMv2 aborts on one past the end, see test_lang_semantics)
+        frame("00 00", (1, "00 00  00 ff 00 00  00 00  00 00  00 00"), what="no element: lastIndex is 2**32-1"),
+        frame("01 02  10 20  11 21", (1, "01 02  00 01 11 00  10 20  11 55  11 55  11 55"),
+              what="two elements, index 1: valid element written"),
+        frame("02 02  10 20  11 21", (1, "02 02  00 01 11 00  10 20  11 21  00 00  00 00  00 00"),
+              what="two elements, index 2: the invalid element made valid, zeroed"),
+        frame("00 03  10 20  11 21  12 22", (1, "00 03  00 02 12 00  10 55  11 21  12 22  10 55  10 55"),
+              what="stack full"),
+        frame("02 04  10 20  11 21  12 22  13 23", (1, "02 04  01 02 12 01  10 20  11 21  12 55  12 55  12 55  13 23"),
+              what="one element too many: StackOutOfBounds, the rest is payload"),
+    )),
 ]

@@ -116,11 +116,10 @@ def test_extract_into_a_member_of_the_next_union(tmp_path):
     state start { pkt.extract(hdr.h); transition select(hdr.h.k) { 1: one_a; default: one_b; } }
     state one_a { pkt.extract(hdr.s.next.a); transition two; }
     state one_b { pkt.extract(hdr.s.next.b); transition two; }
-    state two { pkt.extract(hdr.s.next.b); transition accept; }
+    state two { pkt.extract(hdr.s.next.b); m.n = (bit<8>)hdr.s.lastIndex; transition accept; }
     """
     sim = sim_from_source(tmp_path, v1_program(UNION_STACK, """
         sm.egress_spec = 2;
-        m.n = (bit<8>)hdr.s.lastIndex;
         if (hdr.s[0].a.isValid() && hdr.s[1].b.isValid() && !hdr.s[1].a.isValid() && !hdr.s[2].a.isValid()
             && !hdr.s[2].b.isValid()) {
             hdr.h.k = hdr.h.k + m.n;

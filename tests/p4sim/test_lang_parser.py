@@ -17,7 +17,7 @@ struct headers_t { out_t o; t_t t; d_t d; d_t[2] st; opt_t opt; }
 struct meta_t { bit<8> path; }
 """
 
-# ingress reports parser_error, the path the parser took, and the stack's next index
+# ingress reports parser_error, the path the parser took, and the stack's last index
 REPORT = """
     hdr.o.setValid();
     // p4c rejects casts of error values, so compare them
@@ -29,7 +29,8 @@ REPORT = """
     else if (sm.parser_error == error.MyCustomError) { hdr.o.err = 9; }
     else { hdr.o.err = 0xEE; }
     hdr.o.path = m.path;
-    hdr.o.n = (bit<8>)hdr.st.lastIndex;
+    // the stack's lastIndex (p4c allows it in parsers only): elements valid only by extraction
+    hdr.o.n = hdr.st[1].isValid() ? 8w1 : (hdr.st[0].isValid() ? 8w0 : 8w0xFF);
     sm.egress_spec = 1;
 """
 
