@@ -333,8 +333,11 @@ class HandshakeTable:
             switch_run=True, from_switch=True,
         )
         self._unverified[step.flow] = hs
+        # No re-send timer for the second request while the switch runs the handshake: it absorbs
+        # P's answer, of which the controller hears only with leg 1 up, so silence is no sign of
+        # a loss, and under a SYN flood each re-send would be a packet-out per spoofed SYN. One
+        # really lost ends at the stage's deadline, open; a handshake taken over gets the timer.
         out.append(self._stage_timer(hs, self.config.ack_timeout))
-        out.append(StartTimer(hs.timer(TimerKind.PROXY_RETRY), self.config.proxy_rto))
         return hs, out
 
     def _advance(self, hs: Handshake, step: SwitchStep) -> list[Command]:
@@ -374,7 +377,10 @@ class HandshakeTable:
             new.add(EntryMatch.c2s(hs.flow, hs.ports.client))
         new -= hs.punts
         hs.punts |= new
-        return [InstallPunt(hs.flow, tuple(sorted(new)))] if new else []
+        out: list[Command] = [InstallPunt(hs.flow, tuple(sorted(new)))] if new else []
+        if hs.state is HsState.PROXY_SYN_SENT and hs.isn_p1 is None:
+            out.append(StartTimer(hs.timer(TimerKind.PROXY_RETRY), self.config.proxy_rto))
+        return out
 
     def _stage_timer(self, hs: Handshake, seconds: float) -> StartTimer:
         """The deadline of a handshake stage; while the switch runs it, before its slot lapses."""

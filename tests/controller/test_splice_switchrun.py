@@ -77,7 +77,8 @@ def test_digests_install_the_controllers_legs_and_nothing_is_sent():
     core = SpliceCore()
     first = core.on_switch_step(step(SwitchState.SYN_ACKED))
     assert not sends(first), "the switch sent the second request itself"
-    assert {c.timer.kind for c in of(first, StartTimer)} == {TimerKind.HANDSHAKE, TimerKind.PROXY_RETRY}
+    # a deadline, but no re-send of the second request: P's answer is the switch's to absorb
+    assert {c.timer.kind for c in of(first, StartTimer)} == {TimerKind.HANDSHAKE}
     leg1 = run(core, SwitchState.P1_KNOWN, SwitchState.LEG1_UP)
     assert not sends(leg1), "the switch sent the leg-1 ACK itself"
     (install1,) = of(leg1, InstallLeg)
@@ -213,3 +214,16 @@ def test_a_flood_of_the_switchs_handshakes_is_evicted_without_a_packet_out():
     assert not sends(later)
     assert {leg.direction: leg for c in of(later, InstallLeg) for leg in c.legs} == controller_legs()
     assert FLOW in core.flows
+
+
+def test_a_handshake_taken_over_before_p_answered_resends_the_second_request():
+    """While the switch runs it, no re-send timer (P's answer is the switch's to absorb); handed
+    over with P's SYN-ACK still unknown, the controller's own re-send timer runs, and re-sends."""
+    core = SpliceCore()
+    run(core, SwitchState.SYN_ACKED)
+    seg = c2s(seq_add(ISN_C, 1), ISN_S + 1, ACK, b"GET /", ts(150, 200))
+    out = core.on_segment(SegmentIn(seg, CPORT, declined=True))
+    (retry,) = [c for c in of(out, StartTimer) if c.timer.kind is TimerKind.PROXY_RETRY]
+    again = core.on_timer(retry.timer)
+    (syn,) = sends(again, Side.PROXY)
+    assert syn.segment.flags == SYN and syn.segment.seq == ISN_C
