@@ -197,7 +197,8 @@ class Daemon:
             raise ConfigError("controller.port_probe_addr needs controller.switch_mac (or a route's smac) "
                               "as the probes' source MAC")
         return PortWatch(self._probe_out, self.port_down, cfg.port_probe_addr, mac,
-                         interval=cfg.port_probe_interval, misses=cfg.port_probe_misses, on_up=self.port_up)
+                         interval=cfg.port_probe_interval, misses=cfg.port_probe_misses, on_up=self.port_up,
+                         on_silent=self.service.port_silent)
 
     async def _probe_out(self, port: int, frame: bytes) -> None:
         await self.session.packet_out(dp.packet_out(port, frame))

@@ -8,13 +8,15 @@ it its address (``register``'s ``ip``): every ``interval`` an echo request goes 
 proxy's port as a packet-out, from ``source_ip`` (``port_probe_addr``), which the proxy host
 routes back through the switch; a ``to_cpu`` routes entry for that address brings the reply
 back as a packet-in (reason ROUTED). ``misses`` probes in a row without a reply and the port is
-dark: ``on_down(proxy)`` runs once, which handles it as the proxy's failure (quiescent flows
-spliced, the others reset) and takes the proxy out of service. The proxy keeps its registration
+*silent*: ``on_silent(proxy)`` takes the proxy out of service for new connections and nothing
+more, since a switch queueing seconds of a flood delays the replies as a pulled cable loses
+them. ``misses`` more and the port is dark: ``on_down(proxy)`` runs once, which handles it as
+the proxy's failure (quiescent flows spliced, the others reset). The proxy keeps its registration
 (its process is alive and says so) and its port keeps being probed: the first reply, or any frame
 from the port, brings it back (``on_up(proxy)``). A port that stays dark therefore costs one probe
 per interval and nothing else -- no registration ended and taken again every few seconds.
 
-A late reply still counts (any of the last ``misses`` probes), and so does any other frame the
+A late reply still counts (any of the last ``2 * misses`` probes), and so does any other frame the
 switch hands the controller from that port (the proxy's SYNs and SYN-ACKs, FIN and RST copies:
 ``port_alive``): a port that delivers frames is up, however long a busy switch takes to bring a
 probe's reply. Only a silence of ``misses`` intervals is a failure, never one slow answer.
@@ -49,6 +51,7 @@ class _Watched:
     outstanding: bool = False  # the last probe is not answered yet
     misses: int = 0
     replies: int = 0
+    silent: bool = False  # out of service, its flows untouched, not answered since
     dark: bool = False  # found down, not answered since
 
 
@@ -57,12 +60,14 @@ class PortWatch:
 
     def __init__(self, send: Callable[[int, bytes], Awaitable[None]], on_down: Callable[[str], Awaitable[None]],
                  source_ip: str, source_mac: bytes | str, interval: float = 1.0, misses: int = 3,
-                 on_up: Callable[[str], Awaitable[None]] | None = None) -> None:
+                 on_up: Callable[[str], Awaitable[None]] | None = None,
+                 on_silent: Callable[[str], Awaitable[None]] | None = None) -> None:
         if interval <= 0 or misses < 1:
             raise ValueError("interval must be above 0 and misses at least 1")
         self._send = send
         self._on_down = on_down
         self._on_up = on_up
+        self._on_silent = on_silent
         self.source_ip = source_ip
         self.source_mac = mac_bytes(source_mac)
         self.interval = interval
@@ -89,7 +94,8 @@ class PortWatch:
         w = self.watched.get(proxy)
         if w is None:
             return None
-        return {"port": w.port, "probes": w.seq, "replies": w.replies, "misses": w.misses, "dark": w.dark}
+        return {"port": w.port, "probes": w.seq, "replies": w.replies, "misses": w.misses, "silent": w.silent,
+                "dark": w.dark}
 
     # --- replies ------------------------------------------------------------------------------------
 
@@ -105,7 +111,7 @@ class PortWatch:
         if reply is None or reply.dst_ip != self.source_ip or reply.payload != PAYLOAD:
             return False
         for w in self.watched.values():
-            recent = 0 <= (w.seq - reply.seq) & 0xFFFF < self.misses
+            recent = 0 <= (w.seq - reply.seq) & 0xFFFF < 2 * self.misses
             if w.ip == reply.src_ip and w.ident == reply.ident and w.port == port and recent:
                 w.replies += 1
                 self._answered(w)
@@ -115,8 +121,8 @@ class PortWatch:
     def _answered(self, w: _Watched) -> None:
         w.outstanding = False
         w.misses = 0
-        if w.dark:
-            w.dark = False
+        if w.dark or w.silent:
+            w.dark = w.silent = False
             log.warning("proxy %s: port %d (%s) answers again", w.proxy, w.port, w.ip)
             if self._on_up is not None:
                 self._change(w.proxy, self._on_up, "up")
@@ -146,8 +152,14 @@ class PortWatch:
         every watched port (the dark ones too: their first reply brings them back)."""
         for w in list(self.watched.values()):
             if w.outstanding:
-                w.misses = min(w.misses + 1, self.misses)
-            if w.misses >= self.misses and not w.dark:
+                w.misses = min(w.misses + 1, 2 * self.misses)
+            if w.misses >= self.misses and not w.silent:
+                log.warning("proxy %s: %d probes of port %d (%s) unanswered: out of service until it answers",
+                            w.proxy, w.misses, w.port, w.ip)
+                w.silent = True
+                if self._on_silent is not None:
+                    self._change(w.proxy, self._on_silent, "silent")
+            if w.misses >= 2 * self.misses and not w.dark:
                 log.warning("proxy %s: %d probes of port %d (%s) unanswered: the port is down",
                             w.proxy, w.misses, w.port, w.ip)
                 w.dark = True

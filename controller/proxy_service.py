@@ -56,6 +56,7 @@ class ProxyRecord:
     mac: str
     quiet: dict[FlowKey, _Quiet] = field(default_factory=dict)
     dark: bool = False  # its switch port stopped answering: registered, out of service
+    ports_failed: bool = False  # ... for long enough that its flows were failed
 
 
 def flow_key(flow: Flow | FlowKey | Mapping[str, Any]) -> FlowKey:
@@ -142,16 +143,26 @@ class ControllerService:
     async def proxy_dead(self, proxy: str) -> None:
         await self._down(proxy, "missed its heartbeats")
 
-    async def port_down(self, proxy: str) -> None:
-        """The proxy's switch port stopped answering the controller's probes (portwatch.py): its
-        flows are handled as on its death, and it stays registered but out of service (no new
-        connection is steered to it) until :meth:`port_up`."""
+    async def port_silent(self, proxy: str) -> None:
+        """The proxy's switch port has not answered the controller's probes for a while
+        (portwatch.py): it stays registered but out of service (no new connection is steered to
+        it) until :meth:`port_up`; its flows are left alone, as a switch slowed by a flood delays
+        the answers as much as a dead link loses them."""
         rec = self.proxies.get(proxy)
         if rec is None or rec.dark:
             return
         rec.dark = True
         if self._out_of_service(rec):
             await self.orch.proxy_changed(rec.port)
+
+    async def port_down(self, proxy: str) -> None:
+        """The port stayed silent: the proxy's flows are handled as on its death; it stays out
+        of service until :meth:`port_up`."""
+        rec = self.proxies.get(proxy)
+        if rec is None or rec.ports_failed:
+            return
+        await self.port_silent(proxy)
+        rec.ports_failed = True
         await self._fail_flows(rec, "stopped answering on its switch port", "proxy_port_down")
 
     async def port_up(self, proxy: str) -> None:
@@ -159,7 +170,7 @@ class ControllerService:
         rec = self.proxies.get(proxy)
         if rec is None or not rec.dark:
             return
-        rec.dark = False
+        rec.dark = rec.ports_failed = False
         self.orch.proxy_macs[rec.port] = mac_bytes(rec.mac)
         await self.orch.proxy_changed(rec.port)
         log.info("proxy %s on port %d back in service", proxy, rec.port)
@@ -172,7 +183,7 @@ class ControllerService:
             return
         if self._out_of_service(rec):
             await self.orch.proxy_changed(rec.port)
-        if rec.dark and not self.orch.flows_of_port(rec.port):
+        if rec.ports_failed and not self.orch.flows_of_port(rec.port):
             log.info("proxy %s on port %d %s (its port was dark: its flows were handled then)", proxy, rec.port, why)
             return
         await self._fail_flows(rec, why, failure)

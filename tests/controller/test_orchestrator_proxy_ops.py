@@ -289,6 +289,28 @@ def test_a_dark_proxy_port_keeps_the_registration_and_takes_no_new_connections(l
     run(main())
 
 
+def test_a_silent_proxy_port_takes_no_new_connections_and_keeps_its_flows(lab: Lab) -> None:
+    """Probes unanswered for a while (a switch slowed by a flood looks the same as a dead link):
+    the proxy is out of service for new connections, its flows go on untouched, and it is back at
+    the port's first answer; only a longer silence (port_down) fails its flows."""
+    async def main() -> None:
+        events: list[Event] = []
+        async with proxied(lab, on_event=events.append) as (d, proxy):
+            i = await established(lab, d, 41130)
+            await d.service.port_silent("proxy-1")
+            await d.orch.drain()
+            assert [(p["name"], p["in_service"]) for p in d.status()["proxies"]] == [("proxy-1", False)]
+            assert state(d, 41130) is FlowState.PROXIED
+            await lab.quiet(C_PORT, 0.2)  # no RST
+            assert not [e for e in events if e.name in ("port_down", "flow_reset")]
+            lab.drain(P_PORT)
+            lab.send(C_PORT, from_c(41131, "S", i.c))  # a new connection runs end to end
+            await lab.expect_tcp(S_PORT, lambda p: p[TCP].sport == 41131 and p[TCP].flags == "S")
+            await d.port_up("proxy-1")
+            assert d.status()["proxies"][0]["in_service"] is True and state(d, 41130) is FlowState.PROXIED
+    run(main())
+
+
 def test_the_admin_socket_answers_a_bad_line_and_goes_on(lab: Lab) -> None:
     """A line nested deeper than the JSON parser goes (under the size limit) and one that is not
     JSON get a bad_request each, on a connection that still answers."""

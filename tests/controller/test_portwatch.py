@@ -1,5 +1,5 @@
-"""PortWatch: ICMP probes of proxy ports, replies matched, a silent port declared down once and
-back up at its first answer."""
+"""PortWatch: ICMP probes of proxy ports, replies matched, a silent port out of service, then
+declared down once, and back up at its first answer."""
 
 from __future__ import annotations
 
@@ -47,8 +47,9 @@ class Harness:
         self.sent: list[tuple[int, bytes]] = []
         self.down: list[str] = []
         self.up: list[str] = []
+        self.silent: list[str] = []
         self.watch = PortWatch(self.send, self.on_down, SOURCE, SWITCH_MAC, interval=0.5, misses=misses,
-                               on_up=self.on_up)
+                               on_up=self.on_up, on_silent=self.on_silent)
 
     async def send(self, port: int, frame: bytes) -> None:
         self.sent.append((port, frame))
@@ -58,6 +59,9 @@ class Harness:
 
     async def on_up(self, proxy: str) -> None:
         self.up.append(proxy)
+
+    async def on_silent(self, proxy: str) -> None:
+        self.silent.append(proxy)
 
     def answer_last(self, port: int = PORT) -> bool:
         return self.watch.on_packet_in(port, echo_reply(self.sent[-1][1]))
@@ -70,13 +74,21 @@ def test_answered_probes_keep_the_port_up_and_silence_takes_it_down_once() -> No
         for _ in range(5):
             await h.watch.tick()
             assert h.sent[-1][0] == PORT and h.answer_last()
-        assert h.watch.state("p1") == {"port": PORT, "probes": 5, "replies": 5, "misses": 0, "dark": False}
+        assert h.watch.state("p1") == {"port": PORT, "probes": 5, "replies": 5, "misses": 0, "silent": False,
+                                       "dark": False}
         for _ in range(3):  # three probes go out unanswered ...
             await h.watch.tick()
-        assert h.down == [] and h.watch.state("p1")["misses"] == 2
-        await h.watch.tick()  # ... and the tick after the third finds it silent
+        assert h.down == h.silent == [] and h.watch.state("p1")["misses"] == 2
+        await h.watch.tick()  # ... and the tick after the third finds it silent: out of service
+        await asyncio.sleep(0)  # the on_silent task runs
+        assert h.silent == ["p1"] and h.down == [] and not h.watch.state("p1")["dark"]
+        for _ in range(2):  # three more unanswered: the port is down, its flows are failed
+            await h.watch.tick()
+            await asyncio.sleep(0)
+            assert h.down == []
+        await h.watch.tick()
         await asyncio.sleep(0)  # the on_down task runs
-        assert h.down == ["p1"] and h.watch.state("p1")["dark"]
+        assert h.down == ["p1"] and h.silent == ["p1"] and h.watch.state("p1")["dark"]
         sent = len(h.sent)
         for _ in range(10):  # dark: still probed, never declared down again
             await h.watch.tick()
@@ -116,7 +128,8 @@ def test_down_and_up_handlers_of_a_port_run_in_order() -> None:
         w = PortWatch(send, on_down, SOURCE, SWITCH_MAC, interval=0.5, misses=1, on_up=on_up)
         w.watch("p1", PORT, PROXY_MAC, PROXY_IP)
         await w.tick()
-        await w.tick()  # one unanswered probe: down
+        await w.tick()  # one unanswered probe: silent
+        await w.tick()  # two: down
         await asyncio.sleep(0)
         assert w.on_packet_in(PORT, echo_reply(sent[-1]))
         for _ in range(3):
@@ -163,8 +176,8 @@ def test_send_failures_are_unanswered_probes_and_limits_are_checked() -> None:
 
         w = PortWatch(fail, on_down, SOURCE, SWITCH_MAC, interval=0.1, misses=1)
         w.watch("p1", PORT, PROXY_MAC, PROXY_IP)
-        await w.tick()
-        await w.tick()
+        for _ in range(3):  # a probe out, then one miss (silent), two (down)
+            await w.tick()
         await asyncio.sleep(0)
         assert down == ["p1"]
         await w.close()
@@ -193,9 +206,27 @@ def test_any_frame_from_the_port_counts_as_alive() -> None:
             await h.watch.tick()
             h.watch.port_alive(PORT)
         assert h.down == [] and h.watch.state("p1")["misses"] == 0
-        for _ in range(3):  # a probe out, then two unanswered: down, whatever other ports say
+        for _ in range(5):  # a probe out, then four unanswered: down, whatever other ports say
             await h.watch.tick()
             h.watch.port_alive(PORT + 1)
         await asyncio.sleep(0)
-        assert h.down == ["p1"]
+        assert h.silent == h.down == ["p1"]
+    asyncio.run(main())
+
+
+def test_a_switch_slow_to_answer_costs_new_connections_never_the_flows() -> None:
+    """Replies that come seconds late (a switch queueing a flood) take the proxy out of service
+    for new connections, then bring it back: its flows are never failed."""
+    async def main() -> None:
+        h = Harness(misses=3)
+        h.watch.watch("p1", PORT, PROXY_MAC, PROXY_IP)
+        await h.watch.tick()
+        first = h.sent[-1][1]
+        for _ in range(4):  # 4 intervals without an answer: silent
+            await h.watch.tick()
+        await asyncio.sleep(0)
+        assert h.silent == ["p1"] and h.down == []
+        assert h.watch.on_packet_in(PORT, echo_reply(first))  # the first probe's answer, 4 probes late
+        await asyncio.sleep(0)
+        assert h.up == ["p1"] and h.down == [] and not h.watch.state("p1")["silent"]
     asyncio.run(main())
