@@ -769,7 +769,11 @@ class HandshakeTable:
             # connection runs end to end (fail-open), as any other handshake the proxy cannot take.
             self._forget(hs)
             return [CancelTimer(hs.timer(TimerKind.HANDSHAKE)), RemoveFlow(hs.flow, hs.matches(), "evicted")]
-        return self._abort(hs, "evicted: too many pending handshakes", reset_client=False)
+        # P's leg is reset (P holds it for the proxy alone); S is left alone when failing open: a
+        # real client slow to ACK then completes its handshake with S end to end, unproxied,
+        # where an RST to S would fail its connection.
+        return self._abort(hs, "evicted: too many pending handshakes", reset_client=False,
+                           reset_server=not self.config.fail_open)
 
     def _proxy_resets(self, hs: Handshake) -> list[Command]:
         """RSTs for whatever the proxy holds of this flow (leg 1 from C's side, leg 2 from S's)."""
