@@ -620,6 +620,50 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin):
                     scratch.top_decl(top)
                 scratch.instantiate_block(d, d.name, [], scratch.root, d.loc)
 
+    def check_package_signatures(self, main: ast.Instantiation, ptype: BlockT) -> None:
+        """Each argument of the package must fit its parameter's prototype (as p4c unifies them):
+        as many apply parameters, the same directions, and one type for each type variable."""
+        pkg = ptype.decl
+        if not isinstance(pkg, ast.PackageTypeDecl):
+            return
+        bound: dict[str, tuple[Type, str]] = {}
+        for param, arg in zip(pkg.params, main.args, strict=False):
+            a = arg.value
+            if isinstance(a, ast.CallExpr) and isinstance(a.func, ast.PathExpr):
+                sym = self.root.lookup(a.func.name)
+                decl = sym.decl if sym is not None else None
+            elif isinstance(a, ast.PathExpr):
+                sym = self.root.lookup(a.name)
+                inst = sym.decl if sym is not None else None
+                tsym = self.root.lookup(inst.type.name) if isinstance(inst, ast.Instantiation) and isinstance(
+                    inst.type, ast.NamedTypeRef) else None
+                decl = tsym.decl if tsym is not None else None
+            else:
+                continue
+            proto_sym = self.root.lookup(param.type.name) if isinstance(param.type, ast.NamedTypeRef) else None
+            proto = proto_sym.decl if proto_sym is not None else None
+            if not isinstance(decl, (ast.ParserDecl, ast.ControlDecl)) or not isinstance(
+                    proto, (ast.ParserTypeDecl, ast.ControlTypeDecl)):
+                continue
+            what = f"argument {param.name} of {pkg.name} ({decl.name})"
+            if len(decl.params) != len(proto.params):
+                raise semantic_error(a.loc, f"{what}: {decl.name} has {len(decl.params)} parameters, "
+                                     f"the {proto.name} prototype {len(proto.params)}")
+            tvars = dict(zip(proto.type_params, [t.name if isinstance(t, ast.NamedTypeRef) else "" for t in
+                                                 param.type.type_args], strict=False))
+            for mine, theirs in zip(decl.params, proto.params, strict=True):
+                if mine.direction != theirs.direction:
+                    raise semantic_error(mine.loc, f"{what}: parameter {mine.name} is "
+                                         f"'{mine.direction or 'directionless'}' where {proto.name} has "
+                                         f"'{theirs.direction or 'directionless'}'")
+                var = tvars.get(theirs.type.name) if isinstance(theirs.type, ast.NamedTypeRef) else None
+                if var:
+                    t = self.resolve_type(mine.type, self.root)
+                    if var in bound and bound[var][0] is not t and str(bound[var][0]) != str(t):
+                        raise semantic_error(mine.loc, f"{what}: parameter {mine.name} has type {t}, but "
+                                             f"{bound[var][1]} gives {pkg.name}'s {var} the type {bound[var][0]}")
+                    bound.setdefault(var, (t, decl.name))
+
     def elaborate_main(self, main: ast.Instantiation) -> None:
         ptype = self.resolve_type(main.type, self.root)
         assert isinstance(ptype, BlockT)
@@ -627,13 +671,16 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin):
             raise semantic_error(main.loc, f"p4sim runs v1model's V1Switch package, not {ptype.name}")
         if len(main.args) != len(V1SWITCH_STAGES):
             raise semantic_error(main.loc, f"V1Switch takes {len(V1SWITCH_STAGES)} arguments")
+        self.check_package_signatures(main, ptype)
         for stage, arg in zip(V1SWITCH_STAGES, main.args, strict=True):
             a = arg.value
             if isinstance(a, ast.CallExpr) and isinstance(a.func, ast.PathExpr):
                 sym = self.root.lookup(a.func.name)
                 if sym is None or sym.kind != "block":
                     raise semantic_error(a.loc, f"{a.func.name}: parser or control not found")
-                bname = self.cp_name("", sym.decl.name, sym.decl.annotations)
+                # an instance made here is named after its type: p4c ignores an @name on the
+                # parser or control type itself
+                bname = sym.decl.name
                 use = BlockUse(bname, "parser" if isinstance(sym.decl, ast.ParserDecl) else "control")
                 self.model.blocks.append(use)
                 self.block_stack.append(use)

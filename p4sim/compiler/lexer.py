@@ -279,17 +279,21 @@ class Lexer:
                 kind = IDENT
             return Token(kind, word, loc, start, self.pos)
         if c == '"':
+            # A string may span lines (p4c's lexer allows it: long annotation bodies such as
+            # @entry_restriction("...") are written so); its newlines are part of the text.
             i = start + 1
             while i < len(text) and text[i] != '"':
                 if text[i] == "\\":
                     i += 1
-                elif text[i] == "\n":
-                    raise self._error("unterminated string literal", start)
                 i += 1
             if i >= len(text):
                 raise self._error("unterminated string literal", start)
             self.pos = i + 1
             raw = text[start : self.pos]
+            newlines = raw.count("\n")
+            if newlines:
+                self.line += newlines
+                self.line_start = start + raw.rfind("\n") + 1
             return Token(STRING, raw, loc, start, self.pos, _unescape(raw[1:-1]))
         m = _PUNCT_RE.match(text, start)
         if m:

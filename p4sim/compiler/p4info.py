@@ -28,6 +28,8 @@ from google.protobuf import json_format, text_format
 from p4.config.v1 import p4info_pb2, p4types_pb2
 
 from . import ast
+from .errors import CompileError
+from .lexer import EOF, Lexer
 from .model import (
     ActionInfo,
     ActionRefInfo,
@@ -238,10 +240,17 @@ def _string_arg(a: ast.Annotation) -> str | None:
 
 
 def _annotation_text(a: ast.Annotation) -> str:
-    """An unstructured annotation as p4c prints it into P4Info (its P4 source form)."""
-    if a.raw is not None:
-        return f"@{a.name}({a.raw})"
-    return f"@{a.name}"
+    """An unstructured annotation as p4c prints it into P4Info: the name, then the body's tokens
+    as written, one space between each (``@a(x+1, "s")`` is ``@a(x + 1 , "s")``); an empty
+    body prints as the bare name."""
+    if a.raw is None:
+        return f"@{a.name}"
+    try:
+        toks = Lexer(a.raw, "<annotation>").tokenize()
+        body = " ".join(t.text for t in toks if t.kind != EOF)
+    except CompileError:
+        body = a.raw.strip()
+    return f"@{a.name}({body})" if body else f"@{a.name}"
 
 
 def _structured(a: ast.Annotation, out: p4types_pb2.StructuredAnnotation) -> None:
@@ -612,7 +621,7 @@ def build_p4info(model: ProgramModel) -> p4info_pb2.P4Info:
         for p, pid in zip(a.params, inner_ids([p.annotations for p in a.params]), strict=True):
             pm = am.params.add()
             pm.id = pid
-            pm.name = p.name
+            pm.name = _string_arg(_find(p.annotations, "name") or ast.Annotation("name")) or p.name
             add_annotations(pm, p.annotations)
             add_documentation(pm, p.annotations)
             pm.bitwidth = _field_width(model, p.width, p.type_name, specs)
@@ -786,7 +795,16 @@ def _value_set(info: p4info_pb2.P4Info, syms: SymbolTable, vs: ValueSetInfo) -> 
 def _pkg_info(info: p4info_pb2.P4Info, model: ProgramModel) -> None:
     pkg = info.pkg_info
     pkg.arch = ARCH
+    props = pkg.platform_properties
     for a in model.main_annotations:
+        if a.name == "platform_property":
+            # @platform_property(key = value, ...): integer properties of the target
+            for k, e in a.kv.items():
+                v = _const_value(e)
+                if k in props.DESCRIPTOR.fields_by_name and isinstance(v, int):
+                    setattr(props, k, v)
+                else:
+                    log.warning("@platform_property: ignoring key %s", k)
         if a.name != "pkginfo":
             continue
         for k, e in a.kv.items():
@@ -795,7 +813,7 @@ def _pkg_info(info: p4info_pb2.P4Info, model: ProgramModel) -> None:
                 setattr(pkg, k, v)
             else:
                 log.warning("@pkginfo: ignoring key %s", k)
-    add_annotations(pkg, model.main_annotations, skip=("pkginfo",))
+    add_annotations(pkg, model.main_annotations, skip=("pkginfo", "platform_property"))
     add_documentation(pkg, model.main_annotations)
 
 

@@ -206,7 +206,8 @@ class Parser:
             close = self.toks[self.i - 1]
             raw = self.text[open_tok.end : close.pos]
             args = self.sub_parse_expr_list(start, self.i - 1)
-            return ast.Annotation(name, args or [], raw=raw, loc=at.loc)
+            kv = self.sub_parse_kv_list(start, self.i - 1) if args is None else None
+            return ast.Annotation(name, args or [], kv=kv or {}, raw=raw, loc=at.loc)
         if self.at("["):
             self.advance()
             ann = ast.Annotation(name, structured=True, loc=at.loc)
@@ -239,6 +240,27 @@ class Parser:
         raw = self.text[start_tok.pos : end] if self.i > first else ""
         args = self.sub_parse_expr_list(first, self.i)
         return ast.Annotation(pname, args or [], raw=raw, loc=at.loc)
+
+    def sub_parse_kv_list(self, start: int, stop: int) -> dict[str, ast.Expr] | None:
+        """Try to read tokens[start:stop] as ``key = expr, ...`` (``@pkginfo(name="x", ...)``)."""
+        if start >= stop:
+            return None
+        eof = self.toks[-1]
+        sub = Parser([*self.toks[start:stop], Token(EOF, "", self.toks[stop].loc, eof.pos, eof.end)], self.text)
+        sub.scopes = self.scopes
+        out: dict[str, ast.Expr] = {}
+        try:
+            while True:
+                if not (sub.tok.kind == IDENT or sub.tok.kind in KEYWORDS) or sub.peek().kind != "=":
+                    return None
+                key = sub.advance().text
+                sub.advance()
+                out[key] = sub.expression()
+                if not sub.accept(","):
+                    break
+            return out if sub.at(EOF) else None
+        except (CompileError, RecursionError):
+            return None
 
     def sub_parse_expr_list(self, start: int, stop: int) -> list[ast.Expr] | None:
         """Try to read tokens[start:stop] as a comma-separated expression list."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import ast
+from .errors import CompileError
 from .exprs import TExpr
 from .model import ActionInfo, ActionRefInfo, ConstEntryInfo, KeyInfo, TableInfo, ValueSetInfo
 from .symbols import Emitter, FnCtx, Scope, Sym, annotation, semantic_error
@@ -16,23 +18,48 @@ if TYPE_CHECKING:
 DEFAULT_TABLE_SIZE = 1024  # what p4c assumes for a table without a size property
 
 
-def expr_text(e: ast.Expr) -> str:
-    """The name p4c gives a key expression in P4Info (its source form)."""
-    if isinstance(e, ast.PathExpr):
-        return ("." if e.is_global else "") + e.name
-    if isinstance(e, ast.MemberExpr):
-        return f"{expr_text(e.expr)}.{e.member}"
-    if isinstance(e, ast.IndexExpr):
-        return f"{expr_text(e.expr)}[{expr_text(e.index)}]"
-    if isinstance(e, ast.SliceExpr):
-        return f"{expr_text(e.expr)}[{expr_text(e.hi)}:{expr_text(e.lo)}]"
-    if isinstance(e, ast.IntLiteral):
-        return e.text or str(e.value)
-    if isinstance(e, ast.CallExpr) and isinstance(e.func, ast.MemberExpr) and e.func.member == "isValid" and not e.args:
-        return f"{expr_text(e.func.expr)}.$valid$"
-    if isinstance(e, ast.CastExpr):
-        return expr_text(e.expr)
-    return type(e).__name__
+def _const_text(e: ast.IntLiteral) -> str:
+    """A constant as p4c prints it: its value in the base it was written in, width dropped."""
+    digits = e.text.split("w", 1)[-1].split("s", 1)[-1].lower() if e.text else ""
+    for prefix, fmt in (("0x", "x"), ("0b", "b"), ("0o", "o")):
+        if digits.startswith(prefix) and e.value >= 0:
+            return prefix + format(e.value, fmt)
+    return str(e.value)
+
+
+def expr_text(e: ast.Expr, field_name: Callable[[ast.MemberExpr], str | None] = lambda m: None) -> str | None:
+    """The name p4c gives a key expression in P4Info, or None where p4c wants an @name.
+
+    p4c names a path, a field (by the field's own ``@name`` when it has one: a name starting
+    with a dot stands alone), a stack element, a slice, ``isValid()`` (``.$valid$``) and a
+    mask with a constant (``x & 0xff``); anything else is a "complex key expression"."""
+
+    def text(e: ast.Expr) -> str | None:
+        if isinstance(e, ast.PathExpr):
+            return ("." if e.is_global else "") + e.name
+        if isinstance(e, ast.MemberExpr):
+            member = field_name(e) or e.member
+            if member.startswith("."):
+                return member[1:]
+            inner = text(e.expr)
+            return None if inner is None else f"{inner}.{member}"
+        if isinstance(e, ast.IndexExpr):
+            inner, index = text(e.expr), text(e.index)
+            return None if inner is None or index is None else f"{inner}[{index}]"
+        if isinstance(e, ast.SliceExpr):
+            inner, hi, lo = text(e.expr), text(e.hi), text(e.lo)
+            return None if inner is None or hi is None or lo is None else f"{inner}[{hi}:{lo}]"
+        if isinstance(e, ast.IntLiteral):
+            return _const_text(e)
+        if isinstance(e, ast.CallExpr) and isinstance(e.func, ast.MemberExpr) and e.func.member == "isValid" and not e.args:
+            inner = text(e.func.expr)
+            return None if inner is None else f"{inner}.$valid$"
+        if isinstance(e, ast.BinaryExpr) and e.op == "&" and isinstance(e.right, ast.IntLiteral):
+            inner = text(e.left)
+            return None if inner is None else f"{inner} & {_const_text(e.right)}"
+        return None
+
+    return text(e)
 
 
 def key_code(te: TExpr) -> str:
@@ -46,6 +73,19 @@ def key_code(te: TExpr) -> str:
 
 class TableMixin:
     """Table translation, mixed into :class:`Compiler`."""
+
+    def field_external_name(self: Compiler, m: ast.MemberExpr, sc: Scope, fc: FnCtx) -> str | None:
+        """The ``@name`` of the struct or header field ``m`` selects, if it has one."""
+        try:
+            t = strip_newtype(self.expr(m.expr, sc, fc).type)
+        except CompileError:
+            return None
+        if not isinstance(t, StructLikeT):
+            return None
+        a = annotation(self.field_annos.get(t.name, {}).get(m.member, []), "name")
+        if a is not None and a.args and isinstance(a.args[0], ast.StringLiteral):
+            return a.args[0].value
+        return None
 
     def define_table(self: Compiler, d: ast.TableDecl, sc: Scope, prefix: str) -> TableInfo:
         name = self.cp_name(prefix, d.name, d.annotations)
@@ -65,7 +105,13 @@ class TableMixin:
             if not isinstance(st, (BitT, BoolT)) and not (isinstance(st, EnumT) and st.underlying is not None):
                 raise semantic_error(k.expr.loc, f"a table key must be bit<>, int<>, bool or a serializable enum, not {t}")
             an = annotation(k.annotations, "name")
-            kname = an.args[0].value if an is not None and an.args and isinstance(an.args[0], ast.StringLiteral) else expr_text(k.expr)
+            if an is not None and an.args and isinstance(an.args[0], ast.StringLiteral):
+                kname = an.args[0].value
+            else:
+                named = expr_text(k.expr, lambda m: self.field_external_name(m, sc, fc))
+                if named is None:
+                    raise semantic_error(k.expr.loc, "complex key expression requires a @name annotation")
+                kname = named
             kinfo = KeyInfo(kname, k.match_kind, width_of(t), list(k.annotations), t.name if isinstance(t, NewT) else None)
             if k.match_kind == "selector":
                 # selector fields are no match field: they are hashed to pick a group member
