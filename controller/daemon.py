@@ -198,10 +198,15 @@ class Daemon:
                               "as the probes' source MAC")
         return PortWatch(self._probe_out, self.port_down, cfg.port_probe_addr, mac,
                          interval=cfg.port_probe_interval, misses=cfg.port_probe_misses, on_up=self.port_up,
-                         on_silent=self.service.port_silent)
+                         on_silent=self.port_silent)
 
     async def _probe_out(self, port: int, frame: bytes) -> None:
         await self.session.packet_out(dp.packet_out(port, frame))
+
+    async def port_silent(self, proxy: str) -> None:
+        """Its port watch has had no answer from ``proxy``'s switch port for a while: out of
+        service for new connections, its flows untouched (proxy_service.py)."""
+        await self.service.port_silent(proxy)
 
     async def port_down(self, proxy: str) -> None:
         """Its port watch found ``proxy``'s switch port dark."""

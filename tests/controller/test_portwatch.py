@@ -230,3 +230,26 @@ def test_a_switch_slow_to_answer_costs_new_connections_never_the_flows() -> None
         await asyncio.sleep(0)
         assert h.up == ["p1"] and h.down == [] and not h.watch.state("p1")["silent"]
     asyncio.run(main())
+
+
+def test_the_daemons_port_watch_takes_a_silent_proxy_out_of_service(tmp_path) -> None:  # noqa: ANN001
+    """Wired in the daemon (never started: no switch needed): silence reaches the proxy service."""
+    from p4splice.controller.daemon import Daemon
+
+    from tests.controller.test_orchestrator_support import base_config
+
+    async def main() -> None:
+        d = Daemon(base_config("127.0.0.1:1", tmp_path, port_probe_addr="10.0.200.254"))
+        assert d.portwatch is not None
+        called: list[str] = []
+
+        async def port_silent(proxy: str) -> None:
+            called.append(proxy)
+        d.service.port_silent = port_silent  # type: ignore[method-assign]
+        d.portwatch.watch("p1", PORT, PROXY_MAC, PROXY_IP)
+        for _ in range(d.config.port_probe_misses + 1):
+            await d.portwatch.tick()
+        await asyncio.sleep(0)
+        assert called == ["p1"]
+        await d.portwatch.close()
+    asyncio.run(main())
