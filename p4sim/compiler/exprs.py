@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from . import ast
 from .classes import copy_code
 from .errors import CompileError
-from .symbols import FnCtx, Scope, py_ident, semantic_error
+from .symbols import Emitter, FnCtx, Scope, py_ident, semantic_error
 from .types import (
     ActionEnumT,
     ApplyResultT,
@@ -536,9 +536,15 @@ class ExprMixin:
                     return TExpr(f"({shifted} if {b.code} < {ta.width} else 0)", a.type)
                 return TExpr(wrap_code(f"shl({a.code}, {b.code}, {ta.width})", ta), a.type)
             return TExpr(f"({a.code} >> {b.code})", a.type)
-        a = self.expr(e.left, sc, fc)
+        literal = (ast.ListExpr, ast.StructInitExpr, ast.InvalidExpr)
+        if op in ("==", "!=") and isinstance(e.left, literal) and not isinstance(e.right, literal):
+            # {1, 2} == hdr.h: the literal takes its type from the other side (a scratch look)
+            other = self.expr(e.right, sc, FnCtx(Emitter(), fc.where) if fc is not None else None)
+            a = self.expr(e.left, sc, fc, self._literal_want(other.type))
+        else:
+            a = self.expr(e.left, sc, fc)
         mark = self._mark(fc)
-        b = self.expr(e.right, sc, fc)
+        b = self.expr(e.right, sc, fc, self._literal_want(a.type) if op in ("==", "!=") and isinstance(e.right, literal) else None)
         a = self._before(fc, a, mark)
         t = self._unify(a, b, e.loc)
         a, b = self.coerce(a, t, e.loc), self.coerce(b, t, e.loc)
@@ -576,6 +582,11 @@ class ExprMixin:
                 return TExpr(f"min(max({a.code} - {b.code}, {lo}), {hi})", t)
             return TExpr(f"max({a.code} - {b.code}, 0)", t)
         raise semantic_error(e.loc, f"unknown operator {op}")
+
+    @staticmethod
+    def _literal_want(t: Type) -> Type | None:
+        """The type a list or structure literal compared with a value of type ``t`` takes."""
+        return t if isinstance(strip_newtype(t), (StructLikeT, TupleT)) else None
 
     def _compare(self: Compiler, op: str, a: TExpr, b: TExpr, t: Type, loc: ast.Loc) -> TExpr:
         if op in ("==", "!="):

@@ -156,18 +156,15 @@ class TableMixin:
         # entries
         if d.entries is not None:
             info.entries_const = d.entries_const
-            prio = len(d.entries)
-            needs_priority = any(k.match_kind in ("ternary", "range", "optional") for k in keys)
-            for ent in d.entries:
+            priorities = self.entry_priorities(d, keys, sc, name)
+            for ent, p in zip(d.entries, priorities, strict=True):
                 if len(ent.keysets) != len(keys):
                     raise semantic_error(ent.loc, f"entry has {len(ent.keysets)} keys, the table has {len(keys)}")
                 matches = [self.entry_match(ks, k, sc) for ks, k in zip(ent.keysets, keys, strict=True)]
                 sym = action_syms.get(ent.action.name)
                 if sym is None:
                     raise semantic_error(ent.action.loc, f"{ent.action.name} is not one of the table's actions")
-                p = self.const_int(ent.priority, sc, "priority") if ent.priority is not None else (prio if needs_priority else None)
                 info.const_entries.append(ConstEntryInfo(matches, sym.info, self.action_args(ent.action, sym, sc), p))
-                prio -= 1
         # other properties
         for prop in d.properties:
             if prop.name == "size":
@@ -228,6 +225,64 @@ class TableMixin:
         self.table_by_name[name] = (info, action_syms)
         self.model.tables.append(info)
         return info
+
+    def entry_priorities(self: Compiler, d: ast.TableDecl, keys: list[KeyInfo], sc: Scope, name: str) -> list[int | None]:
+        """The priority of each of ``d``'s entries, as P4Runtime orders them (the larger wins).
+
+        P4_16 spec, "Entry priorities": with no priority given, entries are matched in program
+        order (the first wins); ``largest_priority_wins = false`` makes smaller values win and
+        ``priority_delta`` spaces the values the compiler picks. Given ones start at the first
+        entry; an entry without one takes the previous one's minus the delta (plus, when the
+        smallest wins). p4c-bm2-ss's rules on top: no priorities in ``const entries``, none where
+        every key is exact or lpm, and every value at least 1. Equal priorities keep program
+        order (p4c sorts stably). Tables that need none (exact and lpm keys) get None."""
+        entries = d.entries or []
+        needs = any(k.match_kind in ("ternary", "range", "optional") for k in keys)
+        given = [ent.priority is not None for ent in entries]
+        if any(given):
+            first = next(ent for ent in entries if ent.priority is not None)
+            if d.entries_const:
+                raise semantic_error(first.loc, f"table {name}: entries of 'const entries' cannot have priorities "
+                                                "(p4c-bm2-ss refuses them); declare them with 'entries'")
+            if not needs:
+                raise semantic_error(first.loc, f"table {name}: its keys (exact or lpm) need no priorities, "
+                                                "but entries give some")
+            if not given[0]:
+                raise semantic_error(entries[0].loc, f"table {name}: the first entry needs a priority when any "
+                                                     "entry has one")
+        if not needs:
+            return [None] * len(entries)
+        largest, delta = True, 1
+        for prop in d.properties:
+            if prop.name == "largest_priority_wins":
+                v = self.expr(prop.value, sc, None, BoolT())
+                if v.const is None:
+                    raise semantic_error(prop.value.loc, "largest_priority_wins must be a compile-time constant")
+                largest = bool(v.const)
+            elif prop.name == "priority_delta":
+                delta = self.const_int(prop.value, sc, "priority_delta")
+                if delta <= 0:
+                    raise semantic_error(prop.value.loc, "priority_delta must be a positive integer")
+        prios: list[int] = []
+        if not any(given):
+            n = len(entries)
+            prios = [1 + (n - 1 - j if largest else j) * delta for j in range(n)]
+        else:
+            p = 0
+            for ent in entries:
+                if ent.priority is not None:
+                    p = self.const_int(ent.priority, sc, "priority")
+                else:
+                    p = p - delta if largest else p + delta
+                if p < 1:
+                    raise semantic_error(ent.loc, f"table {name}: entry priority {p} is below 1 "
+                                                  "(p4c-bm2-ss: overflow in priority computation)")
+                prios.append(p)
+        if largest:
+            return list(prios)
+        # the smallest wins: turned around so that the larger wins, order and ties kept
+        top = max(prios, default=0)
+        return [top + 1 - p for p in prios]
 
     def table_implementation(self: Compiler, info: TableInfo, prop: ast.TableProperty, sc: Scope, prefix: str) -> None:
         """``implementation = <action_profile | action_selector>``: a declared instance, or one

@@ -4,7 +4,8 @@ worked out from the P4_16 spec and, where the spec leaves a choice, from what BM
 
 test_lang_semantics.py runs every case on p4sim and checks the expected frames;
 test_bmv2_parity.py runs the same programs on BMv2 (p4c-bm2-ss, simple_switch_grpc) and checks
-that p4sim sends the same bytes.
+that p4sim sends the same bytes. ``REFUSALS`` are what p4sim refuses to compile, naming the
+construct: what p4c-bm2-ss refuses too, and what it compiles but BMv2 cannot run.
 
 Every frame goes in on port 0; every program starts with a ``sel_t { bit<8> i; bit<8> j; }``
 header that picks what the program does, and leaves ``PAYLOAD`` (64 bytes: no frame is a runt
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.p4sim.harness import V1_PRELUDE, v1_program
 
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 PAYLOAD = bytes(range(0x40, 0x80))
@@ -104,4 +107,101 @@ CASES = [
         frame("02 04  10 20  11 21  12 22  13 23", (1, "02 04  01 02 12 01  10 20  11 21  12 55  12 55  12 55  13 23"),
               what="one element too many: StackOutOfBounds, the rest is payload"),
     )),
+    Case("lang_equality.p4", (
+        # out: sel, res = (r, l). r: 01 s1 == s2, 02 s1 != s2, 04 u1 == u2, 08 u1 != u2,
+        # 10 m1 == m2, 20 m1 != m2, 40 h1 == h2, 80 h1 != h2. l: 01 h2 == {2, 0}, 02 {0, 0} == h1,
+        # 04 h1 == {#}, 08 {0, 0} != h2, 10 {sel.i, sel.j} == {0, 0x28}
+        frame("00 00", (1, "00 00  55 0c"), what="everything invalid: all equal"),
+        frame("01 00", (1, "01 00  56 0c"), what="stacks: a valid element against an invalid one"),
+        frame("03 00", (1, "03 00  55 0c"), what="stacks: equal valid elements"),
+        frame("07 00", (1, "07 00  56 0c"), what="stacks: a field differs"),
+        frame("08 00", (1, "08 00  55 0c"), what="stacks: a field of an invalid element differs"),
+        frame("10 00", (1, "10 00  59 0c"), what="unions: one member valid against none"),
+        frame("30 00", (1, "30 00  55 0c"), what="unions: the same member, equal"),
+        frame("70 00", (1, "70 00  59 0c"), what="unions: different members valid"),
+        frame("80 08", (1, "80 08  55 02"), what="headers: both valid, equal"),
+        frame("80 18", (1, "80 18  95 00"), what="headers: both valid, a field differs"),
+        frame("80 00", (1, "80 00  95 0a"), what="headers: valid against invalid"),
+        frame("00 10", (1, "00 10  55 0c"), what="headers: both invalid, fields differ"),
+        frame("00 01", (1, "00 01  65 0c"), what="structs: a header member differs in validity"),
+        frame("00 02", (1, "00 02  65 0c"), what="structs: a scalar member differs"),
+        frame("00 04", (1, "00 04  55 0c"), what="structs: a field of an invalid member differs"),
+        frame("00 28", (1, "00 28  95 1d"), what="list expressions"),
+        frame("00 20", (1, "00 20  55 0c"), what="an invalid header against a list expression"),
+    )),
+    Case("lang_entry_priorities.p4", (
+        # key sel.i; res = (in_order, mixed, smallest, ties), 0 on a miss
+        frame("00 00", (1, "00 00  01 00 00 02")),
+        frame("01 00", (1, "01 00  02 02 02 01")),
+        frame("02 00", (1, "02 00  01 05 01 02")),
+        frame("03 00", (1, "03 00  03 05 03 01")),
+        frame("05 00", (1, "05 00  02 02 02 01")),
+        frame("07 00", (1, "07 00  03 04 03 01")),
+        frame("ff 00", (1, "ff 00  03 04 03 01")),
+    )),
+]
+
+
+# --- refused -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refusal:
+    what: str
+    source: str  # a whole program
+    message: str  # in p4sim's error
+    p4c_refuses: bool  # False: p4c-bm2-ss compiles it, but simple_switch cannot load or run it
+
+
+_DECLS = """
+header sel_t { bit<8> i; bit<8> j; }
+header a_t { bit<8> x; bit<8> y; }
+struct headers_t { sel_t sel; a_t[2] st; a_t h; }
+struct meta_t { bit<8> n; }
+"""
+_PARSER = "state start { pkt.extract(hdr.sel); transition accept; }"
+
+
+def _program(ingress: str, *, parser: str = _PARSER, ingress_locals: str = "") -> str:
+    return V1_PRELUDE + v1_program(_DECLS, ingress + "\n    sm.egress_spec = 1;", parser=parser,
+                                   ingress_locals=ingress_locals)
+
+
+def _table(entries: str, key: str = "ternary", props: str = "") -> str:
+    return _program("t.apply();", ingress_locals=f"""
+    action set(bit<8> v) {{ hdr.h.setValid(); hdr.h.x = v; }}
+    table t {{
+        key = {{ hdr.sel.i : {key}; }}
+        actions = {{ set; NoAction; }}
+        {props}
+        {entries}
+    }}""")
+
+
+REFUSALS = [
+    Refusal("lastIndex in a control", _program("hdr.h.setValid(); hdr.h.x = hdr.st.lastIndex[7:0];"),
+            "'lastIndex' of a header stack can only be used in a parser", True),
+    Refusal("last in a control", _program("hdr.h.setValid(); hdr.h.x = hdr.st.last.x;"),
+            "'last' of a header stack can only be used in a parser", True),
+    Refusal("next in a control", _program("hdr.st.next.x = 1;"),
+            "'next' of a header stack can only be used in a parser", True),
+    Refusal("isValid() with a run-time index", _program("if (hdr.st[hdr.sel.i].isValid()) { hdr.h.setValid(); }"),
+            "isValid() of a header stack element with a run-time index", False),
+    Refusal("a whole element assigned with a run-time index", _program("hdr.st[hdr.sel.i] = hdr.h;"),
+            "assigning a whole header stack element with a run-time index", False),
+    Refusal("a whole element as inout argument with a run-time index", _program(
+        "bump(hdr.st[hdr.sel.i]);", ingress_locals="action bump(inout a_t a) { a.x = 1; }"),
+            "passing as inout argument a whole header stack element with a run-time index", False),
+    Refusal("extract into an element with a run-time index", _program("", parser="""
+        state start { pkt.extract(hdr.sel); pkt.extract(hdr.st[hdr.sel.i]); transition accept; }"""),
+            "extracting into a whole header stack element with a run-time index", False),
+    Refusal("priorities in const entries", _table("const entries = { priority=3: 0x01 &&& 0x01 : set(1); }"),
+            "entries of 'const entries' cannot have priorities", True),
+    Refusal("priorities where every key is exact", _table("entries = { priority=3: 0x01 : set(1); }", key="exact"),
+            "need no priorities, but entries give some", True),
+    Refusal("a priority missing on the first entry", _table(
+        "entries = { 0x00 &&& 0x00 : set(1); priority=2: 0x01 &&& 0x01 : set(2); }"),
+            "the first entry needs a priority when any entry has one", True),
+    Refusal("a priority below 1", _table("entries = { priority=1: 0x00 &&& 0x00 : set(1); 0x01 &&& 0x01 : set(2); }"),
+            "entry priority 0 is below 1", True),
 ]

@@ -9,7 +9,7 @@ import pytest
 from p4sim.compiler.driver import compile_file
 from p4sim.compiler.errors import CompileError
 from tests.p4sim.harness import Sim, sim_from_source, v1_program
-from tests.p4sim.lang_cases import CASES, Case
+from tests.p4sim.lang_cases import CASES, REFUSALS, Case, Refusal
 
 
 @pytest.fixture(scope="module", params=CASES, ids=lambda c: c.name)
@@ -55,30 +55,8 @@ def test_stack_index_out_of_range_follows_the_spec(tmp_path):
     assert sim.send_one(0, b"\x01\x01") == (1, b"\x01\x01" + b"\x01\x00\x77\x00" + b"\x77\x00")
 
 
-REFUSED = [
-    ("lastIndex in a control", "hdr.h.setValid(); hdr.h.x = hdr.st.lastIndex[7:0];",
-     "'lastIndex' of a header stack can only be used in a parser"),
-    ("last in a control", "hdr.h.setValid(); hdr.h.x = hdr.st.last.x;",
-     "'last' of a header stack can only be used in a parser"),
-    ("next in a control", "hdr.st.next.x = 1;", "'next' of a header stack can only be used in a parser"),
-    ("isValid() with a run-time index", "if (hdr.st[hdr.sel.i].isValid()) { hdr.h.setValid(); }",
-     "isValid() of a header stack element with a run-time index"),
-    ("whole element assigned with a run-time index", "hdr.st[hdr.sel.i] = hdr.h;",
-     "assigning a whole header stack element with a run-time index"),
-    ("whole element as inout argument", "bump(hdr.st[hdr.sel.i]);",
-     "passing as inout argument a whole header stack element with a run-time index"),
-]
-
-
-@pytest.mark.parametrize(("what", "body", "message"), REFUSED, ids=[r[0] for r in REFUSED])
-def test_refused_stack_uses(tmp_path, what, body, message):
+@pytest.mark.parametrize("refusal", REFUSALS, ids=lambda r: r.what)
+def test_refused_with_the_construct_named(tmp_path, refusal: Refusal):
     with pytest.raises(CompileError) as exc:
-        sim_from_source(tmp_path, v1_program(STACK_DECLS, body, ingress_locals="action bump(inout a_t a) { a.x = 1; }",
-                                             parser="state start { pkt.extract(hdr.sel); transition accept; }"))
-    assert message in str(exc.value), what
-
-
-def test_refused_extract_with_a_run_time_index(tmp_path):
-    with pytest.raises(CompileError, match="extracting into a whole header stack element with a run-time index"):
-        sim_from_source(tmp_path, v1_program(STACK_DECLS, "sm.egress_spec = 1;", parser="""
-            state start { pkt.extract(hdr.sel); pkt.extract(hdr.st[hdr.sel.i]); transition accept; }"""))
+        sim_from_source(tmp_path, refusal.source, prelude=False)
+    assert refusal.message in str(exc.value)
