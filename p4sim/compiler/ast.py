@@ -326,6 +326,48 @@ class AssignStmt(Stmt):
 
 
 @dataclass
+class CompoundAssignStmt(Stmt):
+    """``lhs op= rhs`` (P4_16 1.2.5): ``lhs = lhs op rhs`` with ``lhs`` evaluated once; ``op`` is
+    the binary operator (``+``, ``|+|``, ``<<`` ...)."""
+
+    lhs: Expr
+    op: str
+    rhs: Expr
+
+
+@dataclass
+class ForStmt(Stmt):
+    """``for (init; cond; updates) body``; ``init`` holds declarations and assignments or
+    calls, ``updates`` assignments or calls; ``cond`` None when omitted (always true)."""
+
+    init: list[Stmt]
+    cond: Expr | None
+    updates: list[Stmt]
+    body: Stmt
+    annotations: list[Annotation] = field(default_factory=list)
+
+
+@dataclass
+class ForInStmt(Stmt):
+    """``for (T x in collection) body`` (kept to be refused with p4c's message)."""
+
+    type: TypeRef | None
+    name: str
+    collection: Expr
+    body: Stmt
+
+
+@dataclass
+class BreakStmt(Stmt):
+    pass
+
+
+@dataclass
+class ContinueStmt(Stmt):
+    pass
+
+
+@dataclass
 class CallStmt(Stmt):
     call: CallExpr
 

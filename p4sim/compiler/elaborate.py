@@ -13,6 +13,7 @@ from .calls import CallMixin
 from .classes import default_value_code, header_class, struct_class
 from .exprs import ExprMixin, TExpr
 from .hoist import hoist_stable_params, param_attr
+from .loops import LoopMixin
 from .model import (
     ActionInfo,
     BlockUse,
@@ -76,7 +77,7 @@ class _Pending:
     actions: dict[tuple[int, str], ActionInfo] = field(default_factory=dict)
 
 
-class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin):
+class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMixin):
     """Translates one program. Use :func:`elaborate`."""
 
     def __init__(self) -> None:

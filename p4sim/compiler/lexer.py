@@ -38,9 +38,20 @@ KEYWORDS: frozenset[str] = frozenset(
 
 #: Punctuation, longest first so that the first match is the right one.
 PUNCTUATION: tuple[str, ...] = (
+    "|+|=",
+    "|-|=",
     "&&&",
     "|+|",
     "|-|",
+    "<<=",
+    "+=",
+    "-=",
+    "*=",
+    "/=",
+    "%=",
+    "&=",
+    "|=",
+    "^=",
     "<<",
     "<=",
     ">=",

@@ -75,6 +75,9 @@ _BASE_TYPE_KEYWORDS = frozenset({"bit", "int", "varbit", "bool", "string", "erro
 _DIRECTIONS = frozenset({"in", "out", "inout"})
 
 
+_OP_ASSIGN = ("+=", "-=", "*=", "/=", "%=", "<<=", "&=", "|=", "^=", "|+|=", "|-|=")
+
+
 class _Backtrack(Exception):
     """Internal: a speculative parse did not work out."""
 
@@ -764,8 +767,12 @@ class Parser:
             return ast.EmptyStmt(loc=t.loc)
         if k == "const":
             return self.const_decl(annos)
-        if k in ("for", "break", "continue"):
-            raise CompileError(f"'{k}' statements are not supported by p4sim", t.loc)
+        if k == "for":
+            return self.for_statement(annos)
+        if k in ("break", "continue"):
+            self.advance()
+            self.expect(";", "';'")
+            return ast.BreakStmt(loc=t.loc) if k == "break" else ast.ContinueStmt(loc=t.loc)
         if self.at_type_start() and not self.is_direct_application():
             return self.var_or_instance(annos)  # type: ignore[return-value]
         return self.simple_statement()
@@ -776,16 +783,88 @@ class Parser:
         return self.peek(k + 1).kind == "."
 
     def simple_statement(self) -> ast.Stmt:
+        st = self.simple_statement_body()
+        self.expect(";", "';'")
+        return st
+
+    def compound_assign_op(self) -> str | None:
+        """The operator of ``op=`` at the current token (consumed), or None."""
+        k = self.tok.kind
+        if k in _OP_ASSIGN:
+            self.advance()
+            return k[:-1]
+        nxt = self.peek()
+        if k == ">" and nxt.kind == ">=" and nxt.pos == self.tok.end:  # '>>=' (lexed apart for generics)
+            self.advance()
+            self.advance()
+            return ">>"
+        return None
+
+    def simple_statement_body(self) -> ast.Stmt:
+        """An assignment, compound assignment or call, without its ';'."""
         t = self.tok
         lhs = self.postfix(self.primary())
         if self.accept("="):
-            rhs = self.expression()
-            self.expect(";", "';'")
-            return ast.AssignStmt(lhs, rhs, loc=t.loc)
+            return ast.AssignStmt(lhs, self.expression(), loc=t.loc)
+        op = self.compound_assign_op()
+        if op is not None:
+            return ast.CompoundAssignStmt(lhs, op, self.expression(), loc=t.loc)
         if isinstance(lhs, ast.CallExpr):
-            self.expect(";", "';'")
             return ast.CallStmt(lhs, loc=t.loc)
         raise self.error_unexpected("'=' or '(' in a statement")
+
+    def for_statement(self, annos: list[ast.Annotation]) -> ast.Stmt:
+        """``for (init; cond; update) body`` or ``for ([T] x in collection) body`` (1.2.5)."""
+        t = self.expect("for")
+        self.expect("(", "'('")
+        self.push_scope()
+        try:
+            is_in = self.speculate(self.for_in_head)
+            if is_in is not None:
+                typ, name = is_in
+                collection = self.expression()
+                if self.at(".."):
+                    rt = self.advance()
+                    collection = ast.RangeExpr(collection, self.expression(), loc=rt.loc)
+                self.expect(")", "')'")
+                return ast.ForInStmt(typ, name, collection, self.statement(), loc=t.loc)
+            init: list[ast.Stmt] = []
+            if not self.at(";"):
+                while True:
+                    init.append(self.for_init())
+                    if not self.accept(","):
+                        break
+            self.expect(";", "';'")
+            cond = None if self.at(";") else self.expression()
+            self.expect(";", "';'")
+            updates: list[ast.Stmt] = []
+            if not self.at(")"):
+                while True:
+                    updates.append(self.simple_statement_body())
+                    if not self.accept(","):
+                        break
+            self.expect(")", "')'")
+            return ast.ForStmt(init, cond, updates, self.statement(), annos, loc=t.loc)
+        finally:
+            self.pop_scope()
+
+    def for_in_head(self) -> tuple[ast.TypeRef | None, str]:
+        typ = None
+        if not (self.at_name() and self.peek().kind == "in"):
+            typ = self.type_ref()
+        name = self.name("a loop variable")
+        self.expect("in")
+        return typ, name
+
+    def for_init(self) -> ast.Stmt:
+        t = self.tok
+        annos = self.annotations()
+        if self.at_type_start() and not self.is_direct_application() and self.peek().kind not in ("=", "(", "[", "."):
+            typ = self.type_ref()
+            name = self.name("a variable name")
+            init = self.expression() if self.accept("=") else None
+            return ast.VarDecl(typ, name, init, annos, loc=t.loc)
+        return self.simple_statement_body()
 
     def switch_statement(self) -> ast.SwitchStmt:
         t = self.expect("switch")

@@ -82,6 +82,14 @@ class StmtMixin:
             self.return_stmt(s, sc, fc)
         elif isinstance(s, ast.EmptyStmt):
             pass
+        elif isinstance(s, ast.CompoundAssignStmt):
+            self.compound_assign(s, sc, fc)
+        elif isinstance(s, ast.ForStmt):
+            self.for_loop(s, sc, fc)
+        elif isinstance(s, (ast.BreakStmt, ast.ContinueStmt)):
+            self.loop_jump(s, fc)
+        elif isinstance(s, ast.ForInStmt):
+            self.for_in_loop(s)
         elif isinstance(s, ast.VarDecl):
             self.local_var(s, sc, fc)
         elif isinstance(s, ast.ConstDecl):

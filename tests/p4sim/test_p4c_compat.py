@@ -11,7 +11,8 @@ from p4.config.v1 import p4info_pb2
 
 from p4sim.compiler.driver import compile_file
 from p4sim.compiler.errors import CompileError
-from tests.p4sim.harness import V1_PRELUDE, sim_from_source, v1_program  # noqa: F401
+from tests.p4sim import bmv2run
+from tests.p4sim.harness import V1_PRELUDE, Sim, v1_program
 
 HDR = "header h_t { bit<16> k; bit<32> x; }\nstruct headers_t { h_t h; }\nstruct meta_t { bit<16> sel; }\n"
 
@@ -136,3 +137,64 @@ def test_package_arguments_disagreeing_on_the_headers_type_are_refused(tmp_path:
         "control CC(inout headers_t hdr", "control CC(inout other_t hdr")
     with pytest.raises(CompileError, match="has type other_t, but P gives V1Switch's H the type headers_t"):
         _compile(tmp_path, src)
+
+
+# -- compound assignment and loops (P4_16 1.2.5) -----------------------------------------------------
+
+PROGRAMS = Path(__file__).parent / "programs"
+
+#: program -> [(frame in, frame expected on port 1)], the expectations worked out from the spec
+COMPAT_FRAMES: dict[str, list[tuple[bytes, bytes]]] = {
+    "compat_loops.p4": [(
+        # n=10 idx=5 acc=0 w=0x01020304 sat=100 | e = ff 01 02 03
+        bytes([10, 5, 0, 0, 1, 2, 3, 4, 100, 0xFF, 0x01, 0x02, 0x03]),
+        # n=10%4 idx=6/2 acc=(1+3+5)+6*0x100 w=((((w<<4)>>1)^0xff)-1)*3 sat=255 | e0&=0x0f e1|=0x80 e3+=6
+        bytes([2, 3, 0x06, 0x09]) + (0x18304A9A).to_bytes(4, "big") + bytes([255, 0x0F, 0x81, 0x02, 0x09]),
+    ), (
+        bytes([3, 0, 0, 0, 0, 0, 0, 1, 250, 0, 0, 0, 0]),
+        # odd numbers up to 3: 4; e[0] |= 0x80 then &= 0x0f
+        bytes([3, 0, 0x06, 0x04]) + (((((1 << 4) >> 1) ^ 0xFF) - 1) * 3).to_bytes(4, "big") + bytes([255, 0, 0, 0, 6]),
+    )],
+}
+
+
+#: the rest of each frame, unparsed, goes out as it came (and makes it an Ethernet-sized frame)
+TAIL = b"-payload-"
+
+
+@pytest.mark.parametrize("program", sorted(COMPAT_FRAMES))
+def test_compat_program_frames(program: str) -> None:
+    sim = Sim(compile_file(PROGRAMS / program))
+    for frame, expected in COMPAT_FRAMES[program]:
+        assert sim.send(0, frame + TAIL) == [(1, expected + TAIL)]
+
+
+@pytest.mark.parametrize("program", sorted(COMPAT_FRAMES))
+def test_compat_program_same_bytes_as_bmv2(program: str, tmp_path: Path) -> None:
+    why_not = bmv2run.unavailable()
+    if why_not:
+        pytest.skip(why_not)
+    frames = [f + TAIL for f, _ in COMPAT_FRAMES[program]]
+    with bmv2run.Bmv2Program(PROGRAMS / program, tmp_path) as bmv2:
+        theirs = bmv2.run([(0, f) for f in frames], [1] * len(frames))
+    padded = [[(p, bmv2run.pad(d)) for p, d in out] for out in theirs]
+    assert padded == [[(1, bmv2run.pad(e + TAIL))] for _, e in COMPAT_FRAMES[program]]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("for (bit<8> i in 1 .. 3) { hdr.h.x = hdr.h.x + 1; }", "BMV2 does not support for-in loops"),
+    ("break;", "break outside a loop"),
+    ("for (bit<8> i = 0; i < 2; i = i + 1) { hdr.h.x = hdr.h.x + 1; }", "BMv2 runs for loops only inside actions"),
+    ("if (hdr.h.k == 1) { continue; }", "continue outside a loop"),
+])
+def test_loops_refused(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(CompileError, match=message):
+        _p4info(tmp_path, body, "")
+
+
+def test_no_loops_in_a_parser_state(tmp_path: Path) -> None:
+    with pytest.raises(CompileError, match="for loops are not allowed in a parser"):
+        _compile(tmp_path, v1_program(HDR, "", parser="""state start {
+            pkt.extract(hdr.h);
+            for (bit<8> i = 0; i < 2; i = i + 1) { hdr.h.x = hdr.h.x + 1; }
+            transition accept; }"""))
