@@ -476,8 +476,13 @@ class CallMixin:
                 self.block_stack[-1].references.append(info.name)
         decl: ast.ActionDecl = sym.decl
         bound = self.bind_args(e, decl.params, f"action {decl.name}")
+        # exit in an action: p4c copies the out/inout arguments of an action called from a
+        # control back before it exits (RemoveActionParameters), but not those of one it
+        # inlined into another action (the copy-out there follows the exit)
+        exits = info.pyname in self.action_exits
         return self.invoke(f"{info.pyname}(K, L", bound, sym.value, sc, fc, e.loc, VoidT(),
-                           self.action_reach.get(info.pyname, frozenset()))
+                           self.action_reach.get(info.pyname, frozenset()),
+                           on_exit=("all" if fc.where != "action" else "none") if exits else None)
 
     def function_call(self: Compiler, e: ast.CallExpr, sym, sc: Scope, fc: FnCtx) -> TExpr:
         decl: ast.FunctionDecl = sym.decl
@@ -486,17 +491,23 @@ class CallMixin:
         return self.invoke(f"{pyname}(K", bound, ptypes, sc, fc, e.loc, rtype)
 
     def invoke(self: Compiler, head: str, bound: list[tuple[ast.Param, ast.Expr | None]], ptypes: list[Type],
-               sc: Scope, fc: FnCtx, loc: ast.Loc, rtype: Type, reaches: frozenset[str] = frozenset()) -> TExpr:
+               sc: Scope, fc: FnCtx, loc: ast.Loc, rtype: Type, reaches: frozenset[tuple] = frozenset(),
+               on_exit: str | None = None) -> TExpr:
         """Emit a call with copy-in/copy-out. Scalars go in by value and out/inout ones come back
         in the returned tuple. Aggregates go by reference, which is copy-in/copy-out exactly
         unless the place is reachable another way during the call: through another argument
         (``a(hdr.h, hdr.h)``), through control state the callee touches itself (``reaches``:
-        an action's ``L`` attributes), or through side effects of a later argument. Those are
-        copied in and written back after the call. Copy-out is in parameter order."""
-        copies = self._aliased_arguments(bound, ptypes, sc, reaches)
+        the places of ``L`` an action uses), or through side effects of a later argument.
+        Those are copied in and written back after the call. Copy-out is in parameter order.
+
+        ``on_exit``, for a callee that may ``exit``: what is written back when it does ("all",
+        "unaliased": the scalars no other argument or callee state overlaps, which p4c passes
+        as the place itself; None or "none": nothing). The callee leaves its scalar outs in
+        ``K.outs`` then."""
+        aliased = self._aliased_arguments(bound, ptypes, sc, reaches)
         args: list[TExpr] = []
         marks: list[int | None] = []  # where an argument's value must be taken (None: a place)
-        outs: list[tuple[str, LValue | None, Type, str]] = []  # (scalar|aggregate, place, type, temp)
+        outs: list[tuple[str, LValue | None, Type, str, bool]] = []  # (kind, place, type, temp, aliased)
         for i, ((p, a), pt) in enumerate(zip(bound, ptypes, strict=True)):
             st = strip_newtype(pt)
             aggregate = isinstance(st, (StructLikeT, StackT))
@@ -507,17 +518,17 @@ class CallMixin:
                     args.append(TExpr(tmp, pt))
                     marks.append(None)
                     if not aggregate:
-                        outs.append(("scalar", None, pt, ""))
+                        outs.append(("scalar", None, pt, "", True))
                     continue
                 if aggregate:
                     self.check_whole_element_write(a, sc, f"passing as {p.direction} argument")
                     lv = self.lvalue_or_expr(a, sc, fc)
-                    if i in copies:
+                    if i in aliased:
                         tmp = fc.em.temp("cp")
                         init = copy_code(pt, lv.target) if p.direction == "inout" else default_value_code(pt)
                         fc.em.line(f"{tmp} = {init}")
                         args.append(TExpr(tmp, pt))
-                        outs.append(("aggregate", lv, pt, tmp))
+                        outs.append(("aggregate", lv, pt, tmp, True))
                     else:
                         if p.direction == "out" and isinstance(st, HeaderT):
                             fc.em.line(f"{lv.target}._valid = False")
@@ -528,10 +539,10 @@ class CallMixin:
                     cur = self.expr(a, sc, fc, pt) if p.direction == "inout" else TExpr("0", pt, 0)
                     args.append(cur)
                     marks.append(self._mark(fc))
-                    outs.append(("scalar", lv, pt, ""))
+                    outs.append(("scalar", lv, pt, "", i in aliased))
             else:
                 te = self.expr(a, sc, fc, pt) if a is not None else TExpr("None", pt)
-                if aggregate and i in copies:
+                if aggregate and i in aliased:
                     te = TExpr(copy_code(pt, te.code), pt)
                 args.append(te)
                 marks.append(self._mark(fc))
@@ -545,42 +556,62 @@ class CallMixin:
         if not outs:
             return TExpr(call, rtype)
         tmp = fc.em.temp("r")
-        fc.em.line(f"{tmp} = {call}")
-        k = 1 if has_ret else 0
-        for kind, lv, pt, ctmp in outs:
-            if kind == "aggregate":
-                assert lv is not None
-                fc.em.line(f"{lv.target}._set({ctmp})")
-                continue
-            if lv is not None:
-                self.assign_to(lv, TExpr(f"{tmp}[{k}]", pt), fc, loc)
-            k += 1
+        if on_exit in ("all", "unaliased"):
+            fc.em.line("try:")
+            with fc.em.indent():
+                fc.em.line(f"{tmp} = {call}")
+            fc.em.line("except ExitSignal:")
+            with fc.em.indent():
+                if scalars:
+                    fc.em.line(f"{tmp} = K.outs")
+                self._copy_out(outs, tmp, 0, fc, loc, on_exit == "unaliased")
+                fc.em.line("raise")
+        else:
+            fc.em.line(f"{tmp} = {call}")
+        self._copy_out(outs, tmp, 1 if has_ret else 0, fc, loc, False)
         if not has_ret:
             return TExpr("None", rtype)
         return TExpr(f"{tmp}[0]" if scalars else tmp, rtype)
 
+    def _copy_out(self: Compiler, outs: list, result: str, first: int, fc: FnCtx, loc: ast.Loc, unaliased_only: bool) -> None:
+        k = first
+        wrote = False
+        for kind, lv, pt, ctmp, aliased in outs:
+            if kind == "aggregate":
+                assert lv is not None
+                if not unaliased_only:
+                    fc.em.line(f"{lv.target}._set({ctmp})")
+                    wrote = True
+                continue
+            if lv is not None and not (unaliased_only and aliased):
+                self.assign_to(lv, TExpr(f"{result}[{k}]", pt), fc, loc)
+                wrote = True
+            k += 1
+        if not wrote and unaliased_only:
+            fc.em.line("pass")
+
     def _aliased_arguments(self: Compiler, bound: list[tuple[ast.Param, ast.Expr | None]], ptypes: list[Type],
-                           sc: Scope, reaches: frozenset[str]) -> set[int]:
-        """Indices of aggregate arguments that must be copied in and out (see :meth:`invoke`)."""
+                           sc: Scope, reaches: frozenset[tuple]) -> set[int]:
+        """Indices of the arguments whose places are reachable another way during the call (see
+        :meth:`invoke`): the aggregates among them are copied in and out."""
         paths = [self.access_path(a, sc) if a is not None else None for _, a in bound]
         written = [p.direction in ("out", "inout") for p, _ in bound]
-        copies: set[int] = set()
-        for i, pt in enumerate(ptypes):
-            if not isinstance(strip_newtype(pt), (StructLikeT, StackT)) or paths[i] is None:
+        aliased: set[int] = set()
+        for i, pi in enumerate(paths):
+            if pi is None:
                 continue
-            pi = paths[i]
-            assert pi is not None
-            if pi[0] in reaches:
-                copies.add(i)
+            if any(paths_overlap(pi, r) for r in reaches):
+                aliased.add(i)
                 continue
             for j, pj in enumerate(paths):
                 if j != i and pj is not None and (written[i] or written[j]) and paths_overlap(pi, pj):
-                    copies.add(i)
+                    aliased.add(i)
                     break
             else:
-                if any(a is not None and has_side_effects(a) for _, a in bound[i + 1:]):
-                    copies.add(i)
-        return copies
+                if isinstance(strip_newtype(ptypes[i]), (StructLikeT, StackT)) and \
+                        any(a is not None and has_side_effects(a) for _, a in bound[i + 1:]):
+                    aliased.add(i)
+        return aliased
 
     def access_path(self: Compiler, e: ast.Expr, sc: Scope) -> tuple | None:
         """The place ``e`` names as (root, member or index, ...), a run-time index as None; None
@@ -594,7 +625,7 @@ class CallMixin:
             base = self.access_path(e.expr, sc)
             if base is None:
                 return None
-            return base + ((None,) if e.member in ("next", "last") else (e.member,))
+            return base + ((None,) if e.member in ("next", "last") else (py_ident(e.member),))
         if isinstance(e, ast.IndexExpr):
             base = self.access_path(e.expr, sc)
             if base is None:
@@ -612,7 +643,10 @@ class CallMixin:
         inst = sym.info
         params: list[ast.Param] = inst.apply_params
         bound = self.bind_args(e, params, f"{sym.name}.apply")
-        return self.invoke(f"{inst.pyname}(K", bound, inst.apply_types, sc, fc, e.loc, VoidT())
+        # p4c inlines the control, passing each argument no other one overlaps as the place
+        # itself: what the control wrote there before an exit stays; copies are dropped
+        return self.invoke(f"{inst.pyname}(K", bound, inst.apply_types, sc, fc, e.loc, VoidT(),
+                           on_exit="unaliased" if inst.kind == "control" else None)
 
 
 def _split_tuple_code(code: str, n: int) -> list[str]:

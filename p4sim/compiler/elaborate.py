@@ -56,8 +56,23 @@ from .types import (
 SUPPORTED_EXTERN_OBJECTS = {"register", "counter", "direct_counter", "meter", "direct_meter", "action_profile",
                             "action_selector"}
 V1SWITCH_STAGES = ("parser", "verify_checksum", "ingress", "egress", "compute_checksum", "deparser")
-_L_ATTR = re.compile(r"\bL\.\w+")
+_L_PLACE = re.compile(r"\bL\.(\w+(?:\.\w+)*)")
 _ACTION_CALL = re.compile(r"\b(act_\w+)\(K, L\b")
+# generated attributes and methods of header, struct and stack objects: a place ends before them
+_NOT_A_FIELD = {"at", "at_rd", "el", "rd", "elems", "set_valid", "next_elem", "last_elem", "push_front",
+                "pop_front", "extract_next", "advance_next", "nxt", "size"}
+
+
+def _reach_path(chain: str) -> tuple:
+    """``g_hdr.h.y`` (after ``L.`` in generated code) as a place: ("L.g_hdr", "h", "y"), cut
+    where a method or generated attribute starts (the place is then the object before it)."""
+    parts = chain.split(".")
+    path = ["L." + parts[0]]
+    for p in parts[1:]:
+        if p.startswith("_") or p in _NOT_A_FIELD:
+            break
+        path.append(p)
+    return tuple(path)
 
 
 @dataclass
@@ -100,7 +115,8 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
         self.instantiated: set[int] = set()  # ids of parser/control declarations instantiated
         self.block_stack: list[BlockUse] = []  # the V1Switch block being elaborated (P4Info order)
         self.field_annos: dict[str, dict[str, list[ast.Annotation]]] = {}  # type -> field -> annotations
-        self.action_reach: dict[str, frozenset[str]] = {}  # action pyname -> L attributes it uses
+        self.action_reach: dict[str, frozenset[tuple]] = {}  # action pyname -> places of L it uses
+        self.action_exits: set[str] = set()  # actions that may exit (themselves or through a callee)
 
     # -- top level ------------------------------------------------------------------------------
 
@@ -505,17 +521,28 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
                 asc.declare(Sym("var", p.name, pt, code=local))
             else:
                 asc.declare(Sym("var", p.name, pt, code=pn, readonly=p.direction in ("", "in")))
+        body_start = len(em.lines)
         self.block(d.body.stmts, asc, fc)
+        body = "\n".join(em.lines[body_start:])
+        callees = _ACTION_CALL.findall(body)
+        exits = "raise ExitSignal()" in body or any(c in self.action_exits for c in callees)
+        if exits and fc.out_params:
+            # an exit hands the scalar out/inout values to the caller in K.outs (CallMixin.invoke)
+            em.lines[body_start:] = ["    try:", *("    " + ln for ln in em.lines[body_start:]),
+                                     "    except ExitSignal:", f"        K.outs = ({', '.join(fc.out_params)},)",
+                                     "        raise"]
         if fc.out_params:
             em.line(f"return ({', '.join(fc.out_params)},)")
         src = f"def {pyname}(K, L{''.join(', ' + p for p in pnames)}):\n" + "\n".join(em.lines) + "\n"
         self.chunks.append(src)
         # the control state the action reaches by itself (directly or through actions it calls):
         # arguments that name a part of it are copied in and out (CallMixin.invoke)
-        reach = set(_L_ATTR.findall(src))
-        for callee in _ACTION_CALL.findall(src):
+        reach = {_reach_path(m) for m in _L_PLACE.findall(body)}
+        for callee in callees:
             reach |= self.action_reach.get(callee, frozenset())
         self.action_reach[pyname] = frozenset(reach)
+        if exits:
+            self.action_exits.add(pyname)
         info = ActionInfo(name, pyname, params, list(d.annotations), hidden=annotation(d.annotations, "hidden") is not None,
                           used=False)
         if prefix and self.block_stack:

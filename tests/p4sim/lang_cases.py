@@ -83,6 +83,16 @@ CASES = [
         frame("08 00", (1, "08 00  1f 02  00 00"), what="two slices of one field as inout arguments"),
         frame("09 00", (1, "09 00  a5 02  00 00"), what="inout slice written back over the action's own write"),
     )),
+    Case("lang_exit_copy_out.p4", (
+        # h starts (1, 2), h2 valid (0, 0); after exit ingress ends (egress_spec stays 0);
+        # egress writes m.n into h2.x; out: sel, h, h2
+        frame("00 00", (0, "00 00  01 55  05 00"), what="action called from the control: written back"),
+        frame("01 00", (0, "01 00  01 56  05 00"), what="the inner action's copy-out is lost, the outer's is not"),
+        frame("02 00", (0, "02 00  01 46  05 00"), what="inout header: written back"),
+        frame("03 00", (0, "03 00  01 02  05 00"), what="inout header overlapping the action's own write: written back over it"),
+        frame("04 00", (0, "04 00  72 02  71 00"), what="sub-control: its writes stay"),
+        frame("05 00", (0, "05 00  01 02  05 00"), what="sub-control with overlapping arguments: dropped"),
+    )),
     Case("lang_header_validity.p4", (
         # in: sel, h = (a1, a2), h2 = (b1, b2); out: sel, h, h2, h3, st (the valid ones)
         frame("00 00  a1 a2  b1 b2", (1, "00 00  00 07  b1 b2"), what="invalid then valid: zeroed"),
