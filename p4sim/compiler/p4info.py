@@ -322,9 +322,11 @@ def _translation(t: NewT) -> tuple[str, int | None] | None:
     if m is None:
         raise ValueError(f"type {t.name}: cannot read @p4runtime_translation({raw})")
     sdn = m.group(2)
-    wm = re.fullmatch(r"bit\s*<\s*(\w+)\s*>", sdn)
+    # the SDN type: a bit width (``32``, as p4c's P4Runtime spec section on translation has
+    # it), ``bit<32>``, or ``string``
+    wm = re.fullmatch(r"(?:bit\s*<\s*(\w+)\s*>|(\d\w*))", sdn)
     if wm is not None:
-        return m.group(1), int(wm.group(1), 0)
+        return m.group(1), int(wm.group(1) or wm.group(2), 0)
     if sdn == "string":
         return m.group(1), None
     raise ValueError(f"type {t.name}: unsupported translation type {sdn}")

@@ -122,12 +122,20 @@ class TableMixin:
             key_codes.append(key_code(te))
         actions: list[ActionRefInfo] = []
         action_syms: dict[str, Sym] = {}
+        bound: dict[str, tuple[ast.ActionRef, Sym]] = {}
         for ref in d.actions:
             sym = (sc.root() if ref.is_global else sc).lookup(ref.name)
             if sym is None or sym.kind != "action":
                 raise semantic_error(ref.loc, f"{ref.name}: action not found")
+            # arguments given here bind the action's directional parameters (all of them, in
+            # order); the directionless ones come from the control plane
+            directional = [p for p in sym.decl.params if p.direction != ""]
+            if len(ref.args) != len(directional):
+                raise semantic_error(ref.loc, f"action {ref.name} in the actions of table {name}: its "
+                                     f"{len(directional)} directional parameter(s) must be given here, "
+                                     f"{len(ref.args)} argument(s) are")
             if ref.args:
-                raise semantic_error(ref.loc, "actions with bound arguments in a table's action list are not supported by p4sim")
+                bound[ref.name] = (ref, sym)
             scope = "TABLE_AND_DEFAULT"
             if annotation(ref.annotations, "defaultonly") is not None:
                 scope = "DEFAULT_ONLY"
@@ -212,7 +220,7 @@ class TableMixin:
             lines.append(f"    _hit, _fn, _args = {binding}.lookup({key}, K, {sel})")
         else:
             lines.append(f"    _hit, _fn, _args = {binding}.lookup({key}, K)")
-        lines.append("    _fn(K, L, *_args)")
+        lines.extend(self.bound_action_calls(bound, sc, name))
         lines.append("    return (_hit, _fn.__name__)")
         self.chunks.append("\n".join(lines) + "\n")
         sc.declare(Sym("table", d.name, None, code=pyname, info=info))
@@ -317,12 +325,44 @@ class TableMixin:
         self.profile_by_name[inst.name] = inst
         info.implementation = inst.name
 
+    def bound_action_calls(self: Compiler, bound: dict[str, tuple[ast.ActionRef, Sym]], sc: Scope,
+                           table: str) -> list[str]:
+        """The table function's call of the action it found: ``_fn(K, L, *_args)``, except for
+        actions with arguments bound in the actions list, called as ``a(bound..., _args...)``
+        (those arguments evaluated when the action runs, copied in and out as for any call)."""
+        lines: list[str] = []
+        for i, (ref, sym) in enumerate(bound.values()):
+            em = Emitter(depth=2)
+            fc = FnCtx(em, "control", block_name=table)
+            inner = Scope(sc)
+            ptypes: list[Type] = sym.value
+            args = list(ref.args)
+            cp = [t for p, t in zip(sym.decl.params, ptypes, strict=True) if p.direction == ""]
+            for j, t in enumerate(cp):
+                inner.declare(Sym("var", f"__cp{j}", t, code=f"_args[{j}]", readonly=True), ref.loc)
+                args.append(ast.Argument(ast.PathExpr(f"__cp{j}", loc=ref.loc), loc=ref.loc))
+            call = ast.CallExpr(ast.PathExpr(ref.name, ref.is_global, loc=ref.loc), args, loc=ref.loc)
+            self.stmt(ast.CallStmt(call, loc=ref.loc), inner, fc)
+            lines.append(f"    {'elif' if i else 'if'} _fn is {sym.info.pyname}:")
+            lines.extend(em.lines or ["        pass"])
+        if bound:
+            lines.append("    else:")
+            lines.append("        _fn(K, L, *_args)")
+        else:
+            lines.append("    _fn(K, L, *_args)")
+        return lines
+
     def action_args(self: Compiler, ref: ast.ActionRef, sym: Sym, sc: Scope) -> list[int]:
         decl: ast.ActionDecl = sym.decl
         cp_params = [p for p in decl.params if p.direction == ""]
-        call = ast.CallExpr(ast.PathExpr(ref.name), ref.args, loc=ref.loc)
-        if len(ref.args) != len(cp_params):
-            raise semantic_error(ref.loc, f"{ref.name} needs {len(cp_params)} arguments, got {len(ref.args)}")
+        args = ref.args
+        if len(args) == len(decl.params) and len(cp_params) < len(decl.params):
+            # a default action or entry of an action with bound (directional) arguments names
+            # them too: those are the table's, the rest are the control plane's
+            args = args[len(decl.params) - len(cp_params):]
+        call = ast.CallExpr(ast.PathExpr(ref.name), args, loc=ref.loc)
+        if len(args) != len(cp_params):
+            raise semantic_error(ref.loc, f"{ref.name} needs {len(cp_params)} arguments, got {len(args)}")
         out = []
         ptypes: list[Type] = sym.value
         by_name = {p.name: t for p, t in zip(decl.params, ptypes, strict=True)}

@@ -123,6 +123,14 @@ def test_pkginfo_and_platform_properties(tmp_path: Path) -> None:
     assert list(pkg.annotations) == ["@other(1)"]
 
 
+def test_bound_action_needs_all_its_directional_arguments(tmp_path: Path) -> None:
+    with pytest.raises(CompileError, match=r"its 1 directional parameter\(s\) must be given here, 0 argument\(s\) are"):
+        _p4info(tmp_path, "t.apply();", """
+            action add(in bit<32> v, bit<32> extra) { hdr.h.x = v + extra; }
+            table t { key = { hdr.h.k: exact; } actions = { add; } }
+        """)
+
+
 # -- what p4c refuses --------------------------------------------------------------------------------
 
 
@@ -155,6 +163,12 @@ COMPAT_FRAMES: dict[str, list[tuple[bytes, bytes]]] = {
         # odd numbers up to 3: 4; e[0] |= 0x80 then &= 0x0f
         bytes([3, 0, 0x06, 0x04]) + (((((1 << 4) >> 1) ^ 0xFF) - 1) * 3).to_bytes(4, "big") + bytes([255, 0, 0, 0, 6]),
     )],
+    "compat_bound_actions.p4": [
+        # k=1: add(x + 1, 0x100); k=2: bump(e, 0x10); k=9 misses: the default bump(e, 7)
+        (bytes([0, 1, 0, 0, 0, 0x10, 3]), bytes([0, 1, 0, 0, 0x01, 0x11, 3])),
+        (bytes([0, 2, 0, 0, 0, 0x10, 3]), bytes([0, 2, 0, 0, 0, 0x10, 0x13])),
+        (bytes([0, 9, 0, 0, 0, 0x10, 3]), bytes([0, 9, 0, 0, 0, 0x10, 10])),
+    ],
 }
 
 
