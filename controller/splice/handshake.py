@@ -174,8 +174,8 @@ class HandshakeTable:
 
     Pending handshakes are kept in two insertion-ordered maps: *unverified* (C has not ACKed S's
     SYN-ACK: possibly a spoofed SYN) and *verified*. When the bound is reached a new SYN evicts an
-    unverified handshake: the oldest of the client address holding the most, or the oldest of all
-    when no address holds more than one (pending.py); if every pending handshake is verified, the
+    unverified handshake: the oldest of the client address holding the most when that address
+    holds many (a flooding host), else the oldest of all (pending.py); if every pending handshake is verified, the
     new SYN is refused. So a flood of SYNs only ever displaces other unanswered SYNs, a flood from
     few addresses its own first, and a client that completes its handshake is never displaced.
     """
@@ -754,7 +754,8 @@ class HandshakeTable:
             self._drain(hs, hs.held_s)
 
     def _evict_one(self) -> list[Command]:
-        hs = self._unverified.victim()
+        # one address past this many unanswered SYNs is flooding: its own go first (pending.py)
+        hs = self._unverified.victim(heavy=max(8, self.config.max_pending // 16))
         self.stats["evicted"] += 1
         if hs.switch_run and hs.leg1 is None:
             # The switch runs it: forgetting the mirror stops nothing there. If C is real and ACKs,

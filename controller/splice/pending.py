@@ -3,9 +3,11 @@
 A SYN flood fills the controller's bound on pending handshakes with SYNs no client will ever
 acknowledge. At the bound a new SYN evicts one of these. Evicting the oldest is fair only when
 every source sends as many: a single host (or a few) flooding would also evict the handshakes of
-real clients that are slow to acknowledge. So the victim is the oldest handshake of the source
-holding the most; only when no source holds more than one (sources spoofed at random) is it the
-oldest of all. Finding it is O(1): sources are bucketed by how many handshakes they hold.
+real clients that are slow to acknowledge. So when one source holds more than ``heavy`` of them,
+the victim is the oldest of the source holding the most; otherwise (sources spoofed at random,
+and a real client opening a few connections at once among them) it is the oldest of all. A real
+client is thus never singled out for holding a handful. Finding it is O(1): sources are bucketed
+by how many handshakes they hold.
 """
 
 from __future__ import annotations
@@ -79,13 +81,13 @@ class BySource(Generic[K, V]):
         keys = self._by_source.get(source)
         return len(keys) if keys else 0
 
-    def victim(self) -> V:
+    def victim(self, heavy: int = 1) -> V:
         """What to evict: the oldest of the source holding the most (of several, the one that has
-        held that many longest), or the oldest of all when none holds more than one. Raises
+        held that many longest) when that is more than ``heavy``, else the oldest of all. Raises
         KeyError when empty."""
         if not self._all:
             raise KeyError("no pending handshake")
-        if self._most <= 1:
+        if self._most <= heavy:
             return next(iter(self._all.values()))
         src = next(iter(self._by_count[self._most]))
         return self._all[next(iter(self._by_source[src]))]

@@ -606,6 +606,7 @@ def test_the_heaviest_source_gives_its_oldest_up():
     for key in [("a", 1), ("b", 1), ("b", 2), ("c", 1), ("c", 2), ("a", 2), ("c", 3)]:
         pending[key] = f"{key[0]}{key[1]}"
     assert pending.victim() == "c1" and pending.held_by("c") == 3
+    assert pending.victim(heavy=3) == "a1"  # nobody holds more than 3: the oldest of all
     del pending[("c", 1)]
     # a, b and c hold 2 each: b has held 2 longest (c came down to 2 last)
     assert pending.victim() == "b1"
@@ -617,6 +618,23 @@ def test_the_heaviest_source_gives_its_oldest_up():
     assert not pending and pending.held_by("c") == 0
     with pytest.raises(KeyError):
         pending.victim()
+
+
+def test_a_client_with_a_few_connections_is_not_singled_out_by_a_spoofed_flood():
+    """Sources spoofed at random hold one handshake each; a real client opening several at once
+    holds more, yet is not evicted before older spoofed ones (only a flooding host is)."""
+    w = World(max_pending=100)
+    core = w.core
+    for i in range(95):
+        core.on_segment(SegmentIn(flood_syn(i), CPORT, copy=True, proxy_port=PPORT))
+    mine = [TcpSegment(FLOW.client_ip, 41000 + k, *S, seq=k * 1000, flags=SYN, options=FLOOD_OPTS)
+            for k in range(5)]
+    for seg in mine:
+        core.on_segment(SegmentIn(seg, CPORT, copy=True, proxy_port=PPORT))
+    for i in range(95, 150):  # 55 more spoofed: the 55 oldest go, all spoofed
+        core.on_segment(SegmentIn(flood_syn(i), CPORT, copy=True, proxy_port=PPORT))
+    assert core.handshakes.stats["evicted"] == 55
+    assert all(FlowKey.from_client_segment(seg) in core.handshakes for seg in mine)
 
 
 def test_full_table_of_real_clients_refuses_newcomers():
