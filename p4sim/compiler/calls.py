@@ -144,6 +144,8 @@ class CallMixin:
         if isinstance(bt, UnionT) and m == "isValid":
             return TExpr(f"{base.code}._isvalid()", BoolT())
         if isinstance(bt, StackT) and m in ("push_front", "pop_front"):
+            if fc.where == "parser":
+                raise semantic_error(f.loc, f"'{m}' of a header stack cannot be used in a parser (p4c refuses it)")
             if len(e.args) != 1:
                 raise semantic_error(e.loc, f"{m} takes one argument")
             n = self.const_int(e.args[0].value, sc, f"{m} count")

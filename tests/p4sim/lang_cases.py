@@ -195,6 +195,9 @@ REFUSALS = [
             "'last' of a header stack can only be used in a parser", True),
     Refusal("next in a control", _program("hdr.st.next.x = 1;"),
             "'next' of a header stack can only be used in a parser", True),
+    Refusal("push_front in a parser", _program("", parser="""
+        state start { pkt.extract(hdr.sel); hdr.st.push_front(1); transition accept; }"""),
+            "'push_front' of a header stack cannot be used in a parser", True),
     Refusal("isValid() with a run-time index", _program("if (hdr.st[hdr.sel.i].isValid()) { hdr.h.setValid(); }"),
             "isValid() of a header stack element with a run-time index", False),
     Refusal("a whole element assigned with a run-time index", _program("hdr.st[hdr.sel.i] = hdr.h;"),
