@@ -63,6 +63,7 @@ class CallMixin:
             if sym.kind == "extfunc":
                 if f.name == "static_assert":
                     return self.static_assert(e, sc)
+                self.model.calls_extern_function = True  # P4Info: p4c then writes type_info
                 return self.extern_function_call(e, f.name, sc, self.need_runtime(e, fc), want)
             raise semantic_error(f.loc, f"{f.name} is not callable")
         raise semantic_error(e.loc, "this expression is not callable")
@@ -532,8 +533,12 @@ class CallMixin:
                         args.append(TExpr(tmp, pt))
                         outs.append(("aggregate", lv, pt, tmp, True))
                     else:
+                        # an out parameter starts uninitialized: its headers invalid (as the
+                        # fresh copy p4c passes, written back over the argument)
                         if p.direction == "out" and isinstance(st, HeaderT):
                             fc.em.line(f"{lv.target}._valid = False")
+                        elif p.direction == "out":
+                            fc.em.line(f"{lv.target}._set({default_value_code(pt)})")
                         args.append(TExpr(lv.target, pt))
                     marks.append(None)
                 else:

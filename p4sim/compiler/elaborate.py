@@ -513,7 +513,7 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
                     w = width_of(pt)
                 except TypeError as exc:
                     raise semantic_error(p.loc, f"action parameter {p.name} of type {pt} cannot come from the control plane") from exc
-                params.append(ParamInfo(p.name, w, list(p.annotations), pt.name if isinstance(pt, NewT) else None))
+                params.append(ParamInfo(p.name, w, list(p.annotations), pt.name if isinstance(pt, NewT) else None, pt))
             if p.direction in ("out", "inout") and not isinstance(spt, (StructLikeT, StackT)):
                 local = fc.fresh_local(p.name)
                 em.line(f"{local} = {pn}")

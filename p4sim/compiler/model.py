@@ -19,6 +19,7 @@ class ParamInfo:
     width: int
     annotations: list[ast.Annotation] = field(default_factory=list)
     type_name: str | None = None  # for ``type``-declared (new) types
+    p4type: Type | None = None  # the parameter's type (P4Info lists the serializable enums it meets)
 
 
 @dataclass
@@ -38,6 +39,7 @@ class KeyInfo:
     width: int
     annotations: list[ast.Annotation] = field(default_factory=list)
     type_name: str | None = None
+    p4type: Type | None = None  # the key's type (P4Info lists the serializable enums and errors it meets)
 
 
 @dataclass
@@ -161,6 +163,9 @@ class ProgramModel:
     new_types: dict[str, Type] = field(default_factory=dict)
     # P4Info: annotations on the ``main`` instantiation (@pkginfo and others go to pkg_info)
     main_annotations: list[ast.Annotation] = field(default_factory=list)
+    # P4Info: a call of an extern function (mark_to_drop, hash, ...) anywhere: p4c then writes
+    # a type_info, empty or not
+    calls_extern_function: bool = False
 
     def action(self, name: str) -> ActionInfo | None:
         for a in self.actions:

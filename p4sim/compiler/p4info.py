@@ -335,8 +335,18 @@ def _translation(t: NewT) -> tuple[str, int | None] | None:
 class TypeSpecs:
     """P4DataTypeSpec conversion, filling ``type_info`` with the named types it meets."""
 
-    def __init__(self, info: p4info_pb2.P4Info) -> None:
+    def __init__(self, info: p4info_pb2.P4Info, errors: Iterable[str] = ()) -> None:
         self.info = info
+        self.errors = list(errors)
+
+    def listed(self, t: Type | None) -> None:
+        """A key's or a parameter's type: p4c lists the serializable enum (and the error type)
+        it names in type_info, though the field itself carries only a width."""
+        t = t.base if isinstance(t, NewT) and _translation(t) is None and isinstance(t.base, EnumT) else t
+        if isinstance(t, EnumT) and t.underlying is not None:
+            self._named(t)
+        elif isinstance(t, ErrorT):
+            self.convert(t, p4types_pb2.P4DataTypeSpec())
 
     def convert(self, t: Type, spec: p4types_pb2.P4DataTypeSpec) -> None:
         ti = self.info.type_info
@@ -366,7 +376,9 @@ class TypeSpecs:
             spec.bool.SetInParent()
         elif isinstance(t, ErrorT):
             spec.error.SetInParent()
-            ti.error.SetInParent()
+            if not ti.HasField("error"):
+                ti.error.SetInParent()
+                ti.error.members.extend(self.errors)
         elif isinstance(t, TupleT):
             spec.tuple.SetInParent()
             for e in t.elems:
@@ -543,10 +555,11 @@ def build_p4info(model: ProgramModel) -> p4info_pb2.P4Info:
     syms.assign_ids()
 
     info = p4info_pb2.P4Info()
-    specs = TypeSpecs(info)
+    specs = TypeSpecs(info, model.errors)
     # p4c asks for type_info whenever it serializes a table, a parameter or an extern, so the
     # (possibly empty) message is present in practically every P4Info.
-    if tables or externs or profiles or model.digests or any(a.params for a in actions) or model.controller_headers:
+    if (tables or externs or profiles or model.digests or any(a.params for a in actions) or model.controller_headers
+            or model.calls_extern_function):
         info.type_info.SetInParent()
 
     # 2. tables (direct resources are written as their table is)
@@ -569,6 +582,7 @@ def build_p4info(model: ProgramModel) -> p4info_pb2.P4Info:
                 mf.other_match_type = k.match_kind
             if k.type_name:
                 mf.type_name.name = k.type_name
+            specs.listed(k.p4type)
         for r in table_refs[t.name]:
             ar = tm.action_refs.add()
             ar.id = syms.id(ACTION, r.action.name)
@@ -629,6 +643,7 @@ def build_p4info(model: ProgramModel) -> p4info_pb2.P4Info:
             pm.bitwidth = _field_width(model, p.width, p.type_name, specs)
             if p.type_name:
                 pm.type_name.name = p.type_name
+            specs.listed(p.p4type)
 
     # 4. indexed counters, meters, registers (declaration order)
     for x in externs:

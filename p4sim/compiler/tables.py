@@ -10,7 +10,7 @@ from .errors import CompileError
 from .exprs import TExpr
 from .model import ActionInfo, ActionRefInfo, ConstEntryInfo, KeyInfo, TableInfo, ValueSetInfo
 from .symbols import Emitter, FnCtx, Scope, Sym, annotation, semantic_error
-from .types import BitT, BoolT, EnumT, ExternT, NewT, StructLikeT, Type, strip_newtype, width_of
+from .types import BitT, BoolT, EnumT, ErrorT, ExternT, NewT, StructLikeT, Type, strip_newtype, width_of
 
 if TYPE_CHECKING:
     from .elaborate import Compiler
@@ -102,8 +102,8 @@ class TableMixin:
             te = self.expr(k.expr, sc, fc)
             t = te.type
             st = strip_newtype(t)
-            if not isinstance(st, (BitT, BoolT)) and not (isinstance(st, EnumT) and st.underlying is not None):
-                raise semantic_error(k.expr.loc, f"a table key must be bit<>, int<>, bool or a serializable enum, not {t}")
+            if not isinstance(st, (BitT, BoolT, ErrorT)) and not (isinstance(st, EnumT) and st.underlying is not None):
+                raise semantic_error(k.expr.loc, f"a table key must be bit<>, int<>, bool, error or a serializable enum, not {t}")
             an = annotation(k.annotations, "name")
             if an is not None and an.args and isinstance(an.args[0], ast.StringLiteral):
                 kname = an.args[0].value
@@ -112,7 +112,9 @@ class TableMixin:
                 if named is None:
                     raise semantic_error(k.expr.loc, "complex key expression requires a @name annotation")
                 kname = named
-            kinfo = KeyInfo(kname, k.match_kind, width_of(t), list(k.annotations), t.name if isinstance(t, NewT) else None)
+            # an error key has no width in P4Info (p4c writes none)
+            kwidth = 0 if isinstance(st, ErrorT) else width_of(t)
+            kinfo = KeyInfo(kname, k.match_kind, kwidth, list(k.annotations), t.name if isinstance(t, NewT) else None, t)
             if k.match_kind == "selector":
                 # selector fields are no match field: they are hashed to pick a group member
                 selector_keys.append(kinfo)
@@ -136,6 +138,10 @@ class TableMixin:
                                      f"{len(ref.args)} argument(s) are")
             if ref.args:
                 bound[ref.name] = (ref, sym)
+            for p, pt in zip(sym.decl.params, sym.value, strict=True):
+                if p.direction == "" and isinstance(strip_newtype(pt), BoolT):
+                    # p4c-bm2-ss: control-plane parameters are bit strings on BMv2
+                    raise semantic_error(p.loc, f"{p.name}: action parameters must be bit<> or int<> on this target")
             scope = "TABLE_AND_DEFAULT"
             if annotation(ref.annotations, "defaultonly") is not None:
                 scope = "DEFAULT_ONLY"

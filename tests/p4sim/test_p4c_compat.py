@@ -131,7 +131,67 @@ def test_bound_action_needs_all_its_directional_arguments(tmp_path: Path) -> Non
         """)
 
 
+def test_error_and_serializable_enum_keys(tmp_path: Path) -> None:
+    # an error key has no width; the error type (every member, in declaration order) and the
+    # serializable enum a key names are listed in type_info
+    decls = HDR + "enum bit<8> Color { RED = 1, BLUE = 5 }\n"
+    info = _p4info(tmp_path, "t.apply();", """
+        Color c = Color.RED;
+        action a() { }
+        table t { key = { sm.parser_error: exact; c: exact; } actions = { a; } }
+    """, decls=decls)
+    assert [(f.name, f.bitwidth) for f in _table(info, "I.t").match_fields] == [("sm.parser_error", 0), ("c", 8)]
+    assert list(info.type_info.error.members) == [
+        "NoError", "PacketTooShort", "NoMatch", "StackOutOfBounds", "HeaderTooShort", "ParserTimeout",
+        "ParserInvalidArgument"]
+    color = info.type_info.serializable_enums["Color"]
+    assert color.underlying_type.bitwidth == 8
+    assert [(m.name, m.value) for m in color.members] == [("RED", b"\x01"), ("BLUE", b"\x05")]
+
+
+def test_serializable_enum_parameter_listed_in_type_info(tmp_path: Path) -> None:
+    decls = HDR + "enum bit<8> Color { RED = 1, BLUE = 5 }\n"
+    info = _p4info(tmp_path, "t.apply();", """
+        action paint(Color c) { hdr.h.x = (bit<32>)(bit<8>)c; }
+        table t { key = { hdr.h.k: exact; } actions = { paint; } }
+    """, decls=decls)
+    assert _action(info, "I.paint").params[0].bitwidth == 8
+    assert list(info.type_info.serializable_enums) == ["Color"]
+
+
+@pytest.mark.parametrize(("call", "present"), [
+    ("mark_to_drop(sm);", True), ("hash(hdr.h.x, HashAlgorithm.crc16, 16w0, { hdr.h.k }, 32w100);", True),
+    ("hdr.h.x = 1;", False), ("if (hdr.h.isValid()) { hdr.h.x = 1; }", False),
+])
+def test_type_info_present_where_an_extern_function_is_called(tmp_path: Path, call: str, present: bool) -> None:
+    # no table, parameter or extern instance: p4c still writes an empty type_info once the
+    # program calls an extern function
+    info = _p4info(tmp_path, call, "")
+    assert info.HasField("type_info") is present
+    assert info.type_info.ByteSize() == 0
+
+
+def test_translation_with_an_integer_width(tmp_path: Path) -> None:
+    decls = HDR + '@p4runtime_translation("example.org/port", 32) type bit<9> port_t;\n'
+    info = _p4info(tmp_path, "t.apply();", """
+        action fwd(port_t p) { sm.egress_spec = (bit<9>)p; }
+        table t { key = { hdr.h.k: exact; } actions = { fwd; } }
+    """, decls=decls)
+    p = _action(info, "I.fwd").params[0]
+    assert (p.bitwidth, p.type_name.name) == (32, "port_t")
+    tt = info.type_info.new_types["port_t"].translated_type
+    assert (tt.uri, tt.sdn_bitwidth) == ("example.org/port", 32)
+
+
 # -- what p4c refuses --------------------------------------------------------------------------------
+
+
+def test_bool_control_plane_parameter_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CompileError, match="f: action parameters must be bit<> or int<> on this target"):
+        _p4info(tmp_path, "t.apply();", """
+            action a(bool f) { if (f) { hdr.h.x = 1; } }
+            table t { key = { hdr.h.k: exact; } actions = { a; } }
+        """)
 
 
 def test_package_argument_with_another_direction_is_refused(tmp_path: Path) -> None:
