@@ -333,13 +333,16 @@ def colliding(first: int) -> tuple[str, int]:
 
 class SlotExpires(InlineBase):
     """A slot nobody writes is free again after HS_TIMEOUT_US (5 s): a half-open connection
-    cannot keep it. Until then a colliding SYN takes the controller's path."""
+    cannot keep it. Until then a colliding SYN takes the controller's path. (C has ACKed here,
+    and P not answered: a real client's handshake, which keeps its slot to the end.)"""
 
     def runTest(self) -> None:
         first = fresh_ports()[0]
         other_ip, other_port = colliding(first)
-        self.send(CLIENT, full_conn(first).syn())
-        self.expect(routed(full_conn(first).syn(), SERVER), SERVER)
+        a = full_conn(first)
+        self.step(a.syn(), CLIENT, {SERVER: routed(a.syn(), SERVER)}, copy=True)
+        self.step(a.syn_ack(), SERVER, {CLIENT: routed(a.syn_ack(), CLIENT)}, copy=True, state=HS_SYN_ACKED)
+        self.step(a.c_ack(), CLIENT, {SERVER: routed(a.c_ack(), SERVER)})
         taken = time.monotonic()
         b = tcp_segment(in_port=CLIENT, src=other_ip, sport=other_port, flags="S", seq=ISN_C, options=ALL_C)
         deadline = taken + 10.0
@@ -353,6 +356,36 @@ class SlotExpires(InlineBase):
             time.sleep(0.2)  # the pace of the retries, not a readiness wait
         self.expect(routed(b, SERVER), SERVER)
         self.assertGreater(time.monotonic() - taken, 4.0, "the slot lapsed before HS_TIMEOUT_US")
+
+
+class UnacknowledgedGivesItsSlotUp(InlineBase):
+    """A handshake whose client has not ACKed S's SYN-ACK HS_ACK_WAIT_US (1 s) after its last
+    step (a spoofed SYN, most likely) keeps its slot from colliding SYNs only that long; then a
+    new connection takes it, and the old client's late ACK is routed on to S, end to end."""
+
+    def runTest(self) -> None:
+        first = fresh_ports()[0]
+        other_ip, other_port = colliding(first)
+        a = full_conn(first)
+        self.step(a.syn(), CLIENT, {SERVER: routed(a.syn(), SERVER)}, copy=True)
+        self.step(a.syn_ack(), SERVER, {CLIENT: routed(a.syn_ack(), CLIENT)}, copy=True, state=HS_SYN_ACKED)
+        answered = time.monotonic()
+        b = tcp_segment(in_port=CLIENT, src=other_ip, sport=other_port, flags="S", seq=ISN_C, options=ALL_C)
+        deadline = answered + 4.0
+        while True:
+            self.send(CLIENT, b)
+            pin = self.client.get_packet_in(0.3)
+            if pin is None:
+                break  # the slot was taken: the SYN went on to S
+            self.assertEqual(pin.metadata.get("reason"), PIN_SYN)
+            self.assertLess(time.monotonic(), deadline, "the unacknowledged handshake kept its slot")
+            time.sleep(0.1)  # the pace of the retries, not a readiness wait
+        self.expect(routed(b, SERVER), SERVER)
+        self.assertGreater(time.monotonic() - answered, 0.9, "the slot was taken before HS_ACK_WAIT_US")
+        self.send(CLIENT, a.c_ack())  # the first client answers after all: on to S, as unproxied
+        self.expect(routed(a.c_ack(), SERVER), SERVER)
+        self.expect_no_packet_in(0.1)
+        self.expect_nothing_else()
 
 
 class SynTheSwitchWillNotTake(InlineBase):

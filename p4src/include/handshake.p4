@@ -114,7 +114,7 @@ bit<8> clamp_shift(in bit<8> shift) {
 
 control Handshake(inout headers_t hdr, inout local_metadata_t meta,
                   inout standard_metadata_t standard_metadata, inout handshake_t hs,
-                  in bit<1> live, in bit<1> c2s, in bit<1> s2c,
+                  in bit<1> held, in bit<1> c2s, in bit<1> s2c,
                   out bit<1> handled, out bit<1> write, out bit<1> report) {
 
     apply {
@@ -134,7 +134,7 @@ control Handshake(inout headers_t hdr, inout local_metadata_t meta,
 
         /* ---- a segment of no slot: only C's SYN can take one -------------------------------- */
         if (c2s == 0 && s2c == 0) {
-            if (is_syn && !from_proxy && payload == 0 && meta.opt.syn_dups == 0 && live == 0) {
+            if (is_syn && !from_proxy && payload == 0 && meta.opt.syn_dups == 0 && held == 0) {
                 hs.state = HS_SYN_SEEN;
                 hs.client_addr = hdr.ipv4.src_addr;
                 hs.client_port = hdr.tcp.src_port;

@@ -35,6 +35,9 @@
 #ifndef HS_TIMEOUT_US
 #define HS_TIMEOUT_US 5000000   /* a slot untouched this long is free again (microseconds) */
 #endif
+#ifndef HS_ACK_WAIT_US
+#define HS_ACK_WAIT_US 1000000  /* a handshake C has not ACKed this long after its last step may lose its slot to a new SYN */
+#endif
 #ifndef HS_CLONE_SESSION_BASE
 #define HS_CLONE_SESSION_BASE 512  /* clone session HS_CLONE_SESSION_BASE + p sends a copy out of port p */
 #endif

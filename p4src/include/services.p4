@@ -115,8 +115,17 @@ control Services(inout headers_t hdr, inout local_metadata_t meta,
         hs_state.read(state, index);
         bit<48> now = standard_metadata.ingress_global_timestamp;
         bit<1> live = 0;
+        bit<1> held = 0;  /* live, and not to be taken by another connection's SYN */
         if (state != HS_FREE && now - stamp < HS_TIMEOUT_US) {
             live = 1;
+            held = 1;
+            /* C has not ACKed S's SYN-ACK a second after the handshake's last step: most likely
+             * a spoofed SYN, which would keep the slot for HS_TIMEOUT_US. A new SYN may take it;
+             * the old connection, if its client answers after all, runs end to end. */
+            if ((state == HS_SYN_SEEN || state == HS_SYN_ACKED || state == HS_P1_KNOWN)
+                    && now - stamp >= HS_ACK_WAIT_US) {
+                held = 0;
+            }
         }
         bit<48> src = hdr.ipv4.src_addr ++ hdr.tcp.src_port;
         bit<48> dst = hdr.ipv4.dst_addr ++ hdr.tcp.dst_port;
@@ -208,7 +217,7 @@ control Services(inout headers_t hdr, inout local_metadata_t meta,
 
             bit<1> write;
             bit<1> report;
-            handshake.apply(hdr, meta, standard_metadata, hs, live, c2s, s2c, handled, write, report);
+            handshake.apply(hdr, meta, standard_metadata, hs, held, c2s, s2c, handled, write, report);
 
             if (write == 1) {
                 hs_client.write(index, hs.client_addr ++ hs.client_port);
