@@ -82,6 +82,8 @@ CASES = [
         frame("07 00", (1, "07 00  14 02  01 02"), what="an action passing its parameter on"),
         frame("08 00", (1, "08 00  1f 02  00 00"), what="two slices of one field as inout arguments"),
         frame("09 00", (1, "09 00  a5 02  00 00"), what="inout slice written back over the action's own write"),
+        frame("0a 00", (1, "0a 00  01 02  00 02"), what="out struct: the header in it invalid"),
+        frame("0b 00", (1, "0b 00  01 02  00 00  07 00"), what="out stack: every element invalid first"),
     )),
     Case("lang_exit_copy_out.p4", (
         # h starts (1, 2), h2 valid (0, 0); after exit ingress ends (egress_spec stays 0);

@@ -1,13 +1,14 @@
 // Copy-in/copy-out: an out or inout argument is a copy while the callee runs and is written back
 // when it returns, in parameter order, even when two arguments name the same place or the
-// action also reaches that place through the control's own parameters.
+// action also reaches that place through the control's own parameters. An out argument starts
+// uninitialized: the headers in it invalid.
 #include <core.p4>
 #include <v1model.p4>
 
 header sel_t { bit<8> i; bit<8> j; }
 header a_t { bit<8> x; bit<8> y; }
 struct inner_t { bit<8> v; a_t h; }
-struct headers_t { sel_t sel; a_t h; a_t h2; }
+struct headers_t { sel_t sel; a_t h; a_t h2; a_t[2] st; }
 struct meta_t { inner_t s; }
 
 bit<8> read_then_write(in a_t a, inout a_t b) {
@@ -54,6 +55,8 @@ control I(inout headers_t hdr, inout meta_t m, inout standard_metadata_t sm) {
     action nested(inout a_t a) { global(a); }
     action halves(inout bit<4> a, inout bit<4> b) { a = b; b = 0xF; }
     action slice_global(inout bit<4> a) { a = 5; hdr.h.x = 0xA0; }
+    action out_struct(out inner_t s) { s.v = 2; }
+    action out_stack(out a_t[2] st) { st[1].setValid(); st[1].x = 7; }
     apply {
         hdr.h.setValid();
         hdr.h.x = 1;
@@ -82,6 +85,16 @@ control I(inout headers_t hdr, inout meta_t m, inout standard_metadata_t sm) {
             halves(hdr.h.x[7:4], hdr.h.x[3:0]);
         } else if (hdr.sel.i == 9) {
             slice_global(hdr.h.x[3:0]);
+        } else if (hdr.sel.i == 10) {
+            m.s.h.setValid();
+            m.s.h.x = 5;
+            out_struct(m.s);
+            hdr.h2.x = (bit<8>)(bit<1>)m.s.h.isValid();
+            hdr.h2.y = m.s.v;
+        } else if (hdr.sel.i == 11) {
+            hdr.st[0].setValid();
+            hdr.st[0].x = 6;
+            out_stack(hdr.st);
         }
         sm.egress_spec = 1;
     }
