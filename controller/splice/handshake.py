@@ -288,7 +288,11 @@ class HandshakeTable:
                 return [RemoveFlow(hs.flow, hs.matches(), "no answer from the server")]
             if hs.state is HsState.PROXY_SYN_SENT:
                 if hs.c_ack is None:
-                    return self._abort(hs, "the client never acknowledged", reset_client=False)
+                    # The switch lets another SYN take such a handshake's slot after a second
+                    # (HS_ACK_WAIT_US) and routes a late ACK of its client on to S: S is left to
+                    # complete with it end to end; P's leg is the proxy's alone, reset.
+                    return self._abort(hs, "the client never acknowledged", reset_client=False,
+                                       reset_server=not hs.switch_run)
                 return self._proxy_failed(hs, "the proxy did not answer the second request")
             return self._abort(hs, f"proxy leg not completed ({hs.state.value})")
         return []

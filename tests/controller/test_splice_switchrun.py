@@ -227,3 +227,15 @@ def test_a_handshake_taken_over_before_p_answered_resends_the_second_request():
     again = core.on_timer(retry.timer)
     (syn,) = sends(again, Side.PROXY)
     assert syn.segment.flags == SYN and syn.segment.seq == ISN_C
+
+
+def test_a_client_that_never_acks_costs_an_rst_to_p_only():
+    """The deadline of a switch-run handshake whose client never ACKed: P's leg is reset; S is
+    not, since the switch routes a late ACK of that client on to S (end to end, unproxied)."""
+    core = SpliceCore()
+    first = core.on_switch_step(step(SwitchState.SYN_ACKED))
+    (deadline,) = [c for c in of(first, StartTimer) if c.timer.kind is TimerKind.HANDSHAKE]
+    out = core.on_timer(deadline.timer)
+    (rf,) = of(out, ResetFlow)
+    assert {r.to for r in rf.resets} == {Side.PROXY}
+    assert FLOW not in core.handshakes
