@@ -53,7 +53,7 @@ def compile_main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         from p4sim.compiler.driver import compile_file
-        from p4sim.compiler.p4info import write_p4info
+        from p4sim.compiler.p4info import p4runtime_refusals, write_p4info
 
         compiled = compile_file(args.source, args.include, args.define)
         out = Path(args.output) if args.output else Path(args.source).with_suffix(".p4sim.json")
@@ -64,6 +64,11 @@ def compile_main(argv: Sequence[str] | None = None) -> int:
             targets += [(f, None) for f in args.p4runtime_files.split(",") if f]
         if args.p4runtime_file:
             targets.append((args.p4runtime_file, args.p4runtime_format))
+        refusals = p4runtime_refusals(compiled.model) if targets else []
+        if refusals:
+            for r in refusals:
+                print(f"{args.source}: error: {r}", file=sys.stderr)
+            return 1
         for path, fmt in targets:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             write_p4info(compiled.p4info, path, fmt)

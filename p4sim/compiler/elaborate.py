@@ -300,6 +300,10 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
             if sym is None or sym.kind not in ("type", "block"):
                 raise semantic_error(ref.loc, f"{ref.name}: type not found")
             if isinstance(sym.decl, ast.ExternDecl):
+                if ref.type_args and len(ref.type_args) != len(sym.decl.type_params):
+                    # e.g. register<T, I> where V1MODEL_VERSION (20180101 unless defined) has register<T>
+                    raise semantic_error(ref.loc, f"Type {ref.name} has {len(sym.decl.type_params)} type parameter(s), "
+                                         f"but it is specialized with {len(ref.type_args)}")
                 return ExternT(sym.decl, tuple(self.resolve_type(a, sc) for a in ref.type_args))
             assert sym.type is not None
             if ref.type_args and isinstance(sym.type, BlockT):

@@ -742,6 +742,20 @@ def _action_profiles(model: ProgramModel, tables: list[TableInfo]) -> list[Exter
             and (not x.inline or x.name in used)]
 
 
+def p4runtime_refusals(model: ProgramModel) -> list[str]:
+    """What p4c-bm2-ss refuses only when asked for a P4Info (--p4runtime-files): a table whose
+    action profile or selector is constructed in place without an @name. p4sim names it
+    ``implementation`` for its own use; a P4Info for P4Runtime clients is refused, as p4c does."""
+    by_name = {x.name: x for x in model.externs}
+    out = []
+    for t in model.tables:
+        x = by_name.get(t.implementation or "")
+        if t.applied and x is not None and x.inline and _find(x.annotations, "name") is None:
+            out.append(f"Table '{t.name}' has an anonymous table property 'implementation' with no name "
+                       "annotation, which is not supported by P4Runtime")
+    return out
+
+
 def _annotation_int(a: ast.Annotation) -> int:
     v = _const_value(a.args[0]) if a.args else None
     if isinstance(v, int) and not isinstance(v, bool):
@@ -887,6 +901,7 @@ def read_p4info(path: str | Path) -> p4info_pb2.P4Info:
 
 __all__ = [
     "build_p4info",
+    "p4runtime_refusals",
     "write_p4info_text",
     "write_p4info",
     "read_p4info",

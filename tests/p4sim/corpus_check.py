@@ -75,9 +75,11 @@ _CHILD = r"""
 import sys, traceback
 from p4sim.compiler.driver import compile_file
 from p4sim.compiler.errors import CompileError
-from p4sim.compiler.p4info import p4info_text
+from p4sim.compiler.p4info import p4info_text, p4runtime_refusals
 try:
     c = compile_file(sys.argv[1])
+    for r in p4runtime_refusals(c.model):
+        raise CompileError(r)
 except CompileError as e:
     print("REFUSED", str(e).splitlines()[0] if str(e) else "", sep="\n"); sys.exit(0)
 except RecursionError:

@@ -194,6 +194,31 @@ def test_bool_control_plane_parameter_is_refused(tmp_path: Path) -> None:
         """)
 
 
+def test_anonymous_in_place_profile_refused_only_for_a_p4info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from p4sim.cli import compile_main
+
+    src = tmp_path / "prog.p4"
+    src.write_text(V1_PRELUDE + v1_program(HDR, "t.apply();", ingress_locals="""
+        action a() { }
+        table t { key = { hdr.h.k: exact; } actions = { a; } implementation = action_profile(32w8); }
+    """))
+    assert compile_main([str(src), "-o", str(tmp_path / "out.json")]) == 0
+    assert compile_main([str(src), "-o", str(tmp_path / "out.json"), "--p4runtime-files", str(tmp_path / "p.txtpb")]) == 1
+    assert ("Table 'I.t' has an anonymous table property 'implementation' with no name annotation, which is not "
+            "supported by P4Runtime") in capsys.readouterr().err
+    assert not (tmp_path / "p.txtpb").exists()
+
+
+def test_extern_specialized_with_too_many_type_arguments(tmp_path: Path) -> None:
+    # register<T, I> is V1MODEL_VERSION 20200408's; the default (20180101) has register<T>
+    with pytest.raises(CompileError, match=r"Type register has 1 type parameter\(s\), but it is specialized with 2"):
+        _p4info(tmp_path, "r.write(32w1, hdr.h.x);", "register<bit<32>, bit<32>>(256) r;")
+    src = tmp_path / "v2020.p4"
+    src.write_text("#define V1MODEL_VERSION 20200408\n" + V1_PRELUDE + v1_program(
+        HDR, "r.write(8w1, hdr.h.x);", ingress_locals="register<bit<32>, bit<8>>(256) r;"))
+    assert [r.preamble.name for r in compile_file(src).p4info.registers] == ["I.r"]
+
+
 def test_package_argument_with_another_direction_is_refused(tmp_path: Path) -> None:
     src = v1_program(HDR, "").replace("control VC(inout headers_t hdr", "control VC(in headers_t hdr")
     with pytest.raises(CompileError, match="parameter hdr is 'in' where VerifyChecksum has 'inout'"):
