@@ -768,6 +768,10 @@ class ExprMixin:
             lo = self.const_int(e.lo, sc, "slice bound")
             if not (0 <= lo <= hi < bt.width):
                 raise semantic_error(e.loc, f"slice [{hi}:{lo}] out of range for {bt}")
+            if isinstance(base.base_type or bt, BitT) and (base.base_type or bt).signed:
+                # p4c-bm2-ss cannot type the assignment it makes of this (a cast of bit<N> to int<W>)
+                raise semantic_error(e.loc, f"assigning a slice of a signed value ({base.base_type or bt}) is refused "
+                                            "by p4c-bm2-ss: assign the whole value")
             if base.slice is not None:
                 blo = base.slice[1]
                 return LValue(base.target, BitT(hi - lo + 1), (hi + blo, lo + blo), base.base_type)

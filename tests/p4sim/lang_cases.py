@@ -95,6 +95,13 @@ CASES = [
         frame("04 00", (0, "04 00  72 02  71 00"), what="sub-control: its writes stay"),
         frame("05 00", (0, "05 00  01 02  05 00"), what="sub-control with overlapping arguments: dropped"),
     )),
+    Case("lang_slices.p4", (
+        # out: sel, h (x, y), w (s, n:p, q), st[0], st[1]
+        frame("00 00", (1, "00 00  00 fe  00 05 0f 0f  a0 00  00 00")),
+        frame("12 34", (1, "12 34  13 fe  12 45 2f 0f  a0 00  00 00")),
+        frame("ff 81", (1, "ff 81  f8 ff  ff 65 ff 0f  00 00  a0 00")),
+        frame("01 80", (1, "01 80  08 fe  01 25 1f 0f  00 00  a0 00")),
+    )),
     Case("lang_header_validity.p4", (
         # in: sel, h = (a1, a2), h2 = (b1, b2); out: sel, h, h2, h3, st (the valid ones)
         frame("00 00  a1 a2  b1 b2", (1, "00 00  00 07  b1 b2"), what="invalid then valid: zeroed"),
@@ -200,6 +207,9 @@ REFUSALS = [
     Refusal("push_front in a parser", _program("", parser="""
         state start { pkt.extract(hdr.sel); hdr.st.push_front(1); transition accept; }"""),
             "'push_front' of a header stack cannot be used in a parser", True),
+    Refusal("a slice of a signed value on the left", _program(
+        "int<8> v = (int<8>)hdr.sel.i; v[3:0] = hdr.sel.j[3:0]; hdr.h.setValid(); hdr.h.x = (bit<8>)v;"),
+            "assigning a slice of a signed value", True),
     Refusal("isValid() with a run-time index", _program("if (hdr.st[hdr.sel.i].isValid()) { hdr.h.setValid(); }"),
             "isValid() of a header stack element with a run-time index", False),
     Refusal("a whole element assigned with a run-time index", _program("hdr.st[hdr.sel.i] = hdr.h;"),
