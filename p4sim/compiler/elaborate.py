@@ -11,6 +11,7 @@ from typing import Any
 from . import ast
 from .calls import CallMixin
 from .classes import default_value_code, header_class, struct_class
+from .direct import instantiate_direct_calls
 from .exprs import ExprMixin, TExpr
 from .hoist import hoist_stable_params, param_attr
 from .loops import LoopMixin
@@ -764,6 +765,7 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
 
 def elaborate(program: ast.Program) -> ProgramModel:
     """Check and translate a parsed program; raises CompileError on the first problem."""
+    instantiate_direct_calls(program)
     return Compiler().run(program)
 
 

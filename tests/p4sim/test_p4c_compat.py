@@ -183,6 +183,17 @@ def test_translation_with_an_integer_width(tmp_path: Path) -> None:
     assert (tt.uri, tt.sdn_bitwidth) == ("example.org/port", 32)
 
 
+def test_direct_application_names_and_refusals(tmp_path: Path) -> None:
+    info = compile_file(PROGRAMS / "compat_direct_apply.p4").p4info
+    assert [t.preamble.name for t in info.tables] == ["I.Sub.t", "E.Sub.t"]
+    sub = "control Sub(inout h_t h) { table t { key = { h.k: exact; } actions = { NoAction; } } apply { t.apply(); } }\n"
+    with pytest.raises(CompileError, match="Sub is applied directly twice in I"):
+        _p4info(tmp_path, "Sub.apply(hdr.h); Sub.apply(hdr.h);", "", decls=HDR + sub)
+    # without control-plane objects, applying it twice is fine
+    _p4info(tmp_path, "Sub.apply(hdr.h); Sub.apply(hdr.h);", "",
+            decls=HDR + "control Sub(inout h_t h) { apply { h.x = h.x + 1; } }\n")
+
+
 # -- what p4c refuses --------------------------------------------------------------------------------
 
 
@@ -253,6 +264,11 @@ COMPAT_FRAMES: dict[str, list[tuple[bytes, bytes]]] = {
         (bytes([0, 1, 0, 0, 0, 0x10, 3]), bytes([0, 1, 0, 0, 0x01, 0x11, 3])),
         (bytes([0, 2, 0, 0, 0, 0x10, 3]), bytes([0, 2, 0, 0, 0, 0x10, 0x13])),
         (bytes([0, 9, 0, 0, 0, 0x10, 3]), bytes([0, 9, 0, 0, 0, 0x10, 10])),
+    ],
+    "compat_direct_apply.p4": [
+        # k=5 hits I.Sub.t and E.Sub.t (x = 0x100, then + 1, each time); k=1 misses both: x + 2
+        (bytes([0, 5, 0, 0, 0, 7]), bytes([0, 5, 0, 0, 0x01, 0x01])),
+        (bytes([0, 1, 0, 0, 0, 7]), bytes([0, 1, 0, 0, 0, 9])),
     ],
 }
 
