@@ -157,18 +157,8 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
                 t = NewT(d.name, t, d.annotations)
                 self.model.new_types[d.name] = t
             sc.declare(Sym("type", d.name, t, decl=d))
-        elif isinstance(d, ast.TopConstDecl):
-            t = self.resolve_type(d.type, sc)
-            te = self.expr(d.value, sc, None, t)
-            if te.const is None:
-                raise semantic_error(d.value.loc, f"{d.name}: initializer is not a compile-time constant")
-            sc.declare(Sym("const", d.name, t, value=te.const), d.loc)
-        elif isinstance(d, ast.ConstDecl):
-            t = self.resolve_type(d.type, sc)
-            te = self.expr(d.value, sc, None, t)
-            if te.const is None:
-                raise semantic_error(d.value.loc, f"{d.name}: initializer is not a compile-time constant")
-            sc.declare(Sym("const", d.name, t, value=te.const), d.loc)
+        elif isinstance(d, (ast.TopConstDecl, ast.ConstDecl)):
+            self.declare_const(d, sc)
         elif isinstance(d, ast.ExternDecl):
             self.extern_decls[d.name] = d
             sc.declare(Sym("type", d.name, None, decl=d))
@@ -199,6 +189,27 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
             raise semantic_error(d.loc, "value_set must be declared in a parser")
         else:
             raise semantic_error(d.loc, f"unsupported top-level declaration {type(d).__name__}")
+
+    def declare_const(self, d: ast.TopConstDecl | ast.ConstDecl, sc: Scope) -> None:
+        """``const T name = value;``: a scalar is folded where it is used; a struct, header or
+        tuple of constants (``const pair_t P = { a = 1, b = 2 };``) is made once, as a module
+        global that is read (copied) and never written."""
+        t = self.resolve_type(d.type, sc)
+        if isinstance(strip_newtype(t), (StructLikeT, TupleT, StackT)):
+            fc = FnCtx(Emitter(), "function", block_name=d.name)
+            te = self.expr(d.value, sc, fc, t)
+            body = "\n".join([*fc.em.lines, te.code])
+            if re.search(r"\b(K|L|a_\w+)\b", body):
+                raise semantic_error(d.value.loc, f"{d.name}: initializer is not a compile-time constant")
+            g = self.names.make("C", d.name)
+            self.chunks.append(f"def {g}_make():\n" + "".join(ln + "\n" for ln in fc.em.lines)
+                               + f"    return {te.code}\n\n\n{g} = {g}_make()\n")
+            sc.declare(Sym("var", d.name, t, code=g, readonly=True), d.loc)
+            return
+        te = self.expr(d.value, sc, None, t)
+        if te.const is None:
+            raise semantic_error(d.value.loc, f"{d.name}: initializer is not a compile-time constant")
+        sc.declare(Sym("const", d.name, t, value=te.const), d.loc)
 
     def declare_structlike(self, d: ast.HeaderDecl | ast.StructDecl | ast.HeaderUnionDecl, sc: Scope) -> None:
         if d.type_params:
@@ -449,11 +460,7 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
             else:
                 fc.em.line(f"L.{attr} = {default_value_code(t)}")
         elif isinstance(local, ast.ConstDecl):
-            t = self.resolve_type(local.type, bsc)
-            te = self.expr(local.value, bsc, None, t)
-            if te.const is None:
-                raise semantic_error(local.value.loc, f"{local.name}: initializer is not a compile-time constant")
-            bsc.declare(Sym("const", local.name, t, value=te.const))
+            self.declare_const(local, bsc)
         elif isinstance(local, ast.Instantiation):
             self.instantiate(local, bsc, prefix, fc)
         elif isinstance(local, ast.ActionDecl):

@@ -194,6 +194,31 @@ def test_direct_application_names_and_refusals(tmp_path: Path) -> None:
             decls=HDR + "control Sub(inout h_t h) { apply { h.x = h.x + 1; } }\n")
 
 
+def test_struct_valued_constants(tmp_path: Path) -> None:
+    decls = HDR + """
+    struct pair_t { bit<8> a; bit<16> b; }
+    struct outer_t { pair_t p; bit<8> c; }
+    const pair_t PAIR = { a = 3, b = 0x100 };
+    const outer_t OUTER = { p = { 1, 2 }, c = 4 };
+    """
+    src = tmp_path / "prog.p4"
+    src.write_text(V1_PRELUDE + v1_program(decls, """
+        pair_t copy = PAIR;
+        copy.a = copy.a + LOCAL.a;
+        hdr.h.x = (bit<32>)copy.a + (bit<32>)PAIR.b + (bit<32>)OUTER.p.b + (bit<32>)OUTER.c + (bit<32>)PAIR.a;
+        sm.egress_spec = 1;
+    """, ingress_locals="const pair_t LOCAL = { 10, 20 };"))
+    sim = Sim(compile_file(src))
+    # copy.a = 3 + 10 (PAIR itself unchanged: + 3 below), + 0x100 + 2 + 4 + 3
+    assert sim.send(0, bytes(6) + TAIL) == [(1, bytes([0, 0, 0, 0, 0x01, 13 + 2 + 4 + 3]) + TAIL)]
+
+
+def test_struct_constant_must_be_constant(tmp_path: Path) -> None:
+    decls = HDR + "struct pair_t { bit<8> a; bit<16> b; }\n"
+    with pytest.raises(CompileError, match="P: initializer is not a compile-time constant"):
+        _p4info(tmp_path, "", "const pair_t P = { a = 1, b = hdr.h.k };", decls=decls)
+
+
 # -- what p4c refuses --------------------------------------------------------------------------------
 
 
