@@ -23,6 +23,7 @@ from .types import (
     StackT,
     StringT,
     StructLikeT,
+    StructT,
     TupleT,
     Type,
     UnionT,
@@ -461,6 +462,9 @@ class CallMixin:
         t = strip_newtype(te.type)
         if not isinstance(t, StructLikeT):
             raise semantic_error(data.loc, "digest data must be a struct (give the type: digest<T>(...))")
+        if not isinstance(t, StructT):
+            # p4c-bm2-ss: "expected a struct type" (a header or header union is refused)
+            raise semantic_error(data.loc, f"digest data must be a struct, not the {t.name} {'header' if isinstance(t, HeaderT) else 'header union'}")
         info = self.digest_info(t)
         pairs = self.flatten_data(te, data.loc)
         values = "(" + "".join(v + ", " for v, _ in pairs) + ")"

@@ -4,6 +4,7 @@ the Python module that executes it, together with the ProgramModel of its contro
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,6 +107,7 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
         self.extern_decls: dict[str, ast.ExternDecl] = {}
         self.extern_funcs: dict[str, list[ast.ExternFunctionDecl]] = {}
         self.struct_types: dict[str, StructLikeT] = {}
+        self.generic_types: dict[tuple[str, tuple[str, ...]], Type] = {}
         self.function_cache: dict[tuple[int, tuple[str, ...]], tuple[str, list[Type], Type]] = {}
         self.digest_by_type: dict[str, DigestInfo] = {}
         self.main: ast.Instantiation | None = None
@@ -211,9 +213,33 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
             raise semantic_error(d.value.loc, f"{d.name}: initializer is not a compile-time constant")
         sc.declare(Sym("const", d.name, t, value=te.const), d.loc)
 
+    def specialize_structlike(self, d: ast.HeaderDecl | ast.StructDecl | ast.HeaderUnionDecl, ref: ast.NamedTypeRef,
+                              sc: Scope) -> Type:
+        """``S<bit<16>>`` of a generic ``struct S<T>``: a type of its own per list of type
+        arguments, named as p4c names it (``S_bit16``)."""
+        if len(ref.type_args) != len(d.type_params):
+            raise semantic_error(ref.loc, f"{d.name} has {len(d.type_params)} type parameter(s), "
+                                 f"{len(ref.type_args)} type argument(s) given")
+        args = tuple(self.resolve_type(a, sc) for a in ref.type_args)
+        key = (d.name, tuple(str(a) for a in args))
+        done = self.generic_types.get(key)
+        if done is not None:
+            return done
+        inner = Scope(self.root)
+        for tp, a in zip(d.type_params, args, strict=True):
+            inner.declare(Sym("type", tp, a), ref.loc)
+        # p4c's name for it: the arguments spelled out, with what is not a name character dropped
+        name = "_".join([d.name, *(re.sub(r"\W", "", str(a)) for a in args)])
+        self.declare_structlike(dataclasses.replace(d, name=name, type_params=[]), inner)
+        t = self.struct_types[name]
+        self.generic_types[key] = t
+        return t
+
     def declare_structlike(self, d: ast.HeaderDecl | ast.StructDecl | ast.HeaderUnionDecl, sc: Scope) -> None:
         if d.type_params:
-            raise semantic_error(d.loc, f"generic {d.name} is not supported by p4sim")
+            # generic: each specialization becomes a type when it is first named
+            sc.declare(Sym("type", d.name, None, decl=d), d.loc)
+            return
         cls = {ast.HeaderDecl: HeaderT, ast.StructDecl: StructT, ast.HeaderUnionDecl: UnionT}[type(d)]
         prefix = {ast.HeaderDecl: "H", ast.StructDecl: "S", ast.HeaderUnionDecl: "U"}[type(d)]
         t = cls(d.name, [], list(d.annotations), self.names.make(prefix, d.name))
@@ -317,6 +343,8 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
                     raise semantic_error(ref.loc, f"Type {ref.name} has {len(sym.decl.type_params)} type parameter(s), "
                                          f"but it is specialized with {len(ref.type_args)}")
                 return ExternT(sym.decl, tuple(self.resolve_type(a, sc) for a in ref.type_args))
+            if isinstance(sym.decl, (ast.StructDecl, ast.HeaderDecl, ast.HeaderUnionDecl)) and sym.decl.type_params:
+                return self.specialize_structlike(sym.decl, ref, sc)
             assert sym.type is not None
             if ref.type_args and isinstance(sym.type, BlockT):
                 return BlockT(sym.type.kind, sym.type.decl, tuple(self.resolve_type(a, sc) for a in ref.type_args))

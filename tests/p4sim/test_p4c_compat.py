@@ -219,6 +219,33 @@ def test_struct_constant_must_be_constant(tmp_path: Path) -> None:
         _p4info(tmp_path, "", "const pair_t P = { a = 1, b = hdr.h.k };", decls=decls)
 
 
+def test_generic_structs_and_headers(tmp_path: Path) -> None:
+    # each specialization is a type of its own, named as p4c names it (gen_t<bit<16>>: gen_t_bit16)
+    decls = HDR + """
+    struct gen_t<T> { T a; bit<8> b; }
+    header gh_t<T> { T v; bit<8> w; }
+    """
+    src = tmp_path / "prog.p4"
+    src.write_text(V1_PRELUDE + v1_program(decls, """
+        gen_t<bit<16>> g = { hdr.h.k, 8w1 };
+        gen_t<bit<32>> g2 = { hdr.h.x, 8w2 };
+        gh_t<bit<8>> hx = { 7, 8 };
+        digest(1, g);
+        hdr.h.x = g2.a + (bit<32>)g.a + (bit<32>)hx.v + (bit<32>)g2.b;
+        sm.egress_spec = 1;
+    """))
+    compiled = compile_file(src)
+    assert [d.preamble.name for d in compiled.p4info.digests] == ["gen_t_bit16"]
+    assert list(compiled.p4info.type_info.structs) == ["gen_t_bit16"]
+    # x = x + k + 7 + 2
+    assert Sim(compiled).send(0, bytes([0, 3, 0, 0, 0, 1]) + TAIL) == [(1, bytes([0, 3, 0, 0, 0, 13]) + TAIL)]
+
+
+def test_digest_of_a_header_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CompileError, match="digest data must be a struct, not the h_t header"):
+        _p4info(tmp_path, "digest(1, hdr.h);", "")
+
+
 # -- what p4c refuses --------------------------------------------------------------------------------
 
 
