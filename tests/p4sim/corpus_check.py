@@ -75,7 +75,11 @@ _CHILD = r"""
 import sys, traceback
 from p4sim.compiler.driver import compile_file
 from p4sim.compiler.errors import CompileError
-from p4sim.compiler.p4info import p4info_text, p4runtime_refusals
+from p4sim.compiler.p4info import p4info_text
+try:
+    from p4sim.compiler.p4info import p4runtime_refusals
+except ImportError:  # an older p4sim (measured for comparison)
+    p4runtime_refusals = lambda model: []
 try:
     c = compile_file(sys.argv[1])
     for r in p4runtime_refusals(c.model):
