@@ -584,7 +584,7 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
         if exits:
             self.action_exits.add(pyname)
         info = ActionInfo(name, pyname, params, list(d.annotations), hidden=annotation(d.annotations, "hidden") is not None,
-                          used=False)
+                          used=False, decl_key=id(d))
         if prefix and self.block_stack:
             self.block_stack[-1].actions.append(name)
         if self.model.action(name) is None:

@@ -30,6 +30,7 @@ class ActionInfo:
     annotations: list[ast.Annotation] = field(default_factory=list)
     hidden: bool = False
     used: bool = False  # referenced by an applied table, a call or another action (p4c drops the rest)
+    decl_key: int = 0  # which declaration it comes from (a top-level action used in two controls is one)
 
 
 @dataclass

@@ -536,6 +536,19 @@ def build_p4info(model: ProgramModel) -> p4info_pb2.P4Info:
                      "direct_meter": DIRECT_METER, "register": REGISTER}
     profiles = _action_profiles(model, tables)
 
+    # two different objects of one kind under one name (@name(".NoAction") on two actions):
+    # p4c refuses the program
+    decls: dict[str, set[int]] = {}
+    for a in [*(r.action for refs in table_refs.values() for r in refs), *(a for a in model.actions if a.used)]:
+        decls.setdefault(a.name, set()).add(a.decl_key)
+        if len(decls[a.name]) > 1:
+            raise CompileError(f"{a.name}: conflicting control plane name (two actions have it)")
+    for kind, objs in (("table", tables), ("extern", externs + profiles)):
+        seen: dict[str, object] = {}
+        for o in objs:
+            if seen.setdefault(o.name, o) is not o:
+                raise CompileError(f"{o.name}: conflicting control plane name (two {kind}s have it)")
+
     # 1. symbols (hidden ones included: they still shape ids and aliases)
     syms = SymbolTable()
     for a in actions:

@@ -282,6 +282,20 @@ def test_extern_specialized_with_too_many_type_arguments(tmp_path: Path) -> None
     assert [r.preamble.name for r in compile_file(src).p4info.registers] == ["I.r"]
 
 
+def test_two_actions_under_one_control_plane_name(tmp_path: Path) -> None:
+    two = """
+        @name(".NoAction") action n1() { }
+        @name(".NoAction") action n2() { }
+        table t1 { key = { hdr.h.k: exact; } actions = { n1; } default_action = n1(); }
+        table t2 { key = { hdr.h.k: exact; } actions = { n2; } default_action = n2(); }
+    """
+    with pytest.raises(CompileError, match="NoAction: conflicting control plane name"):
+        _p4info(tmp_path, "t1.apply(); t2.apply();", two)
+    # one of them, with core.p4's NoAction unused: the program's action is P4Info's NoAction
+    info = _p4info(tmp_path, "t1.apply();", two)
+    assert [a.preamble.name for a in info.actions] == ["NoAction"]
+
+
 def test_package_argument_with_another_direction_is_refused(tmp_path: Path) -> None:
     src = v1_program(HDR, "").replace("control VC(inout headers_t hdr", "control VC(in headers_t hdr")
     with pytest.raises(CompileError, match="parameter hdr is 'in' where VerifyChecksum has 'inout'"):
