@@ -377,7 +377,8 @@ class CallMixin:
             if e.args:
                 sm = self.lvalue_or_expr(arg(0), sc, fc)
                 return TExpr(f"mark_to_drop({sm.target})", VoidT())
-            return TExpr("mark_to_drop(K.sm)", VoidT())
+            # v1model.p4 still declares the old form, but p4c-bm2-ss refuses it
+            raise semantic_error(e.loc, "Expected 1 argument for mark_to_drop(): use mark_to_drop(standard_metadata)")
         if name == "hash":
             lv = self.lvalue(arg(0), sc, fc)
             algo = self.hash_algorithm(arg(1), sc)

@@ -168,8 +168,25 @@ def _struct_plan(fields: list[tuple[str, int, Type]]):
     return fmt, unpack_lines, pack_args
 
 
+def _leaves(fields: list[tuple[str, Type]], prefix: str = "") -> list[tuple[str, Type]]:
+    """A header's scalar fields in wire order, as attribute paths: a struct-typed field (the
+    P4_16 spec allows structs of bit strings in headers) stands for its own fields, nested
+    structs included (``inner.x``)."""
+    out: list[tuple[str, Type]] = []
+    for n, ft in fields:
+        path = prefix + py_ident(n)
+        st = strip_newtype(ft)
+        if isinstance(st, StructT):
+            out.extend(_leaves(st.fields, path + "."))
+        else:
+            out.append((path, ft))
+    return out
+
+
 def header_class(t: HeaderT) -> str:
     names = [py_ident(n) for n, _ in t.fields]
+    leaves = _leaves(t.fields)
+    ftype = {py_ident(n): ft for n, ft in t.fields}
     cls = t.pyclass
     lines = [f"class {cls}(Header):"]
     slots = names + [f"_w_{n}" for n, ft in zip(names, (f for _, f in t.fields), strict=True) if isinstance(strip_newtype(ft), VarbitT)]
@@ -184,34 +201,40 @@ def header_class(t: HeaderT) -> str:
     lines.append("    def __init__(self):")
     lines.append("        self._valid = False")
     for n, (_, ft) in zip(names, t.fields, strict=True):
-        lines.append(f"        self.{n} = {'False' if isinstance(strip_newtype(ft), BoolT) else '0'}")
+        lines.append(f"        self.{n} = {default_value_code(ft)}")
         if isinstance(strip_newtype(ft), VarbitT):
             lines.append(f"        self._w_{n} = 0")
     # copy / set
     lines.append("    def _copy(self):")
     lines.append(f"        o = {cls}.__new__({cls})")
     lines.append("        o._valid = self._valid")
-    for s in slots:
-        lines.append(f"        o.{s} = self.{s}")
+    for sl in slots:
+        ft = ftype.get(sl)
+        lines.append(f"        o.{sl} = {copy_code(ft, 'self.' + sl) if ft is not None else 'self.' + sl}")
     lines.append("        return o")
     # BMv2's add_header: making an invalid header valid zeroes its fields (a valid one keeps them)
     lines.append("    def set_valid(self):")
     lines.append("        if not self._valid:")
     lines.append("            self._valid = True")
-    for n, (_, ft) in zip(names, t.fields, strict=True):
-        lines.append(f"            self.{n} = {'False' if isinstance(strip_newtype(ft), BoolT) else '0'}")
+    for path, ft in leaves:
+        lines.append(f"            self.{path} = {'False' if isinstance(strip_newtype(ft), BoolT) else '0'}")
     # BMv2's assign_header: from an invalid header, the target becomes invalid and keeps its fields
     lines.append("    def _set(self, o):")
     lines.append("        if not o._valid:")
     lines.append("            self._valid = False")
     lines.append("            return")
     lines.append("        self._valid = True")
-    for s in slots:
-        lines.append(f"        self.{s} = o.{s}")
+    for sl in slots:
+        ft = ftype.get(sl)
+        if ft is not None and _is_aggregate(ft):
+            lines.append(f"        self.{sl}._set(o.{sl})")
+        else:
+            lines.append(f"        self.{sl} = o.{sl}")
     lines.append("    def _eq(self, o):")
     lines.append("        if self._valid != o._valid: return False")
     lines.append("        if not self._valid: return True")
-    cmp = " and ".join(f"self.{s} == o.{s}" for s in slots) or "True"
+    cmp = " and ".join([f"self.{p} == o.{p}" for p, _ in leaves]
+                       + [f"self.{sl} == o.{sl}" for sl in slots if sl not in names]) or "True"
     lines.append(f"        return {cmp}")
     if not t.has_varbit:
         nbits = fixed_bits
@@ -219,7 +242,7 @@ def header_class(t: HeaderT) -> str:
         lines.append("    def _pack(self):")
         parts = []
         shift = nbits
-        for n, (_, ft) in zip(names, t.fields, strict=True):
+        for n, ft in leaves:
             w = _scalar_width(ft)
             shift -= w
             v = _field_pack_code(ft, f"self.{n}")
@@ -227,7 +250,7 @@ def header_class(t: HeaderT) -> str:
         lines.append(f"        return {' | '.join(parts) if parts else '0'}")
         lines.append("    def _unpack(self, v):")
         shift = nbits
-        for n, (_, ft) in zip(names, t.fields, strict=True):
+        for n, ft in leaves:
             w = _scalar_width(ft)
             shift -= w
             src = f"(v >> {shift}) & {(1 << w) - 1}" if shift else f"v & {(1 << w) - 1}"
@@ -235,7 +258,7 @@ def header_class(t: HeaderT) -> str:
         lines.append("        self._valid = True")
         nbytes = (nbits + 7) // 8
         lines.append(f"    _nbytes = {nbytes}")
-        plan = _struct_plan([(n, _scalar_width(ft), ft) for n, (_, ft) in zip(names, t.fields, strict=True)])
+        plan = _struct_plan([(n, _scalar_width(ft), ft) for n, ft in leaves])
         if plan is None:
             lines.append("    def _extract(self, K):")
             lines.append(f"        end = K.off + {nbytes}")

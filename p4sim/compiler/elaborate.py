@@ -251,8 +251,9 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
             seen.add(f.name)
             ft = self.resolve_type(f.type, sc)
             fs = strip_newtype(ft)
-            if isinstance(t, HeaderT) and not isinstance(fs, (BitT, BoolT, VarbitT)) and not (isinstance(fs, EnumT) and fs.underlying):
-                raise semantic_error(f.loc, f"header field {f.name} must be bit<>, int<>, bool, varbit or a serializable enum, not {ft}")
+            if isinstance(t, HeaderT) and not _header_field_ok(fs):
+                raise semantic_error(f.loc, f"header field {f.name} must be bit<>, int<>, bool, varbit, a serializable enum "
+                                     f"or a struct of those (no varbit), not {ft}")
             if isinstance(t, UnionT) and not isinstance(fs, HeaderT):
                 raise semantic_error(f.loc, f"header_union members must be headers, not {ft}")
             t.fields.append((f.name, ft))
@@ -263,6 +264,8 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
                         idx = self.const_int(a, sc, "field list index")
                         self.field_lists.setdefault(idx, []).append(f"{d.name}.{f.name}")
         if isinstance(t, HeaderT):
+            if t.has_varbit and any(isinstance(strip_newtype(ft), StructT) for _, ft in t.fields):
+                raise semantic_error(d.loc, f"header {d.name}: a varbit field beside a struct field is not supported by p4sim")
             if t.bit_width % 8 != 0:
                 raise semantic_error(d.loc, f"header {d.name} is {t.bit_width} bits wide: BMv2 needs a multiple of 8")
             self.chunks.append(header_class(t))
@@ -796,6 +799,19 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
             fl_entries.append(f"{idx}: {fn}")
         lines.append(f"FIELD_LISTS = {{{', '.join(fl_entries)}}}")
         self.chunks.append("\n".join(lines) + "\n")
+
+
+def _header_field_ok(t: Type, nested: bool = False) -> bool:
+    """A type a header field may have: a bit string, bool, a serializable enum, varbit (not
+    inside a struct), or a struct of those (P4_16: structs nest in headers)."""
+    t = strip_newtype(t)
+    if isinstance(t, (BitT, BoolT)) or (isinstance(t, EnumT) and t.underlying is not None):
+        return True
+    if isinstance(t, VarbitT):
+        return not nested
+    if isinstance(t, StructT):
+        return all(_header_field_ok(ft, True) for _, ft in t.fields)
+    return False
 
 
 def elaborate(program: ast.Program) -> ProgramModel:

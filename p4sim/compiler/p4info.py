@@ -52,6 +52,7 @@ from .types import (
     Type,
     UnionT,
     VarbitT,
+    strip_newtype,
     width_of,
 )
 
@@ -362,7 +363,9 @@ class TypeSpecs:
                     else:
                         nt.translated_type.sdn_bitwidth = tr[1]
                 else:
-                    self.convert(t.base, nt.original_type)
+                    # p4c writes the type it stands for at the bottom of a chain of types
+                    # (type Inner_t Outer_t: Outer_t's original type is Inner_t's bit<8>)
+                    self.convert(strip_newtype(t.base), nt.original_type)
                 add_annotations(nt, [a for a in t.annotations if a.name != "p4runtime_translation"])
             return
         if isinstance(t, BitT):

@@ -296,6 +296,29 @@ def test_two_actions_under_one_control_plane_name(tmp_path: Path) -> None:
     assert [a.preamble.name for a in info.actions] == ["NoAction"]
 
 
+def test_mark_to_drop_without_arguments_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CompileError, match=r"Expected 1 argument for mark_to_drop\(\)"):
+        _p4info(tmp_path, "mark_to_drop();", "")
+
+
+def test_struct_in_header_key_names_and_varbit(tmp_path: Path) -> None:
+    info = compile_file(PROGRAMS / "compat_struct_in_header.p4").p4info
+    assert [(f.name, f.bitwidth) for f in info.tables[0].match_fields] == [("hdr.h.addr.hi", 8), ("hdr.h.addr.lo.a", 4)]
+    decls = "struct s_t { bit<8> a; }\nheader h_t { s_t s; varbit<16> v; }\nstruct headers_t { h_t h; }\nstruct meta_t { }\n"
+    with pytest.raises(CompileError, match="a varbit field beside a struct field is not supported by p4sim"):
+        _p4info(tmp_path, "", "", decls=decls)
+
+
+def test_new_type_on_a_new_type_names_the_bit_string(tmp_path: Path) -> None:
+    # type Inner_t Outer_t: P4Info's original type of Outer_t is Inner_t's bit<8>
+    decls = HDR + "type bit<8> Inner_t;\ntype Inner_t Outer_t;\n"
+    info = _p4info(tmp_path, "t.apply();", """
+        action a(Outer_t o) { hdr.h.x = (bit<32>)(bit<8>)(Inner_t)o; }
+        table t { key = { hdr.h.k: exact; } actions = { a; } }
+    """, decls=decls)
+    assert info.type_info.new_types["Outer_t"].original_type.bitstring.bit.bitwidth == 8
+
+
 def test_package_argument_with_another_direction_is_refused(tmp_path: Path) -> None:
     src = v1_program(HDR, "").replace("control VC(inout headers_t hdr", "control VC(in headers_t hdr")
     with pytest.raises(CompileError, match="parameter hdr is 'in' where VerifyChecksum has 'inout'"):
@@ -330,6 +353,11 @@ COMPAT_FRAMES: dict[str, list[tuple[bytes, bytes]]] = {
         (bytes([0, 1, 0, 0, 0, 0x10, 3]), bytes([0, 1, 0, 0, 0x01, 0x11, 3])),
         (bytes([0, 2, 0, 0, 0, 0x10, 3]), bytes([0, 2, 0, 0, 0, 0x10, 0x13])),
         (bytes([0, 9, 0, 0, 0, 0x10, 3]), bytes([0, 9, 0, 0, 0, 0x10, 10])),
+    ],
+    "compat_struct_in_header.p4": [
+        # hit (hi 0x11, a 2): a and b swapped, tag 0xAA; x += hi; the copy: hi + 1, tag 2 (not equal)
+        (bytes([0x01, 0x11, 0x27, 0x00, 0x05]), bytes([0xAA, 0x11, 0x72, 0x00, 0x16, 0x02, 0x12, 0x72, 0, 0])),
+        (bytes([0x01, 0x10, 0x34, 0x01, 0x00]), bytes([0x01, 0x10, 0x34, 0x01, 0x10, 0x02, 0x11, 0x34, 0, 0])),
     ],
     "compat_direct_apply.p4": [
         # k=5 hits I.Sub.t and E.Sub.t (x = 0x100, then + 1, each time); k=1 misses both: x + 2
