@@ -94,6 +94,9 @@ class ControllerConfig:
     # seconds behind the switch's digests at which the services stop taking new connections, which
     # then run unproxied until the controller has caught up (overload.py); 0: never
     overload_lag: float = 1.0
+    # ... and the pending handshakes evicted per second at which they do too (a SYN flood larger
+    # than the bound on pending handshakes; 0: not a sign)
+    overload_evictions: float = 500.0
     # proxy API
     proxy_socket: str = "/run/p4splice/proxy.sock"
     proxy_uids: tuple[int, ...] = ()  # empty: the daemon's uid and root
@@ -210,6 +213,9 @@ def validated(cfg: ControllerConfig) -> ControllerConfig:
     if isinstance(cfg.overload_lag, bool) or not isinstance(cfg.overload_lag, (int, float)) \
             or not 0 <= cfg.overload_lag <= 4:
         raise ConfigError("controller.overload_lag must be 0 (never) to 4 seconds: the switch's slots last 5 s")
+    if isinstance(cfg.overload_evictions, bool) or not isinstance(cfg.overload_evictions, (int, float)) \
+            or not 0 <= cfg.overload_evictions < float("inf"):
+        raise ConfigError("controller.overload_evictions must be a finite number of evictions a second, 0: off")
     if cfg.log_format not in ("json", "text"):
         raise ConfigError(f"controller.log_format must be json or text, not {cfg.log_format!r}")
     if cfg.max_pending < 1:

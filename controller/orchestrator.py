@@ -183,7 +183,8 @@ class Orchestrator:
         self._lines = RateLimitedLog(log, ERROR_LOG_INTERVAL)
         self._errors = RateLimitedLog(log, ERROR_LOG_INTERVAL, burst=1)
         # falling behind the switch's digests sets the services draining (overload.py)
-        self.overload = OverloadGuard(lag_high=config.overload_lag, lag_low=config.overload_lag / 5) \
+        self.overload = OverloadGuard(lag_high=config.overload_lag, lag_low=config.overload_lag / 5,
+                                      evictions_high=config.overload_evictions) \
             if config.overload_lag > 0 else None
         self._drain_watch: asyncio.Task[None] | None = None
         self._timers: dict[TimerKey, asyncio.TimerHandle] = {}
@@ -332,12 +333,13 @@ class Orchestrator:
             return
         if verdict is Verdict.DRAIN:
             self.metrics.failures.labels("overload").inc()
-            log.warning("%.1f s behind the switch's digests: new connections run unproxied until the "
-                        "controller catches up (drain %d)", self.overload.lag, self.overload.episodes)
+            log.warning("%.1f s behind the switch's digests, %.0f pending handshakes evicted a second: new "
+                        "connections run unproxied for %.0f s at least (drain %d)", self.overload.lag,
+                        self.overload.eviction_rate, self.overload.hold, self.overload.episodes)
             if self._drain_watch is None or self._drain_watch.done():
                 self._drain_watch = self._spawn(self._watch_drain())
         else:
-            log.warning("caught up with the switch's digests: services take new connections again")
+            log.warning("services take new connections again")
         self._spawn(self._flush([Update(UpdateType.MODIFY, self._service_entry(addr, port, proxy))
                                  for (addr, port), proxy in self.services.items() if proxy in self.proxy_macs]))
 
@@ -366,6 +368,8 @@ class Orchestrator:
                 log.exception("%s: digest %s not taken", step.flow, step.state.name)
                 continue
             self.submit(cmds)
+        if self.overload is not None:
+            self._overload(self.overload.on_evictions(self.core.handshakes.stats["evicted"], time.monotonic()))
 
     def proxy_ports(self) -> set[int]:
         return set(self.services.values()) | set(self.proxy_macs)

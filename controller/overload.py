@@ -14,6 +14,15 @@ passed, the services take new connections again. Nothing here does I/O: the orch
 The lag is measured against the smallest (arrival - sent) seen, so that a switch whose clock is
 not the controller's, or a constant delivery delay, reads as no lag. A switch that sends no
 timestamp (0) is never judged behind.
+
+The switch itself can be the bottleneck before the controller is: each spoofed SYN costs it
+several pipeline passes (the SYN, the server's SYN-ACK, the second request, the proxy's answer),
+and its queues grow without the digests showing it. So a second sign counts as well: pending
+handshakes evicted faster than ``evictions_high`` a second, i.e. more SYNs that nobody
+acknowledges than the bound on pending handshakes can hold. Drained, the services make no
+digests and no evictions, so a flood that goes on is not seen to: each drain that follows the
+last one within a minute lasts twice as long (up to ``max_drain``), so that proxying is retried
+now and then, not every other second.
 """
 
 from __future__ import annotations
@@ -32,16 +41,23 @@ class OverloadGuard:
     lag_high: float = 1.0  # seconds behind the switch: stop taking new connections
     lag_low: float = 0.2  # seconds behind (or without a digest): caught up
     min_drain: float = 2.0  # a drain lasts at least this long, so that a flood does not flap it
+    max_drain: float = 30.0  # ... and, drained again and again, at most this long
+    evictions_high: float = 0.0  # pending handshakes evicted per second that mean a flood (0: no sign)
     draining: bool = False
     episodes: int = 0  # drains so far
     lag: float = 0.0  # of the last digest list, seconds
+    eviction_rate: float = 0.0  # per second, over the last second or so
     _offset_ns: int | None = field(default=None, repr=False)
     _since: float = 0.0
     _last_list: float = 0.0
+    _hold: float = 0.0  # how long this drain lasts at least
+    _ended: float = float("-inf")  # when the last drain ended
+    _evicted: tuple[float, int] | None = field(default=None, repr=False)  # (when, total) last sampled
 
     def __post_init__(self) -> None:
-        if not 0 < self.lag_low < self.lag_high or self.min_drain < 0:
-            raise ValueError("need 0 < lag_low < lag_high and min_drain >= 0")
+        if not 0 < self.lag_low < self.lag_high or not 0 <= self.min_drain <= self.max_drain \
+                or self.evictions_high < 0:
+            raise ValueError("need 0 < lag_low < lag_high, 0 <= min_drain <= max_drain, evictions_high >= 0")
 
     def reset(self) -> None:
         """A new switch (or the same one restarted): its clock and delay are learnt afresh."""
@@ -60,16 +76,42 @@ class OverloadGuard:
             self._offset_ns = delay
         self.lag = (delay - self._offset_ns) / 1e9
         if not self.draining and self.lag > self.lag_high:
-            self.draining, self._since = True, now
-            self.episodes += 1
-            return Verdict.DRAIN
+            return self._drain(now)
         return self.check(now)
+
+    def on_evictions(self, total: int, now: float) -> Verdict | None:
+        """The number of pending handshakes evicted so far (a counter) at ``now``: DRAIN when
+        they go faster than ``evictions_high`` a second."""
+        if self._evicted is None or total < self._evicted[1]:
+            self._evicted = (now, total)
+            return None
+        since, before = self._evicted
+        if now - since < 1.0:
+            return None
+        self.eviction_rate = (total - before) / (now - since)
+        self._evicted = (now, total)
+        if self.evictions_high and not self.draining and self.eviction_rate > self.evictions_high:
+            return self._drain(now)
+        return None
+
+    def _drain(self, now: float) -> Verdict:
+        again = now - self._ended < 60.0
+        self._hold = min(self._hold * 2, self.max_drain) if again and self._hold else self.min_drain
+        self.draining, self._since = True, now
+        self.episodes += 1
+        return Verdict.DRAIN
+
+    @property
+    def hold(self) -> float:
+        """How long the current (or last) drain lasts at least, seconds."""
+        return self._hold
 
     def check(self, now: float) -> Verdict | None:
         """While draining, whether it may end now (call it now and then: no list may come)."""
-        if not self.draining or now - self._since < self.min_drain:
+        if not self.draining or now - self._since < self._hold:
             return None
         if self.lag <= self.lag_low or now - self._last_list >= self.lag_low:
-            self.draining = False
+            self.draining, self._ended = False, now
+            self._evicted = None  # evictions count again from the end of the drain
             return Verdict.RESUME
         return None

@@ -20,6 +20,8 @@ from p4splice.controller.config import ConfigError, ControllerConfig, parse_conf
     ({"overload_lag": 5}, "controller.overload_lag must be 0 (never) to 4 seconds"),
     ({"overload_lag": -1}, "controller.overload_lag"),
     ({"overload_lag": math.nan}, "controller.overload_lag"),
+    ({"overload_evictions": -1}, "controller.overload_evictions"),
+    ({"overload_evictions": math.inf}, "controller.overload_evictions"),
 ])
 def test_a_bad_value_is_named(section: dict, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)")):

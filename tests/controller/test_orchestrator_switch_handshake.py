@@ -26,6 +26,7 @@ from tests.controller.test_orchestrator_support import (
     p_as_s,
     poll,
     run,
+    tcp,
     ts_opt,
 )
 
@@ -197,3 +198,36 @@ async def _not(flags) -> bool:  # noqa: ANN001 - an awaitable list of bools
 async def _all(flags) -> bool:  # noqa: ANN001 - an awaitable list of bools
     got = await flags
     return bool(got) and all(got)
+
+
+def test_a_flood_faster_than_the_pending_bound_drains_the_services(lab: Lab) -> None:
+    """Spoofed SYNs the server answers, more a second than overload_evictions: the mirrors of
+    their handshakes are evicted that fast, and the services drain though the controller keeps
+    up with the digests; a real connection meanwhile runs end to end."""
+    import asyncio
+    import random
+
+    from tests.controller.test_orchestrator_support import C_MAC, S_IP, S_MAC, S_TCP
+
+    async def main() -> None:
+        async with proxied(lab, max_pending=20, overload_evictions=20) as (d, proxy):
+            await poll(lambda: services_inline(d), what="service entry inline")
+            rnd = random.Random(3)
+            for k in range(120):
+                src, sport, isn = f"10.0.1.{2 + k % 200}", 20000 + k, rnd.getrandbits(32)
+                lab.send(C_PORT, tcp(src, sport, S_IP, S_TCP, "S", isn, options=[("MSS", 1460)], smac=C_MAC))
+                lab.send(S_PORT, tcp(S_IP, S_TCP, src, sport, "SA", rnd.getrandbits(32), (isn + 1) & U32,
+                                     options=[("MSS", 1460)], smac=S_MAC))
+                if d.orch.draining:
+                    break
+                await asyncio.sleep(0.02)  # the flood's pace
+            await poll(lambda: d.orch.draining, what="the services drained")
+            assert d.orch.overload is not None and d.orch.overload.eviction_rate > 20
+            assert d.orch.core.handshakes.stats["evicted"] > 20
+            await poll(lambda: _all(services_draining(d)), what="service entry draining")
+            lab.drain(P_PORT)
+            lab.send(C_PORT, from_c(42200, "S", 1000, options=[("MSS", 1460)]))
+            got = await lab.expect_tcp(S_PORT, lambda p: p[TCP].sport == 42200)
+            assert got[TCP].flags == "S"
+            await lab.quiet(P_PORT, 0.2)  # not proxied: the proxy hears nothing of it
+    run(main())

@@ -29,11 +29,14 @@ def test_a_drain_lasts_its_least_and_ends_once_caught_up() -> None:
     # caught up, and the least drain (2 s) is over: resume
     assert g.on_digest_list(20 * S, 20 * S + 100_000_000, now=8.0) is Verdict.RESUME
     assert not g.draining
-    # a second episode, then the lists stop: the drain ends after its least, by check()
+    # a second episode soon after: twice as long at least; the lists stop, check() ends it
     assert g.on_digest_list(30 * S, 32 * S, now=10.0) is Verdict.DRAIN
-    assert g.check(11.0) is None  # before min_drain
-    assert g.check(12.0) is Verdict.RESUME  # no list for 2 s: nothing was queued behind the last
+    assert g.hold == 4.0
+    assert g.check(12.0) is None  # before its hold
+    assert g.check(14.0) is Verdict.RESUME  # no list for 4 s: nothing was queued behind the last
     assert g.episodes == 2 and not g.draining
+    # a third, long after: back to the least
+    assert g.on_digest_list(40 * S, 42 * S, now=100.0) is Verdict.DRAIN and g.hold == 2.0
 
 
 def test_no_list_for_lag_low_is_caught_up() -> None:
@@ -57,6 +60,34 @@ def test_reset_learns_a_new_switch_afresh() -> None:
     g.reset()
     # a new switch whose clock is 3 s behind: not lag, its first list sets the offset
     assert g.on_digest_list(10 * S, 13 * S, now=1.0) is None and g.lag == 0.0
+
+
+def test_evictions_faster_than_the_bound_drain_and_repeated_drains_back_off() -> None:
+    """A flood the switch carries before the controller falls behind: pending handshakes evicted
+    faster than evictions_high a second. Drains that follow each other last 2, 4, 8 ... s."""
+    g = OverloadGuard(evictions_high=500, min_drain=2.0, max_drain=8.0)
+    assert g.on_evictions(0, now=0.0) is None
+    assert g.on_evictions(300, now=0.5) is None  # under a second: not judged yet
+    assert g.on_evictions(400, now=1.0) is None and g.eviction_rate == 400  # 400/s: no flood
+    assert g.on_evictions(1000, now=2.0) is Verdict.DRAIN and g.eviction_rate == 600
+    holds = [g.hold]
+    t = 2.0
+    for _ in range(4):
+        t += g.hold
+        assert g.check(t) is Verdict.RESUME
+        assert g.on_evictions(5000, now=t) is None  # counted afresh from the end of the drain
+        t += 1.0
+        assert g.on_evictions(5700, now=t) is Verdict.DRAIN
+        holds.append(g.hold)
+    assert holds == [2.0, 4.0, 8.0, 8.0, 8.0]
+    # a counter that went back (a new core): a new baseline, no verdict
+    assert g.on_evictions(3, now=t + 5) is None
+
+
+def test_without_evictions_high_evictions_are_no_sign() -> None:
+    g = OverloadGuard()
+    g.on_evictions(0, now=0.0)
+    assert g.on_evictions(1_000_000, now=1.0) is None and not g.draining
 
 
 def test_bad_bounds_are_refused() -> None:
