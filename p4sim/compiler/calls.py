@@ -318,6 +318,9 @@ class CallMixin:
                 return [(te.code, f"{base}._w_{fname}")]
         if isinstance(t, EnumT) and t.underlying is not None:
             return [(te.code, str(t.underlying.width))]
+        if isinstance(t, (EnumT, ErrorT)):
+            # BMv2 keeps enum and error values in 32-bit fields (a digest carries them so)
+            return [(te.code, "32")]
         if isinstance(t, IntT):
             raise semantic_error(loc, "an int value in a field list needs a width (cast it)")
         raise semantic_error(loc, f"a value of type {te.type} cannot be part of a field list")

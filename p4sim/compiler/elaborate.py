@@ -662,14 +662,19 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
     def digest_info(self, t: StructLikeT) -> DigestInfo:
         info = self.digest_by_type.get(t.name)
         if info is None:
+            def data_width(ft: Type) -> int:
+                fs = strip_newtype(ft)
+                # BMv2 keeps enum values in 32-bit fields, as it does errors
+                return 32 if isinstance(fs, EnumT) and fs.underlying is None else width_of(ft)
+
             fields = []
             for fname, ft in t.fields:
                 fs = strip_newtype(ft)
                 if isinstance(fs, StructLikeT):
                     for sub, st in fs.fields:
-                        fields.append((f"{fname}.{sub}", width_of(st)))
+                        fields.append((f"{fname}.{sub}", data_width(st)))
                 else:
-                    fields.append((fname, width_of(ft)))
+                    fields.append((fname, data_width(ft)))
             info = DigestInfo(t.name, t, fields)
             self.digest_by_type[t.name] = info
             self.model.digests.append(info)

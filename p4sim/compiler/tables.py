@@ -384,6 +384,16 @@ class TableMixin:
         full = (1 << k.width) - 1
         if isinstance(ks, (ast.DefaultExpr, ast.DontCareExpr)):
             return ("dontcare", None, None)
+        kt = strip_newtype(k.p4type) if k.p4type is not None else None
+        if isinstance(kt, EnumT) and kt.underlying is not None:
+            # the key's values must be of its enum type (p4c: a bit<W> is no implicit enum)
+            # (a mask may be a plain number)
+            parts = {ast.MaskExpr: ("value",), ast.RangeExpr: ("lo", "hi")}.get(type(ks), ())
+            for e in [getattr(ks, f) for f in parts] or [ks]:
+                vt = self.expr(e, sc, None).type
+                if strip_newtype(vt) is not kt:
+                    raise semantic_error(e.loc, f"cannot use a value of type {vt} where {k.p4type} is expected "
+                                         "(p4c-bm2-ss: no implicit cast to an enum)")
         if isinstance(ks, ast.MaskExpr):
             v = self.const_int(ks.value, sc, "key value") & full
             m = self.const_int(ks.mask, sc, "key mask") & full

@@ -171,6 +171,32 @@ def test_type_info_present_where_an_extern_function_is_called(tmp_path: Path, ca
     assert info.type_info.ByteSize() == 0
 
 
+def test_serializable_enum_key_entries_take_enum_values(tmp_path: Path) -> None:
+    decls = "enum bit<16> Kind { A = 10, B = 0xab00 }\nheader h_t { Kind k; bit<32> x; }\nstruct headers_t { h_t h; }\nstruct meta_t { }\n"
+    table = "action a(bit<32> v) { hdr.h.x = v; } table t { key = { hdr.h.k: ternary; } actions = { a; } const entries = { %s: a(1); } }"
+    info = _p4info(tmp_path, "t.apply();", table % "Kind.B &&& 0xff00", decls=decls)
+    assert _table(info, "I.t").is_const_table
+    # p4c: "Cannot cast implicitly type 'bit<16>' to type 'Kind'"
+    for bad, t in (("((bit<16>)Kind.B) &&& 0xff00", "bit<16>"), ("10", "int")):
+        with pytest.raises(CompileError, match=f"cannot use a value of type {t} where Kind is expected"):
+            _p4info(tmp_path, "t.apply();", table % bad, decls=decls)
+
+
+def test_digest_with_enum_and_error_fields(tmp_path: Path) -> None:
+    # BMv2 carries enum and error values in 32-bit fields; P4Info names their types
+    decls = HDR + "enum Mode { ON, OFF }\nstruct report_t { bit<16> k; error e; Mode m; }\n"
+    src = tmp_path / "prog.p4"
+    src.write_text(V1_PRELUDE + v1_program(decls, """
+        report_t r = { hdr.h.k, error.PacketTooShort, Mode.OFF };
+        digest(1, r);
+        sm.egress_spec = 1;
+    """))
+    compiled = compile_file(src)
+    members = compiled.p4info.type_info.structs["report_t"].members
+    assert [m.type_spec.WhichOneof("type_spec") for m in members] == ["bitstring", "error", "enum"]
+    assert Sim(compiled).send(0, bytes(6) + TAIL) == [(1, bytes(6) + TAIL)]
+
+
 def test_translation_with_an_integer_width(tmp_path: Path) -> None:
     decls = HDR + '@p4runtime_translation("example.org/port", 32) type bit<9> port_t;\n'
     info = _p4info(tmp_path, "t.apply();", """
