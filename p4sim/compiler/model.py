@@ -118,6 +118,7 @@ class ValueSetInfo:
     used: bool = False  # p4c leaves value sets no select() uses out of P4Info
     # per struct field: its annotations (@id, @match(kind), others are copied to P4Info)
     field_annotations: dict[str, list[ast.Annotation]] = field(default_factory=dict)
+    elem_type: Type | None = None  # the value_set's type argument
 
 
 @dataclass

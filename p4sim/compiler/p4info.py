@@ -760,8 +760,9 @@ def _action_profiles(model: ProgramModel, tables: list[TableInfo]) -> list[Exter
 
 def p4runtime_refusals(model: ProgramModel) -> list[str]:
     """What p4c-bm2-ss refuses only when asked for a P4Info (--p4runtime-files): a table whose
-    action profile or selector is constructed in place without an @name. p4sim names it
-    ``implementation`` for its own use; a P4Info for P4Runtime clients is refused, as p4c does."""
+    action profile or selector is constructed in place without an @name (p4sim names it
+    ``implementation`` for its own use), and a value set of a struct with a field that is not a
+    bit<W>. A P4Info for P4Runtime clients is refused then, as p4c refuses it."""
     by_name = {x.name: x for x in model.externs}
     out = []
     for t in model.tables:
@@ -769,6 +770,14 @@ def p4runtime_refusals(model: ProgramModel) -> list[str]:
         if t.applied and x is not None and x.inline and _find(x.annotations, "name") is None:
             out.append(f"Table '{t.name}' has an anonymous table property 'implementation' with no name "
                        "annotation, which is not supported by P4Runtime")
+    for vs in model.value_sets:
+        st = strip_newtype(vs.elem_type) if vs.elem_type is not None else None
+        if vs.used and isinstance(st, StructLikeT):
+            for fname, ft in st.fields:
+                if not isinstance(strip_newtype(ft), BitT):
+                    out.append(f"Unsupported type argument for Value Set; this version of P4Runtime requires that "
+                               f"when the type parameter of a Value Set is a struct, all the fields of the struct "
+                               f"must be of type bit<W>, but {fname} is not")
     return out
 
 

@@ -441,6 +441,7 @@ class TableMixin:
                             list(d.annotations), used=False)
         if isinstance(st, StructLikeT):
             info.field_annotations = dict(self.field_annos.get(st.name, {}))
+        info.elem_type = t
         self.model.value_sets.append(info)
         sc.declare(Sym("valueset", d.name, t, code=pyname, info=info))
         return info

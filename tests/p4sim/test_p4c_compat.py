@@ -298,6 +298,18 @@ def test_anonymous_in_place_profile_refused_only_for_a_p4info(tmp_path: Path, ca
     assert not (tmp_path / "p.txtpb").exists()
 
 
+def test_value_set_of_a_nested_struct_refused_for_a_p4info(tmp_path: Path) -> None:
+    from p4sim.compiler.p4info import p4runtime_refusals
+
+    decls = HDR + "struct inner_t { bit<16> f; }\nstruct vs_t { bit<16> k; inner_t inner; }\n"
+    src = tmp_path / "prog.p4"
+    src.write_text(V1_PRELUDE + v1_program(decls, "", parser_locals="value_set<vs_t>(4) pvs;", parser="""
+        state start { pkt.extract(hdr.h); transition select(hdr.h.k, hdr.h.k) { pvs: accept; default: accept; } }"""))
+    assert p4runtime_refusals(compile_file(src).model) == [
+        "Unsupported type argument for Value Set; this version of P4Runtime requires that when the type parameter "
+        "of a Value Set is a struct, all the fields of the struct must be of type bit<W>, but inner is not"]
+
+
 def test_extern_specialized_with_too_many_type_arguments(tmp_path: Path) -> None:
     # register<T, I> is V1MODEL_VERSION 20200408's; the default (20180101) has register<T>
     with pytest.raises(CompileError, match=r"Type register has 1 type parameter\(s\), but it is specialized with 2"):
