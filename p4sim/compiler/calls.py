@@ -386,6 +386,10 @@ class CallMixin:
             lv = self.lvalue(arg(0), sc, fc)
             algo = self.hash_algorithm(arg(1), sc)
             base = self.expr(arg(2), sc, fc)
+            if not isinstance(arg(3), (ast.ListExpr, ast.StructInitExpr)) and not isinstance(
+                    strip_newtype(self.expr(arg(3), sc, fc).type), (StructLikeT, TupleT)):
+                # p4c-bm2-ss: "expected a struct" (a single field goes in braces: { x })
+                raise semantic_error(arg(3).loc, "the data of hash() must be a list or a struct: write { ... }")
             data = self.data_tuple(arg(3), sc, fc)
             mx = self.expr(arg(4), sc, fc)
             code = f"v1_hash({algo!r}, {base.code}, {data}, {mx.code})"

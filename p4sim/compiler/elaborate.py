@@ -26,6 +26,7 @@ from .model import (
     ProgramModel,
 )
 from .parsers import ParserMixin
+from .paths import check_table_paths
 from .stmts import StmtMixin
 from .symbols import Emitter, FnCtx, NameMaker, Scope, Sym, annotation, py_ident, semantic_error
 from .tables import TableMixin
@@ -822,6 +823,7 @@ def _header_field_ok(t: Type, nested: bool = False) -> bool:
 def elaborate(program: ast.Program) -> ProgramModel:
     """Check and translate a parsed program; raises CompileError on the first problem."""
     instantiate_direct_calls(program)
+    check_table_paths(program)
     return Compiler().run(program)
 
 

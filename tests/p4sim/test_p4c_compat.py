@@ -357,6 +357,32 @@ def test_new_type_on_a_new_type_names_the_bit_string(tmp_path: Path) -> None:
     assert info.type_info.new_types["Outer_t"].original_type.bitstring.bit.bitwidth == 8
 
 
+def test_hash_data_must_be_a_list_or_struct(tmp_path: Path) -> None:
+    with pytest.raises(CompileError, match=r"the data of hash\(\) must be a list or a struct"):
+        _p4info(tmp_path, "hash(hdr.h.k, HashAlgorithm.identity, 16w0, hdr.h.x, 32w0);", "")
+    _p4info(tmp_path, "hash(hdr.h.k, HashAlgorithm.identity, 16w0, { hdr.h.x }, 32w0);", "")
+
+
+@pytest.mark.parametrize(("apply", "ok"), [
+    ("if (t.apply().hit) { hdr.h.x = 1; } else if (t.apply().miss) { hdr.h.x = 2; }", False),
+    ("t.apply(); u.apply(); t.apply();", False),
+    ("switch (t.apply().action_run) { a: { t.apply(); } default: { } }", False),
+    ("if (hdr.h.k == 1) { t.apply(); } else { t.apply(); } u.apply();", True),
+    ("switch (u.apply().action_run) { a: { t.apply(); } default: { t.apply(); } }", True),
+])
+def test_a_table_applied_twice_on_one_path_is_refused(tmp_path: Path, apply: str, ok: bool) -> None:
+    locals_ = """
+        action a() { }
+        table t { key = { hdr.h.k: exact; } actions = { a; } }
+        table u { key = { hdr.h.k: exact; } actions = { a; } }
+    """
+    if ok:
+        _p4info(tmp_path, apply, locals_)
+    else:
+        with pytest.raises(CompileError, match="contains a path from table I.t back to itself"):
+            _p4info(tmp_path, apply, locals_)
+
+
 def test_package_argument_with_another_direction_is_refused(tmp_path: Path) -> None:
     src = v1_program(HDR, "").replace("control VC(inout headers_t hdr", "control VC(in headers_t hdr")
     with pytest.raises(CompileError, match="parameter hdr is 'in' where VerifyChecksum has 'inout'"):
