@@ -64,7 +64,8 @@ class CallMixin:
             if sym.kind == "extfunc":
                 if f.name == "static_assert":
                     return self.static_assert(e, sc)
-                self.model.calls_extern_function = True  # P4Info: p4c then writes type_info
+                if f.name != "verify":  # P4Info: a v1model function (not core.p4's verify) makes p4c write type_info
+                    self.model.calls_extern_function = True
                 return self.extern_function_call(e, f.name, sc, self.need_runtime(e, fc), want)
             raise semantic_error(f.loc, f"{f.name} is not callable")
         raise semantic_error(e.loc, "this expression is not callable")

@@ -741,9 +741,9 @@ def _field_width(model: ProgramModel, width: int, type_name: str | None, specs: 
 
 
 def _index_type(type_args: list[Type], idx: int, msg: object) -> None:
-    # v1model 2020 counters/meters/registers take the index type as a type argument
-    if len(type_args) > idx and isinstance(type_args[idx], NewT):
-        msg.index_type_name.name = type_args[idx].name  # type: ignore[attr-defined]
+    """v1model 2020 counters, meters and registers take the index type as a type argument;
+    p4c-bm2-ss 1.2.5 writes no ``index_type_name`` for it, even for a ``type`` (translated or not)."""
+    del type_args, idx, msg
 
 
 # Annotations p4c turns into ActionProfile fields instead of copying them.

@@ -197,6 +197,19 @@ def test_digest_with_enum_and_error_fields(tmp_path: Path) -> None:
     assert Sim(compiled).send(0, bytes(6) + TAIL) == [(1, bytes(6) + TAIL)]
 
 
+def test_no_type_info_for_verify_and_no_index_type_name(tmp_path: Path) -> None:
+    # core.p4's verify is no v1model function: no type_info for it
+    info = _compile(tmp_path, v1_program(HDR, "", parser="state start { pkt.extract(hdr.h); verify(hdr.h.k != 0, error.NoMatch); transition accept; }"))
+    assert not info.HasField("type_info")
+    # a counter indexed by a `type` (V1MODEL_VERSION 20200408): p4c writes no index_type_name
+    src = tmp_path / "v2020.p4"
+    src.write_text("#define V1MODEL_VERSION 20200408\n" + V1_PRELUDE + v1_program(
+        HDR + "type bit<8> idx_t;\n", "c.count((idx_t)hdr.h.x[7:0]);",
+        ingress_locals="counter<idx_t>(256, CounterType.packets) c;"))
+    c = compile_file(src).p4info.counters[0]
+    assert not c.HasField("index_type_name") and c.size == 256
+
+
 def test_translation_with_an_integer_width(tmp_path: Path) -> None:
     decls = HDR + '@p4runtime_translation("example.org/port", 32) type bit<9> port_t;\n'
     info = _p4info(tmp_path, "t.apply();", """
