@@ -238,6 +238,9 @@ class CallMixin:
             if m != "apply":
                 raise semantic_error(e.loc, f"{sym.name} has no method {m}")
             return self.block_apply(e, sym, sc, fc)
+        if fc.where == "parser":
+            # p4c-bm2-ss: "not supported in parser on this target" (registers, counters, meters...)
+            raise semantic_error(e.loc, f"{sym.name}.{m}(...): {kind} methods are not supported in a parser on this target")
         x = sym.code
         args = {p.name: a for p, a in self.bind_args(e, self.extern_method_params(inst, m, e.loc), f"{kind}.{m}")}
 
@@ -469,6 +472,11 @@ class CallMixin:
         want = self.resolve_type(e.type_args[0], sc) if e.type_args else None
         te = self.expr(data, sc, fc, want)
         t = strip_newtype(te.type)
+        if isinstance(t, TupleT):
+            info = self.digest_info_tuple(t)
+            pairs = self.flatten_data(te, data.loc)
+            values = "(" + "".join(v + ", " for v, _ in pairs) + ")"
+            return TExpr(f"K.digest({info.name!r}, lambda: {values})", VoidT())
         if not isinstance(t, StructLikeT):
             raise semantic_error(data.loc, "digest data must be a struct (give the type: digest<T>(...))")
         if not isinstance(t, StructT):

@@ -660,6 +660,18 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
 
     # -- digests ------------------------------------------------------------------------------------
 
+    def digest_info_tuple(self, t: TupleT) -> DigestInfo:
+        """A digest of a tuple type (``digest<tuple<bit<16>, bit<8>>>(...)``): p4c names it
+        ``digest_0``, ``digest_1``... in the order the types are first met."""
+        key = "tuple:" + str(t)
+        info = self.digest_by_type.get(key)
+        if info is None:
+            n = sum(1 for k in self.digest_by_type if k.startswith("tuple:"))
+            info = DigestInfo(f"digest_{n}", t, [(f"f{i}", width_of(et)) for i, et in enumerate(t.elems)])
+            self.digest_by_type[key] = info
+            self.model.digests.append(info)
+        return info
+
     def digest_info(self, t: StructLikeT) -> DigestInfo:
         info = self.digest_by_type.get(t.name)
         if info is None:

@@ -210,6 +210,25 @@ def test_no_type_info_for_verify_and_no_index_type_name(tmp_path: Path) -> None:
     assert not c.HasField("index_type_name") and c.size == 256
 
 
+def test_digest_of_a_tuple(tmp_path: Path) -> None:
+    src = tmp_path / "prog.p4"
+    src.write_text(V1_PRELUDE + v1_program(HDR, """
+        digest<tuple<bit<16>, bit<32>>>(1, { hdr.h.k, hdr.h.x });
+        sm.egress_spec = 1;
+    """))
+    compiled = compile_file(src)
+    d = compiled.p4info.digests[0]
+    assert d.preamble.name == "digest_0"
+    assert [m.bitstring.bit.bitwidth for m in d.type_spec.tuple.members] == [16, 32]
+    assert Sim(compiled).send(0, bytes(6) + TAIL) == [(1, bytes(6) + TAIL)]
+
+
+def test_extern_methods_refused_in_a_parser(tmp_path: Path) -> None:
+    with pytest.raises(CompileError, match=r"r.write\(...\): register methods are not supported in a parser"):
+        _compile(tmp_path, v1_program(HDR, "", parser_locals="register<bit<16>>(4) r;",
+                                      parser="state start { pkt.extract(hdr.h); r.write(0, hdr.h.k); transition accept; }"))
+
+
 def test_translation_with_an_integer_width(tmp_path: Path) -> None:
     decls = HDR + '@p4runtime_translation("example.org/port", 32) type bit<9> port_t;\n'
     info = _p4info(tmp_path, "t.apply();", """
