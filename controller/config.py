@@ -96,7 +96,7 @@ class ControllerConfig:
     overload_lag: float = 1.0
     # ... and the pending handshakes evicted per second at which they do too (a SYN flood larger
     # than the bound on pending handshakes; 0: not a sign)
-    overload_evictions: float = 500.0
+    overload_evictions: float = 200.0
     # proxy API
     proxy_socket: str = "/run/p4splice/proxy.sock"
     proxy_uids: tuple[int, ...] = ()  # empty: the daemon's uid and root
