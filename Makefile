@@ -25,7 +25,7 @@ P4DEFS := $(foreach d,$(P4DEFINES),-D $(d))
 
 APT_NEEDS := ip:iproute2 ethtool:ethtool cpp:cpp tc:iproute2 ping:iputils-ping openssl:openssl
 
-.PHONY: all setup deps venv p4sh-venv build demo test ptf test-p4sim test-controller test-integration test-e2e test-bmv2 difftest fuzz lint bench run stop clean distclean
+.PHONY: all setup deps venv p4sh-venv build demo test ptf test-p4sim test-controller test-integration test-e2e test-bmv2 test-parity difftest fuzz lint bench run stop clean distclean
 
 all: build
 
@@ -120,13 +120,19 @@ test-e2e: build
 	TARGET=$(TARGET) $(VENV)/bin/pytest -q tests/e2e $(PYTEST_ARGS)
 
 # every suite that runs a switch, on BMv2 (p4c-bm2-ss and simple_switch_grpc on PATH): the PTF
-# suite, the integration scenarios, the end-to-end suite and the demo (CI runs it where BMv2 is)
+# suite, the integration scenarios, the end-to-end suite, the demo, p4sim's programs against BMv2
+# (the parity tests make test skips without BMv2) and the difftest (CI runs it where BMv2 is)
 test-bmv2:
 	$(MAKE) ptf TARGET=bmv2
 	$(MAKE) test-integration TARGET=bmv2
 	$(MAKE) test-e2e TARGET=bmv2
 	$(MAKE) demo TARGET=bmv2
+	$(MAKE) test-parity
 	$(MAKE) difftest
+
+# p4sim's own test programs run on BMv2 too, frame for frame (they skip where BMv2 is not on PATH)
+test-parity: setup
+	$(VENV)/bin/pytest -q tests/p4sim/test_bmv2_parity.py tests/p4sim/test_p4c_compat.py tests/difftest $(PYTEST_ARGS)
 
 # p4sim against BMv2 frame for frame (tests/difftest/run.py): seeded cases of splice.p4 and the
 # programs of tests/p4sim/programs on both switches, every difference printed; make test runs a
