@@ -51,6 +51,12 @@ class P4SimDevice:
             model = model_from_config(device_config)
         except CompileError as exc:
             raise PipelineConfigError(str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - a damaged config, not a bug of ours to raise
+            # The config comes from the client: any well-formed JSON decodes, with nodes where
+            # the elaborator expects others (a number for a declaration, a list for a name), and
+            # the elaborator trusts the syntax tree the compiler built. Whatever that breaks,
+            # the config is one this device cannot realize (INVALID_ARGUMENT), not a server fault.
+            raise PipelineConfigError(f"device config is damaged: {type(exc).__name__}: {exc}") from None
         self._cache = (digest, model)
         return model
 

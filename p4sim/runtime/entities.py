@@ -411,15 +411,21 @@ def _check_direct_fields(table: Table, te: p4runtime_pb2.TableEntry) -> None:
                   te.HasField("meter_counter_data"))
 
 
-def _apply_direct_fields(table: Table, entry: Entry, counter_data: p4runtime_pb2.CounterData | None,
+def _direct_counts(table: Table, counter_data: p4runtime_pb2.CounterData | None) -> tuple[int, int] | None:
+    """The counter values a write gives its entry, checked before anything is changed."""
+    return None if counter_data is None else _counter_values(counter_data, f"table {table.name}")
+
+
+def _apply_direct_fields(table: Table, entry: Entry, counts: tuple[int, int] | None,
                          meter_cfg: MeterConfig | None, utype: int) -> None:
+    """Set an entry's direct resources from values already checked: this cannot fail."""
     if table.direct_meter_id and (utype == INSERT or utype == MODIFY):
         # Spec: an unset meter_config on INSERT *and* MODIFY means the default (all GREEN).
         if entry.meter_config != meter_cfg:
             entry.meter_config = meter_cfg
             entry.meter_state = None
-    if counter_data is not None:
-        entry.packets, entry.bytes = _counter_values(counter_data, f"table {table.name}")
+    if counts is not None:
+        entry.packets, entry.bytes = counts
 
 
 def _write_table_entry(state: SwitchState, utype: int, te: p4runtime_pb2.TableEntry) -> None:
@@ -492,6 +498,7 @@ def apply_table_write(state: SwitchState, tw: TableWrite, cache: ActionCache | N
     if mc is not None:
         meter_cfg = parse_meter_config(mc, state.direct_meter_types[table.direct_meter_id],
                                        f"table {table.name}")
+    counts = _direct_counts(table, tw.counter_data)  # refused here, not once the entry has changed
     now = time.monotonic_ns()
     if utype == INSERT:
         if table.is_const_table:
@@ -523,13 +530,16 @@ def apply_table_write(state: SwitchState, tw: TableWrite, cache: ActionCache | N
                 _unref_indirect(state, old_action)
             else:
                 entry.action = _entry_action(state, table, tw, cache)
-    if not entry.is_const:
+    if utype == INSERT or tw.action is not None:
+        # Spec: a MODIFY without an action leaves the action specification as it is and is a
+        # no-op but for the direct resources; so the metadata and idle timeout stay too. (A
+        # const entry never gets here with an action: refused above.)
         entry.controller_metadata = tw.controller_metadata
         entry.metadata = tw.metadata
         if table.idle_supported:
             table.set_idle_timeout(entry, idle_ns, now)
-    if table.direct_meter_id or tw.counter_data is not None:
-        _apply_direct_fields(table, entry, tw.counter_data, meter_cfg, utype)
+    if table.direct_meter_id or counts is not None:
+        _apply_direct_fields(table, entry, counts, meter_cfg, utype)
 
 
 def _write_default_entry(state: SwitchState, utype: int, table: Table, te: p4runtime_pb2.TableEntry) -> None:
@@ -546,6 +556,7 @@ def _write_default_entry(state: SwitchState, utype: int, table: Table, te: p4run
     if te.HasField("meter_config"):
         meter_cfg = parse_meter_config(te.meter_config, state.direct_meter_types[table.direct_meter_id],
                                        f"table {table.name}")
+    counts = _direct_counts(table, te.counter_data if te.HasField("counter_data") else None)
     if te.HasField("action") and table.implementation_id:
         # BMv2 runs no default action on an indirect table (p4c drops it from the JSON); PI
         # has no way to give it one
@@ -559,8 +570,7 @@ def _write_default_entry(state: SwitchState, utype: int, table: Table, te: p4run
     else:
         table.reset_default()  # spec: no action = back to the program's default, resources reset
         entry = table.default
-    _apply_direct_fields(table, entry, te.counter_data if te.HasField("counter_data") else None,
-                         meter_cfg, MODIFY)
+    _apply_direct_fields(table, entry, counts, meter_cfg, MODIFY)
 
 
 def _resolve_entry(state: SwitchState, table: Table, te: p4runtime_pb2.TableEntry) -> Entry:
@@ -1059,8 +1069,8 @@ def select_table_read(state: SwitchState, te: p4runtime_pb2.TableEntry
                       ) -> tuple[list[tuple[Table, list[Entry]]], dict[str, bool]]:
     """A TableEntry read request -> the (table, entries) it selects and the flags for
     table_entry_to_proto (counter, meter, since_hit). Caller holds state.lock."""
-    if te.table_id == 0:
-        picked = [(t, list(t)) for t in state.tables.values()]
+    if te.table_id == 0:  # every table: its default entry if that is what is asked for (as BMv2)
+        picked = [(t, [t.default] if te.is_default_action else list(t)) for t in state.tables.values()]
     else:
         table = _table_for(state, te.table_id)
         if te.HasField("time_since_last_hit") and not table.idle_supported:
@@ -1087,7 +1097,8 @@ def _read_table_entries(state: SwitchState, te: p4runtime_pb2.TableEntry) -> Ite
 def _direct_targets(state: SwitchState, te: p4runtime_pb2.TableEntry, attr: str,
                     what: str) -> list[tuple[Table, list[Entry]]]:
     if te.table_id == 0:
-        return [(t, list(t)) for t in state.tables.values() if getattr(t, attr)]
+        return [(t, [t.default] if te.is_default_action else list(t)) for t in state.tables.values()
+                if getattr(t, attr)]
     table = _table_for(state, te.table_id)
     if not getattr(table, attr):
         raise invalid(f"table {table.name} has no {what}")

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 Notify = Callable[[p4runtime_pb2.StreamMessageResponse], None]
 TICK_S = 0.005  # timer granularity for digest timeouts and idle scans
+MAX_BITWIDTH = 1 << 16  # widest match field, parameter, metadata or register cell taken
+MAX_CELLS = 1 << 24  # most cells of one counter, meter or register array (a list of that length)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,7 @@ class SwitchState:
         self.lock = threading.RLock()
         self._notify = notify
         self._check_ids(p4info)
+        self._check_widths_and_sizes(p4info)
         self.actions = {a.preamble.id: ActionInfo(
             a.preamble.id, a.preamble.name,
             tuple(ParamInfo(p.id, p.name, p.bitwidth) for p in a.params)) for a in p4info.actions}
@@ -176,6 +179,35 @@ class SwitchState:
                 if pid == 0 or pid in seen:
                     raise PipelineConfigError(f"P4Info: bad or duplicate id {pid} ({obj.preamble.name})")
                 seen.add(pid)
+
+    @staticmethod
+    def _check_widths_and_sizes(p4info: p4info_pb2.P4Info) -> None:
+        """Bit widths and array sizes this state can hold. A negative width fails `1 << width` in
+        the middle of building the state, or later in the middle of a Write; a huge one makes
+        every such mask a huge number. Counter, meter and register arrays are lists of their
+        size, made here: a P4Info saying 2**31 cells would take all the memory there is."""
+        widths = [(f"table {t.preamble.name} field {f.name}", f.bitwidth) for t in p4info.tables for f in t.match_fields]
+        widths += [(f"action {a.preamble.name} param {p.name}", p.bitwidth) for a in p4info.actions for p in a.params]
+        widths += [(f"{c.preamble.name} metadata {m.name}", m.bitwidth) for c in p4info.controller_packet_metadata
+                   for m in c.metadata]
+        widths += [(f"value set {v.preamble.name} field {f.name}", f.bitwidth) for v in p4info.value_sets
+                   for f in v.match]
+        widths += [(f"register {r.preamble.name}", _type_bitwidth(r.type_spec)) for r in p4info.registers]
+        for what, width in widths:
+            if width < 0:
+                raise PipelineConfigError(f"P4Info: {what} has a negative bit width ({width})")
+            if width > MAX_BITWIDTH:
+                raise PipelineConfigError(f"P4Info: {what} is {width} bits wide; p4sim takes up to {MAX_BITWIDTH}")
+        sizes = [(f"table {t.preamble.name}", t.size, None) for t in p4info.tables]
+        sizes += [(f"value set {v.preamble.name}", v.size, None) for v in p4info.value_sets]
+        sizes += [(f"{kind} {o.preamble.name}", o.size, MAX_CELLS)
+                  for kind, group in (("counter", p4info.counters), ("meter", p4info.meters),
+                                      ("register", p4info.registers)) for o in group]
+        for what, size, most in sizes:
+            if size < 0:
+                raise PipelineConfigError(f"P4Info: {what} has a negative size ({size})")
+            if most is not None and size > most:
+                raise PipelineConfigError(f"P4Info: {what} has {size} cells; p4sim holds up to {most} per array")
 
     def _direct_table(self, table_id: int, name: str) -> Table:
         table = self.tables.get(table_id)

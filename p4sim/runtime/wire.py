@@ -124,9 +124,18 @@ def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     raise Fallback
 
 
+def _varint32(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    """A tag or a length. Protobuf reads these as at most five bytes and calls a message with a
+    longer one corrupt: such a message is left to protobuf (Fallback) to refuse."""
+    value, stop = _varint(buf, pos, end)
+    if stop - pos > 5:
+        raise Fallback
+    return value, stop
+
+
 def _span(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     """A length-delimited field's (start, stop)."""
-    n, pos = _varint(buf, pos, end)
+    n, pos = _varint32(buf, pos, end)
     stop = pos + n
     if stop > end:
         raise Fallback
@@ -179,7 +188,7 @@ def decode_write_request(buf: bytes) -> WriteBatch:
     updates = batch.updates
     seen: set[int] = set()
     while pos < end:
-        tag, pos = _varint(buf, pos, end)
+        tag, pos = _varint32(buf, pos, end)
         if tag == WR_UPDATES:
             start, pos = _span(buf, pos, end)
             updates.append(_update(buf, start, pos, actions))
@@ -215,7 +224,7 @@ def _uint128(buf: bytes, pos: int, end: int) -> int:
     high = low = 0
     seen: set[int] = set()
     while pos < end:
-        tag, pos = _varint(buf, pos, end)
+        tag, pos = _varint32(buf, pos, end)
         if tag in seen:
             raise Fallback
         seen.add(tag)
@@ -248,7 +257,7 @@ def _table_update(buf: bytes, pos: int, end: int, actions: dict[bytes, ActionIte
         tag = buf[pos]  # one-byte tags and lengths inline: the common case, at a fraction of a call
         pos += 1
         if tag >= 0x80:
-            tag, pos = _varint(buf, pos - 1, end)
+            tag, pos = _varint32(buf, pos - 1, end)
         if tag == UP_TYPE and utype < 0:
             utype, pos = _varint(buf, pos, end)
             if utype > I32:
@@ -256,7 +265,7 @@ def _table_update(buf: bytes, pos: int, end: int, actions: dict[bytes, ActionIte
         elif tag == UP_ENTITY and te_span is None:
             epos, eend = _span(buf, pos, end)
             pos = eend
-            etag, epos = _varint(buf, epos, eend)
+            etag, epos = _varint32(buf, epos, eend)
             if etag != EN_TABLE_ENTRY:
                 raise Fallback
             te_span = _span(buf, epos, eend)
@@ -278,7 +287,7 @@ def _table_entry(buf: bytes, pos: int, end: int, utype: int, actions: dict[bytes
         tag = buf[pos]
         pos += 1
         if tag >= 0x80:
-            tag, pos = _varint(buf, pos - 1, end)
+            tag, pos = _varint32(buf, pos - 1, end)
         if tag == TE_MATCH:
             n = buf[pos] if pos < end else 0x80
             if n < 0x80:
@@ -325,7 +334,7 @@ def _table_entry(buf: bytes, pos: int, end: int, utype: int, actions: dict[bytes
                 raise Fallback
         elif tag == TE_IS_DEFAULT_ACTION:
             value, pos = _varint(buf, pos, end)
-            tw.is_default_action = value != 0
+            tw.is_default_action = value & U64 != 0  # protobuf keeps a varint's low 64 bits
         elif tag == TE_IDLE_TIMEOUT_NS:
             tw.idle_timeout_ns, pos = _varint(buf, pos, end)
             if tw.idle_timeout_ns > I64:
@@ -335,7 +344,7 @@ def _table_entry(buf: bytes, pos: int, end: int, utype: int, actions: dict[bytes
             tw.metadata = buf[start:pos]
         elif tag == TE_IS_CONST:
             value, pos = _varint(buf, pos, end)
-            tw.is_const = value != 0
+            tw.is_const = value & U64 != 0
         elif tag == TE_TIME_SINCE_LAST_HIT:
             _, pos = _span(buf, pos, end)
             tw.has_time_since_last_hit = True
@@ -370,7 +379,7 @@ def _field_match(buf: bytes, pos: int, end: int) -> MatchItem:
         tag = buf[pos]
         pos += 1
         if tag >= 0x80:
-            tag, pos = _varint(buf, pos - 1, end)
+            tag, pos = _varint32(buf, pos - 1, end)
         if tag == FM_FIELD_ID and not seen_id:
             seen_id = True
             fid, pos = _varint(buf, pos, end)
@@ -389,7 +398,7 @@ def _field_match(buf: bytes, pos: int, end: int) -> MatchItem:
             t = buf[start]
             start += 1
             if t >= 0x80:
-                t, start = _varint(buf, start - 1, pos)
+                t, start = _varint32(buf, start - 1, pos)
             if t == first and not got & 1:
                 got |= 1
                 n = buf[start] if start < pos else 0x80
@@ -422,7 +431,7 @@ def _table_action(buf: bytes, pos: int, end: int) -> ActionItem:
     while pos < end:
         if item is not None:
             raise Fallback  # a second oneof member
-        tag, pos = _varint(buf, pos, end)
+        tag, pos = _varint32(buf, pos, end)
         if tag == TA_ACTION:
             start, pos = _span(buf, pos, end)
             item = _action(buf, start, pos)
@@ -442,12 +451,12 @@ def _action(buf: bytes, pos: int, end: int) -> ActionItem:
     params: list[tuple[int, bytes]] = []
     seen_id = False
     while pos < end:
-        tag, pos = _varint(buf, pos, end)
+        tag, pos = _varint32(buf, pos, end)
         if tag == AC_PARAMS:
             start, pos = _span(buf, pos, end)
             pid, value, got = 0, b"", 0
             while start < pos:
-                t, start = _varint(buf, start, pos)
+                t, start = _varint32(buf, start, pos)
                 if t == PA_PARAM_ID and not got & 1:
                     got |= 1
                     pid, start = _varint(buf, start, pos)
