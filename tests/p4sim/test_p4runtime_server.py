@@ -379,9 +379,19 @@ def test_reconcile_keeps_state_and_commit_clears_it(primary: Client) -> None:
     mg = p4runtime_pb2.Entity()
     mg.packet_replication_engine_entry.multicast_group_entry.multicast_group_id = 3
     primary.write(upd(U.INSERT, mg))
+    reg = p4runtime_pb2.Entity()
+    reg.register_entry.register_id = REG
+    reg.register_entry.index.index = 3
+    reg.register_entry.data.bitstring = b"\x01\x00"
+    primary.write(upd(U.MODIFY, reg))
     primary.set_pipeline(SetReq.RECONCILE_AND_COMMIT)
     assert len(primary.read(table_entry(EXACT_T))) == 2
     assert len(primary.read(mg)) == 1
+    # register cells carried over, the written one and the zero ones (not written, zero anyway)
+    all_regs = p4runtime_pb2.Entity()
+    all_regs.register_entry.register_id = REG
+    cells = {e.register_entry.index.index: e.register_entry.data.bitstring for e in primary.read(all_regs)}
+    assert cells[3] == b"\x01\x00" and all(v.strip(b"\x00") == b"" for i, v in cells.items() if i != 3)
     # A P4Info without exact_tbl cannot keep those entries.
     p4info = load_p4info()
     del p4info.tables[0]
