@@ -217,9 +217,12 @@ class Daemon:
         self._tell_proxy(proxy, "port_down")
 
     async def port_up(self, proxy: str) -> None:
-        """The dark port of ``proxy`` answers again."""
+        """The dark (or only silent) port of ``proxy`` answers again."""
+        rec = self.service.proxies.get(proxy)
+        told = rec is not None and rec.ports_failed  # the proxy heard port_down: it hears port_up
         await self.service.port_up(proxy)
-        self._tell_proxy(proxy, "port_up")
+        if told:
+            self._tell_proxy(proxy, "port_up")
 
     def _tell_proxy(self, proxy: str, event: str) -> None:
         rec = self.service.proxies.get(proxy)

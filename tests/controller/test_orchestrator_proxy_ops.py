@@ -308,6 +308,8 @@ def test_a_silent_proxy_port_takes_no_new_connections_and_keeps_its_flows(lab: L
             await lab.expect_tcp(S_PORT, lambda p: p[TCP].sport == 41131 and p[TCP].flags == "S")
             await d.port_up("proxy-1")
             assert d.status()["proxies"][0]["in_service"] is True and state(d, 41130) is FlowState.PROXIED
+            await proxy.heartbeat()  # a round trip: any event sent before it has arrived
+            assert not [e for e in events if e.name in ("port_down", "port_up")]  # never told down, nor up
     run(main())
 
 
