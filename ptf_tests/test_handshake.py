@@ -200,6 +200,20 @@ class InlineBase(SpliceTest):
         self.step(conn.proxy_ack(), PROXY, {}, state=HS_LEG2_UP)
         self.assertEqual(len(self.model.legs), 4, "the controller's model did not establish the flow")
 
+    def collide_until_taken(self, ip: str, port: int, deadline: float, pace: float, what: str) -> None:
+        """Send the SYN of (ip, port), whose slot another connection holds, until the switch takes
+        it (it goes on to S) rather than hand it to the controller (reason SYN), before ``deadline``."""
+        syn = tcp_segment(in_port=CLIENT, src=ip, sport=port, flags="S", seq=ISN_C, options=ALL_C)
+        while True:
+            self.send(CLIENT, syn)
+            pin = self.client.get_packet_in(0.3)
+            if pin is None:
+                break  # not to the controller: the slot was free, the SYN went on to S
+            self.assertEqual(pin.metadata.get("reason"), PIN_SYN)
+            self.assertLess(time.monotonic(), deadline, what)
+            time.sleep(pace)  # the pace of the retries, not a readiness wait
+        self.expect(routed(syn, SERVER), SERVER)
+
     def four_directions(self, conn: Conn) -> Iterator[tuple[bytes, int, Direction, int]]:
         """A data segment of each direction: (frame, in port, direction, out port)."""
         yield (conn.c(flags="PA", seq=ISN_C + 1, ack=ISN_S + 1, options=conn.ts_opt(TSV_C + 20, TSV_S),
@@ -344,17 +358,7 @@ class SlotExpires(InlineBase):
         self.step(a.syn_ack(), SERVER, {CLIENT: routed(a.syn_ack(), CLIENT)}, copy=True, state=HS_SYN_ACKED)
         self.step(a.c_ack(), CLIENT, {SERVER: routed(a.c_ack(), SERVER)})
         taken = time.monotonic()
-        b = tcp_segment(in_port=CLIENT, src=other_ip, sport=other_port, flags="S", seq=ISN_C, options=ALL_C)
-        deadline = taken + 10.0
-        while True:
-            self.send(CLIENT, b)
-            pin = self.client.get_packet_in(0.3)
-            if pin is None:
-                break  # not to the controller: the slot was free, the SYN went on to S
-            self.assertEqual(pin.metadata.get("reason"), PIN_SYN)
-            self.assertLess(time.monotonic(), deadline, "the slot never lapsed")
-            time.sleep(0.2)  # the pace of the retries, not a readiness wait
-        self.expect(routed(b, SERVER), SERVER)
+        self.collide_until_taken(other_ip, other_port, taken + 10.0, 0.2, "the slot never lapsed")
         self.assertGreater(time.monotonic() - taken, 4.0, "the slot lapsed before HS_TIMEOUT_US")
 
 
@@ -370,17 +374,8 @@ class UnacknowledgedGivesItsSlotUp(InlineBase):
         self.step(a.syn(), CLIENT, {SERVER: routed(a.syn(), SERVER)}, copy=True)
         self.step(a.syn_ack(), SERVER, {CLIENT: routed(a.syn_ack(), CLIENT)}, copy=True, state=HS_SYN_ACKED)
         answered = time.monotonic()
-        b = tcp_segment(in_port=CLIENT, src=other_ip, sport=other_port, flags="S", seq=ISN_C, options=ALL_C)
-        deadline = answered + 4.0
-        while True:
-            self.send(CLIENT, b)
-            pin = self.client.get_packet_in(0.3)
-            if pin is None:
-                break  # the slot was taken: the SYN went on to S
-            self.assertEqual(pin.metadata.get("reason"), PIN_SYN)
-            self.assertLess(time.monotonic(), deadline, "the unacknowledged handshake kept its slot")
-            time.sleep(0.1)  # the pace of the retries, not a readiness wait
-        self.expect(routed(b, SERVER), SERVER)
+        self.collide_until_taken(other_ip, other_port, answered + 4.0, 0.1,
+                                 "the unacknowledged handshake kept its slot")
         self.assertGreater(time.monotonic() - answered, 0.9, "the slot was taken before HS_ACK_WAIT_US")
         self.send(CLIENT, a.c_ack())  # the first client answers after all: on to S, as unproxied
         self.expect(routed(a.c_ack(), SERVER), SERVER)

@@ -650,6 +650,16 @@ def update_type(draw: st.DrawFn, faults: set[str], weights: tuple[int, ...] = (3
     return draw(st.sampled_from([INSERT] * weights[0] + [MODIFY] * weights[1] + [DELETE] * weights[2]))
 
 
+@st.composite
+def modify_only_type(draw: st.DrawFn, faults: set[str]) -> int:
+    """The update type of an entity only MODIFY may write (counters, meters, registers...): mostly
+    MODIFY; an INSERT or DELETE is a fault the spec names."""
+    utype = draw(update_type(faults, weights=(1, 8, 1)))
+    if utype in (INSERT, DELETE):
+        faults.add("only_modify")
+    return utype
+
+
 def some_faults(draw: st.DrawFn, names: list[str]) -> list[str]:
     """Now and then one or two of `names`, mostly none."""
     if draw(st.integers(0, 2)):
@@ -1039,9 +1049,7 @@ def _extern_id(draw: st.DrawFn, ids: list[int], schema: Schema, faults: set[str]
 @st.composite
 def counter_write(draw: st.DrawFn, schema: Schema) -> Planned:
     faults: set[str] = set()
-    utype = draw(update_type(faults, weights=(1, 8, 1)))
-    if utype in (INSERT, DELETE):
-        faults.add("only_modify")
+    utype = draw(modify_only_type(faults))
     ent = p4runtime_pb2.Entity()
     ce = ent.counter_entry
     ce.counter_id = _extern_id(draw, sorted(schema.counters), schema, faults)
@@ -1057,9 +1065,7 @@ def counter_write(draw: st.DrawFn, schema: Schema) -> Planned:
 @st.composite
 def meter_write(draw: st.DrawFn, schema: Schema) -> Planned:
     faults: set[str] = set()
-    utype = draw(update_type(faults, weights=(1, 8, 1)))
-    if utype in (INSERT, DELETE):
-        faults.add("only_modify")
+    utype = draw(modify_only_type(faults))
     ent = p4runtime_pb2.Entity()
     me = ent.meter_entry
     me.meter_id = _extern_id(draw, sorted(schema.meters), schema, faults)
@@ -1079,9 +1085,7 @@ def meter_write(draw: st.DrawFn, schema: Schema) -> Planned:
 @st.composite
 def register_write(draw: st.DrawFn, schema: Schema) -> Planned:
     faults: set[str] = set()
-    utype = draw(update_type(faults, weights=(1, 8, 1)))
-    if utype in (INSERT, DELETE):
-        faults.add("only_modify")
+    utype = draw(modify_only_type(faults))
     ent = p4runtime_pb2.Entity()
     re = ent.register_entry
     re.register_id = _extern_id(draw, sorted(schema.registers), schema, faults)
@@ -1183,9 +1187,7 @@ def digest_write(draw: st.DrawFn, schema: Schema) -> Planned:
 @st.composite
 def value_set_write(draw: st.DrawFn, schema: Schema) -> Planned:
     faults: set[str] = set()
-    utype = draw(update_type(faults, weights=(1, 8, 1)))
-    if utype in (INSERT, DELETE):
-        faults.add("only_modify")
+    utype = draw(modify_only_type(faults))
     ent = p4runtime_pb2.Entity()
     vse = ent.value_set_entry
     vse.value_set_id = _extern_id(draw, sorted(schema.value_sets), schema, faults)
