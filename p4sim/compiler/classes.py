@@ -293,10 +293,22 @@ def header_class(t: HeaderT) -> str:
     return "\n".join(lines) + "\n"
 
 
+def blank_name(t: HeaderT) -> str:
+    """The module-level name of the shared, never-written invalid header of type ``t``."""
+    return f"_blank_{t.pyclass}"
+
+
+def header_blank(t: HeaderT) -> str:
+    """The shared blank of a header type: what a header-union member never written reads as."""
+    return f"{blank_name(t)} = frozen_blank({t.pyclass})\n"
+
+
 def struct_class(t: StructT | UnionT) -> str:
+    if isinstance(t, UnionT):
+        return union_class(t)
     names = [py_ident(n) for n, _ in t.fields]
     cls = t.pyclass
-    base = "Union" if isinstance(t, UnionT) else "Struct"
+    base = "Struct"
     lines = [f"class {cls}({base}):"]
     lines.append(f"    __slots__ = {tuple(names)!r}")
     lines.append(f"    _p4name = {t.name!r}")
@@ -338,13 +350,71 @@ def struct_class(t: StructT | UnionT) -> str:
             emitted = True
     if not emitted:
         lines.append("        pass")
-    if isinstance(t, UnionT):
-        # BMv2: a member made valid (setValid, extract, assignment) invalidates the others
-        lines.append("    def _valid_only(self, keep):")
-        for n in names:
-            lines.append(f"        if self.{n} is not keep: self.{n}._valid = False")
-        lines.append("    def _isvalid(self):")
-        lines.append(f"        return {' or '.join('self.' + n + '._valid' for n in names) or 'False'}")
+    return "\n".join(lines) + "\n"
+
+
+def union_class(t: UnionT) -> str:
+    """A header union whose members are made on first write.
+
+    At most one member of a union is valid, yet a program like splice.p4 (a 16-slot stack of
+    9-member option unions) would otherwise build nine headers for every option a packet
+    carries. A member never written is its type's shared blank (invalid, fields zero, frozen);
+    generated code reads members as attributes and writes them through ``w_<member>()``, which
+    makes the member's own header first. The blank refuses writes, so a write that missed
+    ``w_`` fails loudly instead of changing every union at once.
+    """
+    members: list[tuple[str, HeaderT]] = []
+    for n, ft in t.fields:
+        ht = strip_newtype(ft)
+        assert isinstance(ht, HeaderT), "the front end admits only headers in unions"
+        members.append((py_ident(n), ht))
+    cls = t.pyclass
+    lines = [f"class {cls}(Union):"]
+    lines.append(f"    __slots__ = {tuple(n for n, _ in members)!r}")
+    lines.append(f"    _p4name = {t.name!r}")
+    lines.append(f"    _field_names = {tuple(n for n, _ in t.fields)!r}")
+    lines.append("    def __init__(self):")
+    if not members:
+        lines.append("        pass")
+    for n, ht in members:
+        lines.append(f"        self.{n} = {blank_name(ht)}")
+    for n, ht in members:
+        lines.append(f"    def w_{n}(self):")
+        lines.append(f"        h = self.{n}")
+        lines.append(f"        if h is {blank_name(ht)}:")
+        lines.append(f"            h = self.{n} = {ht.pyclass}()")
+        lines.append("        return h")
+    lines.append("    def _copy(self):")
+    lines.append(f"        o = {cls}.__new__({cls})")
+    for n, ht in members:
+        b = blank_name(ht)
+        lines.append(f"        h = self.{n}")
+        lines.append(f"        o.{n} = h if h is {b} else h._copy()")
+    lines.append("        return o")
+    # member by member as header assignment; a blank stays blank where nothing changes
+    lines.append("    def _set(self, o):")
+    if not members:
+        lines.append("        pass")
+    for n, _ht in members:
+        lines.append(f"        if o.{n}._valid: self.w_{n}()._set(o.{n})")
+        lines.append(f"        elif self.{n}._valid: self.{n}._valid = False")
+    lines.append("    def _eq(self, o):")
+    lines.append(f"        return {' and '.join(f'self.{n}._eq(o.{n})' for n, _ in members) or 'True'}")
+    lines.append("    def _members(self):")
+    lines.append(f"        return ({''.join('self.' + n + ', ' for n, _ in members)})")
+    lines.append("    def _emit(self, out):")
+    if not members:
+        lines.append("        pass")
+    for n, _ in members:
+        lines.append(f"        if self.{n}._valid: self.{n}._emit(out)")
+    # BMv2: a member made valid (setValid, extract, assignment) invalidates the others
+    lines.append("    def _valid_only(self, keep):")
+    if not members:
+        lines.append("        pass")
+    for n, _ in members:
+        lines.append(f"        if self.{n}._valid and self.{n} is not keep: self.{n}._valid = False")
+    lines.append("    def _isvalid(self):")
+    lines.append(f"        return {' or '.join('self.' + n + '._valid' for n, _ in members) or 'False'}")
     return "\n".join(lines) + "\n"
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from . import ast
 from .calls import CallMixin
-from .classes import default_value_code, header_class, struct_class
+from .classes import default_value_code, header_blank, header_class, struct_class
 from .direct import instantiate_direct_calls
 from .exprs import ExprMixin, TExpr
 from .hoist import hoist_stable_params, param_attr
@@ -270,6 +270,7 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
             if t.bit_width % 8 != 0:
                 raise semantic_error(d.loc, f"header {d.name} is {t.bit_width} bits wide: BMv2 needs a multiple of 8")
             self.chunks.append(header_class(t))
+            self.chunks.append(header_blank(t))
         else:
             self.chunks.append(struct_class(t))
         self.struct_types[d.name] = t

@@ -749,6 +749,9 @@ class ExprMixin:
                 ft = bt.field_type(e.member)
                 if ft is None:
                     raise semantic_error(e.loc, f"{bt.name} has no field {e.member}")
+                if isinstance(bt, UnionT):
+                    # a union member is made on its first write (classes.union_class)
+                    return LValue(f"{base.target}.w_{py_ident(e.member)}()", ft)
                 return LValue(f"{base.target}.{py_ident(e.member)}", ft)
             if isinstance(bt, StackT) and e.member in ("next", "last"):
                 te = self._member(e, sc, fc)

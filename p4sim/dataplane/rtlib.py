@@ -76,10 +76,30 @@ def _out_of_range(i: int, size: int) -> None:
                     "writes, as the P4 spec says; BMv2's simple_switch aborts on this", i, size)
 
 
+def _refuse_write(self, name, value) -> None:
+    raise RuntimeError(f"p4sim bug: a write of {name} to the shared blank {type(self).__mro__[1].__name__} "
+                       "(generated code must write through el/at/w_)")
+
+
+_FROZEN: dict = {}
+
+
+def frozen_blank(cls):
+    """A fresh value of ``cls`` that refuses every later write: the blank that stack elements
+    and union members never made read as, shared by all of them. A write reaching it is a
+    code-generation bug; it raises rather than change every such element at once."""
+    obj = cls()
+    frozen = _FROZEN.get(cls)
+    if frozen is None:
+        frozen = _FROZEN[cls] = type(f"Blank{cls.__name__}", (cls,), {"__slots__": (), "__setattr__": _refuse_write})
+    obj.__class__ = frozen
+    return obj
+
+
 def _blank_of(factory):
     blank = _BLANKS.get(factory)
     if blank is None:
-        blank = _BLANKS[factory] = factory()
+        blank = _BLANKS[factory] = frozen_blank(factory) if isinstance(factory, type) else factory()
     return blank
 
 
@@ -392,7 +412,7 @@ def v1_verify_checksum(K, data: tuple, expected: int, algo: str, with_payload: b
 
 __all__ = [
     "PyStruct", "ExitSignal", "ParserError", "ParserReject", "AssertionFailure", "Header", "Struct", "Union",
-    "Stack", "lookahead_bits", "lookahead_header", "advance", "extract_varbit", "emit_varbit_header",
+    "Stack", "frozen_blank", "lookahead_bits", "lookahead_header", "advance", "extract_varbit", "emit_varbit_header",
     "parser_verify", "shl", "div", "mod", "mark_to_drop", "v1_hash", "v1_random", "v1_assert", "v1_log_msg",
     "v1_checksum", "v1_verify_checksum", "v1_checksum_packed", "v1_verify_checksum_packed",
 ]
