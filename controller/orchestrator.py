@@ -72,6 +72,7 @@ from .splice import (
     SpliceConfig,
     SpliceCore,
     StartTimer,
+    SwitchState,
     SwitchStep,
     TimerKey,
 )
@@ -90,6 +91,8 @@ ENTRIES_PER_PENDING = 3
 # at most one "write refused" error line per this many seconds (a flood would write thousands)
 ERROR_LOG_INTERVAL = 5.0
 _NS = 1_000_000_000
+# Commands that submit() carries out itself (timers, metrics): a list of only these needs no task.
+_DONE_AT_SUBMIT = (StartTimer, CancelTimer, FlowEstablished)
 # Which party a leg's entry sends to.
 _TARGET = {
     Direction.C_TO_P: Side.PROXY, Direction.S_TO_P: Side.PROXY,
@@ -188,6 +191,7 @@ class Orchestrator:
             if config.overload_lag > 0 else None
         self._drain_watch: asyncio.Task[None] | None = None
         self._timers: dict[TimerKey, asyncio.TimerHandle] = {}
+        self._digest_counters: dict[SwitchState, Any] = {}  # the digests metric's child per state
         self._tails: dict[FlowKey, asyncio.Future[None]] = {}
         # handshake_settled() callers: woken by the command list that ends the handshake
         self._settling: dict[FlowKey, list[asyncio.Future[None]]] = {}
@@ -355,19 +359,23 @@ class Orchestrator:
             return
         if self.overload is not None:
             self._overload(self.overload.on_digest_list(digests.timestamp_ns, time.time_ns(), time.monotonic()))
+        lists: list[list[Command]] = []
+        counters = self._digest_counters
         for data in digests.data:
             step = SwitchStep.from_digest(data) if isinstance(data, dict) else None
             if step is None:
                 self.stats["digest_not_taken"] += 1
                 continue
-            self.metrics.digests.labels(step.state.name).inc()
+            counter = counters.get(step.state)
+            if counter is None:
+                counter = counters[step.state] = self.metrics.digests.labels(step.state.name)
+            counter.inc()
             try:
-                cmds = self.core.on_switch_step(step)
+                lists.append(self.core.on_switch_step(step))
             except Exception:  # one digest the core cannot take must not cost the rest of its list
                 self.metrics.failures.labels("internal").inc()
                 log.exception("%s: digest %s not taken", step.flow, step.state.name)
-                continue
-            self.submit(cmds)
+        self.submit_all(lists)
         if self.overload is not None:
             self._overload(self.overload.on_evictions(self.core.handshakes.stats["evicted"], time.monotonic()))
 
@@ -606,38 +614,58 @@ class Orchestrator:
 
     def submit(self, cmds: Sequence[Command]) -> asyncio.Task[None] | None:
         """Carry out ``cmds`` in order, after earlier command lists of the same flows."""
-        if not cmds:
-            return None
-        self._account(cmds)
-        if self._settling:
-            self._wake_settled()  # every way a handshake ends comes with commands
+        return self.submit_all((cmds,))
+
+    def submit_all(self, lists: Iterable[Sequence[Command]]) -> asyncio.Task[None] | None:
+        """Carry out these command lists one after the other, as ``submit`` would each, but in one
+        task whose table writes share a Write: a digest list brings many flows' steps at once, and
+        a task, a future and an RPC share per step cost more than the step itself."""
+        merged: list[Command] = []
         flows: set[FlowKey] = set()
-        for c in cmds:
-            if isinstance(c, (StartTimer, CancelTimer)):
-                flows.add(c.timer.flow)
-            elif isinstance(c, FlowEstablished):
-                flows.add(c.facts.flow)
-            else:
-                flows.add(c.flow)
-        # Timers are armed and cancelled right away, in order: a timer the core cancels must not
-        # fire while earlier writes are still in flight.
-        for c in cmds:
-            if isinstance(c, StartTimer):
-                self._start_timer(c.timer, c.delay)
-            elif isinstance(c, CancelTimer):
-                handle = self._timers.pop(c.timer, None)
-                if handle is not None:
-                    handle.cancel()
-        l2 = {f: self.l2.get(f) for f in flows}
-        for c in cmds:
-            if isinstance(c, RemoveFlow) and not self._core_knows(c.flow):
-                self.l2.pop(c.flow, None)
-                self._idle_seen.pop(c.flow, None)
-        prev = [self._tails[f] for f in flows if f in self._tails]
+        l2: dict[FlowKey, FlowL2 | None] = {}
+        for cmds in lists:
+            if not cmds:
+                continue
+            self._account(cmds)
+            if self._settling:
+                self._wake_settled()  # every way a handshake ends comes with commands
+            mine: set[FlowKey] = set()
+            for c in cmds:
+                if isinstance(c, (StartTimer, CancelTimer)):
+                    mine.add(c.timer.flow)
+                elif isinstance(c, FlowEstablished):
+                    mine.add(c.facts.flow)
+                else:
+                    mine.add(c.flow)
+            # Timers are armed and cancelled right away, in order: a timer the core cancels must
+            # not fire while earlier writes are still in flight.
+            for c in cmds:
+                if isinstance(c, StartTimer):
+                    self._start_timer(c.timer, c.delay)
+                elif isinstance(c, CancelTimer):
+                    handle = self._timers.pop(c.timer, None)
+                    if handle is not None:
+                        handle.cancel()
+            for f in mine:
+                if f not in l2:
+                    l2[f] = self.l2.get(f)
+            for c in cmds:
+                if isinstance(c, RemoveFlow) and not self._core_knows(c.flow):
+                    self.l2.pop(c.flow, None)
+                    self._idle_seen.pop(c.flow, None)
+            flows |= mine
+            merged += cmds
+        if not merged:
+            return None
+        tails = self._tails
+        if all(isinstance(c, _DONE_AT_SUBMIT) for c in merged) and not any(f in tails for f in flows):
+            # Nothing left to carry out and nothing to wait for (a stage's timer, say): no task.
+            return None
+        prev = [tails[f] for f in flows if f in tails]
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         for f in flows:
-            self._tails[f] = done
-        return self._spawn(self._run(cmds, prev, done, flows, l2))
+            tails[f] = done
+        return self._spawn(self._run(merged, prev, done, flows, l2))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """A task the orchestrator keeps (``drain`` waits for it, ``close`` cancels it)."""

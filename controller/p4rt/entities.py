@@ -126,6 +126,13 @@ def _add_match(into: Any, mf: MatchFieldInfo, m: Match, table: str) -> None:
     """Append the FieldMatch of one key to ``into`` (a repeated field), unless the value is a
     don't-care. Built in place: with the pure-Python protobuf runtime every intermediate message
     and copy costs."""
+    if type(m) is Exact and mf.match_type == "exact":
+        # The common case inline (a flows entry has five exact keys): an int that fits, encoded
+        # canonically; anything else goes through _match_parts, which says what is wrong.
+        v, bw = m.value, mf.bitwidth
+        if type(v) is int and v >= 0 and not (bw > 0 and v >> bw):
+            into.add(field_id=mf.id).exact.value = v.to_bytes((v.bit_length() + 7) // 8 or 1, "big")
+            return
     parts = _match_parts(mf, m, table)
     if parts is None:
         return
@@ -193,13 +200,17 @@ class Action:
     def encoded(self, index: P4Index) -> tuple[int, list[tuple[int, bytes]]]:
         """(action id, [(param id, canonical bytes)] in the order given), checked: every
         parameter present and in range."""
-        info = index.actions.get(self.name)
+        key = ("action", self.name)
+        info = index.encode_cache.get(key)
+        if info is None:
+            info = index.encode_cache[key] = index.actions.get(self.name)
         params = info.params
         out = []
+        enc = codec.encode
         for pname, value in self.params.items():
             p = params.get(pname)
             try:
-                out.append((p.id, codec.encode(value, p.bitwidth)))
+                out.append((p.id, enc(value, p.bitwidth)))
             except (ValueError, TypeError) as e:
                 raise type(e)(f"action {info.name!r} param {p.name!r}: {e}") from None
         if len(self.params) != len(params):
@@ -315,11 +326,18 @@ class TableEntry:
             raise ValueError(f"table {self.table!r}: a default entry has no match")
         if self.match:
             assert info is not None
-            fields = info.match_fields
             # Keys in P4Info order: not required by the spec, but it makes messages comparable.
-            keyed = sorted(((fields.get(name), m) for name, m in self.match.items()), key=lambda fm: fm[0].id)
-            for mf, m in keyed:
-                _add_match(out.match, mf, m, info.name)
+            # The order (and the look-ups) once per table and set of key names.
+            names = tuple(self.match)
+            key = ("match", info.id, names)
+            order = index.encode_cache.get(key)
+            if order is None:
+                fields = info.match_fields
+                order = index.encode_cache[key] = sorted(((fields.get(name), name) for name in names),
+                                                         key=lambda fm: fm[0].id)
+            into, match, table = out.match, self.match, info.name
+            for mf, name in order:
+                _add_match(into, mf, match[name], table)
         if self.action is not None:
             self.action.fill(index, out.action.action)
         if self.priority:
@@ -668,7 +686,7 @@ class Update:
     def fill(self, index: P4Index, out: pb.Update) -> None:
         out.type = int(self.type)
         entity_to_proto(index, self.entity, out.entity)
-        if out.entity.HasField("table_entry"):
+        if isinstance(self.entity, TableEntry) and self.entity.time_since_last_hit_ns is not None:
             out.entity.table_entry.ClearField("time_since_last_hit")  # read-only: see TableEntry
 
     def __str__(self) -> str:

@@ -269,6 +269,11 @@ class P4Index:
     def __init__(self, p4info: p4info_pb2.P4Info) -> None:
         self.p4info = p4info
         self._struct_layouts: dict[str, list[tuple[str, int, p4types_pb2.P4DataTypeSpec]]] = {}
+        # per struct type: (member names, widths) when every member is a bit<W>, else None
+        self._struct_flat: dict[str, tuple[tuple[str, ...], tuple[int, ...]] | None] = {}
+        # entities.py's look-ups done once per table and key names, or per action: the controller
+        # encodes several flows entries per connection, the same few shapes every time
+        self.encode_cache: dict[Any, Any] = {}
         cu = p4info_pb2.CounterSpec.Unit
         mu = p4info_pb2.MeterSpec.Unit
         self.actions: Catalog[ActionInfo] = Catalog("action", [
@@ -363,11 +368,25 @@ class P4Index:
                 members = self.p4info.type_info.structs[spec.struct.name].members
                 layout = self._struct_layouts[spec.struct.name] = [(m.name, _bitwidth(m.type_spec), m.type_spec)
                                                                    for m in members]
-            if len(layout) != len(data.struct.members):
-                raise ValueError(f"struct {spec.struct.name}: {len(data.struct.members)} members, "
+                self._struct_flat[spec.struct.name] = (
+                    (tuple(m[0] for m in layout), tuple(m[1] for m in layout))
+                    if all(m[1] for m in layout) else None)
+            members_in = data.struct.members
+            if len(layout) != len(members_in):
+                raise ValueError(f"struct {spec.struct.name}: {len(members_in)} members, "
                                  f"the P4Info says {len(layout)}")
+            flat = self._struct_flat.get(spec.struct.name)
+            if flat is not None:
+                # Every member a bit<W> (a digest's usual shape): one pass over the bytestrings. An
+                # empty one (another kind of P4Data, or none) or a value too wide takes the path
+                # below, which says what is wrong.
+                raw = [d.bitstring for d in members_in]
+                if all(raw):
+                    values = [int.from_bytes(b, "big") for b in raw]
+                    if not any(map(int.__rshift__, values, flat[1])):
+                        return dict(zip(flat[0], values, strict=True))
             out: dict[str, Any] = {}
-            for (name, width, mspec), d in zip(layout, data.struct.members, strict=True):
+            for (name, width, mspec), d in zip(layout, members_in, strict=True):
                 if width and d.WhichOneof("data") == "bitstring":
                     out[name] = codec.decode(d.bitstring, width, name)
                 else:
