@@ -45,6 +45,7 @@ from p4sim.runtime.errors import (
     permission_denied,
     unimplemented,
 )
+from p4sim.runtime.reconcile import migrate_state
 from p4sim.runtime.state import SwitchState
 
 log = logging.getLogger(__name__)
@@ -717,57 +718,3 @@ def _add_handlers(server: P4RuntimeServer, grpc_server: grpc.aio.Server) -> None
 
 def _capabilities(_request: p4runtime_pb2.CapabilitiesRequest) -> p4runtime_pb2.CapabilitiesResponse:
     return p4runtime_pb2.CapabilitiesResponse(p4runtime_api_version=P4RUNTIME_API_VERSION)
-
-
-def migrate_state(old: SwitchState, new: SwitchState) -> list[P4RTError]:
-    """Replay `old`'s control-plane state into `new` (RECONCILE_AND_COMMIT); returns what failed.
-
-    Program-declared (const) entries are skipped: the new pipeline's loader installs its own.
-    """
-    errors: list[P4RTError] = []
-    updates: list[p4runtime_pb2.Update] = []
-    for request in entities.wildcard_read_all():
-        kind = request.WhichOneof("entity")
-        if kind in ("direct_counter_entry", "direct_meter_entry"):
-            continue  # carried inside the table entries
-        if kind == "table_entry":
-            request.table_entry.counter_data.SetInParent()
-            request.table_entry.meter_config.SetInParent()
-        with old.lock:
-            found = list(entities.read_entity(old, request))
-        for ent in found:
-            if _fresh_anyway(kind, ent):
-                continue  # a new pipeline's cell starts so: 15 x 65,536 register cells took 24 s
-            utype = p4runtime_pb2.Update.MODIFY
-            if kind == "table_entry":
-                if ent.table_entry.is_const:
-                    continue
-                ent.table_entry.is_const = False
-                utype = p4runtime_pb2.Update.INSERT
-            elif kind in ("packet_replication_engine_entry", "digest_entry"):
-                utype = p4runtime_pb2.Update.INSERT
-            updates.append(p4runtime_pb2.Update(type=utype, entity=ent))
-    for table in old.tables.values():
-        if table.default.action != table.initial_default and not table.default_is_const:
-            ent = p4runtime_pb2.Entity()
-            ent.table_entry.CopyFrom(entities.table_entry_to_proto(old, table, table.default, counter=True))
-            updates.append(p4runtime_pb2.Update(type=p4runtime_pb2.Update.MODIFY, entity=ent))
-    with new.lock:
-        for update in updates:
-            try:
-                entities.apply_update(new, update)
-            except P4RTError as e:
-                errors.append(e)
-    return errors
-
-
-def _fresh_anyway(kind: str | None, ent: p4runtime_pb2.Entity) -> bool:
-    """A register cell of zero or a counter cell that counted nothing: what the new pipeline's
-    state holds already, so RECONCILE_AND_COMMIT need not write it."""
-    if kind == "register_entry":
-        data = ent.register_entry.data
-        return data.WhichOneof("data") == "bitstring" and not data.bitstring.strip(b"\x00")
-    if kind == "counter_entry":
-        d = ent.counter_entry.data
-        return d.byte_count == 0 and d.packet_count == 0
-    return False
