@@ -3,6 +3,7 @@ and v1model's extern functions."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from . import ast
@@ -45,6 +46,10 @@ V1_FUNCTIONS = {
     "update_checksum_with_payload", "static_assert",
 }
 
+
+
+_CALL = re.compile(r"[A-Za-z_]\w*\s*\(")  # a call (or a keyword before a parenthesis: then not inlined)
+_PARAM = re.compile(r"\ba_\w+\b")
 
 class CallMixin:
     """Call translation, mixed into :class:`Compiler`."""
@@ -210,6 +215,11 @@ class CallMixin:
                     return TExpr(f"lookahead_header(K, {st.pyclass})", t)
                 w = width_of(st)
                 code = f"lookahead_bits(K, {w})"
+                if w in (8, 16, 32):
+                    # the common peeks (an option kind, kind and length) without a call
+                    n = w // 8
+                    peek = "K.data[K.off]" if n == 1 else f"peek{w}(K.data, K.off)[0]"
+                    code = f"({peek} if K.off + {n} <= K.n else {code})"
                 if isinstance(st, BitT) and st.signed:
                     code = wrap_code(code, st)
                 if isinstance(st, BoolT):
@@ -512,11 +522,12 @@ class CallMixin:
         decl: ast.FunctionDecl = sym.decl
         bound = self.bind_args(e, decl.params, f"function {decl.name}")
         pyname, ptypes, rtype = self.function_instance(sym, [a for _, a in bound], sc, fc, e)
-        return self.invoke(f"{pyname}(K", bound, ptypes, sc, fc, e.loc, rtype)
+        return self.invoke(f"{pyname}(K", bound, ptypes, sc, fc, e.loc, rtype,
+                           inline=self.function_inline.get(pyname))
 
     def invoke(self: Compiler, head: str, bound: list[tuple[ast.Param, ast.Expr | None]], ptypes: list[Type],
                sc: Scope, fc: FnCtx, loc: ast.Loc, rtype: Type, reaches: frozenset[tuple] = frozenset(),
-               on_exit: str | None = None) -> TExpr:
+               on_exit: str | None = None, inline: tuple[list[str], str] | None = None) -> TExpr:
         """Emit a call with copy-in/copy-out. Scalars go in by value and out/inout ones come back
         in the returned tuple. Aggregates go by reference, which is copy-in/copy-out exactly
         unless the place is reachable another way during the call: through another argument
@@ -527,7 +538,11 @@ class CallMixin:
         ``on_exit``, for a callee that may ``exit``: what is written back when it does ("all",
         "unaliased": the scalars no other argument or callee state overlaps, which p4c passes
         as the place itself; None or "none": nothing). The callee leaves its scalar outs in
-        ``K.outs`` then."""
+        ``K.outs`` then.
+
+        ``inline``, for a function whose body is one pure expression: its parameter names and
+        that expression, used instead of the call where every argument is pure too (no call in
+        it, so evaluating it where, and as often as, the body reads it changes nothing)."""
         aliased = self._aliased_arguments(bound, ptypes, sc, reaches)
         args: list[TExpr] = []
         marks: list[int | None] = []  # where an argument's value must be taken (None: a place)
@@ -578,6 +593,11 @@ class CallMixin:
         ordered = self.in_order(fc, [(te, m) for te, m in zip(args, marks, strict=True) if m is not None])
         it = iter(ordered)
         codes = [next(it).code if m is not None else te.code for te, m in zip(args, marks, strict=True)]
+        if inline is not None and not outs and not any(_CALL.search(c) for c in codes):
+            pnames, body = inline
+            value = dict(zip(pnames, codes, strict=True))
+            return TExpr("(" + _PARAM.sub(lambda m: f"({value[m.group(0)]})" if m.group(0) in value else m.group(0),
+                                          body) + ")", rtype)
         call = head + "".join(", " + x for x in codes) + ")"
         has_ret = not isinstance(rtype, VoidT)
         scalars = sum(1 for kind, *_ in outs if kind == "scalar")

@@ -110,6 +110,8 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
         self.struct_types: dict[str, StructLikeT] = {}
         self.generic_types: dict[tuple[str, tuple[str, ...]], Type] = {}
         self.function_cache: dict[tuple[int, tuple[str, ...]], tuple[str, list[Type], Type]] = {}
+        # functions whose body is one pure return expression: called, they are that expression
+        self.function_inline: dict[str, tuple[list[str], str]] = {}
         self.digest_by_type: dict[str, DigestInfo] = {}
         self.main: ast.Instantiation | None = None
         self.table_by_name: dict[str, Any] = {}
@@ -632,6 +634,12 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
         if ffc.out_params and isinstance(rtype, VoidT):
             em.line(f"return ({', '.join(ffc.out_params)},)")
         src = f"def {pyname}(K{''.join(', ' + p for p in pnames)}):\n    L = None\n" + "\n".join(em.lines) + "\n"
+        if len(em.lines) == 1 and em.lines[0].startswith("    return ") and not ffc.out_params \
+                and all(p.direction in ("", "in", None) for p in d.params) \
+                and not any(isinstance(strip_newtype(t), (StructLikeT, StackT)) for t in ptypes):
+            body = em.lines[0][len("    return "):]
+            if not re.search(r"\b[KL]\b", body):
+                self.function_inline[pyname] = (pnames, body)
         self.chunks.append(src)
         return pyname, ptypes, rtype
 

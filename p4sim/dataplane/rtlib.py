@@ -221,6 +221,10 @@ class Stack:
 # --- parser primitives ----------------------------------------------------------------------------
 
 
+peek16 = PyStruct(">H").unpack_from
+peek32 = PyStruct(">I").unpack_from
+
+
 def lookahead_bits(K, nbits: int) -> int:
     nbytes = (nbits + 7) // 8
     end = K.off + nbytes
@@ -412,7 +416,7 @@ def v1_verify_checksum(K, data: tuple, expected: int, algo: str, with_payload: b
 
 __all__ = [
     "PyStruct", "ExitSignal", "ParserError", "ParserReject", "AssertionFailure", "Header", "Struct", "Union",
-    "Stack", "frozen_blank", "lookahead_bits", "lookahead_header", "advance", "extract_varbit", "emit_varbit_header",
+    "Stack", "frozen_blank", "lookahead_bits", "peek16", "peek32", "lookahead_header", "advance", "extract_varbit", "emit_varbit_header",
     "parser_verify", "shl", "div", "mod", "mark_to_drop", "v1_hash", "v1_random", "v1_assert", "v1_log_msg",
     "v1_checksum", "v1_verify_checksum", "v1_checksum_packed", "v1_verify_checksum_packed",
 ]
