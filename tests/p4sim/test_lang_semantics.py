@@ -60,3 +60,25 @@ def test_refused_with_the_construct_named(tmp_path, refusal: Refusal):
     with pytest.raises(CompileError) as exc:
         sim_from_source(tmp_path, refusal.source, prelude=False)
     assert refusal.message in str(exc.value)
+
+
+INLINE_DECLS = """
+header h_t { bit<8> a; bit<8> b; bit<8> c; }
+struct headers_t { h_t h; }
+struct meta_t { bit<8> n; }
+bit<8> twice(in bit<8> x) { return x + x; }
+bit<8> bump(inout bit<8> n) { n = n + 1; return n; }
+"""
+
+
+def test_a_function_of_one_expression_evaluates_each_argument_once(tmp_path):
+    # p4sim puts the body of such a function in place of the call (p4sim/compiler/calls.py)
+    # where the arguments are pure; an argument with a side effect must still run once.
+    sim = sim_from_source(tmp_path, v1_program(INLINE_DECLS, """
+        m.n = 5;
+        hdr.h.a = twice(hdr.h.a);            // inlined: a plain field
+        hdr.h.b = twice(bump(m.n));          // not inlined: bump runs once, n = 6
+        hdr.h.c = twice(m.n + hdr.h.c);      // inlined: an expression read twice
+        sm.egress_spec = 1;
+    """))
+    assert sim.send_one(0, bytes([3, 0, 1])) == (1, bytes([6, 12, 14]))
