@@ -425,11 +425,12 @@ class Lab:
 
 
 async def _up(lab: Lab, handshakes: str = "switch") -> tuple[Any, Any]:
-    from p4splice.controller.daemon import Daemon
+    from p4splice.controller.daemon import Daemon, freeze_heap
     from p4splice.controller.proxyapi.client import ProxyApiClient
 
     d = Daemon(lab.config(handshakes), pipeline=lab.pipeline)
     await d.start()
+    freeze_heap()  # as the daemon's own main does once started
     proxy = ProxyApiClient(d.config.proxy_socket, "bench-proxy")
     await proxy.connect()
     await proxy.register(P_PORT, P_MAC, heartbeat_ms=1000)

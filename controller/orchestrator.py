@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import ipaddress
 import logging
@@ -120,11 +121,37 @@ class FlowL2:
         return {Side.CLIENT: self.client, Side.SERVER: self.server, Side.PROXY: self.proxy}[side]
 
 
-@dataclass(slots=True)
+# How a mirrored entry of each kind is built again from its arguments (_Installed).
+_BUILD: dict[str, Callable[..., TableEntry]] = {
+    "translate": dp.flow_translate, "hold": dp.flow_hold, "punt": dp.flow_punt, "drop": dp.flow_drop,
+}
+
+
 class _Installed:
-    flow: FlowKey
-    entry: TableEntry
-    kind: str  # translate, hold, punt, drop
+    """One flows entry the controller put on the switch (the entry mirror).
+
+    The entry is kept as the arguments that build it (``args``: those of its kind's function in
+    dataplane.py, the idle timeout last), not as a TableEntry: that is a dozen objects, four entries
+    a flow, which the garbage collector walks over and over for as long as the flow lives (a
+    quarter of the controller's time per handshake under load). ``entry`` builds it again."""
+
+    __slots__ = ("flow", "kind", "_entry", "_args")
+
+    def __init__(self, flow: FlowKey, entry: TableEntry | None, kind: str, args: tuple[Any, ...] = ()) -> None:
+        if entry is None and (kind not in _BUILD or not args):
+            raise ValueError(f"a mirrored {kind} entry needs the entry or the arguments that build it")
+        self.flow, self.kind, self._entry, self._args = flow, kind, entry, args
+
+    @property
+    def entry(self) -> TableEntry:
+        if self._entry is not None:
+            return self._entry
+        *args, idle = self._args
+        return _BUILD[self.kind](*args, idle_timeout_ns=idle)
+
+    @property
+    def idle_timeout_ns(self) -> int:
+        return self._entry.idle_timeout_ns if self._entry is not None else self._args[-1]
 
 
 def entry_match_of(entry: TableEntry) -> EntryMatch:
@@ -191,6 +218,7 @@ class Orchestrator:
             if config.overload_lag > 0 else None
         self._drain_watch: asyncio.Task[None] | None = None
         self._timers: dict[TimerKey, asyncio.TimerHandle] = {}
+        self._timer_context = contextvars.Context()
         self._digest_counters: dict[SwitchState, Any] = {}  # the digests metric's child per state
         self._tails: dict[FlowKey, asyncio.Future[None]] = {}
         # handshake_settled() callers: woken by the command list that ends the handshake
@@ -528,7 +556,7 @@ class Orchestrator:
                 return
             m = entry_match_of(ent)
             inst = self.entries.get(m)
-            if inst is not None and ent.time_since_last_hit_ns < inst.entry.idle_timeout_ns:
+            if inst is not None and ent.time_since_last_hit_ns < inst.idle_timeout_ns:
                 active.add(m)
 
         try:
@@ -701,7 +729,10 @@ class Orchestrator:
         old = self._timers.pop(key, None)
         if old is not None:
             old.cancel()
-        self._timers[key] = asyncio.get_running_loop().call_later(delay, self._on_timer, key)
+        # One context for every timer, not a copy each: a flow's idle timer lives as long as the
+        # flow, and the orchestrator keeps nothing in context variables.
+        self._timers[key] = asyncio.get_running_loop().call_later(delay, self._on_timer, key,
+                                                                  context=self._timer_context)
 
     def _account(self, cmds: Sequence[Command]) -> None:
         for c in cmds:
@@ -722,13 +753,13 @@ class Orchestrator:
         closed: list[RemoveFlow] = []
         for c in cmds:
             if isinstance(c, InstallPunt):
-                updates += [self._put(c.flow, m, dp.flow_punt(m), "punt") for m in c.matches]
+                updates += [self._put(c.flow, "punt", (m, 0)) for m in c.matches]
             elif isinstance(c, InstallDrop):
-                updates += [self._put(c.flow, m, dp.flow_drop(m), "drop") for m in c.matches]
+                updates += [self._put(c.flow, "drop", (m, 0)) for m in c.matches]
             elif isinstance(c, InstallLeg):
                 for p in c.legs:
-                    updates.append(self._put(c.flow, p.match, self._leg_entry(c.flow, p, l2.get(c.flow)),
-                                             "hold" if p.hold else "translate"))
+                    updates.append(self._put(c.flow, "hold" if p.hold else "translate",
+                                             self._leg_args(c.flow, p, l2.get(c.flow))))
                 self._idle_seen.pop(c.flow, None)
             elif isinstance(c, (RemoveEntries, RemoveFlow)):
                 if isinstance(c, RemoveFlow) and any(
@@ -770,11 +801,15 @@ class Orchestrator:
 
     # --- entries ----------------------------------------------------------------------------------
 
-    def _put(self, flow: FlowKey, match: EntryMatch, entry: TableEntry, kind: str) -> Update:
+    def _put(self, flow: FlowKey, kind: str, args: tuple[Any, ...]) -> Update:
+        """The update that puts the ``kind`` entry built from ``args`` (the match first) on the
+        switch, mirrored."""
+        match = args[0]
+        inst = _Installed(flow, None, kind, args)
         kind_of_update = UpdateType.MODIFY if match in self.entries else UpdateType.INSERT
-        self.entries[match] = _Installed(flow, entry, kind)
+        self.entries[match] = inst
         self.flow_entries.setdefault(flow, set()).add(match)
-        return Update(kind_of_update, entry)
+        return Update(kind_of_update, inst.entry)
 
     def _deletes(self, matches: Iterable[EntryMatch]) -> list[Update]:
         out = []
@@ -790,13 +825,13 @@ class Orchestrator:
             out.append(Update(UpdateType.DELETE, dp.flow_key(m)))
         return out
 
-    def _leg_entry(self, flow: FlowKey, p: LegParams, l2: FlowL2 | None) -> TableEntry:
+    def _leg_args(self, flow: FlowKey, p: LegParams, l2: FlowL2 | None) -> tuple[Any, ...]:
+        """The arguments of flow_translate (or flow_hold) for a leg, the idle timeout last."""
         smac, dmac = self._macs(flow, _TARGET[p.direction], p.egress_port, l2)
-        build = dp.flow_hold if p.hold else dp.flow_translate
         idle = int(self.config.idle_timeout * _NS) if self.entries_age else 0
-        return build(p.match, p.egress_port, int.from_bytes(smac, "big"), int.from_bytes(dmac, "big"),
-                     p.seq_delta, p.ack_delta, p.tsval_delta, p.tsecr_delta,
-                     min(p.win_shift_from, 14), min(p.win_shift_to, 14), idle_timeout_ns=idle)
+        return (p.match, p.egress_port, int.from_bytes(smac, "big"), int.from_bytes(dmac, "big"),
+                p.seq_delta, p.ack_delta, p.tsval_delta, p.tsecr_delta,
+                min(p.win_shift_from, 14), min(p.win_shift_to, 14), idle)
 
     def _write_refused(self, what: object) -> None:
         """An error line per refused write, at most one per ERROR_LOG_INTERVAL, counting the rest."""
