@@ -83,6 +83,8 @@ _AUX = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata (without trailing pad
 _CMSG_SPACE = socket.CMSG_SPACE(_AUX.size + 4)
 _GONE_ERRNOS = (errno.ENODEV, errno.ENXIO)
 _STATUS_LSB = 0 if sys.byteorder == "little" else 3  # low byte of tpacket_auxdata.tp_status
+# a plain int: socket.MSG_TRUNC is an IntFlag, and ``flags & IntFlag`` runs enum code per frame
+_MSG_TRUNC = int(socket.MSG_TRUNC)
 
 
 class PortGone(OSError):
@@ -216,7 +218,7 @@ class RawSocketPort:
                 raise err from exc
             if addr[2] == PACKET_OUTGOING:
                 continue
-            if flags & socket.MSG_TRUNC:
+            if flags & _MSG_TRUNC:
                 log.warning("port %d: dropped a frame larger than %d bytes", self.port_num, MAX_FRAME)
                 continue
             frame = bytes(view[:n])
