@@ -11,7 +11,9 @@ Arbitration follows the spec's "Client Arbitration and Controller Replication" r
 (device_id, role). One choice the spec leaves to BMv2 compatibility: when the primary's stream
 closes, BMv2 (PI) promotes the live controller with the highest election id; the spec instead
 leaves the role without a primary until a controller re-sends an arbitration update with an id
->= the highest seen. `promote_backup_on_disconnect` picks (default True = BMv2's behaviour).
+>= the highest seen. `promote_backup_on_disconnect` picks (default True = BMv2's behaviour); it
+also picks the election id arbitration updates carry: the current primary's (PI's) or the highest
+seen (the spec's).
 
 Roles: named roles are separate arbitration domains; role.config is opaque to us and grants
 full pipeline access (we define no partitioning scheme). Notifications go to each role's primary.
@@ -229,9 +231,18 @@ class P4RuntimeServer:
             mau.role.name = role_name
         if role.config is not None:
             mau.role.config.CopyFrom(role.config)
-        if role.highest is not None:
-            mau.election_id.high = role.highest >> 64
-            mau.election_id.low = role.highest & ((1 << 64) - 1)
+        # The spec's rule: the highest election id seen for the role (the id a backup must reach
+        # to take over). BMv2 (PI) promotes backups by itself and sends the current primary's id
+        # instead: after a promotion, the new primary's, lower than the one that left. With no
+        # primary (only controllers without an id are left, which never become one) there is no
+        # such id, and the field stays unset.
+        if self.promote_backup_on_disconnect:
+            eid = role.primary.election_id if role.primary is not None else None
+        else:
+            eid = role.highest
+        if eid is not None:
+            mau.election_id.high = eid >> 64
+            mau.election_id.low = eid & ((1 << 64) - 1)
         if role.primary is session:
             mau.status.code = code_pb2.OK
             mau.status.message = "primary"
