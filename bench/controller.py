@@ -403,7 +403,7 @@ class Lab:
     tmp: Path
     switch_cpu: Callable[[], float] | None = None  # an external switch's CPU seconds so far
     next_port: int = 20000  # the next client port no handshake has used
-    digest_batch: int = 1  # the daemon's digest_batch
+    digest_batch: int | str = "auto"  # the daemon's digest_batch
 
     def config(self, handshakes: str = "switch") -> Any:
         import ipaddress
@@ -869,8 +869,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="p4splice.bench.controller", description=__doc__.splitlines()[0])
     ap.add_argument("--handshakes", type=int, default=1000, help="handshakes per window size")
     ap.add_argument("--windows", type=int, nargs="+", default=[1, 16, 64], help="handshakes in flight")
-    ap.add_argument("--digest-batch", type=int, default=1,
-                    help="the daemon's digest_batch: digests of the switch's handshakes per list (default 1)")
+    ap.add_argument("--digest-batch", type=lambda v: v if v == "auto" else int(v), default="auto",
+                    help="the daemon's digest_batch: digests of the switch's handshakes per list, or auto "
+                         "(the daemon's default: lists only while digests come fast enough to fill them)")
     ap.add_argument("--handshakes-by", choices=["switch", "controller", "both"], default="both",
                     help="who runs the handshakes (daemon option handshakes); both: the controller's, then the switch's")
     ap.add_argument("--splices", type=int, default=300, help="splices timed one after another")

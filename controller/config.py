@@ -43,6 +43,8 @@ class RouteConfig:
 # What `make build` writes into build/: the P4Info and each target's device config.
 P4INFO_FILE = "splice.p4info.txtpb"
 DEVICE_CONFIG_FILES = {"p4sim": "splice.p4sim.json", "bmv2": "splice.json"}
+# digest_batch = "auto": the longest lists of handshake digests asked for (digestbatch.py)
+AUTO_DIGEST_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,10 @@ class ControllerConfig:
     # who runs claim 1's handshake while a service's proxy is in service: "switch" (the data plane,
     # with digests to the controller; a program without it falls back) or "controller" (packet-ins)
     handshakes: str = "switch"
-    digest_batch: int = 1  # the switch's handshake digests: at most this many per list ...
+    # the switch's handshake digests: at most this many per list, or "auto": one by one, and lists
+    # of up to AUTO_DIGEST_BATCH only while digests come fast enough to fill them at once
+    # (digestbatch.py) ...
+    digest_batch: int | str = "auto"
     digest_delay: float = 0.001  # ... sent at most this many seconds after the first
     # seconds behind the switch's digests at which the services stop taking new connections, which
     # then run unproxied until the controller has caught up (overload.py); 0: never
@@ -154,7 +159,7 @@ def _check_type(name: str, value: Any) -> Any:
         except (ValueError, TypeError):
             raise ConfigError(f"controller.port_probe_addr: {value!r} is not an IPv4 address") from None
     if name in ("cookie", "metrics_port", "switch_mac", "proxy_group", "tls_ca", "tls_cert", "tls_key",
-                "tls_server_name"):
+                "tls_server_name", "digest_batch"):  # checked by validated()
         return value
     if isinstance(default, bool):
         if not isinstance(value, bool):
@@ -207,9 +212,9 @@ def validated(cfg: ControllerConfig) -> ControllerConfig:
         raise ConfigError(f"controller.pipeline must be auto, push or adopt, not {cfg.pipeline!r}")
     if cfg.handshakes not in ("switch", "controller"):
         raise ConfigError(f"controller.handshakes must be switch or controller, not {cfg.handshakes!r}")
-    if isinstance(cfg.digest_batch, bool) or not isinstance(cfg.digest_batch, int) or not 1 <= cfg.digest_batch <= 4096 \
-            or not 0 <= cfg.digest_delay <= 1:
-        raise ConfigError("controller.digest_batch must be 1-4096 and digest_delay 0-1 seconds")
+    if cfg.digest_batch != "auto" and (isinstance(cfg.digest_batch, bool) or not isinstance(cfg.digest_batch, int)
+                                       or not 1 <= cfg.digest_batch <= 4096) or not 0 <= cfg.digest_delay <= 1:
+        raise ConfigError("controller.digest_batch must be \"auto\" or 1-4096 and digest_delay 0-1 seconds")
     if isinstance(cfg.overload_lag, bool) or not isinstance(cfg.overload_lag, (int, float)) \
             or not 0 <= cfg.overload_lag <= 4:
         raise ConfigError("controller.overload_lag must be 0 (never) to 4 seconds: the switch's slots last 5 s")

@@ -33,7 +33,8 @@ from typing import Any
 from google.rpc import code_pb2
 
 from . import dataplane as dp
-from .config import ControllerConfig
+from .config import AUTO_DIGEST_BATCH, ControllerConfig
+from .digestbatch import DigestBatcher
 from .frames import FrameError, ParsedFrame, build_frame, checksum_error, mac_bytes, parse_frame, route_frame
 from .lograte import RateLimitedLog
 from .metrics import Metrics
@@ -42,6 +43,7 @@ from .p4rt import codec
 from .p4rt.coalesce import WriteCoalescer
 from .p4rt.entities import (
     CounterData,
+    DigestEntry,
     DigestList,
     DirectCounterEntry,
     Entity,
@@ -217,6 +219,11 @@ class Orchestrator:
                                       evictions_high=config.overload_evictions) \
             if config.overload_lag > 0 else None
         self._drain_watch: asyncio.Task[None] | None = None
+        # digest_batch "auto": lists of the switch's handshake digests as long as their rate
+        # fills at once (digestbatch.py); a number: always that many
+        self.digest_batcher = DigestBatcher(max_size=AUTO_DIGEST_BATCH) if config.digest_batch == "auto" else None
+        self._batch_watch: asyncio.TimerHandle | None = None
+        self._digest_sync: asyncio.Task[None] | None = None
         self._timers: dict[TimerKey, asyncio.TimerHandle] = {}
         self._timer_context = contextvars.Context()
         self._digest_counters: dict[SwitchState, Any] = {}  # the digests metric's child per state
@@ -261,6 +268,9 @@ class Orchestrator:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+        if self._batch_watch is not None:
+            self._batch_watch.cancel()
+            self._batch_watch = None
         await self.drain(timeout=2.0)
         for task in list(self._tasks):
             task.cancel()
@@ -325,11 +335,46 @@ class Orchestrator:
         out: list[Entity] = []
         if self.overload is not None:
             self.overload.reset()
+        if self.digest_batcher is not None:
+            self.digest_batcher.reset()
         if self.switch_handshakes:
-            out.append(dp.handshake_digest(self.config.digest_batch, int(self.config.digest_delay * _NS)))
+            out.append(self._digest_entry())
             out += [dp.proxy_clone_session(p) for p in sorted(set(self.services.values()))]
         out += [self._service_entry(addr, port, proxy) for (addr, port), proxy in self.services.items()]
         return out
+
+    def _digest_entry(self) -> DigestEntry:
+        size = self.digest_batcher.size if self.digest_batcher is not None else int(self.config.digest_batch)
+        return dp.handshake_digest(size, int(self.config.digest_delay * _NS))
+
+    def _batch_changed(self, size: int | None) -> None:
+        """The batcher asks for lists of ``size`` (None: no change): tell the switch, and while
+        lists are longer than one, look now and then whether digests stopped coming."""
+        batcher = self.digest_batcher
+        if batcher is None:
+            return
+        if size is not None:
+            self.stats["digest_batch_changes"] += 1
+            log.debug("handshake digests: lists of up to %d (%.0f digests/s)", size, batcher.rate)
+            if self._digest_sync is None or self._digest_sync.done():
+                self._digest_sync = self._spawn(self._sync_digest_entry())
+        if batcher.size > 1 and self._batch_watch is None:
+            self._batch_watch = asyncio.get_running_loop().call_later(batcher.period, self._batch_check)
+
+    async def _sync_digest_entry(self) -> None:
+        """Write the digest entry until the switch has the size the batcher last asked for (one
+        writer at a time: two MODIFYs in flight could land in either order)."""
+        assert self.digest_batcher is not None
+        while True:
+            size = self.digest_batcher.size
+            await self._flush([Update(UpdateType.MODIFY, self._digest_entry())])
+            if self.digest_batcher.size == size:
+                return
+
+    def _batch_check(self) -> None:
+        self._batch_watch = None
+        if self.digest_batcher is not None and self._attached:
+            self._batch_changed(self.digest_batcher.check(time.monotonic()))
 
     def _service_entry(self, server_ip: str, server_port: int, proxy_port: int) -> TableEntry:
         mac = self.proxy_macs.get(proxy_port)
@@ -387,6 +432,9 @@ class Orchestrator:
             return
         if self.overload is not None:
             self._overload(self.overload.on_digest_list(digests.timestamp_ns, time.time_ns(), time.monotonic()))
+        if self.digest_batcher is not None:
+            self._batch_changed(self.digest_batcher.on_digests(len(digests.data), time.monotonic(),
+                                                               digests.timestamp_ns, time.time_ns()))
         lists: list[list[Command]] = []
         counters = self._digest_counters
         for data in digests.data:

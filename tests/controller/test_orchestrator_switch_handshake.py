@@ -231,3 +231,51 @@ def test_a_flood_faster_than_the_pending_bound_drains_the_services(lab: Lab) -> 
             assert got[TCP].flags == "S"
             await lab.quiet(P_PORT, 0.2)  # not proxied: the proxy hears nothing of it
     run(main())
+
+
+async def digest_list_size(d) -> int:  # noqa: ANN001 - a Daemon
+    from p4splice.controller.p4rt.entities import DigestEntry
+
+    (entry,) = await d.session.read_all(DigestEntry(dp.HANDSHAKE_DIGEST))
+    return entry.max_list_size
+
+
+async def list_size_is(d, n: int) -> bool:  # noqa: ANN001 - a Daemon
+    return await digest_list_size(d) == n
+
+
+def test_digest_lists_grow_with_the_rate_and_shrink_when_it_falls(lab: Lab) -> None:
+    """digest_batch = "auto" (the default): digests one by one while they come slowly, lists of
+    many while they come fast, one by one again as soon as they stop; a connection after the
+    burst is learnt from lists of one (a switch that holds a partial list would delay it)."""
+    import asyncio
+    import time
+
+    from p4splice.controller.p4rt.entities import DigestList
+
+    async def main() -> None:
+        async with proxied(lab) as (d, proxy):
+            assert d.config.digest_batch == "auto"
+            await poll(lambda: services_inline(d), what="service entry inline")
+            await handshake(lab, 42200)
+            await flow_in(d, 42200)
+            assert await digest_list_size(d) == 1
+            # a burst: 20 digests every 2 ms or so (steps of a state the core does not take,
+            # stamped as sent now): 32 a list fill within the 10 ms aimed at
+            step = {"state": 0}
+            t_end = time.monotonic() + 0.35
+            while time.monotonic() < t_end:
+                d.orch.on_digest_list(DigestList(dp.HANDSHAKE_DIGEST, 1, (step,) * 20, time.time_ns()))
+                await asyncio.sleep(0.002)  # pacing the burst, not waiting for anything
+            assert d.orch.digest_batcher is not None and d.orch.digest_batcher.size > 1
+            size = d.orch.digest_batcher.size
+            await poll(lambda: list_size_is(d, size), what="the switch asked for longer lists")
+            # nothing more comes: within a period or two the switch is asked for lists of one
+            await poll(lambda: list_size_is(d, 1), timeout=2, what="lists of one again")
+            assert d.orch.digest_batcher.size == 1
+            t0 = time.monotonic()
+            await handshake(lab, 42201)
+            await flow_in(d, 42201)
+            assert state(d, 42201) is FlowState.PROXIED
+            assert time.monotonic() - t0 < 1.0
+    run(main())

@@ -1,0 +1,109 @@
+"""How many of the switch's handshake digests go in one list: as few as keep up, for latency.
+
+Every DigestList costs the controller a stream message in, its DigestListAck out and a task, and
+the switch as much again: about two thirds of what a switch-run handshake costs the controller
+when each list holds one digest (1.9 ms against 0.7 ms with lists of 64, docs/benchmarks.md).
+Lists of many digests are not the default for everyone, though: a switch that holds a partial
+list longer than ``max_timeout_ns`` says (BMv2 1.15.5 holds it some 180 ms) would keep a lone
+connection's flow from the controller that long, long enough for a short transfer to end first.
+
+So the controller asks for lists only when digests come fast enough to fill them at once.
+``DigestBatcher`` watches how many digests arrive a second and picks ``max_list_size``: the
+largest power of two that the current rate fills within ``fill`` (10 ms), 1 below
+``min_rate`` (where one by one costs little), at most ``max_size``. The rate it sees is the rate
+it takes them at, though: a controller that cannot keep up sees its own pace. So it also
+watches how far behind the switch it is (each list carries the time the switch sent it; the
+smallest difference seen is taken as no delay, as overload.py does) and, more than ``behind``
+late, doubles the size each period: lists cost per list, and a controller that is behind gains
+nothing by receiving each digest alone. It raises the size as soon as a period calls for more;
+it lowers it only once the current size would take four times ``fill`` to fill, and to 1 when a
+whole period brings no digest, so that a burst's end does not leave the next lone connection's
+digests waiting on a list that fills no more. A partial list of the burst's last moments may
+still wait on a switch that ignores ``max_timeout_ns``: that once, not for every connection
+after it. Nothing here does I/O: the orchestrator asks, and writes the DigestEntry (MODIFY)
+when the answer changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def _pow2_floor(x: float) -> int:
+    """The largest power of two not above ``x`` (1 for anything below 2)."""
+    n = int(x)
+    return 1 << (n.bit_length() - 1) if n >= 2 else 1
+
+
+@dataclass
+class DigestBatcher:
+    max_size: int = 64  # never more per list
+    fill: float = 0.010  # seconds: a list should fill within this long at the rate digests come
+    min_rate: float = 500.0  # digests a second below which they come one by one
+    period: float = 0.1  # seconds over which the rate is measured
+    behind: float = 0.010  # seconds late past which the controller is not keeping up
+    size: int = 1  # max_list_size asked for now
+    rate: float = 0.0  # digests a second over the last period
+    lag: float = 0.0  # the latest list of the last period, seconds behind the switch
+    _start: float | None = field(default=None, repr=False)  # when the current period began
+    _count: int = field(default=0, repr=False)  # digests in it
+    _late: float = field(default=0.0, repr=False)  # the latest list in it, seconds
+    _offset_ns: int | None = field(default=None, repr=False)  # smallest (arrival - sent) seen
+
+    def __post_init__(self) -> None:
+        if self.max_size < 1 or self.fill <= 0 or self.min_rate < 0 or self.period <= 0:
+            raise ValueError("need max_size >= 1, fill > 0, min_rate >= 0, period > 0")
+
+    def reset(self) -> None:
+        """The switch was set up afresh (its digest entry says lists of 1): start over."""
+        self.size, self.rate, self.lag, self._start, self._count, self._late = 1, 0.0, 0.0, None, 0, 0.0
+        self._offset_ns = None
+
+    def target(self, rate: float) -> int:
+        """The list size for ``rate`` digests a second."""
+        if rate < self.min_rate:
+            return 1
+        return max(1, min(self.max_size, _pow2_floor(rate * self.fill)))
+
+    def on_digests(self, n: int, now: float, sent_ns: int = 0, arrived_ns: int = 0) -> int | None:
+        """``n`` digests arrived (one list) at ``now`` (monotonic seconds), sent by the switch at
+        ``sent_ns`` by its clock (0: not said) and received at ``arrived_ns`` by ours. The new
+        size to ask the switch for, or None to keep the current one."""
+        if sent_ns > 0:
+            delay = arrived_ns - sent_ns
+            if self._offset_ns is None or delay < self._offset_ns:
+                self._offset_ns = delay
+            self._late = max(self._late, (delay - self._offset_ns) / 1e9)
+        if self._start is None:
+            self._start, self._count = now, n
+            return None
+        self._count += n
+        if now - self._start < self.period:
+            return None
+        return self._close_period(now)
+
+    def check(self, now: float) -> int | None:
+        """Between lists (the orchestrator looks every ``period`` while the size is above 1): a
+        period without a digest ends the batching at once."""
+        if self._start is None:
+            self._start, self._count = now, 0
+            return None
+        if now - self._start < self.period:
+            return None
+        return self._close_period(now)
+
+    def _close_period(self, now: float) -> int | None:
+        assert self._start is not None
+        self.rate = self._count / (now - self._start)
+        self.lag = self._late
+        quiet = self._count == 0
+        self._start, self._count, self._late = now, 0, 0.0
+        want = 1 if quiet else self.target(self.rate)
+        if not quiet and self.lag > self.behind:
+            want = max(want, min(self.max_size, self.size * 2))
+        # Up at once; down only when the current size fills four times slower than it should,
+        # so that a rate wavering around a boundary does not rewrite the entry every period.
+        if want > self.size or (want < self.size and (quiet or want * 4 <= self.size)):
+            self.size = want
+            return want
+        return None

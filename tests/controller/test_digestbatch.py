@@ -1,0 +1,97 @@
+"""digest_batch = "auto": the size of the switch's digest lists follows the rate digests come at."""
+
+import pytest
+from p4splice.controller.digestbatch import DigestBatcher
+
+MS = 1_000_000  # ns
+
+
+def feed(b: DigestBatcher, rate: float, seconds: float, start: float = 0.0, per_list: int = 1,
+         late: float = 0.0) -> list[int]:
+    """Lists of ``per_list`` digests at ``rate`` digests a second from ``start`` for ``seconds``,
+    each ``late`` seconds behind the switch; the sizes the batcher asked for on the way."""
+    asked = []
+    gap = per_list / rate
+    t = start
+    while t < start + seconds:
+        sent = int(t * 1e9)
+        got = b.on_digests(per_list, t, sent, sent + 5 * MS + int(late * 1e9))
+        if got is not None:
+            asked.append(got)
+        t += gap
+    return asked
+
+
+def test_one_by_one_below_the_rate_that_fills_lists():
+    b = DigestBatcher()
+    assert feed(b, 300, 2.0) == [] and b.size == 1  # below min_rate: nothing to gain
+    assert feed(b, 600, 2.0, start=2.0) == [4]  # 6 digests in 10 ms: lists of 4
+    assert b.size == 4
+
+
+def test_the_size_follows_the_rate_up_at_once_and_down_only_when_far_off():
+    b = DigestBatcher(max_size=64)
+    assert feed(b, 3300, 0.5) == [32]
+    assert b.size == 32
+    # a little slower: 32 still fills within twice the target, so no rewrite every period
+    assert feed(b, 2000, 1.0, start=0.5) == []
+    # far slower: 4 times the target to fill 32, so down to what the rate fills
+    assert feed(b, 700, 1.0, start=1.5) == [4]
+    assert b.size == 4
+
+
+def test_never_more_than_max_size():
+    b = DigestBatcher(max_size=16)
+    assert feed(b, 50_000, 0.5) == [16]
+
+
+def test_a_quiet_period_ends_the_batching():
+    """The burst is over: the next lone connection's digests must not wait for a list to fill."""
+    b = DigestBatcher()
+    feed(b, 5000, 0.5)
+    assert b.size == 32
+    assert b.check(0.55) is None  # within the period: too early to tell
+    assert b.check(0.7) == 1 and b.size == 1
+    assert b.check(0.9) is None  # already one by one
+
+
+def test_behind_the_switch_doubles_the_size_each_period():
+    """The rate a controller that cannot keep up sees is its own pace: being late says more."""
+    b = DigestBatcher(max_size=64)
+    assert feed(b, 450, 0.35, late=0.0) == []  # on time, slow: one by one
+    assert feed(b, 450, 0.45, start=0.35, late=0.05) == [2, 4, 8, 16]
+    # caught up (after the period that straddles the change), and the rate does not fill the
+    # size within four times the target: one by one again
+    asked = feed(b, 450, 0.3, start=0.8)
+    assert asked[-1] == 1 and len(asked) <= 2 and b.size == 1
+
+
+def test_a_constant_delay_is_not_being_behind():
+    """Clocks that differ, or a fixed delivery delay: the smallest delay seen counts as none."""
+    b = DigestBatcher()
+    assert feed(b, 450, 1.0, late=3.0) == [] and b.lag == pytest.approx(0.0)
+
+
+def test_lists_the_switch_does_not_stamp_count_by_rate_alone():
+    b = DigestBatcher()
+    t, asked = 0.0, []
+    while t < 0.5:
+        got = b.on_digests(1, t, 0, 10**12)
+        asked += [got] if got is not None else []
+        t += 1 / 1000
+    assert asked == [8] and b.lag == 0.0
+
+
+def test_reset_starts_over():
+    b = DigestBatcher()
+    feed(b, 5000, 0.5)
+    b.reset()
+    assert b.size == 1 and b.rate == 0.0
+    assert feed(b, 300, 1.0, start=10.0) == []
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError):
+        DigestBatcher(max_size=0)
+    with pytest.raises(ValueError):
+        DigestBatcher(fill=0)
