@@ -193,6 +193,7 @@ def header_class(t: HeaderT) -> str:
     lines.append(f"    __slots__ = {tuple(slots)!r}")
     lines.append(f"    _p4name = {t.name!r}")
     lines.append(f"    _field_names = {tuple(n for n, _ in t.fields)!r}")
+    lines.append(f"    _field_attrs = {tuple(names)!r}")
     lines.append(f"    _field_widths = {tuple(width_of(ft) for _, ft in t.fields)!r}")
     fixed_bits = sum(width_of(ft) for _, ft in t.fields if not isinstance(strip_newtype(ft), VarbitT))
     lines.append(f"    _fixed_bits = {fixed_bits}")

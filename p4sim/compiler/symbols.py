@@ -72,6 +72,9 @@ def py_ident(name: str) -> str:
     name = _IDENT_BAD.sub("_", name)
     if keyword.iskeyword(name) or keyword.issoftkeyword(name) or name[:1].isdigit():
         return name + "_"
+    if name.startswith(("_", "w_")) or name == "set_valid":
+        # the generated value classes' own names (_valid, _copy, _emit, w_<member>, set_valid...)
+        return name + "_f"
     return name
 
 

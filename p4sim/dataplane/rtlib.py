@@ -257,8 +257,8 @@ def extract_varbit(K, h, nbits: int) -> None:
     widths = h._field_widths
     names = h.__slots__
     varbit_max = 0
-    for fname, w in zip(h._field_names, widths, strict=True):
-        if "_w_" + _py(fname) in names:
+    for attr, w in zip(h._field_attrs, widths, strict=True):
+        if "_w_" + attr in names:
             varbit_max = w
     # BMv2's order of checks (bm_sim/parser.cpp extract_VL): alignment, data left, maximum
     if nbits % 8:
@@ -272,8 +272,7 @@ def extract_varbit(K, h, nbits: int) -> None:
         raise ParserError(ERR_HEADER_TOO_SHORT)
     v = int.from_bytes(K.data[K.off:end], "big")
     shift = total
-    for fname, w in zip(h._field_names, widths, strict=True):
-        attr = _py(fname)
+    for attr, w in zip(h._field_attrs, widths, strict=True):
         if "_w_" + attr in names:
             w = nbits
             setattr(h, "_w_" + attr, nbits)
@@ -288,19 +287,12 @@ def emit_varbit_header(h, out: bytearray) -> None:
     names = h.__slots__
     v = 0
     total = 0
-    for fname, w in zip(h._field_names, h._field_widths, strict=True):
-        attr = _py(fname)
+    for attr, w in zip(h._field_attrs, h._field_widths, strict=True):
         if "_w_" + attr in names:
             w = getattr(h, "_w_" + attr)
         v = (v << w) | (getattr(h, attr) & ((1 << w) - 1))
         total += w
     out += v.to_bytes(total // 8, "big")
-
-
-def _py(name: str) -> str:
-    import keyword
-
-    return name + "_" if keyword.iskeyword(name) else name
 
 
 def parser_verify(cond: bool, err: int) -> None:

@@ -201,3 +201,27 @@ def test_a_write_that_reaches_a_shared_blank_fails_loudly():
         blank.x = 1
     assert blank.x == 0
     assert H().x == 0  # the class itself still takes writes
+
+
+def test_field_names_that_python_classes_use_themselves(tmp_path):
+    # P4 names may start with an underscore: a field called _valid or _copy, a union member
+    # called w_a, must not take the place of what p4sim's generated classes call so.
+    sim = sim_from_source(tmp_path, v1_program("""
+        header a_t { bit<8> _valid; bit<8> _copy; bit<8> set_valid; }
+        header v_t { bit<8> len; varbit<16> _emit; }
+        header_union u_t { a_t a; a_t w_a; }
+        struct headers_t { a_t h; u_t u; v_t v; }
+        struct meta_t { bit<8> _set; }
+    """, """
+        m._set = hdr.h._valid + hdr.h._copy;
+        hdr.u.w_a.setValid();
+        hdr.u.w_a._valid = m._set;
+        hdr.u.w_a.set_valid = hdr.h.set_valid;
+        sm.egress_spec = 1;
+    """, parser="""
+        state start { pkt.extract(hdr.h); pkt.extract(hdr.v, 16); transition accept; }
+    """,
+        deparser="pkt.emit(hdr.h); pkt.emit(hdr.u); pkt.emit(hdr.v);"))
+    port, out = sim.send_one(0, bytes([1, 2, 3, 9, 0xAB, 0xCD]) + b"tail")
+    assert port == 1
+    assert out == bytes([1, 2, 3]) + bytes([3, 0, 3]) + bytes([9, 0xAB, 0xCD]) + b"tail"
