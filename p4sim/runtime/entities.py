@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from google.protobuf.message import Message
+from google.rpc import code_pb2
 from p4.config.v1 import p4info_pb2
 from p4.v1 import p4runtime_pb2
 
@@ -95,6 +96,12 @@ def _field_value(value: bytes, width: int, what: str, name: str, suffix: str = "
     n = int.from_bytes(value, "big")
     if not value or (width > 0 and n >> width):
         codec.decode(value, width, f"{what}: field {name}{suffix}")  # raises the canonical error
+    if n and not width:
+        # A field of no width (a P4 error key: p4c writes no bitwidth for it) holds only zero.
+        # INVALID_ARGUMENT, not the Bytestrings rule's OUT_OF_RANGE: P4Runtime has no encoding
+        # for the field at all, and simple_switch_grpc answers so whatever the value.
+        raise invalid(f"{what}: field {name}{suffix}: value {value.hex()} does not fit in 0 bits "
+                      "(P4Info gives the field no bit width: a P4 error has no P4Runtime encoding)")
     return n
 
 
@@ -512,9 +519,11 @@ def apply_table_write(state: SwitchState, tw: TableWrite, cache: ActionCache | N
                 raise already_exists(f"table {table.name}: entry already exists")
             if table.size and len(table) >= table.size:
                 raise resource_exhausted(f"table {table.name} is full ({table.size} entries)")
+            _refuse_widthless(table)  # before a one-shot group is made for the entry
             action_id, params = _indirect_action(state, table, tw.proto().action)
         else:
             action_id, params = _entry_action(state, table, tw, cache)
+            _refuse_widthless(table)
         entry = table.insert(key, prio, action_id, params, now)
     else:
         entry = table.get(key, prio)
@@ -540,6 +549,21 @@ def apply_table_write(state: SwitchState, tw: TableWrite, cache: ActionCache | N
             table.set_idle_timeout(entry, idle_ns, now)
     if table.direct_meter_id or counts is not None:
         _apply_direct_fields(table, entry, counts, meter_cfg, utype)
+
+
+def _refuse_widthless(table: Table) -> None:
+    """An INSERT that passed every check, into a table keyed on a field of no width (a P4 error).
+
+    simple_switch_grpc's PI takes such an entry (its zero value, or the field omitted for don't
+    care) and hands BMv2 a key with no bytes for that field, which BMv2 refuses: the update fails
+    with UNKNOWN, so no entry can ever be added and every packet takes the default entry. p4sim
+    refuses the same way; MODIFY and DELETE then find no entry (NOT_FOUND), as on BMv2.
+    """
+    if table.widthless_field is not None:
+        raise P4RTError(code_pb2.UNKNOWN,
+                        f"table {table.name}: cannot add an entry: match field {table.widthless_field} has no "
+                        "bit width in P4Info (a P4 error), so no entry can hold it (simple_switch_grpc "
+                        "refuses it too: 'Error when adding match entry to target')")
 
 
 def _write_default_entry(state: SwitchState, utype: int, table: Table, te: p4runtime_pb2.TableEntry) -> None:

@@ -139,6 +139,10 @@ class Table:
         self.size = info.size
         self.is_const_table = info.is_const_table
         self.needs_priority = any(f.kind in PRIORITY_KINDS for f in self.fields)
+        # A key field P4Info gives no bit width: what p4c writes for a P4 `error` (it has no
+        # P4Runtime encoding). simple_switch_grpc cannot add an entry to such a table; see
+        # entities.apply_table_write.
+        self.widthless_field = next((f.name for f in self.fields if f.bitwidth == 0), None)
         self.idle_supported = (info.idle_timeout_behavior
                                == p4info_pb2.Table.IdleTimeoutBehavior.NOTIFY_CONTROL)
         self.direct_counter_id = 0
