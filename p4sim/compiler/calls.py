@@ -203,8 +203,11 @@ class CallMixin:
                     return TExpr(f"{stack}.advance_next()", VoidT())
                 union = self.union_of(e.args[0].value, sc, fc)
                 if union is not None:
-                    fc.em.line(f"{lv.target}._extract(K)")
-                    return TExpr(f"{union}._valid_only({lv.target})", VoidT())
+                    # the member's place once (it may make the stack element and the member)
+                    tmp = fc.em.temp("h")
+                    fc.em.line(f"{tmp} = {lv.target}")
+                    fc.em.line(f"{tmp}._extract(K)")
+                    return TExpr(f"{union}._valid_only({tmp})", VoidT())
                 return TExpr(f"{lv.target}._extract(K)", VoidT())
             if m == "lookahead":
                 if len(e.type_args) != 1 or e.args:
@@ -389,6 +392,11 @@ class CallMixin:
                 raise semantic_error(e.loc, "verify may only be called in a parser")
             c = self.expr(arg(0), sc, fc, BoolT())
             err = self.expr(arg(1), sc, fc, ErrorT())
+            if err.is_const:
+                # the common form, without a call per check
+                fc.em.line(f"if not ({c.code}):")
+                fc.em.line(f"    raise ParserError({err.code})")
+                return TExpr("None", VoidT())
             return TExpr(f"parser_verify({c.code}, {err.code})", VoidT())
         if name == "mark_to_drop":
             if e.args:
