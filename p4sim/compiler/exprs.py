@@ -330,10 +330,9 @@ class ExprMixin:
             if not 0 <= idx.const < bt.size:
                 raise semantic_error(e.loc, f"index {idx.const} out of bounds for a stack of size {bt.size}")
             if write:
-                # inline form of Stack.el: the call only where the element is made
-                return TExpr(f"({base.code}.elems[{idx.const}] or {base.code}.el({idx.const}))", bt.elem)
-            # inline form of Stack.rd: an element never made reads as the shared blank
-            return TExpr(f"({base.code}.elems[{idx.const}] or {base.code}._blank)", bt.elem)
+                return TExpr(f"{base.code}.el({idx.const})", bt.elem)
+            # inline form of Stack.rd: an element never made is the shared blank
+            return TExpr(f"{base.code}.elems[{idx.const}]", bt.elem)
         return TExpr(f"{base.code}.{'at' if write else 'at_rd'}({idx.code})", bt.elem)
 
     # -- evaluation order -------------------------------------------------------------------------

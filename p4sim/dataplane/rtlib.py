@@ -106,9 +106,10 @@ def _blank_of(factory):
 class Stack:
     """A header stack: ``elems`` plus the parser's next index.
 
-    Elements are made on first use (``None`` until then reads as an invalid header): a program
-    with a 16-slot stack of header unions would otherwise build well over a hundred objects
-    per packet that it mostly never touches.
+    Elements are made on first write: until then an element is the shared blank of its type
+    (invalid, frozen), so reads need no test, and a program with a 16-slot stack of header
+    unions does not build well over a hundred objects per packet that it mostly never touches.
+    Generated code writes only through ``el``/``at``.
     """
 
     __slots__ = ("elems", "nxt", "size", "_factory", "_blank")
@@ -116,18 +117,17 @@ class Stack:
     def __init__(self, size: int, factory) -> None:
         self.size = size
         self._factory = factory
-        self.elems: list = [None] * size
+        self._blank = blank = _blank_of(factory)
+        self.elems: list = [blank] * size
         self.nxt = 0
-        self._blank = _blank_of(factory)
 
     def rd(self, i: int):
-        """An element to read: one never made reads as a blank (invalid) element, shared by all
-        stacks of its type and never written (generated code writes only through ``el``/``at``)."""
-        return self.elems[i] or self._blank
+        """An element to read (the shared blank where none was made)."""
+        return self.elems[i]
 
     def at_rd(self, i: int):
         if 0 <= i < self.size:
-            return self.rd(i)
+            return self.elems[i]
         _out_of_range(i, self.size)
         return self._factory()
 
@@ -136,7 +136,7 @@ class Stack:
 
     def el(self, i: int):
         e = self.elems[i]
-        if e is None:
+        if e is self._blank:
             e = self.elems[i] = self._factory()
         return e
 
@@ -144,8 +144,8 @@ class Stack:
         o = Stack.__new__(Stack)
         o.size = self.size
         o._factory = self._factory
-        o._blank = self._blank
-        o.elems = [None if e is None else e._copy() for e in self.elems]
+        o._blank = blank = self._blank
+        o.elems = [e if e is blank else e._copy() for e in self.elems]
         o.nxt = self.nxt
         return o
 
@@ -153,31 +153,24 @@ class Stack:
         """Stack assignment, element by element as header assignment (an element never made is
         an invalid one)."""
         self.nxt = o.nxt
-        elems = self.elems
+        elems, blank = self.elems, self._blank
         for i, src in enumerate(o.elems):
             dst = elems[i]
-            if src is None:
-                if dst is not None:
-                    dst._set(self._blank)
-            elif dst is None:
+            if src is o._blank:
+                if dst is not blank:
+                    dst._set(blank)
+            elif dst is blank:
                 elems[i] = src._copy()
             else:
                 dst._set(src)
 
     def _eq(self, o: Stack) -> bool:
-        blank = None
-        for a, b in zip(self.elems, o.elems, strict=True):
-            if a is None and b is None:
-                continue
-            if blank is None:
-                blank = self._factory()
-            if not (a if a is not None else blank)._eq(b if b is not None else blank):
-                return False
-        return True
+        return all(a._eq(b) for a, b in zip(self.elems, o.elems, strict=True))
 
     def _emit(self, out: bytearray) -> None:
+        blank = self._blank
         for e in self.elems:
-            if e is not None:
+            if e is not blank:
                 e._emit(out)
 
     def next_elem(self):
@@ -207,14 +200,14 @@ class Stack:
         if n <= 0:
             return
         keep = self.elems[: max(self.size - n, 0)]
-        self.elems = [None] * min(n, self.size) + keep
+        self.elems = [self._blank] * min(n, self.size) + keep
         self.nxt = min(self.nxt + n, self.size)
 
     def pop_front(self, n: int) -> None:
         if n <= 0:
             return
         keep = self.elems[n:]
-        self.elems = keep + [None] * (self.size - len(keep))
+        self.elems = keep + [self._blank] * (self.size - len(keep))
         self.nxt = max(self.nxt - n, 0)
 
 
