@@ -1,10 +1,19 @@
 """RECONCILE_AND_COMMIT: carry a pipeline's control-plane state over into the next pipeline's.
 
 What is carried over is defined by a replay: every entity a wildcard Read of the old state
-returns is written into the new state (table entries and PRE and digest entries as INSERT, the
-rest as MODIFY, direct counters and meters inside their table entries, const entries skipped),
-then the default entries the controller changed. What fails to write is reported, in replay
-order, and the server refuses the push when the replay into a scratch state reports anything.
+returns is written into the new state (table entries, action-profile members and groups, PRE
+and digest entries as INSERT, the rest as MODIFY, direct counters and meters inside their table
+entries, const entries skipped), then the default entries the controller changed. What fails to
+write is reported, in replay order, and the server refuses the push when the replay into a
+scratch state reports anything.
+
+Action-profile members come first, then groups, then everything else: a group names its
+members and a table entry its member or group, so either would be NOT_FOUND before them.
+Members are replayed in the order of their BMv2 member handles, not by id: a group's members
+are its handles in increasing order and a packet picks one by position, so replaying in handle
+order (as simple_switch_grpc does: its reconcile re-adds them as its target lists them) keeps
+every group picking the same member for the same packet. One-shot groups are not replayed
+themselves: the table entry that made one makes it again.
 
 Indexed externs (counters, meters, registers) are not replayed as one Update per cell: splice.p4
 has fifteen 65,536-cell registers, and building, reading back and writing a protobuf message for
@@ -44,7 +53,11 @@ def migrate_state(old: SwitchState, new: SwitchState) -> list[P4RTError]:
     Program-declared (const) entries are skipped: the new pipeline's loader installs its own.
     """
     steps: list[Step] = []
-    for request in entities.wildcard_read_all():
+    requests = entities.wildcard_read_all()
+    # Members, then groups, then the table entries that may point at either (see above).
+    first = ("action_profile_member", "action_profile_group")
+    requests.sort(key=lambda r: first.index(k) if (k := r.WhichOneof("entity")) in first else len(first))
+    for request in requests:
         kind = request.WhichOneof("entity")
         if kind in ("direct_counter_entry", "direct_meter_entry"):
             continue  # carried inside the table entries
@@ -58,6 +71,8 @@ def migrate_state(old: SwitchState, new: SwitchState) -> list[P4RTError]:
             request.table_entry.meter_config.SetInParent()
         with old.lock:
             found = list(entities.read_entity(old, request))
+            if kind == "action_profile_member":
+                found.sort(key=lambda e: _first_handle(old, e.action_profile_member))
         for ent in found:
             utype = Update.MODIFY
             if kind == "table_entry":
@@ -65,7 +80,7 @@ def migrate_state(old: SwitchState, new: SwitchState) -> list[P4RTError]:
                     continue
                 ent.table_entry.is_const = False
                 utype = Update.INSERT
-            elif kind in ("packet_replication_engine_entry", "digest_entry"):
+            elif kind in ("packet_replication_engine_entry", "digest_entry", *first):
                 utype = Update.INSERT
             steps.append(Update(type=utype, entity=ent))
     for table in old.tables.values():
@@ -81,6 +96,12 @@ def migrate_state(old: SwitchState, new: SwitchState) -> list[P4RTError]:
             else:
                 errors.extend(step(new))
     return errors
+
+
+def _first_handle(state: SwitchState, apm: p4runtime_pb2.ActionProfileMember) -> tuple[int, int]:
+    """Where a member stands among its profile's: its profile, then its lowest BMv2 handle."""
+    member = state.action_profiles[apm.action_profile_id].members[apm.member_id]
+    return apm.action_profile_id, min(member.handles)
 
 
 def _replay(state: SwitchState, update: p4runtime_pb2.Update, errors: list[P4RTError]) -> None:
