@@ -14,11 +14,14 @@ largest power of two that the current rate fills within ``fill`` (10 ms), 1 belo
 it takes them at, though: a controller that cannot keep up sees its own pace. So it also
 watches how far behind the switch it is (each list carries the time the switch sent it; the
 smallest difference seen is taken as no delay, as overload.py does) and, more than ``behind``
-late, doubles the size each period: lists cost per list, and a controller that is behind gains
-nothing by receiving each digest alone. It raises the size as soon as a period calls for more;
-it lowers it only once the current size would take four times ``fill`` to fill, and to 1 when a
-whole period brings no digest, so that a burst's end does not leave the next lone connection's
-digests waiting on a list that fills no more. A partial list of the burst's last moments may
+late while digests come at ``min_rate`` at least, doubles the size each period, up to what the
+rate fills within four times ``fill``: lists cost per list, and a controller that is behind gains
+nothing by receiving each digest alone. (At a lower rate a late list is a hiccup, a collection
+or a slow write, not a controller that cannot keep up: lists there would only wait.) It raises
+the size as soon as a period calls for more; it lowers it only once the current size would take
+more than four times ``fill`` to fill, and to 1 when a whole period brings no digest, so that a
+burst's end does not leave the next lone connection's digests waiting on a list that fills no
+more. A partial list of the burst's last moments may
 still wait on a switch that ignores ``max_timeout_ns``: that once, not for every connection
 after it. Nothing here does I/O: the orchestrator asks, and writes the DigestEntry (MODIFY)
 when the answer changes.
@@ -99,11 +102,12 @@ class DigestBatcher:
         quiet = self._count == 0
         self._start, self._count, self._late = now, 0, 0.0
         want = 1 if quiet else self.target(self.rate)
-        if not quiet and self.lag > self.behind:
-            want = max(want, min(self.max_size, self.size * 2))
-        # Up at once; down only when the current size fills four times slower than it should,
-        # so that a rate wavering around a boundary does not rewrite the entry every period.
-        if want > self.size or (want < self.size and (quiet or want * 4 <= self.size)):
+        if not quiet and self.lag > self.behind and self.rate >= self.min_rate:
+            want = max(want, min(self.max_size, self.size * 2, _pow2_floor(self.rate * self.fill * 4)))
+        # Up at once; down only when the current size takes more than four times as long to fill
+        # as it should, so that a rate wavering around a boundary (or a size raised for being
+        # behind, once caught up) does not rewrite the entry every period.
+        if want > self.size or (want < self.size and (quiet or self.size > self.rate * self.fill * 4)):
             self.size = want
             return want
         return None

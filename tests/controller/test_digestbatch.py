@@ -58,12 +58,22 @@ def test_a_quiet_period_ends_the_batching():
 def test_behind_the_switch_doubles_the_size_each_period():
     """The rate a controller that cannot keep up sees is its own pace: being late says more."""
     b = DigestBatcher(max_size=64)
-    assert feed(b, 450, 0.35, late=0.0) == []  # on time, slow: one by one
-    assert feed(b, 450, 0.45, start=0.35, late=0.05) == [2, 4, 8, 16]
-    # caught up (after the period that straddles the change), and the rate does not fill the
-    # size within four times the target: one by one again
-    asked = feed(b, 450, 0.3, start=0.8)
-    assert asked[-1] == 1 and len(asked) <= 2 and b.size == 1
+    assert feed(b, 1000, 0.35) == [8]  # on time: what the rate fills in 10 ms
+    # late: twice as long each period, up to what the rate fills in 40 ms
+    assert feed(b, 1000, 0.45, start=0.35, late=0.05) == [16, 32]
+    # caught up at the same rate: 32 still fills within four times the target, so it stays
+    assert feed(b, 1000, 0.5, start=0.8) == []
+    # far slower: one by one again
+    assert feed(b, 300, 0.3, start=1.3) == [1]
+
+
+def test_late_lists_at_a_low_rate_are_a_hiccup_not_a_reason_for_lists():
+    """A list late at a few hundred digests a second (a collection, a slow write) must not make
+    the next lone connections' digests wait for lists to fill (BMv2 holds partial lists)."""
+    b = DigestBatcher()
+    assert feed(b, 300, 0.3) == []  # on time
+    assert feed(b, 300, 1.0, start=0.3, late=0.2) == [] and b.size == 1
+    assert b.lag == pytest.approx(0.2)  # late indeed
 
 
 def test_a_constant_delay_is_not_being_behind():
