@@ -12,6 +12,10 @@ Receive path of :class:`RawSocketPort` (AF_PACKET, SOCK_RAW, bound to one interf
 * The kernel strips 802.1Q tags on receive, always, offloads or not, and reports them beside
   the frame (PACKET_AUXDATA). Like libpcap (and so BMv2) we put the tag back where it was,
   so programs see the frame as it was on the wire.
+* Frames come through a receive ring shared with the kernel (PACKET_RX_RING, TPACKET_V2):
+  no system call per frame, only per batch. A frame too big for a ring slot (2 KiB: jumbo
+  frames, GSO super-frames) is also queued whole on the socket (PACKET_COPY_THRESH) and read
+  from there in its turn. Where the kernel refuses a ring, frames are read from the socket.
 * Frames of any length are delivered as they are, runts included; nothing is padded.
   Note that Linux will not *transmit* a frame shorter than 14 bytes on an Ethernet device
   (EINVAL; such a send is dropped and counted as a tx error). On a TUN device, which has no
@@ -35,6 +39,7 @@ import collections
 import errno
 import fcntl
 import logging
+import mmap
 import os
 import queue
 import select
@@ -65,7 +70,13 @@ __all__ = [
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
+PACKET_RX_RING = 5
+PACKET_COPY_THRESH = 7
 PACKET_AUXDATA = 8
+PACKET_VERSION = 10
+TPACKET_V2 = 1
+TP_STATUS_USER = 0x1
+TP_STATUS_COPY = 0x2
 PACKET_IGNORE_OUTGOING = 23
 PACKET_OUTGOING = 4
 SO_RCVBUFFORCE = 33
@@ -82,9 +93,24 @@ MAX_FRAME = 65535 + 14 + 8
 _AUX = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata (without trailing padding)
 _CMSG_SPACE = socket.CMSG_SPACE(_AUX.size + 4)
 _GONE_ERRNOS = (errno.ENODEV, errno.ENXIO)
+# The receive ring: 2 KiB slots (an Ethernet frame of 1,518 bytes and the slot's headers),
+# 4,096 of them (8 MiB, as the socket buffer the ring replaces).
+RING_SLOT = 2048
+RING_BLOCK = 1 << 16
+RING_BLOCKS = 128
+RING_SLOTS = RING_BLOCK // RING_SLOT * RING_BLOCKS
+# struct tpacket2_hdr: status, len, snaplen, mac, net, sec, nsec, vlan_tci, vlan_tpid
+_T2 = struct.Struct("=IIIHHIIHH")
+_SLOT_PKTTYPE = 32 + 10  # sockaddr_ll follows the 32-byte header; sll_pkttype is its 11th byte
+_TO_KERNEL = bytes(4)
 _STATUS_LSB = 0 if sys.byteorder == "little" else 3  # low byte of tpacket_auxdata.tp_status
 # a plain int: socket.MSG_TRUNC is an IntFlag, and ``flags & IntFlag`` runs enum code per frame
 _MSG_TRUNC = int(socket.MSG_TRUNC)
+
+
+def _tag(frame: bytes, tci: int, tpid: int) -> bytes:
+    """``frame`` with the 802.1Q tag the kernel took off put back after the MAC addresses."""
+    return frame[:12] + struct.pack("!HH", tpid, tci) + frame[12:]
 
 
 class PortGone(OSError):
@@ -123,7 +149,7 @@ class RawSocketPort:
     """
 
     def __init__(self, port_num: int, ifname: str, *, rcvbuf: int = 8 << 20,
-                 sndbuf: int = 4 << 20) -> None:
+                 sndbuf: int = 4 << 20, ring: bool = True) -> None:
         self.port_num = port_num
         self.name = ifname
         # Protocol 0 at creation: the socket sees nothing until bound with ETH_P_ALL to this
@@ -137,6 +163,7 @@ class RawSocketPort:
                 sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
             except OSError:
                 pass  # kernel < 4.20: the pkttype check below does the job
+            self._ring = self._map_ring(sock, ifname) if ring else None
             try:
                 sock.bind((ifname, ETH_P_ALL))
             except OSError as exc:
@@ -155,8 +182,21 @@ class RawSocketPort:
         self._buf = bytearray(MAX_FRAME)
         self._view = memoryview(self._buf)
         self._pending: OSError | None = None
+        self._slot = 0  # the next ring slot to look at
+        self._copies: collections.deque[bytes] = collections.deque()  # whole frames read ahead of their slot
         if not self.is_up():
             log.warning("port %d: interface %s is down (not bringing it up)", port_num, ifname)
+
+    @staticmethod
+    def _map_ring(sock: socket.socket, ifname: str) -> mmap.mmap | None:
+        try:
+            sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
+            sock.setsockopt(SOL_PACKET, PACKET_COPY_THRESH, 1)
+            sock.setsockopt(SOL_PACKET, PACKET_RX_RING, struct.pack("IIII", RING_BLOCK, RING_BLOCKS, RING_SLOT, RING_SLOTS))
+            return mmap.mmap(sock.fileno(), RING_BLOCK * RING_BLOCKS, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except OSError as exc:
+            log.info("%s: no receive ring (%s): frames are read from the socket", ifname, exc.strerror)
+            return None
 
     @staticmethod
     def _set_buf(sock: socket.socket, force_opt: int, opt: int, size: int) -> None:
@@ -201,6 +241,49 @@ class RawSocketPort:
         if self._pending is not None:
             exc, self._pending = self._pending, None
             raise exc
+        ring = self._ring
+        if ring is None:
+            return self._recv_socket(limit)
+        frames: list[bytes] = []
+        i, ethernet = self._slot, self._ethernet
+        while len(frames) < limit:
+            off = i * RING_SLOT
+            status, length, snap, mac, _net, _sec, _nsec, tci, tpid = _T2.unpack_from(ring, off)
+            if not status & TP_STATUS_USER:
+                break
+            if status & TP_STATUS_COPY:
+                # too big for the slot: the whole frame is on the socket, in the same order
+                if not self._copies:
+                    try:
+                        self._copies.extend(self._recv_socket(1))
+                    except OSError as exc:
+                        self._pending = exc
+                if self._copies:
+                    frames.append(self._copies.popleft())
+            elif length != snap:
+                # too big for the slot and no room on the socket for the whole of it
+                log.warning("port %d: dropped a frame of %d bytes (no room to receive it whole)",
+                            self.port_num, length)
+            elif ring[off + _SLOT_PKTTYPE] != PACKET_OUTGOING:
+                frame = ring[off + mac:off + mac + snap]
+                if ethernet and (status & TP_STATUS_VLAN_VALID or tci):
+                    frame = _tag(frame, tci, tpid if status & TP_STATUS_VLAN_TPID_VALID else 0x8100)
+                frames.append(frame)
+            ring[off:off + 4] = _TO_KERNEL
+            i = (i + 1) % RING_SLOTS
+        self._slot = i
+        if len(frames) < limit:
+            # The socket itself reports the errors (the interface gone or down); what it holds
+            # besides are whole copies of big frames whose slots come later: kept for then.
+            try:
+                self._copies.extend(self._recv_socket(limit))
+            except OSError as exc:
+                if not frames:
+                    raise
+                self._pending = exc
+        return frames
+
+    def _recv_socket(self, limit: int) -> list[bytes]:
         frames: list[bytes] = []
         sock, view, ethernet = self._sock, self._view, self._ethernet
         while len(frames) < limit:
@@ -230,6 +313,11 @@ class RawSocketPort:
             frames.append(frame)
         return frames
 
+    def close(self) -> None:
+        self._sock.close()
+        if self._ring is not None:
+            self._ring.close()
+
     @staticmethod
     def _restore_vlan(frame: bytes, ancdata: list[tuple[int, int, bytes]]) -> bytes:
         for level, kind, data in ancdata:
@@ -237,9 +325,7 @@ class RawSocketPort:
                 continue
             status, _len, _snap, _mac, _net, tci, tpid = _AUX.unpack_from(data)
             if status & TP_STATUS_VLAN_VALID or tci:
-                if not status & TP_STATUS_VLAN_TPID_VALID:
-                    tpid = 0x8100
-                return frame[:12] + struct.pack("!HH", tpid, tci) + frame[12:]
+                return _tag(frame, tci, tpid if status & TP_STATUS_VLAN_TPID_VALID else 0x8100)
         return frame
 
     def send(self, frame: bytes) -> None:
@@ -254,9 +340,6 @@ class RawSocketPort:
                 raise self._error(exc, "send") from exc
         except OSError as exc:
             raise self._error(exc, "send") from exc
-
-    def close(self) -> None:
-        self._sock.close()
 
     def __repr__(self) -> str:
         return f"RawSocketPort({self.port_num}, {self.name!r})"
