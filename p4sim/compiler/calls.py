@@ -237,11 +237,15 @@ class CallMixin:
             if m == "emit":
                 if len(e.args) != 1:
                     raise semantic_error(e.loc, "emit takes one argument")
-                v = self.lvalue_or_expr(e.args[0].value, sc, fc)
+                # a read: emitting a union member or stack element never written must not make it
+                v = self.expr(e.args[0].value, sc, fc)
                 vt = strip_newtype(v.type)
                 if not isinstance(vt, (StructLikeT, StackT)):
                     raise semantic_error(e.args[0].loc, f"emit needs a header, stack, union or struct, not {v.type}")
-                return TExpr(f"{v.target}._emit(K.out)", VoidT())
+                if isinstance(vt, HeaderT):
+                    # most of a deparser's headers are absent from any one packet: no call for them
+                    return TExpr(f"if {v.code}._valid: {v.code}._emit(K.out)", VoidT())
+                return TExpr(f"{v.code}._emit(K.out)", VoidT())
         raise semantic_error(e.loc, f"{bt.name} has no method {m} that p4sim supports")
 
     def instance_call(self: Compiler, e: ast.CallExpr, sym, m: str, sc: Scope, fc: FnCtx, want: Type | None) -> TExpr:
