@@ -62,6 +62,19 @@ def expr_text(e: ast.Expr, field_name: Callable[[ast.MemberExpr], str | None] = 
     return text(e)
 
 
+# The keyset forms (besides a constant) that p4c-bm2-ss puts in an entry of each match kind
+# (backends/bmv2 convertTableEntries); any other is "unsupported <kind> key expression".
+_FORM_TYPES: dict[str, type[ast.Expr] | tuple[type[ast.Expr], ...]] = {
+    "mask": ast.MaskExpr, "range": ast.RangeExpr, "dontcare": (ast.DontCareExpr, ast.DefaultExpr)}
+_FORM_TEXT = {"mask": "a mask (&&&)", "range": "a range (..)", "dontcare": "'_'"}
+_KEY_FORMS: dict[str, tuple[str, ...]] = {
+    "exact": (), "ternary": ("mask", "dontcare"), "lpm": ("mask", "dontcare"), "range": ("range", "dontcare"),
+    "optional": ("dontcare",)}
+_KEY_FORMS_TEXT = {
+    "exact": "only a value", "ternary": "a value, a mask or '_'", "lpm": "a value, a mask or '_'",
+    "range": "a value, a range or '_'", "optional": "a value or '_'"}
+
+
 def key_code(te: TExpr) -> str:
     t = strip_newtype(te.type)
     if isinstance(t, BoolT):
@@ -382,6 +395,7 @@ class TableMixin:
 
     def entry_match(self: Compiler, ks: ast.Expr, k: KeyInfo, sc: Scope) -> tuple[str, int | None, int | None]:
         full = (1 << k.width) - 1
+        self.check_entry_key_form(ks, k, sc)
         if isinstance(ks, (ast.DefaultExpr, ast.DontCareExpr)):
             return ("dontcare", None, None)
         kt = strip_newtype(k.p4type) if k.p4type is not None else None
@@ -420,6 +434,30 @@ class TableMixin:
         if k.match_kind == "range":
             return ("range", v, v)
         return ("optional", v, None)
+
+    def check_entry_key_form(self: Compiler, ks: ast.Expr, k: KeyInfo, sc: Scope) -> None:
+        """Refuse what p4c-bm2-ss cannot write into BMv2's JSON as an entry's key: each match kind
+        takes a constant and only its own forms (``&&&`` for ternary and lpm, ``..`` for range,
+        ``_``/``default`` for all but exact), and an ``error`` value is no constant to it (p4c
+        keeps error members symbolic; BMv2 entries hold numbers)."""
+        kind = "LPM" if k.match_kind == "lpm" else k.match_kind
+        forms = _KEY_FORMS.get(k.match_kind)
+        if forms is None:
+            return  # selector keys take no entries (refused with the table's profile)
+        form = next((f for f in _FORM_TYPES if isinstance(ks, _FORM_TYPES[f])), None)
+        if form is not None and form not in forms:
+            text = "'default'" if isinstance(ks, ast.DefaultExpr) else _FORM_TEXT[form]
+            raise semantic_error(ks.loc, f"{text}: unsupported {kind} key expression "
+                                 f"(an entry's {kind} key takes {_KEY_FORMS_TEXT[k.match_kind]})")
+        if isinstance(ks, ast.MaskExpr | ast.RangeExpr):
+            op = "&&&" if isinstance(ks, ast.MaskExpr) else ".."
+            for part in (ks.value, ks.mask) if isinstance(ks, ast.MaskExpr) else (ks.lo, ks.hi):
+                if isinstance(strip_newtype(self.expr(part, sc, None).type), ErrorT):
+                    raise semantic_error(part.loc, f"{op}: cannot be applied to a value of type error")
+        elif form is None and isinstance(strip_newtype(self.expr(ks, sc, None).type), ErrorT):
+            text = expr_text(ks) or "an error value"
+            raise semantic_error(ks.loc, f"{text}: unsupported {kind} key expression (an error value cannot "
+                                 "be an entry's key on BMv2: p4c-bm2-ss writes only numbers there)")
 
     def table_action_by_name(self: Compiler, table: str, action: str, loc: ast.Loc) -> ActionInfo:
         info, syms = self.table_by_name[table]

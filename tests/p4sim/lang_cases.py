@@ -186,11 +186,11 @@ def _program(ingress: str, *, parser: str = _PARSER, ingress_locals: str = "") -
                                    ingress_locals=ingress_locals)
 
 
-def _table(entries: str, key: str = "ternary", props: str = "") -> str:
+def _table(entries: str, key: str = "ternary", props: str = "", field: str = "hdr.sel.i") -> str:
     return _program("t.apply();", ingress_locals=f"""
     action set(bit<8> v) {{ hdr.h.setValid(); hdr.h.x = v; }}
     table t {{
-        key = {{ hdr.sel.i : {key}; }}
+        key = {{ {field} : {key}; }}
         actions = {{ set; NoAction; }}
         {props}
         {entries}
@@ -229,4 +229,25 @@ REFUSALS = [
             "the first entry needs a priority when any entry has one", True),
     Refusal("a priority below 1", _table("entries = { priority=1: 0x00 &&& 0x00 : set(1); 0x01 &&& 0x01 : set(2); }"),
             "entry priority 0 is below 1", True),
+    # Entry keys p4c-bm2-ss cannot write into BMv2's JSON (it keeps error members symbolic).
+    Refusal("an error value as an exact entry key", _table(
+        "const entries = { error.PacketTooShort : set(1); }", key="exact", field="sm.parser_error"),
+            "error.PacketTooShort: unsupported exact key expression", True),
+    Refusal("an error value as a ternary entry key", _table(
+        "const entries = { error.NoError : set(1); }", field="sm.parser_error"),
+            "error.NoError: unsupported ternary key expression", True),
+    Refusal("an error value as an optional entry key", _table(
+        "const entries = { error.NoMatch : set(1); }", key="optional", field="sm.parser_error"),
+            "error.NoMatch: unsupported optional key expression", True),
+    Refusal("a mask of error values", _table(
+        "const entries = { error.NoMatch &&& error.NoMatch : set(1); }", field="sm.parser_error"),
+            "&&&: cannot be applied to a value of type error", True),
+    Refusal("'_' as an exact entry key", _table("const entries = { _ : set(1); }", key="exact"),
+            "'_': unsupported exact key expression", True),
+    Refusal("a mask as an exact entry key", _table("const entries = { 1 &&& 3 : set(1); }", key="exact"),
+            "a mask (&&&): unsupported exact key expression", True),
+    Refusal("a range as a ternary entry key", _table("const entries = { 1 .. 3 : set(1); }"),
+            "a range (..): unsupported ternary key expression", True),
+    Refusal("a mask as an optional entry key", _table("entries = { 1 &&& 3 : set(1); }", key="optional"),
+            "a mask (&&&): unsupported optional key expression", True),
 ]
