@@ -251,7 +251,9 @@ class RawSocketPort:
             status, length, snap, mac, _net, _sec, _nsec, tci, tpid = _T2.unpack_from(ring, off)
             if not status & TP_STATUS_USER:
                 break
-            if status & TP_STATUS_COPY:
+            if ring[off + _SLOT_PKTTYPE] == PACKET_OUTGOING:
+                pass  # ours (a kernel without PACKET_IGNORE_OUTGOING); its copy, if any, the socket path drops too
+            elif status & TP_STATUS_COPY:
                 # too big for the slot: the whole frame is on the socket, in the same order
                 if not self._copies:
                     try:
@@ -264,7 +266,7 @@ class RawSocketPort:
                 # too big for the slot and no room on the socket for the whole of it
                 log.warning("port %d: dropped a frame of %d bytes (no room to receive it whole)",
                             self.port_num, length)
-            elif ring[off + _SLOT_PKTTYPE] != PACKET_OUTGOING:
+            else:
                 frame = ring[off + mac:off + mac + snap]
                 if ethernet and (status & TP_STATUS_VLAN_VALID or tci):
                     frame = _tag(frame, tci, tpid if status & TP_STATUS_VLAN_TPID_VALID else 0x8100)
