@@ -94,6 +94,8 @@ ENTRIES_PER_PENDING = 3
 # at most one "write refused" error line per this many seconds (a flood would write thousands)
 ERROR_LOG_INTERVAL = 5.0
 _NS = 1_000_000_000
+# destinations whose route _route remembers at most
+_ROUTE_CACHE = 4096
 # Commands that submit() carries out itself (timers, metrics): a list of only these needs no task.
 _DONE_AT_SUBMIT = (StartTimer, CancelTimer, FlowEstablished)
 # Which party a leg's entry sends to.
@@ -193,6 +195,8 @@ class Orchestrator:
         )
         self.services: dict[tuple[str, int], int] = config.service_map()
         self.routes = sorted(config.routes, key=lambda r: -r.prefix.prefixlen)
+        self._routes_of: dict[str, tuple[int, bytes, bytes] | None] = {}  # _route's answers
+        self._switch_mac = mac_bytes(config.switch_mac) if config.switch_mac else bytes(6)
         self.proxy_macs: dict[int, bytes] = {}  # registered proxies: port -> MAC
         self.on_proxy_event: ProxyEvent | None = None
         # ROUTED packet-ins (the to_cpu route: replies to the port probes) go to on_routed, and
@@ -925,11 +929,17 @@ class Orchestrator:
     # --- packet-outs ------------------------------------------------------------------------------
 
     def _route(self, dst_ip: str) -> tuple[int, bytes, bytes] | None:
+        """(port, smac, dmac) of the configured route to ``dst_ip``. Remembered: the routes are
+        fixed for the orchestrator's life, and every leg entry toward C or S asks."""
+        cache = self._routes_of
+        if dst_ip in cache:
+            return cache[dst_ip]
         addr = ipaddress.IPv4Address(dst_ip)
-        for r in self.routes:
-            if addr in r.prefix:
-                return r.port, mac_bytes(r.smac), mac_bytes(r.dmac)
-        return None
+        found = next(((r.port, mac_bytes(r.smac), mac_bytes(r.dmac)) for r in self.routes if addr in r.prefix), None)
+        if len(cache) >= _ROUTE_CACHE:
+            cache.clear()  # a SYN flood from random sources must not grow it without bound
+        cache[dst_ip] = found
+        return found
 
     def _macs(self, flow: FlowKey, to: Side, port: int | None, l2: FlowL2 | None) -> tuple[bytes, bytes]:
         """(source, destination) MACs of a frame for ``to``: learnt ones first, then the proxy's
@@ -946,8 +956,7 @@ class Orchestrator:
             route = self._route(dst_ip) if to is not Side.PROXY else None
             if route is not None:
                 smac, dmac = smac or route[1], dmac or route[2]
-        fallback = mac_bytes(self.config.switch_mac) if self.config.switch_mac else bytes(6)
-        return smac or fallback, dmac or b"\xff" * 6
+        return smac or self._switch_mac, dmac or b"\xff" * 6
 
     async def _send(self, cmd: SendSegment, l2: FlowL2 | None) -> None:
         port = cmd.egress_port

@@ -201,18 +201,27 @@ class Action:
         """(action id, [(param id, canonical bytes)] in the order given), checked: every
         parameter present and in range."""
         key = ("action", self.name)
-        info = index.encode_cache.get(key)
-        if info is None:
-            info = index.encode_cache[key] = index.actions.get(self.name)
+        cached = index.encode_cache.get(key)
+        if cached is None:
+            found = index.actions.get(self.name)
+            cached = index.encode_cache[key] = (found, {p.name: (p.id, p.bitwidth) for p in found.params})
+        info, by_name = cached
         params = info.params
         out = []
-        enc = codec.encode
         for pname, value in self.params.items():
-            p = params.get(pname)
+            idw = by_name.get(pname)
+            if idw is None:
+                params.get(pname)  # raises, naming the parameters there are
+            pid, bw = idw
+            # A plain int that fits, inline (nine parameters per flows entry); anything else
+            # through codec.encode, which says what is wrong.
+            if type(value) is int and value >= 0 and not (bw > 0 and value >> bw):
+                out.append((pid, value.to_bytes((value.bit_length() + 7) // 8 or 1, "big")))
+                continue
             try:
-                out.append((p.id, enc(value, p.bitwidth)))
+                out.append((pid, codec.encode(value, bw)))
             except (ValueError, TypeError) as e:
-                raise type(e)(f"action {info.name!r} param {p.name!r}: {e}") from None
+                raise type(e)(f"action {info.name!r} param {pname!r}: {e}") from None
         if len(self.params) != len(params):
             missing = [p.name for p in params if p.name not in self.params]
             raise ValueError(f"action {info.name!r}: missing parameters {', '.join(missing)}")
