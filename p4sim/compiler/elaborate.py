@@ -14,6 +14,7 @@ from .calls import CallMixin
 from .classes import default_value_code, header_blank, header_class, struct_class
 from .direct import instantiate_direct_calls
 from .exprs import ExprMixin, TExpr
+from .generics import check_generic_function
 from .hoist import hoist_stable_params, param_attr
 from .loops import LoopMixin
 from .model import (
@@ -171,6 +172,7 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
             self.extern_funcs.setdefault(d.name, []).append(d)
             sc.declare(Sym("extfunc", d.name, decl=d))
         elif isinstance(d, ast.FunctionDecl):
+            check_generic_function(d)  # p4c checks a generic body once, generically, called or not
             sc.declare(Sym("function", d.name, decl=d))
         elif isinstance(d, ast.ActionDecl):
             sym = sc.declare(Sym("action", d.name, decl=d))

@@ -186,6 +186,10 @@ def _program(ingress: str, *, parser: str = _PARSER, ingress_locals: str = "") -
                                    ingress_locals=ingress_locals)
 
 
+def _with_decls(decls: str, ingress: str) -> str:
+    return V1_PRELUDE + v1_program(_DECLS + decls, ingress + "\n    sm.egress_spec = 1;", parser=_PARSER)
+
+
 def _table(entries: str, key: str = "ternary", props: str = "", field: str = "hdr.sel.i") -> str:
     return _program("t.apply();", ingress_locals=f"""
     action set(bit<8> v) {{ hdr.h.setValid(); hdr.h.x = v; }}
@@ -250,4 +254,31 @@ REFUSALS = [
             "a range (..): unsupported ternary key expression", True),
     Refusal("a mask as an optional entry key", _table("entries = { 1 &&& 3 : set(1); }", key="optional"),
             "a mask (&&&): unsupported optional key expression", True),
+    # Direction keywords are no names (p4c's grammar: syntax errors).
+    Refusal("a header field named out", _with_decls("header o_t { bit<8> out; }", ""),
+            "unexpected keyword 'out', expecting a field name", True),
+    Refusal("a struct field named in", _with_decls("struct i_t { bit<8> in; }", ""),
+            "unexpected keyword 'in', expecting a field name", True),
+    Refusal("a member named inout", _with_decls("", "hdr.h.inout = 1;"),
+            "unexpected keyword 'inout', expecting a member name", True),
+    # A generic function's body is checked once, with its type parameters unknown: their values
+    # can only be copied. (Called or not: p4c checks the declaration.)
+    Refusal("arithmetic on a type parameter's value", _with_decls(
+        "T inc<T>(in T x) { return x + 1; }", "hdr.h.setValid(); hdr.h.x = inc(hdr.sel.i);"),
+            "+: cannot be applied to expression 'x' with type 'T'", True),
+    Refusal("arithmetic on a type parameter's value, uncalled", _with_decls(
+        "T dbl<T>(in T x) { T y = x; return y |+| y; }", ""),
+            "|+|: cannot be applied to expression 'y' with type 'T'", True),
+    Refusal("comparing type parameter values", _with_decls(
+        "bool same<T>(in T a, in T b) { return a == b; }", "if (same(hdr.sel.i, hdr.sel.j)) { hdr.h.setValid(); }"),
+            "==: values of a type variable (T) cannot be compared", True),
+    Refusal("a compound assignment to a type parameter's value", _with_decls(
+        "void bump<T>(inout T x) { x += 1; }", "bump(hdr.sel.i);"),
+            "+=: cannot be applied to 'x' with type 'T'", True),
+    Refusal("a cast of a type parameter's value", _with_decls(
+        "bit<8> to8<T>(in T x) { return (bit<8>)x; }", ""),
+            "cast of 'x' with type 'T' not supported", True),
+    Refusal("a slice of a type parameter's value", _with_decls(
+        "bit<4> low<T>(in T x) { return x[3:0]; }", ""),
+            "x: bit extraction is not defined on type variable T", True),
 ]
