@@ -135,9 +135,10 @@ class _Installed:
     """One flows entry the controller put on the switch (the entry mirror).
 
     The entry is kept as the arguments that build it (``args``: those of its kind's function in
-    dataplane.py, the idle timeout last), not as a TableEntry: that is a dozen objects, four entries
-    a flow, which the garbage collector walks over and over for as long as the flow lives (a
-    quarter of the controller's time per handshake under load). ``entry`` builds it again."""
+    dataplane.py, the idle timeout last), not as a TableEntry: that is some eight objects the
+    garbage collector tracks, four entries a flow, walked over again by every collection for as
+    long as the flow lives (a proxied flow's state went from 60 tracked objects to 31).
+    ``entry`` builds it again."""
 
     __slots__ = ("flow", "kind", "_entry", "_args")
 
