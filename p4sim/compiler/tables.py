@@ -279,6 +279,22 @@ class TableMixin:
                                                      "entry has one")
         if not needs:
             return [None] * len(entries)
+        annotated = [annotation(ent.annotations, "priority") for ent in entries]
+        if any(a is not None for a in annotated) and not any(given):
+            # The older form, ``key : action @priority(N)``: p4c-bm2-ss writes N into BMv2's
+            # JSON as it is, and an entry without one its place in the list (1, 2, ...). BMv2
+            # takes the smallest value first, ties in program order, whatever
+            # largest_priority_wins says (checked against p4c-bm2-ss 1.2.5 and simple_switch).
+            bmv2 = []
+            for j, (ent, a) in enumerate(zip(entries, annotated, strict=True)):
+                if a is None:
+                    bmv2.append(j + 1)
+                    continue
+                if len(a.args) != 1:
+                    raise semantic_error(ent.loc, "@priority takes one integer")
+                bmv2.append(self.const_int(a.args[0], sc, "priority"))
+            top = max(bmv2)
+            return [top + 1 - p for p in bmv2]
         largest, delta = True, 1
         for prop in d.properties:
             if prop.name == "largest_priority_wins":

@@ -1,0 +1,142 @@
+"""What running p4c's STF packet tests on p4sim found (tests/p4sim/stf_check.py), each as a small
+program of ours: the frames that go in, and what BMv2 (p4c-bm2-ss 1.2.5 and simple_switch) sends
+for each. Every case runs on p4sim; where BMv2 is installed, on BMv2 too (same bytes out).
+Also the STF reading and comparing of stf_check itself."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from p4sim.compiler.driver import compile_file
+from tests.p4sim import bmv2run
+from tests.p4sim.harness import V1_PRELUDE, Sim
+from tests.p4sim.stf_check import Script, StfError, compare, frame_matches, parse_add, parse_stf
+
+PAYLOAD = bytes(range(0x40, 0x80))  # no frame is a runt BMv2 would pad
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    source: str
+    frames: tuple[tuple[str, tuple[tuple[int, str], ...]], ...]  # (header hex in, [(port, hex out)])
+
+    def write(self, where: Path) -> Path:
+        src = where / f"{self.name}.p4"
+        src.write_text(V1_PRELUDE + textwrap.dedent(self.source))
+        return src
+
+
+def _ternary_program(entries: str) -> str:
+    return f"""
+    header h_t {{ bit<16> t; }}
+    struct H {{ h_t h; }}
+    struct M {{}}
+    parser P(packet_in b, out H h, inout M m, inout standard_metadata_t sm) {{
+        state start {{ b.extract(h.h); transition accept; }}
+    }}
+    control VC(inout H h, inout M m) {{ apply {{}} }}
+    control CC(inout H h, inout M m) {{ apply {{}} }}
+    control E(inout H h, inout M m, inout standard_metadata_t sm) {{ apply {{}} }}
+    control D(packet_out b, in H h) {{ apply {{ b.emit(h.h); }} }}
+    control I(inout H h, inout M m, inout standard_metadata_t sm) {{
+        action fwd(bit<9> port) {{ sm.egress_spec = port; }}
+        table t {{
+            key = {{ h.h.t : ternary; }}
+            actions = {{ fwd; }}
+            default_action = fwd(0);
+            {entries}
+        }}
+        apply {{ t.apply(); }}
+    }}
+    V1Switch(P(), VC(), I(), E(), CC(), D()) main;
+    """
+
+
+CASES = [
+    # ``@priority(N)`` on an entry (the form before ``priority=N``): p4c-bm2-ss puts N in BMv2's
+    # JSON unchanged and BMv2 tries the smallest first, so @priority(1) beats @priority(3); an
+    # entry without one stands at its place in the list (the 2nd entry is 2). p4sim took the
+    # first entry that matched (p4c's table-entries-priority-bmv2).
+    Case("annotated_priorities", _ternary_program("""
+        const entries = {
+            0x1111 &&& 0x000F : fwd(1) @priority(3);
+            0x1181            : fwd(2);
+            0x1181 &&& 0xF00F : fwd(3) @priority(1);
+        }"""), (
+        ("0001", ((1, "0001"),)),   # only the first entry matches
+        ("1001", ((3, "1001"),)),   # first and third: 1 < 3
+        ("1181", ((3, "1181"),)),   # all three: 1 < 2 < 3
+        ("2222", ((0, "2222"),)),   # none: the default
+    )),
+    Case("annotated_priority_ties", _ternary_program("""
+        const entries = {
+            0x0001 &&& 0x000F : fwd(1) @priority(5);
+            0x0011 &&& 0x00FF : fwd(2) @priority(5);
+            0x0111 &&& 0x0FFF : fwd(3);
+        }"""), (
+        ("0111", ((3, "0111"),)),   # the unannotated third entry stands at 3, below 5
+        ("0011", ((1, "0011"),)),   # equal priorities: program order
+    )),
+]
+
+
+def _expect(case: Case) -> list[list[tuple[int, bytes]]]:
+    return [[(p, bytes.fromhex(h) + PAYLOAD) for p, h in outs] for _, outs in case.frames]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_p4sim_sends_what_bmv2_sends(case: Case, tmp_path: Path) -> None:
+    sim = Sim(compile_file(case.write(tmp_path)))
+    got = [sim.send(0, bytes.fromhex(h) + PAYLOAD) for h, _ in case.frames]
+    assert got == _expect(case)
+
+
+_WHY_NOT = bmv2run.unavailable()
+
+
+@pytest.mark.skipif(_WHY_NOT is not None, reason=str(_WHY_NOT))
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_bmv2_sends_it(case: Case, tmp_path: Path) -> None:
+    want = _expect(case)
+    with bmv2run.Bmv2Program(case.write(tmp_path), tmp_path / "bmv2") as bmv2:
+        theirs = bmv2.run([(0, bytes.fromhex(h) + PAYLOAD) for h, _ in case.frames], [len(w) for w in want])
+    assert theirs == [[(p, bmv2run.pad(d)) for p, d in w] for w in want]
+
+
+# --- the STF tool -----------------------------------------------------------------------------------
+
+
+def test_add_with_priority_masks_and_spaced_arguments() -> None:
+    a = parse_add("test1 503 data.f1:0x****0202 ingress.setb1(val:7, port:3)", "line 1")
+    assert (a.table, a.priority, a.action) == ("test1", 503, "ingress.setb1")
+    assert [(k.name, k.text) for k in a.keys] == [("data.f1", "0x****0202")]
+    assert a.args == [("val", "7"), ("port", "3")]
+
+
+def test_add_without_priority_or_arguments() -> None:
+    a = parse_add("c.t e:4 c.a()", "line 1")
+    assert (a.priority, a.action, a.args) == (None, "c.a", [])
+    with pytest.raises(StfError):
+        parse_add("t k:1", "line 1")
+
+
+def test_comments_and_verbs() -> None:
+    cmds = parse_stf("# header\nexpect 1 01 ** $\n\npacket 0 01 02 # trailing\nwait\n")
+    assert [(c.verb, c.args) for c in cmds] == [("expect", "1 01 ** $"), ("packet", "0 01 02"), ("wait", "")]
+
+
+def test_frames_compare_as_p4cs_runner_does() -> None:
+    assert frame_matches("01**03", bytes.fromhex("01ff0304"))         # a prefix, nibble wildcards
+    assert not frame_matches("01**03$", bytes.fromhex("01ff0304"))    # $: no more bytes
+    assert not frame_matches("0102", bytes.fromhex("01"))              # too short
+    assert frame_matches("01$", bytes(1) + bytes(13), pad_ok=False) is False
+    s = Script(expected={1: ["01", "02"]}, any_ports={5}, ports={1, 2, 5})
+    assert compare(s, [(1, b"\x01"), (5, b"\xff"), (1, b"\x02")]) is None
+    assert compare(s, [(1, b"\x02"), (1, b"\x01")]) is not None        # order per port counts
+    assert compare(s, [(1, b"\x01"), (1, b"\x02"), (2, b"\x00")]) is not None  # nothing expected on 2
+    assert compare(s, [(1, b"\x01"), (1, b"\x02"), (3, b"\x00")]) is None  # port 3: no interface
