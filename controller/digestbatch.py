@@ -14,11 +14,14 @@ largest power of two that the current rate fills within ``fill`` (10 ms), 1 belo
 it takes them at, though: a controller that cannot keep up sees its own pace. So it also
 watches how far behind the switch it is (each list carries the time the switch sent it; the
 smallest difference seen is taken as no delay, as overload.py does) and, more than ``behind``
-late while digests come at ``min_rate`` at least, doubles the size each period, up to what the
-rate fills within four times ``fill``: lists cost per list, and a controller that is behind gains
-nothing by receiving each digest alone. (At a lower rate a late list is a hiccup, a collection
+late while digests come at ``min_rate`` at least, asks for what the rate fills within four times
+``fill``: lists cost per list, and a controller that is behind gains nothing by receiving each
+digest alone; more than five times ``behind`` late, for the longest lists: the rate seen is then
+the controller's own pace, below the switch's, and filling a list costs little next to the
+queue in front of it. (Doubling period by period took 0.4 s to reach lists of 64, a good part
+of a burst spent behind; the rate alone kept a controller 0.4 s behind on lists of 16.) (At a lower rate a late list is a hiccup, a collection
 or a slow write, not a controller that cannot keep up: lists there would only wait.) It raises
-the size as soon as a period calls for more; it lowers it only once the current size would take
+the size as soon as a fifth of a period calls for more; it lowers it only once the current size would take
 more than four times ``fill`` to fill, and to 1 when a whole period brings no digest, so that a
 burst's end does not leave the next lone connection's digests waiting on a list that fills no
 more. A partial list of the burst's last moments may
@@ -78,12 +81,20 @@ class DigestBatcher:
                 self._offset_ns = delay
             self._late = max(self._late, (delay - self._offset_ns) / 1e9)
         if self._start is None:
-            self._start, self._count = now, n
+            self._start, self._count = now, 0  # what comes after it makes the rate
             return None
         self._count += n
-        if now - self._start < self.period:
-            return None
-        return self._close_period(now)
+        elapsed = now - self._start
+        if elapsed >= self.period:
+            return self._close_period(now)
+        if elapsed >= self.period / 5:
+            # A burst is seen within a fifth of a period, and raised for at once: digests the
+            # switch sends one by one meanwhile queue, and the queue costs one by one to drain.
+            want = self._want(self._count / elapsed, self._late, quiet=False)
+            if want > self.size:
+                self.size = want
+                return want
+        return None
 
     def check(self, now: float) -> int | None:
         """Between lists (the orchestrator looks every ``period`` while the size is above 1): a
@@ -95,15 +106,22 @@ class DigestBatcher:
             return None
         return self._close_period(now)
 
+    def _want(self, rate: float, lag: float, quiet: bool) -> int:
+        if quiet:
+            return 1
+        want = self.target(rate)
+        if lag > self.behind and rate >= self.min_rate:
+            far = lag > 5 * self.behind
+            want = max(want, self.max_size if far else min(self.max_size, _pow2_floor(rate * self.fill * 4)))
+        return want
+
     def _close_period(self, now: float) -> int | None:
         assert self._start is not None
         self.rate = self._count / (now - self._start)
         self.lag = self._late
         quiet = self._count == 0
         self._start, self._count, self._late = now, 0, 0.0
-        want = 1 if quiet else self.target(self.rate)
-        if not quiet and self.lag > self.behind and self.rate >= self.min_rate:
-            want = max(want, min(self.max_size, self.size * 2, _pow2_floor(self.rate * self.fill * 4)))
+        want = self._want(self.rate, self.lag, quiet)
         # Up at once; down only when the current size takes more than four times as long to fill
         # as it should, so that a rate wavering around a boundary (or a size raised for being
         # behind, once caught up) does not rewrite the entry every period.

@@ -55,16 +55,24 @@ def test_a_quiet_period_ends_the_batching():
     assert b.check(0.9) is None  # already one by one
 
 
-def test_behind_the_switch_doubles_the_size_each_period():
+def test_behind_the_switch_asks_for_what_the_rate_fills_in_four_times_the_target():
     """The rate a controller that cannot keep up sees is its own pace: being late says more."""
     b = DigestBatcher(max_size=64)
     assert feed(b, 1000, 0.35) == [8]  # on time: what the rate fills in 10 ms
-    # late: twice as long each period, up to what the rate fills in 40 ms
-    assert feed(b, 1000, 0.45, start=0.35, late=0.05) == [16, 32]
+    # late: at once what the rate fills in 40 ms
+    assert feed(b, 1000, 0.45, start=0.35, late=0.03) == [32]
     # caught up at the same rate: 32 still fills within four times the target, so it stays
     assert feed(b, 1000, 0.5, start=0.8) == []
     # far slower: one by one again
     assert feed(b, 300, 0.3, start=1.3) == [1]
+
+
+def test_far_behind_the_switch_asks_for_the_longest_lists():
+    """0.1 s behind, the rate seen is the controller's own pace: the longest lists, whatever it."""
+    b = DigestBatcher(max_size=64)
+    feed(b, 600, 0.3)
+    assert b.size == 4
+    assert feed(b, 600, 0.3, start=0.3, late=0.1) == [64]
 
 
 def test_late_lists_at_a_low_rate_are_a_hiccup_not_a_reason_for_lists():
@@ -105,3 +113,11 @@ def test_bad_settings_are_refused():
         DigestBatcher(max_size=0)
     with pytest.raises(ValueError):
         DigestBatcher(fill=0)
+
+
+def test_a_burst_is_answered_within_a_fifth_of_a_period():
+    """Digests sent one by one while the batcher waits for its period queue up, and a queue of
+    lists of one costs one by one to drain: a burst raises the size before the period ends."""
+    b = DigestBatcher(period=0.1)
+    assert feed(b, 5000, 0.03) == [32]
+    assert b.rate == 0.0  # no period closed yet
