@@ -186,6 +186,18 @@ class CallMixin:
                     if not ht.has_varbit:
                         raise semantic_error(e.loc, "the two-argument extract needs a header with a varbit field")
                     n = self.expr(e.args[1].value, sc, fc)
+                    if lv.target.endswith(".next_elem()"):
+                        # into the next element of a stack: the stack moves on after it, as
+                        # for the one-argument form (it stays put if the extract fails)
+                        stack = lv.target[: -len(".next_elem()")]
+                        fc.em.line(f"extract_varbit(K, {lv.target}, {n.code})")
+                        return TExpr(f"{stack}.advance_next()", VoidT())
+                    union = self.union_of(e.args[0].value, sc, fc)
+                    if union is not None:
+                        tmp = fc.em.temp("h")
+                        fc.em.line(f"{tmp} = {lv.target}")
+                        fc.em.line(f"extract_varbit(K, {tmp}, {n.code})")
+                        return TExpr(f"{union}._valid_only({tmp})", VoidT())
                     return TExpr(f"extract_varbit(K, {lv.target}, {n.code})", VoidT())
                 if ht.has_varbit:
                     raise semantic_error(e.loc, "a header with a varbit field needs the two-argument extract")

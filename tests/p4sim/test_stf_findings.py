@@ -82,6 +82,37 @@ CASES = [
         ("0111", ((3, "0111"),)),   # the unannotated third entry stands at 3, below 5
         ("0011", ((1, "0011"),)),   # equal priorities: program order
     )),
+    # The two-argument extract into ``stack.next`` moves the stack on, as the one-argument
+    # form does: p4sim extracted both headers into element 0, so the first was lost and the
+    # second never valid (p4c's equality-bmv2 sent one header of three).
+    Case("varbit_stack_next", """
+    header m_t { bit<8> last_len; bit<8> count; }
+    header v_t { bit<8> len; varbit<16> v; }
+    struct H { m_t m; v_t[3] s; }
+    struct M {}
+    parser P(packet_in b, out H h, inout M m, inout standard_metadata_t sm) {
+        state start {
+            b.extract(h.m);
+            b.extract(h.s.next, 16);
+            b.extract(h.s.next, 8);
+            h.m.last_len = h.s.last.len;
+            transition accept;
+        }
+    }
+    control VC(inout H h, inout M m) { apply {} }
+    control CC(inout H h, inout M m) { apply {} }
+    control E(inout H h, inout M m, inout standard_metadata_t sm) { apply {} }
+    control D(packet_out b, in H h) { apply { b.emit(h); } }
+    control I(inout H h, inout M m, inout standard_metadata_t sm) {
+        apply {
+            h.m.count = (h.s[0].isValid() ? 8w1 : 0) + (h.s[1].isValid() ? 8w2 : 0) + (h.s[2].isValid() ? 8w4 : 0);
+            sm.egress_spec = 1;
+        }
+    }
+    V1Switch(P(), VC(), I(), E(), CC(), D()) main;
+    """, (
+        ("0000 11aaaa 22bb", ((1, "2203 11aaaa 22bb"),)),
+    )),
 ]
 
 
