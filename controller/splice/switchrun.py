@@ -9,6 +9,7 @@ the handshake over as its own when the switch hands it over (packet-in reason DE
 
 from __future__ import annotations
 
+import functools
 import socket
 import struct
 from collections.abc import Mapping
@@ -40,9 +41,12 @@ class SwitchState(IntEnum):
     DECLINED = 8  # handed to the controller
 
 
+@functools.lru_cache(maxsize=4096)
 def syn_options(flags: int, mss: int, ws: int, tsval: int, tsecr: int = 0) -> SynOptions:
     """A SYN's options from the switch's summary of them (unknown kinds are not kept: the
-    controller's own replay drops them too)."""
+    controller's own replay drops them too). Remembered (SynOptions is immutable): each digest
+    of a connection repeats the options of the steps before it, and the steps not reached yet
+    are zeros, so most of a handshake's twelve are ones made before."""
     return SynOptions(
         mss=mss if flags & OPT_MSS else None,
         wscale=ws if flags & OPT_WS else None,
