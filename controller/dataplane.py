@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, ClassVar, Protocol
 
 from .p4rt import codec
 from .p4rt.entities import (
@@ -50,6 +50,7 @@ __all__ = [
     "SCHEMA",
     "U32",
     "FlowMatch",
+    "FlowsEntry",
     "FlowRule",
     "MalformedReason",
     "PacketInReason",
@@ -592,6 +593,94 @@ def flow_punt(key: FlowKeyLike, *, idle_timeout_ns: int = 0) -> TableEntry:
 def flow_drop(key: FlowKeyLike, *, idle_timeout_ns: int = 0) -> TableEntry:
     """Segments matching ``key`` are dropped."""
     return _flow(key, Action(FLOW_DROP), idle_timeout_ns)
+
+
+# the arguments of each kind's function above after the key, as FlowsEntry takes them
+_FLOWS_BUILD = {"translate": flow_translate, "hold": flow_hold, "punt": flow_punt, "drop": flow_drop}
+_FLOWS_ACTION = {"translate": TRANSLATE, "hold": HOLD, "punt": PUNT, "drop": FLOW_DROP}
+_TRANSLATION_PARAMS = ("port", "smac", "dmac", "seq_delta", "ack_delta", "tsval_delta", "tsecr_delta",
+                       "win_shift_from", "win_shift_to")  # Translation.params()'s order
+
+
+@dataclass(frozen=True, slots=True)
+class FlowsEntry:
+    """A flows entry the controller writes, kept as the arguments of its kind's function
+    (:func:`flow_translate`, :func:`flow_hold`: the key, port, MACs, deltas and shifts;
+    :func:`flow_punt`, :func:`flow_drop`: the key), the idle timeout last.
+
+    It goes into a Write as it is (an entity: ``Update(UpdateType.INSERT, FlowsEntry(...))``):
+    :meth:`fill` writes the TableEntry message straight from these numbers, the very message
+    ``table_entry().fill`` makes (the tests compare them) without the TableEntry, its Action and
+    a Exact per key being built and checked on the way: four entries per proxied connection.
+    Numbers that do not fit their fields take the long way, whose checks say what is wrong.
+    """
+
+    kind: str  # translate, hold, punt, drop
+    args: tuple[Any, ...]
+
+    entity_kind: ClassVar[str] = "table_entry"
+
+    def table_entry(self) -> TableEntry:
+        *args, idle = self.args
+        return _FLOWS_BUILD[self.kind](*args, idle_timeout_ns=idle)
+
+    @property
+    def idle_timeout_ns(self) -> int:
+        return int(self.args[-1])
+
+    def __str__(self) -> str:
+        return str(self.table_entry())
+
+    def fill(self, index: P4Index, out: Any) -> None:
+        layout = index.encode_cache.get(("flows entry", self.kind))
+        if layout is None:
+            layout = index.encode_cache[("flows entry", self.kind)] = _flows_layout(index, self.kind)
+        table_id, keys, action_id, params = layout
+        key, *values, idle = self.args
+        try:
+            kv = {"ingress_port": key.ingress_port, "src_addr": codec.ipv4(key.src_ip),
+                  "dst_addr": codec.ipv4(key.dst_ip), "src_port": key.src_port, "dst_port": key.dst_port}
+        except (AttributeError, TypeError, ValueError):
+            kv = None
+        fits = (kv is not None and len(values) == len(params) and type(idle) is int and idle >= 0
+                and _fits([kv[name] for name, _, _ in keys], [w for _, _, w in keys])
+                and _fits(values, [w for _, w in params]))
+        if not fits:
+            self.table_entry().fill(index, out)  # raises, or encodes what it accepts
+            return
+        assert kv is not None
+        out.table_id = table_id
+        match = out.match
+        for name, fid, _ in keys:
+            v = kv[name]
+            match.add(field_id=fid).exact.value = v.to_bytes((v.bit_length() + 7) // 8 or 1, "big")
+        action = out.action.action
+        action.action_id = action_id
+        add = action.params.add
+        for (pid, _), v in zip(params, values, strict=True):
+            add(param_id=pid, value=v.to_bytes((v.bit_length() + 7) // 8 or 1, "big"))
+        if idle:
+            out.idle_timeout_ns = idle
+
+
+def _fits(values: Sequence[Any], widths: Sequence[int]) -> bool:
+    """Every value a plain int that fits its width."""
+    return all(type(v) is int and v >= 0 and not v >> w for v, w in zip(values, widths, strict=True))
+
+
+def _flows_layout(index: P4Index, kind: str) -> tuple[int, list[tuple[str, int, int]], int, list[tuple[int, int]]]:
+    """(table id, [(key name, field id, width)] in P4Info order, action id, [(param id, width)] in
+    the order FlowsEntry takes them) for entries of ``kind``."""
+    table = index.tables.get(FLOWS)
+    keys = sorted(((f.name, f.id, f.bitwidth) for f in table.match_fields), key=lambda k: k[1])
+    if sorted(k[0] for k in keys) != sorted(("ingress_port", "src_addr", "dst_addr", "src_port", "dst_port")):
+        raise ValueError(f"{FLOWS}: unexpected keys {[k[0] for k in keys]}")
+    action = index.actions.get(_FLOWS_ACTION[kind])
+    names = _TRANSLATION_PARAMS if kind in ("translate", "hold") else ()
+    params = [(action.params.get(n).id, action.params.get(n).bitwidth) for n in names]
+    if len(params) != len(action.params):
+        raise ValueError(f"{action.name}: unexpected parameters")
+    return table.id, keys, action.id, params
 
 
 def flows_read(with_counters: bool = True) -> TableEntry:
