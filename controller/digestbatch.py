@@ -7,27 +7,31 @@ Lists of many digests are not the default for everyone, though: a switch that ho
 list longer than ``max_timeout_ns`` says (BMv2 1.15.5 holds it some 180 ms) would keep a lone
 connection's flow from the controller that long, long enough for a short transfer to end first.
 
-So the controller asks for lists only when digests come fast enough to fill them at once.
-``DigestBatcher`` watches how many digests arrive a second and picks ``max_list_size``: the
-largest power of two that the current rate fills within ``fill`` (10 ms), 1 below
-``min_rate`` (where one by one costs little), at most ``max_size``. The rate it sees is the rate
-it takes them at, though: a controller that cannot keep up sees its own pace. So it also
-watches how far behind the switch it is (each list carries the time the switch sent it; the
-smallest difference seen is taken as no delay, as overload.py does) and, more than ``behind``
-late while digests come at ``min_rate`` at least, asks for what the rate fills within four times
-``fill``: lists cost per list, and a controller that is behind gains nothing by receiving each
-digest alone; more than five times ``behind`` late, for the longest lists: the rate seen is then
-the controller's own pace, below the switch's, and filling a list costs little next to the
-queue in front of it. (Doubling period by period took 0.4 s to reach lists of 64, a good part
-of a burst spent behind; the rate alone kept a controller 0.4 s behind on lists of 16.) (At a lower rate a late list is a hiccup, a collection
-or a slow write, not a controller that cannot keep up: lists there would only wait.) It raises
-the size as soon as a fifth of a period calls for more; it lowers it only once the current size would take
-more than four times ``fill`` to fill, and to 1 when a whole period brings no digest, so that a
-burst's end does not leave the next lone connection's digests waiting on a list that fills no
-more. A partial list of the burst's last moments may
-still wait on a switch that ignores ``max_timeout_ns``: that once, not for every connection
-after it. Nothing here does I/O: the orchestrator asks, and writes the DigestEntry (MODIFY)
-when the answer changes.
+So the controller asks for lists only when one by one would not keep up. ``DigestBatcher``
+watches how many digests arrive a second (over ``period``, 100 ms) and how far behind the switch
+the lists come (each carries the time the switch sent it; the smallest difference seen is taken
+as no delay, as overload.py does), and picks ``max_list_size``:
+
+* at ``min_rate`` (1,500 digests a second, about what the controller takes one by one) or more:
+  the largest power of two the rate fills within ``fill`` (10 ms), at most ``max_size``;
+* more than ``behind`` (10 ms) late with ``behind_rate`` (500 a second) or more: what the rate
+  fills within four times ``fill``, and more than five times ``behind`` late, ``max_size``. The
+  rate a controller that cannot keep up sees is its own pace, below the switch's; a list costs
+  per list, and filling one costs little next to the queue in front of it. (At a lower rate a
+  late list is a hiccup, a collection or a slow write: lists there would only wait.)
+* otherwise 1.
+
+It raises the size as soon as a fifth of a period calls for more (the lists of one sent while it
+waits queue up, and drain one by one); it lowers it to 1 when a period is on time below
+``min_rate`` or brings no digest at all, and otherwise only once the current size would take
+more than four times ``fill`` to fill, so that a rate wavering around a boundary does not
+rewrite the entry every period. A partial list of a burst's last moments may still wait on a
+switch that ignores ``max_timeout_ns`` (BMv2: the first connection after a burst, up to some
+200 ms): that once, not for every connection after it. (Measured on the way here: doubling the
+size period by period took 0.4 s to reach lists of 64, a good part of a burst spent behind;
+the rate alone, without the lag, kept a controller 0.4 s behind on lists of 16; lists from 500
+digests a second on held a lone connection after a quick series 226 ms on BMv2.) Nothing here
+does I/O: the orchestrator asks, and writes the DigestEntry (MODIFY) when the answer changes.
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ def _pow2_floor(x: float) -> int:
 class DigestBatcher:
     max_size: int = 64  # never more per list
     fill: float = 0.010  # seconds: a list should fill within this long at the rate digests come
-    min_rate: float = 500.0  # digests a second below which they come one by one
+    min_rate: float = 1500.0  # digests a second from which lists are asked for on the rate alone
+    behind_rate: float = 500.0  # ... and from which being behind the switch asks for them
     period: float = 0.1  # seconds over which the rate is measured
     behind: float = 0.010  # seconds late past which the controller is not keeping up
     size: int = 1  # max_list_size asked for now
@@ -57,8 +62,8 @@ class DigestBatcher:
     _offset_ns: int | None = field(default=None, repr=False)  # smallest (arrival - sent) seen
 
     def __post_init__(self) -> None:
-        if self.max_size < 1 or self.fill <= 0 or self.min_rate < 0 or self.period <= 0:
-            raise ValueError("need max_size >= 1, fill > 0, min_rate >= 0, period > 0")
+        if self.max_size < 1 or self.fill <= 0 or self.min_rate < 0 or self.behind_rate < 0 or self.period <= 0:
+            raise ValueError("need max_size >= 1, fill > 0, min_rate >= 0, behind_rate >= 0, period > 0")
 
     def reset(self) -> None:
         """The switch was set up afresh (its digest entry says lists of 1): start over."""
@@ -110,7 +115,7 @@ class DigestBatcher:
         if quiet:
             return 1
         want = self.target(rate)
-        if lag > self.behind and rate >= self.min_rate:
+        if lag > self.behind and rate >= self.behind_rate:
             far = lag > 5 * self.behind
             want = max(want, self.max_size if far else min(self.max_size, _pow2_floor(rate * self.fill * 4)))
         return want
@@ -122,10 +127,10 @@ class DigestBatcher:
         quiet = self._count == 0
         self._start, self._count, self._late = now, 0, 0.0
         want = self._want(self.rate, self.lag, quiet)
-        # Up at once; down only when the current size takes more than four times as long to fill
-        # as it should, so that a rate wavering around a boundary (or a size raised for being
-        # behind, once caught up) does not rewrite the entry every period.
-        if want > self.size or (want < self.size and (quiet or self.size > self.rate * self.fill * 4)):
+        # Up at once; to 1 as soon as one by one keeps up; else down only when the current size
+        # takes more than four times as long to fill as it should, so that a rate wavering around
+        # a boundary does not rewrite the entry every period.
+        if want > self.size or (want < self.size and (want == 1 or self.size > self.rate * self.fill * 4)):
             self.size = want
             return want
         return None

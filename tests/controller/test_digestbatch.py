@@ -22,22 +22,23 @@ def feed(b: DigestBatcher, rate: float, seconds: float, start: float = 0.0, per_
     return asked
 
 
-def test_one_by_one_below_the_rate_that_fills_lists():
+def test_one_by_one_while_one_by_one_keeps_up():
     b = DigestBatcher()
-    assert feed(b, 300, 2.0) == [] and b.size == 1  # below min_rate: nothing to gain
-    assert feed(b, 600, 2.0, start=2.0) == [4]  # 6 digests in 10 ms: lists of 4
-    assert b.size == 4
+    assert feed(b, 1000, 1.0) == [] and b.size == 1  # on time, below min_rate: nothing to gain
+    assert feed(b, 2000, 1.0, start=1.0) == [16]  # 20 digests in 10 ms: lists of 16
+    assert b.size == 16
 
 
 def test_the_size_follows_the_rate_up_at_once_and_down_only_when_far_off():
     b = DigestBatcher(max_size=64)
     assert feed(b, 3300, 0.5) == [32]
-    assert b.size == 32
-    # a little slower: 32 still fills within twice the target, so no rewrite every period
-    assert feed(b, 2000, 1.0, start=0.5) == []
-    # far slower: 4 times the target to fill 32, so down to what the rate fills
-    assert feed(b, 700, 1.0, start=1.5) == [4]
-    assert b.size == 4
+    assert feed(b, 7000, 0.5, start=0.5) == [64]
+    # slower: 64 still fills within four times the target, so no rewrite every period
+    assert feed(b, 2000, 1.0, start=1.0) == []
+    # slower still, above min_rate: more than 4 times the target to fill 64, down to what it fills
+    assert feed(b, 1500, 1.0, start=2.0) == [8]
+    # below min_rate and on time: one by one keeps up
+    assert feed(b, 1000, 0.5, start=3.0) == [1]
 
 
 def test_never_more_than_max_size():
@@ -58,20 +59,18 @@ def test_a_quiet_period_ends_the_batching():
 def test_behind_the_switch_asks_for_what_the_rate_fills_in_four_times_the_target():
     """The rate a controller that cannot keep up sees is its own pace: being late says more."""
     b = DigestBatcher(max_size=64)
-    assert feed(b, 1000, 0.35) == [8]  # on time: what the rate fills in 10 ms
+    assert feed(b, 1000, 0.35) == []  # on time below min_rate: one by one
     # late: at once what the rate fills in 40 ms
     assert feed(b, 1000, 0.45, start=0.35, late=0.03) == [32]
-    # caught up at the same rate: 32 still fills within four times the target, so it stays
-    assert feed(b, 1000, 0.5, start=0.8) == []
-    # far slower: one by one again
-    assert feed(b, 300, 0.3, start=1.3) == [1]
+    # caught up, below min_rate: one by one again
+    assert feed(b, 1000, 0.3, start=0.8)[-1:] == [1]
+    assert b.size == 1
 
 
 def test_far_behind_the_switch_asks_for_the_longest_lists():
     """0.1 s behind, the rate seen is the controller's own pace: the longest lists, whatever it."""
     b = DigestBatcher(max_size=64)
-    feed(b, 600, 0.3)
-    assert b.size == 4
+    assert feed(b, 600, 0.3) == []
     assert feed(b, 600, 0.3, start=0.3, late=0.1) == [64]
 
 
@@ -96,8 +95,8 @@ def test_lists_the_switch_does_not_stamp_count_by_rate_alone():
     while t < 0.5:
         got = b.on_digests(1, t, 0, 10**12)
         asked += [got] if got is not None else []
-        t += 1 / 1000
-    assert asked == [8] and b.lag == 0.0
+        t += 1 / 2000
+    assert asked == [16] and b.lag == 0.0
 
 
 def test_reset_starts_over():
