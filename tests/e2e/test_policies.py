@@ -11,7 +11,7 @@ from p4splice.lab.traffic import TrafficServer, transfer
 from tests.e2e.conftest import HEAVY
 from tests.e2e.support import assert_exact, figure, no_entries_left, rate_mbit, run, server_side, spliced
 
-SIZE = 100_000_000 if HEAVY else 300_000
+SIZE = 100_000_000 if HEAVY else 2_000_000
 
 
 @pytest.mark.parametrize("direction", ["download", "upload"])
