@@ -418,8 +418,13 @@ class CallMixin:
             if e.args:
                 sm = self.lvalue_or_expr(arg(0), sc, fc)
                 return TExpr(f"mark_to_drop({sm.target})", VoidT())
-            # v1model.p4 still declares the old form, but p4c-bm2-ss refuses it
-            raise semantic_error(e.loc, "Expected 1 argument for mark_to_drop(): use mark_to_drop(standard_metadata)")
+            # v1model.p4 still declares the old form, but p4c-bm2-ss refuses it, in an action
+            # only if it keeps the action (an action nothing uses is dropped before the back end)
+            err = semantic_error(e.loc, "Expected 1 argument for mark_to_drop(): use mark_to_drop(standard_metadata)")
+            if fc.where != "action":
+                raise err
+            self.model.action_errors.setdefault(fc.block_name, err)
+            return TExpr("None", VoidT())
         if name == "hash":
             lv = self.lvalue(arg(0), sc, fc)
             algo = self.hash_algorithm(arg(1), sc)
@@ -532,6 +537,8 @@ class CallMixin:
             info.used = True
             if self.block_stack:
                 self.block_stack[-1].references.append(info.name)
+        else:
+            self.model.action_callees.setdefault(fc.block_name, set()).add(info.name)
         decl: ast.ActionDecl = sym.decl
         bound = self.bind_args(e, decl.params, f"action {decl.name}")
         # exit in an action: p4c copies the out/inout arguments of an action called from a

@@ -847,7 +847,20 @@ def elaborate(program: ast.Program) -> ProgramModel:
     """Check and translate a parsed program; raises CompileError on the first problem."""
     instantiate_direct_calls(program)
     check_table_paths(program)
-    return Compiler().run(program)
+    model = Compiler().run(program)
+    if model.action_errors:
+        # the actions p4c keeps: the used ones and, through them, those their bodies call
+        kept = {a.name for a in model.actions if a.used}
+        todo = list(kept)
+        while todo:
+            for callee in model.action_callees.get(todo.pop(), ()):
+                if callee not in kept:
+                    kept.add(callee)
+                    todo.append(callee)
+        for name, err in model.action_errors.items():
+            if name in kept:
+                raise err
+    return model
 
 
 __all__ = ["elaborate", "Compiler", "BlockInstance", "TExpr"]

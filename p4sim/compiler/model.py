@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import ast
+from .errors import CompileError
 from .types import StructLikeT, Type
 
 
@@ -168,6 +169,11 @@ class ProgramModel:
     # P4Info: a call of an extern function (mark_to_drop, hash, ...) anywhere: p4c then writes
     # a type_info, empty or not
     calls_extern_function: bool = False
+    # Errors p4c-bm2-ss reports only for an action it keeps (one used by a table, a control or
+    # another action): by action name, raised once the program's use of actions is known
+    action_errors: dict[str, CompileError] = field(default_factory=dict)
+    # the actions each action's body calls (p4c inlines them: they are kept only if the caller is)
+    action_callees: dict[str, set[str]] = field(default_factory=dict)
 
     def action(self, name: str) -> ActionInfo | None:
         for a in self.actions:

@@ -5,6 +5,7 @@ Also the STF reading and comparing of stf_check itself."""
 
 from __future__ import annotations
 
+import subprocess
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from p4sim.compiler.driver import compile_file
+from p4sim.compiler.errors import CompileError
 from tests.p4sim import bmv2run
 from tests.p4sim.harness import V1_PRELUDE, Sim
 from tests.p4sim.stf_check import Script, StfError, compare, frame_matches, parse_add, parse_stf
@@ -53,6 +55,28 @@ def _ternary_program(entries: str) -> str:
         }}
         apply {{ t.apply(); }}
     }}
+    V1Switch(P(), VC(), I(), E(), CC(), D()) main;
+    """
+
+
+_OLD_DROP = """
+    header h_t { bit<16> t; }
+    struct H { h_t h; }
+    struct M {}
+    parser P(packet_in b, out H h, inout M m, inout standard_metadata_t sm) {
+        state start { b.extract(h.h); transition accept; }
+    }
+    control VC(inout H h, inout M m) { apply {} }
+    control CC(inout H h, inout M m) { apply {} }
+    control E(inout H h, inout M m, inout standard_metadata_t sm) { apply {} }
+    control D(packet_out b, in H h) { apply { b.emit(h.h); } }
+    action old_drop() { mark_to_drop(); }
+    control I(inout H h, inout M m, inout standard_metadata_t sm) {
+        action calls_it() { old_drop(); }
+        action local_old_drop() { mark_to_drop(); }
+        table never_applied { key = { h.h.t : exact; } actions = { local_old_drop; } }
+        apply { USE }
+    }
     V1Switch(P(), VC(), I(), E(), CC(), D()) main;
     """
 
@@ -113,7 +137,27 @@ CASES = [
     """, (
         ("0000 11aaaa 22bb", ((1, "2203 11aaaa 22bb"),)),
     )),
+    # v1model.p4 still declares mark_to_drop() without an argument; p4c-bm2-ss refuses a call
+    # of it only in an action it keeps, and it drops the actions nothing uses (nor calls from a
+    # kept action): p4sim refused the whole program (p4c's
+    # test-parserinvalidargument-error-bmv2).
+    Case("old_mark_to_drop_unused", _OLD_DROP.replace("USE", "sm.egress_spec = 2;"), (
+        ("0001", ((2, "0001"),)),
+    )),
 ]
+
+
+
+@pytest.mark.parametrize("use", ["old_drop();", "calls_it();", "never_applied.apply();"])
+def test_old_mark_to_drop_in_a_kept_action_is_refused(use: str, tmp_path: Path) -> None:
+    src = tmp_path / "prog.p4"
+    src.write_text(V1_PRELUDE + textwrap.dedent(_OLD_DROP.replace("USE", use)))
+    with pytest.raises(CompileError, match="mark_to_drop"):
+        compile_file(src)
+    if _WHY_NOT is None:  # p4c-bm2-ss refuses it as well
+        proc = subprocess.run(["p4c-bm2-ss", "-o", str(tmp_path / "p.json"), str(src)],
+                              capture_output=True, text=True, check=False)
+        assert proc.returncode != 0
 
 
 def _expect(case: Case) -> list[list[tuple[int, bytes]]]:
