@@ -177,8 +177,21 @@ class CallMixin:
             if m == "extract":
                 if len(e.args) not in (1, 2):
                     raise semantic_error(e.loc, "extract takes one or two arguments")
-                self.check_whole_element_write(e.args[0].value, sc, "extracting into")
-                lv = self.lvalue_or_expr(e.args[0].value, sc, fc)
+                if isinstance(e.args[0].value, ast.DontCareExpr):
+                    # extract<H>(_): a header of type H read and thrown away (p4c gives it a
+                    # temporary), so the bytes are checked and skipped as for any extract
+                    if len(e.type_args) != 1:
+                        raise semantic_error(e.loc, "extracting into _ needs the header type: extract<H>(_)")
+                    if len(e.args) == 2:
+                        # p4c-bm2-ss: "argument should contain a varbit field"
+                        raise semantic_error(e.loc, "the two-argument extract cannot extract into _")
+                    dt = self.resolve_type(e.type_args[0], sc)
+                    tmp = fc.em.temp("dc")
+                    fc.em.line(f"{tmp} = {default_value_code(dt)}")
+                    lv = LValue(tmp, dt)
+                else:
+                    self.check_whole_element_write(e.args[0].value, sc, "extracting into")
+                    lv = self.lvalue_or_expr(e.args[0].value, sc, fc)
                 ht = strip_newtype(lv.type)
                 if not isinstance(ht, HeaderT):
                     raise semantic_error(e.args[0].loc, f"extract needs a header, not {lv.type}")

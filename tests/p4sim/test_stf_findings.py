@@ -141,6 +141,24 @@ CASES = [
     # of it only in an action it keeps, and it drops the actions nothing uses (nor calls from a
     # kept action): p4sim refused the whole program (p4c's
     # test-parserinvalidargument-error-bmv2).
+    # extract<H>(_): the header's bytes are checked and skipped, as p4c compiles it (into a
+    # temporary); p4sim refused '_' there (p4c's issue774-4-bmv2).
+    Case("extract_into_dont_care", """
+    header h_t { bit<16> t; }
+    struct H { h_t h; }
+    struct M {}
+    parser P(packet_in b, out H h, inout M m, inout standard_metadata_t sm) {
+        state start { b.extract<h_t>(_); b.extract(h.h); transition accept; }
+    }
+    control VC(inout H h, inout M m) { apply {} }
+    control CC(inout H h, inout M m) { apply {} }
+    control E(inout H h, inout M m, inout standard_metadata_t sm) { apply {} }
+    control D(packet_out b, in H h) { apply { b.emit(h.h); } }
+    control I(inout H h, inout M m, inout standard_metadata_t sm) { apply { sm.egress_spec = 1; } }
+    V1Switch(P(), VC(), I(), E(), CC(), D()) main;
+    """, (
+        ("aaaa bbbb", ((1, "bbbb"),)),
+    )),
     Case("old_mark_to_drop_unused", _OLD_DROP.replace("USE", "sm.egress_spec = 2;"), (
         ("0001", ((2, "0001"),)),
     )),
@@ -215,3 +233,28 @@ def test_frames_compare_as_p4cs_runner_does() -> None:
     assert compare(s, [(1, b"\x02"), (1, b"\x01")]) is not None        # order per port counts
     assert compare(s, [(1, b"\x01"), (1, b"\x02"), (2, b"\x00")]) is not None  # nothing expected on 2
     assert compare(s, [(1, b"\x01"), (1, b"\x02"), (3, b"\x00")]) is None  # port 3: no interface
+
+
+def test_two_argument_extract_into_dont_care_is_refused(tmp_path: Path) -> None:
+    # p4c-bm2-ss: "argument should contain a varbit field" (it cannot see one in '_')
+    src = tmp_path / "prog.p4"
+    src.write_text(V1_PRELUDE + textwrap.dedent("""
+    header v_t { varbit<16> v; }
+    struct H { v_t v; }
+    struct M {}
+    parser P(packet_in b, out H h, inout M m, inout standard_metadata_t sm) {
+        state start { b.extract<v_t>(_, 8); transition accept; }
+    }
+    control VC(inout H h, inout M m) { apply {} }
+    control CC(inout H h, inout M m) { apply {} }
+    control E(inout H h, inout M m, inout standard_metadata_t sm) { apply {} }
+    control D(packet_out b, in H h) { apply { b.emit(h.v); } }
+    control I(inout H h, inout M m, inout standard_metadata_t sm) { apply { } }
+    V1Switch(P(), VC(), I(), E(), CC(), D()) main;
+    """))
+    with pytest.raises(CompileError, match="into _"):
+        compile_file(src)
+    if _WHY_NOT is None:
+        proc = subprocess.run(["p4c-bm2-ss", "-o", str(tmp_path / "p.json"), str(src)],
+                              capture_output=True, text=True, check=False)
+        assert proc.returncode != 0
