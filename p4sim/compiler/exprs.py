@@ -499,6 +499,11 @@ class ExprMixin:
             ta, tb = strip_newtype(a.type), strip_newtype(b.type)
             if not isinstance(ta, BitT) or not isinstance(tb, BitT):
                 raise semantic_error(e.loc, f"'++' needs two values with widths, not {a.type} and {b.type}")
+            if ta.signed != tb.signed:
+                # p4c-bm2-ss 1.2.5 casts the right operand to the result's type, the left's sign
+                # at the sum of the widths, and cannot cast between signs and widths at once
+                raise semantic_error(e.loc, f"'++' of {a.type} and {b.type}: p4c-bm2-ss cannot concatenate a signed "
+                                            "and an unsigned value (cast one of them first)")
             t = BitT(ta.width + tb.width, ta.signed)
             bcode = b.code if not tb.signed else f"({b.code} & {tb.mask})"
             acode = a.code if not ta.signed else f"({a.code} & {ta.mask})"
