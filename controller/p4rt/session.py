@@ -176,6 +176,7 @@ class SwitchSession:
                         tls_server_name)
         self._index = index
         self.on_reconnect = on_reconnect
+        self._setting_up = False  # on_reconnect is running: no packet-outs until it is done
         self.on_write_latency = on_write_latency
         self.auto_ack_digests = auto_ack_digests
         self.takeover = takeover
@@ -409,6 +410,8 @@ class SwitchSession:
                         self._streams_opened += 1
                         self.connected_event.set()
                         if self._streams_opened > 1 and self.on_reconnect is not None:
+                            # held from here, before anything else can run on the new stream
+                            self._setting_up = True
                             self._spawn(self._call_reconnect_hook(), "on_reconnect")
                 elif kind == "packet":
                     await self._decode_and_dispatch("packet_in", PacketIn.from_proto, resp.packet)
@@ -492,7 +495,10 @@ class SwitchSession:
     async def _call_reconnect_hook(self) -> None:
         assert self.on_reconnect is not None
         log.info("%s: reconnected; running on_reconnect", self.name)
-        await self.on_reconnect(self)
+        try:
+            await self.on_reconnect(self)
+        finally:
+            self._setting_up = False
 
     def _spawn(self, coro: Awaitable[Any], what: str) -> None:
         async def guarded() -> None:
@@ -546,9 +552,15 @@ class SwitchSession:
         self._out.put_nowait(req)
 
     async def packet_out(self, packet: PacketOut | bytes, metadata: dict[str, int] | None = None) -> None:
-        """Send a frame out through the CPU port; ``metadata`` are the packet_out header's fields."""
+        """Send a frame out through the CPU port; ``metadata`` are the packet_out header's fields.
+
+        Refused while ``on_reconnect`` sets a reconnected switch up again: a switch that restarted
+        has no pipeline to run the frame through yet, and BMv2 1.15.5 was seen to crash (SIGSEGV)
+        taking a packet-out while its pipeline was being set."""
         if self._out is None or not self.is_connected:
             raise NotConnectedError(f"{self.name}: no stream to the switch")
+        if self._setting_up:
+            raise NotConnectedError(f"{self.name}: the switch is being set up again")
         if isinstance(packet, bytes):
             packet = PacketOut(packet, metadata or {})
         req = pb.StreamMessageRequest()

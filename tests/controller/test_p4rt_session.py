@@ -440,6 +440,9 @@ def test_reconnects_after_the_switch_restarts(switch: Switch) -> None:
 
         async def reinstall(sess: SwitchSession) -> None:
             await sess.wait_primary(5)
+            # no packet-out to a switch being set up again (BMv2 was seen to crash on one)
+            with pytest.raises(NotConnectedError, match="being set up again"):
+                await sess.packet_out(b"\x00" * 60, {"egress_port": 2, "_pad": 0})
             try:
                 await sess.adopt_pipeline()
             except PipelineError:
@@ -461,6 +464,8 @@ def test_reconnects_after_the_switch_restarts(switch: Switch) -> None:
         assert await s.read_all(TableEntry("dmac")) == [entry]
         new_ports[1].inject(eth(MAC_A, MAC_B))
         assert await expect_frame(new_ports[2]) == eth(MAC_A, MAC_B)
+        await s.packet_out(eth(MAC_B, MAC_A), {"egress_port": 3, "_pad": 0})  # set up: sent again
+        assert await expect_frame(new_ports[3]) == eth(MAC_B, MAC_A)
         await s.close()
     run(main())
 
