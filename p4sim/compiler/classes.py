@@ -193,7 +193,11 @@ def header_class(t: HeaderT) -> str:
     lines.append(f"    __slots__ = {tuple(slots)!r}")
     lines.append(f"    _p4name = {t.name!r}")
     lines.append(f"    _field_names = {tuple(n for n, _ in t.fields)!r}")
-    lines.append(f"    _field_attrs = {tuple(names)!r}")
+    if t.has_varbit:
+        # what extract_varbit / emit_varbit_header walk: the scalar fields in wire order, a struct
+        # field standing for its own fields (attribute paths), each with its width
+        lines.append(f"    _leaf_paths = {tuple(tuple(p.split('.')) for p, _ in leaves)!r}")
+        lines.append(f"    _leaf_widths = {tuple(width_of(ft) for _, ft in leaves)!r}")
     lines.append(f"    _field_widths = {tuple(width_of(ft) for _, ft in t.fields)!r}")
     fixed_bits = sum(width_of(ft) for _, ft in t.fields if not isinstance(strip_newtype(ft), VarbitT))
     lines.append(f"    _fixed_bits = {fixed_bits}")

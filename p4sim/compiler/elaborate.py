@@ -269,8 +269,6 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
                         idx = self.const_int(a, sc, "field list index")
                         self.field_lists.setdefault(idx, []).append(f"{d.name}.{f.name}")
         if isinstance(t, HeaderT):
-            if t.has_varbit and any(isinstance(strip_newtype(ft), StructT) for _, ft in t.fields):
-                raise semantic_error(d.loc, f"header {d.name}: a varbit field beside a struct field is not supported by p4sim")
             if t.bit_width % 8 != 0:
                 raise semantic_error(d.loc, f"header {d.name} is {t.bit_width} bits wide: BMv2 needs a multiple of 8")
             self.chunks.append(header_class(t))

@@ -245,14 +245,25 @@ def advance(K, nbits: int) -> None:
     K.off = end
 
 
+def _varbit_of(h) -> tuple[str, int]:
+    """The varbit field of header ``h`` (its attribute) and its maximum width."""
+    names = h.__slots__
+    for path, w in zip(h._leaf_paths, h._leaf_widths, strict=True):
+        if len(path) == 1 and "_w_" + path[0] in names:
+            return path[0], w
+    raise TypeError(f"{type(h).__name__} has no varbit field")
+
+
+def _owner(h, path: tuple[str, ...]):
+    """The object holding the last attribute of ``path`` (a struct inside the header, or itself)."""
+    for part in path[:-1]:
+        h = getattr(h, part)
+    return h
+
+
 def extract_varbit(K, h, nbits: int) -> None:
     """Two-argument extract: the fixed fields plus ``nbits`` of the (single) varbit field."""
-    widths = h._field_widths
-    names = h.__slots__
-    varbit_max = 0
-    for attr, w in zip(h._field_attrs, widths, strict=True):
-        if "_w_" + attr in names:
-            varbit_max = w
+    varbit, varbit_max = _varbit_of(h)
     # BMv2's order of checks (bm_sim/parser.cpp extract_VL): alignment, data left, maximum
     if nbits % 8:
         raise ParserError(ERR_PARSER_INVALID_ARGUMENT)
@@ -265,25 +276,24 @@ def extract_varbit(K, h, nbits: int) -> None:
         raise ParserError(ERR_HEADER_TOO_SHORT)
     v = int.from_bytes(K.data[K.off:end], "big")
     shift = total
-    for attr, w in zip(h._field_attrs, widths, strict=True):
-        if "_w_" + attr in names:
+    for path, w in zip(h._leaf_paths, h._leaf_widths, strict=True):
+        if path == (varbit,):
             w = nbits
-            setattr(h, "_w_" + attr, nbits)
+            setattr(h, "_w_" + varbit, nbits)
         shift -= w
-        fv = (v >> shift) & ((1 << w) - 1)
-        setattr(h, attr, fv)
+        setattr(_owner(h, path), path[-1], (v >> shift) & ((1 << w) - 1))
     h._valid = True
     K.off = end
 
 
 def emit_varbit_header(h, out: bytearray) -> None:
-    names = h.__slots__
+    varbit, _ = _varbit_of(h)
     v = 0
     total = 0
-    for attr, w in zip(h._field_attrs, h._field_widths, strict=True):
-        if "_w_" + attr in names:
-            w = getattr(h, "_w_" + attr)
-        v = (v << w) | (getattr(h, attr) & ((1 << w) - 1))
+    for path, w in zip(h._leaf_paths, h._leaf_widths, strict=True):
+        if path == (varbit,):
+            w = getattr(h, "_w_" + varbit)
+        v = (v << w) | (getattr(_owner(h, path), path[-1]) & ((1 << w) - 1))
         total += w
     out += v.to_bytes(total // 8, "big")
 

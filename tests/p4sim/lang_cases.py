@@ -158,6 +158,15 @@ CASES = [
         frame("07 00", (1, "07 00  03 04 03 01")),
         frame("ff 00", (1, "ff 00  03 04 03 01")),
     )),
+    Case("compat_varbit_struct_header.p4", (
+        # h = s { a, b, c } len opt[len bytes], then t; out: a = b, c += len
+        frame("12 34 02 aa bb 77  00 00 00 00 00 00 00 00 00", (1, "22 36 02 aa bb 77  00 00 00 00 00 00 00 00 00"),
+              what="two bytes of varbit"),
+        frame("12 34 00 77 01 02 03 04 05 06 07 08 09 0a 0b", (1, "22 34 00 77 01 02 03 04 05 06 07 08 09 0a 0b"),
+              what="an empty varbit"),
+        frame("12 34 05 11 22 33 44 55 66 77 88 99 aa bb cc", (2, "12 34 05 11 22 33 44 55 66 77 88 99 aa bb cc"),
+              what="five bytes past a 32-bit varbit: HeaderTooShort, nothing extracted"),
+    )),
 ]
 
 
