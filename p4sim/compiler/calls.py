@@ -199,31 +199,30 @@ class CallMixin:
                     if not ht.has_varbit:
                         raise semantic_error(e.loc, "the two-argument extract needs a header with a varbit field")
                     n = self.expr(e.args[1].value, sc, fc)
-                    if lv.target.endswith(".next_elem()"):
-                        # into the next element of a stack: the stack moves on after it, as
-                        # for the one-argument form (it stays put if the extract fails)
-                        stack = lv.target[: -len(".next_elem()")]
-                        fc.em.line(f"extract_varbit(K, {lv.target}, {n.code})")
-                        return TExpr(f"{stack}.advance_next()", VoidT())
-                    union = self.union_of(e.args[0].value, sc, fc)
-                    if union is not None:
-                        tmp = fc.em.temp("h")
-                        fc.em.line(f"{tmp} = {lv.target}")
-                        fc.em.line(f"extract_varbit(K, {tmp}, {n.code})")
-                        return TExpr(f"{union}._valid_only({tmp})", VoidT())
-                    return TExpr(f"extract_varbit(K, {lv.target}, {n.code})", VoidT())
-                if ht.has_varbit:
-                    raise semantic_error(e.loc, "a header with a varbit field needs the two-argument extract")
+
+                    def extract(target: str) -> str:
+                        return f"extract_varbit(K, {target}, {n.code})"
+                else:
+                    if ht.has_varbit:
+                        raise semantic_error(e.loc, "a header with a varbit field needs the two-argument extract")
+
+                    def extract(target: str) -> str:
+                        return f"{target}._extract(K)"
                 if lv.target.endswith(".next_elem()"):
+                    # into the next element of a stack: the stack moves on after it (it stays
+                    # put if the extract fails)
                     stack = lv.target[: -len(".next_elem()")]
-                    return TExpr(f"{stack}.extract_next(K)", VoidT())
+                    if len(e.args) == 1:
+                        return TExpr(f"{stack}.extract_next(K)", VoidT())
+                    fc.em.line(extract(lv.target))
+                    return TExpr(f"{stack}.advance_next()", VoidT())
                 if ".next_elem()." in lv.target:
                     # a member of the next union of a stack: extract into it, make it the
                     # union's only valid member, then advance the stack
                     stack, member = lv.target.rsplit(".next_elem().", 1)
                     tmp = fc.em.temp("u")
                     fc.em.line(f"{tmp} = {stack}.next_elem()")
-                    fc.em.line(f"{tmp}.{member}._extract(K)")
+                    fc.em.line(extract(f"{tmp}.{member}"))
                     fc.em.line(f"{tmp}._valid_only({tmp}.{member})")
                     return TExpr(f"{stack}.advance_next()", VoidT())
                 union = self.union_of(e.args[0].value, sc, fc)
@@ -231,9 +230,9 @@ class CallMixin:
                     # the member's place once (it may make the stack element and the member)
                     tmp = fc.em.temp("h")
                     fc.em.line(f"{tmp} = {lv.target}")
-                    fc.em.line(f"{tmp}._extract(K)")
+                    fc.em.line(extract(tmp))
                     return TExpr(f"{union}._valid_only({tmp})", VoidT())
-                return TExpr(f"{lv.target}._extract(K)", VoidT())
+                return TExpr(extract(lv.target), VoidT())
             if m == "lookahead":
                 if len(e.type_args) != 1 or e.args:
                     raise semantic_error(e.loc, "lookahead takes one type argument and no arguments")

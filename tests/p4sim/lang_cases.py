@@ -158,6 +158,11 @@ CASES = [
         frame("07 00", (1, "07 00  03 04 03 01")),
         frame("ff 00", (1, "ff 00  03 04 03 01")),
     )),
+    Case("compat_varbit_union_next.p4", (
+        # s[0].v (len, one byte of varbit), then s[1].w, then t: all emitted back in place
+        frame("01 aa 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e", (1, "01 aa 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e"),
+              what="the stack moves on after the varbit member"),
+    )),
     Case("compat_varbit_struct_header.p4", (
         # h = s { a, b, c } len opt[len bytes], then t; out: a = b, c += len
         frame("12 34 02 aa bb 77  00 00 00 00 00 00 00 00 00", (1, "22 36 02 aa bb 77  00 00 00 00 00 00 00 00 00"),
