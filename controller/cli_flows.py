@@ -57,7 +57,7 @@ class Connection:
     def state(self) -> str:
         actions = {leg.rule.action for leg in self.legs}
         labels = {leg.label for leg in self.legs}
-        if "hold" in actions:
+        if actions & {"hold", "hold_acking"}:
             return "splicing"
         translating = [leg for leg in self.legs if leg.rule.action in ("translate", "translate_nat")]
         if translating and self.client is not None:

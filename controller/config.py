@@ -81,6 +81,11 @@ class ControllerConfig:
     proxy_ack_timeout: float = 5.0
     proxy_rto: float = 1.0
     hold_timeout: float = 5.0
+    # what a hold does with a data segment toward the proxy: "switch" (the switch passes its ACK on
+    # and drops the payload, which its sender retransmits after the splice: no packet per segment
+    # to the controller) or "controller" (the controller passes the ACK on and keeps the payload,
+    # sent on as soon as the splice is in place: no wait for the retransmission)
+    held_segments: str = "switch"
     held_per_flow: int = 64  # data segments a hold keeps to send on after the splice, per flow
     held_total: int = 8192  # ... and in all
     linger: float = 5.0
@@ -210,6 +215,8 @@ def validated(cfg: ControllerConfig) -> ControllerConfig:
     ConfigError naming the first that does not. Checked before the daemon touches the switch."""
     if cfg.pipeline not in ("auto", "push", "adopt"):
         raise ConfigError(f"controller.pipeline must be auto, push or adopt, not {cfg.pipeline!r}")
+    if cfg.held_segments not in ("switch", "controller"):
+        raise ConfigError(f"controller.held_segments must be switch or controller, not {cfg.held_segments!r}")
     if cfg.handshakes not in ("switch", "controller"):
         raise ConfigError(f"controller.handshakes must be switch or controller, not {cfg.handshakes!r}")
     if cfg.digest_batch != "auto" and (isinstance(cfg.digest_batch, bool) or not isinstance(cfg.digest_batch, int)

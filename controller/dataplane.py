@@ -99,6 +99,7 @@ DRAINING = "SpliceIngress.services.draining"  # as proxied_inline, and new conne
 TRANSLATE = "SpliceIngress.flows.translate"
 TRANSLATE_NAT = "SpliceIngress.flows.translate_nat"
 HOLD = "SpliceIngress.flows.hold"
+HOLD_ACKING = "SpliceIngress.flows.hold_acking"  # as hold, and the switch passes held segments' ACKs on
 PUNT = "SpliceIngress.flows.punt"
 FLOW_DROP = "SpliceIngress.flows.drop"
 NO_ACTION = "NoAction"
@@ -115,6 +116,7 @@ FLOW_ACTIONS: Mapping[str, str] = {
     TRANSLATE: "translate",
     TRANSLATE_NAT: "translate_nat",
     HOLD: "hold",
+    HOLD_ACKING: "hold_acking",
     PUNT: "punt",
     FLOW_DROP: "drop",
 }
@@ -195,7 +197,7 @@ SCHEMA = _Schema(
     table_actions={
         ROUTES: (ROUTE, ROUTE_DROP, ROUTE_TO_CPU),
         SERVICES: (PROXIED, PROXIED_INLINE, DRAINING),
-        FLOWS: (TRANSLATE, TRANSLATE_NAT, HOLD, PUNT, FLOW_DROP),
+        FLOWS: (TRANSLATE, TRANSLATE_NAT, HOLD, HOLD_ACKING, PUNT, FLOW_DROP),
     },
     actions={
         ROUTE: (("port", 9), ("smac", 48), ("dmac", 48)),
@@ -207,6 +209,7 @@ SCHEMA = _Schema(
         TRANSLATE: _LEG_PARAMS,
         TRANSLATE_NAT: _LEG_PARAMS + _NAT_PARAMS,
         HOLD: _LEG_PARAMS,
+        HOLD_ACKING: _LEG_PARAMS,
         PUNT: (),
         FLOW_DROP: (),
     },
@@ -577,12 +580,22 @@ def flow_translate_nat(key: FlowKeyLike, port: int, smac: MacLike, dmac: MacLike
 
 def flow_hold(key: FlowKeyLike, port: int, smac: MacLike, dmac: MacLike, seq_delta: int = 0,
               ack_delta: int = 0, tsval_delta: int = 0, tsecr_delta: int = 0, win_shift_from: int = 0,
-              win_shift_to: int = 0, *, idle_timeout_ns: int = 0) -> TableEntry:
-    """As :func:`flow_translate`, but segments with payload, SYN or FIN are dropped (the splice's
-    drain phase); pure ACKs and RSTs pass translated."""
+              win_shift_to: int = 0, *, idle_timeout_ns: int = 0, acking: bool = False) -> TableEntry:
+    """As :func:`flow_translate`, but segments with payload, SYN or FIN never reach their
+    destination (the splice's drain phase); pure ACKs and RSTs pass translated. A data segment
+    goes to the controller (reason HELD); with ``acking`` (action hold_acking) the switch sends
+    its pure ACK on itself and drops the payload."""
     t = Translation.of(port, smac, dmac, seq_delta, ack_delta, tsval_delta, tsecr_delta, win_shift_from,
                        win_shift_to)
-    return _flow(key, Action(HOLD, t.params()), idle_timeout_ns)
+    return _flow(key, Action(HOLD_ACKING if acking else HOLD, t.params()), idle_timeout_ns)
+
+
+def flow_hold_acking(key: FlowKeyLike, port: int, smac: MacLike, dmac: MacLike, seq_delta: int = 0,
+                     ack_delta: int = 0, tsval_delta: int = 0, tsecr_delta: int = 0, win_shift_from: int = 0,
+                     win_shift_to: int = 0, *, idle_timeout_ns: int = 0) -> TableEntry:
+    """:func:`flow_hold` with ``acking``."""
+    return flow_hold(key, port, smac, dmac, seq_delta, ack_delta, tsval_delta, tsecr_delta, win_shift_from,
+                     win_shift_to, idle_timeout_ns=idle_timeout_ns, acking=True)
 
 
 def flow_punt(key: FlowKeyLike, *, idle_timeout_ns: int = 0) -> TableEntry:
@@ -596,8 +609,12 @@ def flow_drop(key: FlowKeyLike, *, idle_timeout_ns: int = 0) -> TableEntry:
 
 
 # the arguments of each kind's function above after the key, as FlowsEntry takes them
-_FLOWS_BUILD = {"translate": flow_translate, "hold": flow_hold, "punt": flow_punt, "drop": flow_drop}
-_FLOWS_ACTION = {"translate": TRANSLATE, "hold": HOLD, "punt": PUNT, "drop": FLOW_DROP}
+_FLOWS_BUILD = {"translate": flow_translate, "hold": flow_hold, "hold_acking": flow_hold_acking,
+                "punt": flow_punt, "drop": flow_drop}
+_FLOWS_ACTION = {"translate": TRANSLATE, "hold": HOLD, "hold_acking": HOLD_ACKING, "punt": PUNT, "drop": FLOW_DROP}
+#: The kinds of flows entries that carry a leg's translation, and those of them that hold.
+HOLD_KINDS = frozenset({"hold", "hold_acking"})
+LEG_KINDS = frozenset({"translate"}) | HOLD_KINDS
 _TRANSLATION_PARAMS = ("port", "smac", "dmac", "seq_delta", "ack_delta", "tsval_delta", "tsecr_delta",
                        "win_shift_from", "win_shift_to")  # Translation.params()'s order
 
@@ -615,7 +632,7 @@ class FlowsEntry:
     Numbers that do not fit their fields take the long way, whose checks say what is wrong.
     """
 
-    kind: str  # translate, hold, punt, drop
+    kind: str  # translate, hold, hold_acking, punt, drop
     args: tuple[Any, ...]
 
     entity_kind: ClassVar[str] = "table_entry"
@@ -676,7 +693,7 @@ def _flows_layout(index: P4Index, kind: str) -> tuple[int, list[tuple[str, int, 
     if sorted(k[0] for k in keys) != sorted(("ingress_port", "src_addr", "dst_addr", "src_port", "dst_port")):
         raise ValueError(f"{FLOWS}: unexpected keys {[k[0] for k in keys]}")
     action = index.actions.get(_FLOWS_ACTION[kind])
-    names = _TRANSLATION_PARAMS if kind in ("translate", "hold") else ()
+    names = _TRANSLATION_PARAMS if kind in LEG_KINDS else ()
     params = [(action.params.get(n).id, action.params.get(n).bitwidth) for n in names]
     if len(params) != len(action.params):
         raise ValueError(f"{action.name}: unexpected parameters")
@@ -693,8 +710,8 @@ class FlowRule:
     """A flows entry as read back: its key, what it does and its counters."""
 
     match: FlowMatch
-    action: str  # translate, translate_nat, hold, punt, drop (or the P4Info alias of anything else)
-    translation: Translation | None = None  # translate, translate_nat and hold
+    action: str  # translate, translate_nat, hold, hold_acking, punt, drop (or the P4Info alias of anything else)
+    translation: Translation | None = None  # translate, translate_nat, hold and hold_acking
     nat: tuple[int, int, int, int] | None = None  # new src addr, dst addr, src port, dst port
     idle_timeout_ns: int = 0
     packets: int | None = None
@@ -730,7 +747,7 @@ def parse_flow(index: P4Index, entry: TableEntry) -> FlowRule:
     full = index.actions.get(action.name).name if action is not None else NO_ACTION
     kind = FLOW_ACTIONS.get(full, action.name if action is not None else "none")
     translation = nat = None
-    if full in (TRANSLATE, TRANSLATE_NAT, HOLD) and action is not None:
+    if full in (TRANSLATE, TRANSLATE_NAT, HOLD, HOLD_ACKING) and action is not None:
         p = action.params
         translation = Translation(p["port"], p["smac"], p["dmac"], p["seq_delta"], p["ack_delta"],
                                   p["tsval_delta"], p["tsecr_delta"], p["win_shift_from"], p["win_shift_to"])

@@ -327,6 +327,14 @@ class Orchestrator:
             return False
         return True
 
+    @property
+    def _hold_kind(self) -> str:
+        """The action of a splice's hold entries: hold_acking where the switch is to pass held
+        segments' ACKs itself (held_segments = "switch") and the program has it, else hold."""
+        if self.config.held_segments == "switch" and self.sw.has_index and dp.HOLD_ACKING in self.sw.index.actions:
+            return "hold_acking"
+        return "hold"
+
     def service_setup(self) -> list[Entity]:
         """The services entries, each as its proxy's presence says, with what the switch's
         handshakes need: their digest turned on and a clone session per proxy port."""
@@ -567,7 +575,7 @@ class Orchestrator:
         for flow in touched:
             # The flow is idle when all of its forwarding entries are (a one-way bulk transfer
             # keeps the ACK direction's entry hit).
-            forwarding = {m for m in self.flow_entries.get(flow, ()) if self.entries[m].kind in ("translate", "hold")}
+            forwarding = {m for m in self.flow_entries.get(flow, ()) if self.entries[m].kind in dp.LEG_KINDS}
             if forwarding and forwarding <= self._idle_seen.get(flow, set()) and flow not in self._confirming:
                 self._confirming.add(flow)
                 self._spawn(self._confirm_idle(flow, forwarding))
@@ -649,7 +657,7 @@ class Orchestrator:
         while it lasts). An entry whose count had not moved for ``idle_timeout`` when it was last
         read is idle, and a flow whose forwarding entries all are is ended as on the switch's idle
         notifications. Returns the flows found idle."""
-        forwarding = {m for m, inst in self.entries.items() if inst.kind in ("translate", "hold")}
+        forwarding = {m for m, inst in self.entries.items() if inst.kind in dp.LEG_KINDS}
         for gone in self._last_hit.keys() - forwarding:
             del self._last_hit[gone]
         for gone in self._last_read.keys() - forwarding:
@@ -804,7 +812,7 @@ class Orchestrator:
                 updates += [self._put(c.flow, "drop", (m, 0)) for m in c.matches]
             elif isinstance(c, InstallLeg):
                 for p in c.legs:
-                    updates.append(self._put(c.flow, "hold" if p.hold else "translate",
+                    updates.append(self._put(c.flow, self._hold_kind if p.hold else "translate",
                                              self._leg_args(c.flow, p, l2.get(c.flow))))
                 self._idle_seen.pop(c.flow, None)
             elif isinstance(c, (RemoveEntries, RemoveFlow)):
@@ -1057,7 +1065,7 @@ class Orchestrator:
             inst = self.entries[m]
             rule = {"ingress_port": m.ingress_port, "src": f"{m.src_ip}:{m.src_port}",
                     "dst": f"{m.dst_ip}:{m.dst_port}", "action": inst.kind}
-            if inst.entry.action is not None and inst.kind in ("translate", "hold"):
+            if inst.entry.action is not None and inst.kind in dp.LEG_KINDS:
                 p = inst.entry.action.params
                 rule |= {"port": p["port"], "seq_delta": dp.signed_delta(p["seq_delta"]),
                          "ack_delta": dp.signed_delta(p["ack_delta"]),

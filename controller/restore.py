@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 
 def _entry_of(m: EntryMatch, rule: dp.FlowRule, idle_ns: int) -> TableEntry:
     t = rule.translation
-    if rule.action in ("translate", "hold") and t is not None:
-        build = dp.flow_hold if rule.action == "hold" else dp.flow_translate
+    if rule.action in dp.LEG_KINDS and t is not None:
+        build = {"hold": dp.flow_hold, "hold_acking": dp.flow_hold_acking}.get(rule.action, dp.flow_translate)
         return build(m, t.port, t.smac, t.dmac, t.seq_delta, t.ack_delta, t.tsval_delta, t.tsecr_delta,
                      t.win_shift_from, t.win_shift_to, idle_timeout_ns=rule.idle_timeout_ns or idle_ns)
     if rule.action == "punt":
@@ -75,7 +75,7 @@ async def restore_from_switch(orch: Orchestrator) -> Counter[str]:
             t = rule.translation
             if not on_proxy:
                 ports["client" if c2s else "server"] = m.ingress_port
-            if rule.action not in ("translate", "hold") or t is None:
+            if rule.action not in dp.LEG_KINDS or t is None:
                 continue
             if on_proxy:
                 d = Direction.P_TO_S if c2s else Direction.P_TO_C
@@ -84,7 +84,7 @@ async def restore_from_switch(orch: Orchestrator) -> Counter[str]:
             else:
                 d = Direction.C_TO_S if c2s else Direction.S_TO_C
             legs[d] = LegParams(d, m, t.port, t.seq_delta, t.ack_delta, t.tsval_delta, t.tsecr_delta,
-                                t.win_shift_from, t.win_shift_to, hold=rule.action == "hold")
+                                t.win_shift_from, t.win_shift_to, hold=rule.action in dp.HOLD_KINDS)
         if "client" not in ports or not legs:
             # A handshake before leg 1 (punts only): C-S is end to end already; let it run so.
             deletes += [Update(UpdateType.DELETE, dp.flow_key(m)) for m, _, _ in items]

@@ -66,6 +66,7 @@ class Splicer:
             return self._kept(conn, Outcome.UNREACHABLE, f"splice_prepare failed: {exc}")
         # From here on the switch drops payload toward us on this flow: every way out other than
         # a splice must give the hold back (splice_cancel), or the connection would stall.
+        prepared = time.monotonic()
         try:
             counts = await conn.quiesce(self.limits.drain_timeout_s, self.limits.settle_s)
         except DrainTimeout as exc:
@@ -99,9 +100,10 @@ class Splicer:
         self.metrics.add("splices_done")
         done = time.monotonic()
         log.info(
-            "%s: spliced a_c=%d b_s=%d a_s=%d b_c=%d deltas c2s=%d s2c=%d (drain %.1f ms, splice %.1f ms)",
+            "%s: spliced a_c=%d b_s=%d a_s=%d b_c=%d deltas c2s=%d s2c=%d (prepare %.1f ms, drain %.1f ms, "
+            "splice %.1f ms)",
             flow, counts.a_c, counts.b_s, counts.a_s, counts.b_c, deltas.c2s, deltas.s2c,
-            (drained - started) * 1000, (done - drained) * 1000,
+            (prepared - started) * 1000, (drained - prepared) * 1000, (done - drained) * 1000,
             extra={"event": "spliced", "flow": str(flow), "a_c": counts.a_c, "b_s": counts.b_s,
                    "a_s": counts.a_s, "b_c": counts.b_c, "c2s": deltas.c2s, "s2c": deltas.s2c},
         )

@@ -180,6 +180,21 @@ def translate(frame: bytes, t: Translation, out_port: int) -> bytes:
     return bytes(buf)
 
 
+def held_ack(frame: bytes, t: Translation, out_port: int) -> bytes:
+    """What a hold_acking entry emits for the data segment ``frame``: its pure ACK, translated as
+    ``translate`` would, built anew the way Linux lays out such an ACK (IPv4 with DF, id 0, TTL 64,
+    no IP options; TCP flags ACK alone; NOP NOP Timestamps if the segment had them, no other
+    option) with no payload."""
+    tr = Ether(translate(frame, t, out_port))
+    ts = [o for o in tr[TCP].options if o[0] == "Timestamp"]
+    opts = [("NOP", None), ("NOP", None), ts[0]] if ts else []
+    ack = (Ether(src=tr.src, dst=tr.dst)
+           / IP(src=tr[IP].src, dst=tr[IP].dst, flags="DF", id=0, ttl=64, tos=0)
+           / TCP(sport=tr[TCP].sport, dport=tr[TCP].dport, seq=tr[TCP].seq, ack=tr[TCP].ack, flags="A",
+                 window=tr[TCP].window, options=opts))
+    return bytes(ack)
+
+
 def checksums_ok(frame: bytes) -> tuple[bool, str]:
     """Whether the IPv4 and (if present) TCP checksums of ``frame`` equal a full recomputation."""
     pkt = Ether(frame)

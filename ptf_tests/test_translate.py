@@ -12,6 +12,7 @@ from packets import (
     SERVER_IP,
     SERVICE_PORT,
     Translation,
+    held_ack,
     routed,
     tcp_segment,
     translate,
@@ -203,6 +204,39 @@ class HoldKeepsPayloadFromTheProxy(TranslateBase):
         fin = self.segment(flags="FA", payload=b"")
         self.send(CLIENT, fin)
         self.expect_packet_in(PIN_FIN_HELD, CLIENT, fin)  # reported as dropped: it never reached P
+        self.send(CLIENT, self.segment(flags="S", payload=b""))
+        self.expect_no_packet_in()
+        self.expect_nothing_else()
+
+
+class HoldAckingPassesTheAckItself(TranslateBase):
+    """hold_acking: pure ACKs pass translated; a data segment leaves toward P as its own pure ACK,
+    translated, built by the switch (timestamps kept, SACK blocks and payload dropped) and no
+    packet-in; a data segment without ACK, a SYN and a FIN are dropped (the FIN still reported,
+    as FIN_HELD)."""
+
+    action = "hold_acking"
+
+    def runTest(self) -> None:
+        self.add_cpu_clone_session()
+        t = Translation(seq=0x10, ack=-0x20, tsval=1, tsecr=2, shift_from=7, shift_to=5)
+        self.install(t)
+        self.check(self.segment(flags="A", payload=b"", options=[("NOP", None), ("NOP", None), TS]), t)
+        for options in ([("NOP", None), ("NOP", None), TS],
+                        [("NOP", None), TS, ("NOP", None), sack(0x1000, 0x2000)],  # TS at an odd offset
+                        [("MSS", 1460)],
+                        []):
+            data = self.segment(flags="PA", seq=NEAR_WRAP, ack=5, window=1000, payload=b"must not pass" * 9,
+                                options=options)
+            self.send(CLIENT, data)
+            self.expect_bytes(held_ack(data, t, PROXY), PROXY)
+        data = self.segment(flags="A", payload=b"x", ip_options=b"\x01\x01\x01\x00", options=[TS])
+        self.send(CLIENT, data)
+        self.expect_bytes(held_ack(data, t, PROXY), PROXY)  # the IPv4 options go too
+        self.send(CLIENT, self.segment(flags="P", payload=b"no ACK"))
+        fin = self.segment(flags="FA", payload=b"")
+        self.send(CLIENT, fin)
+        self.expect_packet_in(PIN_FIN_HELD, CLIENT, fin)
         self.send(CLIENT, self.segment(flags="S", payload=b""))
         self.expect_no_packet_in()
         self.expect_nothing_else()

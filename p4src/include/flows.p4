@@ -68,7 +68,8 @@ control Flows(inout headers_t hdr, inout local_metadata_t meta,
 
     /* As translate, but a segment carrying payload, SYN or FIN never reaches its destination
      * (its sender will retransmit): used while a splice switches over. Pure ACKs and RSTs pass;
-     * a data segment goes to the controller instead (reason HELD), which passes its ACK on. */
+     * a data segment goes to the controller instead (reason HELD), which passes its ACK on and
+     * keeps the payload to send on once the splice is in place. */
     action hold(port_t port, mac_addr_t smac, mac_addr_t dmac,
                 bit<32> seq_delta, bit<32> ack_delta, bit<32> tsval_delta,
                 bit<32> tsecr_delta, bit<8> win_shift_from, bit<8> win_shift_to) {
@@ -76,6 +77,21 @@ control Flows(inout headers_t hdr, inout local_metadata_t meta,
         FORWARD_TO(port, smac, dmac)
         SET_DELTAS()
         meta.xlate.hold = 1;
+    }
+
+    /* As hold, but a data segment never leaves the data plane: the switch sends P a pure ACK
+     * made from it (translated; timestamps kept, SACK blocks not) and drops its payload, which
+     * its sender retransmits after the splice. No packet-in per held segment; the price is
+     * that retransmission (a tail-loss probe, ~10 ms) where hold's controller sends the kept
+     * payload on at once. */
+    action hold_acking(port_t port, mac_addr_t smac, mac_addr_t dmac,
+                       bit<32> seq_delta, bit<32> ack_delta, bit<32> tsval_delta,
+                       bit<32> tsecr_delta, bit<8> win_shift_from, bit<8> win_shift_to) {
+        flow_counter.count();
+        FORWARD_TO(port, smac, dmac)
+        SET_DELTAS()
+        meta.xlate.hold = 1;
+        meta.xlate.hold_acks = 1;
     }
 
     /* To the controller only (packet-in reason PUNT), untouched. */
@@ -105,6 +121,7 @@ control Flows(inout headers_t hdr, inout local_metadata_t meta,
             translate;
             translate_nat;
             hold;
+            hold_acking;
             punt;
             drop;
             @defaultonly NoAction;
@@ -169,17 +186,16 @@ control Translate(inout headers_t hdr, inout local_metadata_t meta,
             bool has_ack = (hdr.tcp.flags & TCP_ACK) != 0;
             bool has_syn = (hdr.tcp.flags & TCP_SYN) != 0;
             bool has_fin = (hdr.tcp.flags & TCP_FIN) != 0;
-            if (meta.xlate.hold == 1 && (meta.l4_payload_len != 0 || has_syn || has_fin)) {
-                if (has_syn || has_fin) {
-                    mark_to_drop(standard_metadata);
-                } else {
-                    /* Its payload must not reach P, but its ACK may be what P's drain waits
-                     * for (a busy sender's ACKs all ride on data): the controller passes the
-                     * ACK on, untranslated here as with a punt. */
-                    standard_metadata.egress_spec = CPU_PORT_ID;
-                    meta.pin_ingress_port = standard_metadata.ingress_port;
-                    meta.pin_reason = PIN_HELD;
-                }
+            bool held = meta.xlate.hold == 1 && (meta.l4_payload_len != 0 || has_syn || has_fin);
+            if (held && (has_syn || has_fin || (meta.xlate.hold_acks == 1 && !has_ack))) {
+                mark_to_drop(standard_metadata);
+            } else if (held && meta.xlate.hold_acks == 0) {
+                /* Its payload must not reach P, but its ACK may be what P's drain waits for (a
+                 * busy sender's ACKs all ride on data): the controller passes the ACK on,
+                 * untranslated here as with a punt (hold_acking: the switch does, below). */
+                standard_metadata.egress_spec = CPU_PORT_ID;
+                meta.pin_ingress_port = standard_metadata.ingress_port;
+                meta.pin_reason = PIN_HELD;
             } else {
                 bit<32> tcp_sum = 0;
 
@@ -219,6 +235,8 @@ control Translate(inout headers_t hdr, inout local_metadata_t meta,
                                                  + csum_word32(tsecr, new_tsecr));
                     tcp_sum = tcp_sum + (bit<32>)csum_swap(ts_delta, meta.opt.ts_odd);
                     FOR_EACH_SLOT(TS_SCATTER)
+                    meta.craft_tsval = new_tsval;
+                    meta.craft_tsecr = new_tsecr;
                 }
 
                 /* SACK edges: all blocks share the option's parity */
@@ -245,6 +263,35 @@ control Translate(inout headers_t hdr, inout local_metadata_t meta,
 
                 meta.tcp_csum_delta = meta.tcp_csum_delta + tcp_sum;
                 meta.tcp_csum_update = 1;
+
+                if (held) {
+                    /* hold_acking: egress rebuilds the segment as its pure ACK (craft.p4, which
+                     * writes both checksums whole), and the payload is cut off behind it. */
+                    meta.craft_kind = CRAFT_HELD_ACK;
+                    meta.craft_on_clone = 0;
+                    meta.craft_smac = hdr.ethernet.src_addr;
+                    meta.craft_dmac = hdr.ethernet.dst_addr;
+                    meta.craft_src_addr = hdr.ipv4.src_addr;
+                    meta.craft_dst_addr = hdr.ipv4.dst_addr;
+                    meta.craft_src_port = hdr.tcp.src_port;
+                    meta.craft_dst_port = hdr.tcp.dst_port;
+                    meta.craft_seq = hdr.tcp.seq_no;
+                    meta.craft_ack = hdr.tcp.ack_no;
+                    meta.craft_flags = TCP_ACK;
+                    meta.craft_window = hdr.tcp.window;
+                    meta.craft_mss = 0;
+                    meta.craft_ws = 0;
+                    bit<32> frame_len = 14 + 20 + 20;
+                    meta.craft_opts = 0;
+                    if (meta.opt.ts_seen == 1) {
+                        meta.craft_opts = SYNOPT_TS;
+                        frame_len = frame_len + 12;  /* NOP NOP TS */
+                    } else {
+                        meta.craft_tsval = 0;
+                        meta.craft_tsecr = 0;
+                    }
+                    truncate(frame_len);
+                }
             }
         }
     }

@@ -70,7 +70,7 @@ const bit<8> PIN_FIN = 5;            /* copy: FIN of a tracked flow (original by
 const bit<8> PIN_RST = 6;            /* copy: RST of a tracked flow (original bytes) */
 const bit<8> PIN_PUNT = 7;           /* flow entry says: controller only */
 const bit<8> PIN_ROUTED = 8;         /* a routes entry says: controller only (e.g. its probe address) */
-const bit<8> PIN_HELD = 9;           /* a hold entry kept this data segment from the proxy: controller only */
+const bit<8> PIN_HELD = 9;           /* a hold entry kept this data segment from the proxy: controller only (hold_acking: never) */
 const bit<8> PIN_DECLINED = 10;      /* the switch hands this connection's handshake to the controller: controller only */
 const bit<8> PIN_FIN_HELD = 11;      /* copy: FIN of a flow under a hold entry, which drops the original */
 
@@ -90,6 +90,7 @@ const bit<8> CRAFT_NONE = 0;
 const bit<8> CRAFT_PROXY_SYN = 1;        /* the second request: SYN C->S to P */
 const bit<8> CRAFT_LEG1_ACK = 2;         /* the ACK completing leg 1 (C->S to P) */
 const bit<8> CRAFT_UPSTREAM_SYN_ACK = 3; /* S's answer to P's upstream SYN (S->C to P) */
+const bit<8> CRAFT_HELD_ACK = 4;         /* the ACK of a data segment a hold_acking entry keeps from P */
 
 /* SYN option flags in the handshake state and digest */
 const bit<8> SYNOPT_MSS = 0x01;
@@ -317,6 +318,7 @@ struct handshake_t {
 struct xlate_meta_t {
     bit<1>      active;
     bit<1>      hold;
+    bit<1>      hold_acks;  /* hold_acking: the switch itself passes a held segment's ACK on */
     bit<1>      nat;
     bit<32>     seq_delta;
     bit<32>     ack_delta;
