@@ -157,6 +157,10 @@ class ExprMixin:
             raise semantic_error(loc, f"cannot convert int to {t} without a cast")
         if isinstance(s, BitT) and isinstance(t, BitT) and s == t:
             return TExpr(te.code, target, te.const)
+        if isinstance(s, EnumT) and s.underlying is not None and isinstance(t, BitT) and s.underlying == t:
+            # a serializable enum converts implicitly to its underlying type (P4_16 spec,
+            # "Implicit casts"); its values already are the underlying numbers
+            return TExpr(te.code, target, te.const)
         if isinstance(s, TupleT) and isinstance(t, StructLikeT):
             return te  # handled by the assignment of list expressions
         if isinstance(s, StructLikeT) and isinstance(t, StructLikeT) and s.name == t.name:
@@ -195,7 +199,7 @@ class ExprMixin:
         if isinstance(e, ast.IndexExpr):
             return self._index(e, sc, fc)
         if isinstance(e, ast.SliceExpr):
-            base = self.expr(e.expr, sc, fc)
+            base = self._enum_number(self._enum_member_refused(self.expr(e.expr, sc, fc), "a slice", e.loc))
             bt = strip_newtype(base.type)
             if isinstance(bt, IntT) and base.is_const:
                 bt = BitT(max(base.const.bit_length(), 1))
@@ -394,8 +398,13 @@ class ExprMixin:
 
     def _ternary(self: Compiler, e: ast.TernaryExpr, sc: Scope, fc: FnCtx | None, want: Type | None) -> TExpr:
         c = self.expr(e.cond, sc, fc, BoolT())
-        a, alines = self._capture(fc, lambda: self.expr(e.then, sc, fc, want))
-        b, blines = self._capture(fc, lambda: self.expr(e.other, sc, fc, want))
+        a, alines = self._capture(fc, lambda: self._expr(e.then, sc, fc, want))
+        b, blines = self._capture(fc, lambda: self._expr(e.other, sc, fc, want))
+        if a.type is not b.type and any(isinstance(x.type, EnumT) and x.type.underlying is not None for x in (a, b)):
+            # p4c-bm2-ss does not convert a serializable enum branch to the other's type
+            raise semantic_error(e.loc, f"the branches of '?:' have different types: {a.type} and {b.type}")
+        if want is not None:
+            a, b = self.coerce(a, want, e.then.loc), self.coerce(b, want, e.other.loc)
         t = self._unify(a, b, e.loc)
         a, b = self.coerce(a, t, e.loc), self.coerce(b, t, e.loc)
         if c.is_const:
@@ -433,7 +442,11 @@ class ExprMixin:
         raise semantic_error(loc, f"operands have different types: {ta} and {tb}")
 
     def _unary(self: Compiler, e: ast.UnaryExpr, sc: Scope, fc: FnCtx | None, want: Type | None) -> TExpr:
-        a = self.expr(e.operand, sc, fc, want if e.op != "!" else None)
+        a = self._expr(e.operand, sc, fc, want if e.op != "!" else None)
+        if e.op != "!":
+            a = self._enum_number(self._enum_member_refused(a, f"'{e.op}'", e.loc))
+            if want is not None:
+                a = self.coerce(a, want, e.operand.loc)
         t = strip_newtype(a.type)
         if e.op == "!":
             if not isinstance(t, BoolT):
@@ -496,6 +509,7 @@ class ExprMixin:
             mark = self._mark(fc)
             b = self.expr(e.right, sc, fc)
             a = self._before(fc, a, mark)
+            a, b = self._enum_number(a), self._enum_number(b)
             ta, tb = strip_newtype(a.type), strip_newtype(b.type)
             if not isinstance(ta, BitT) or not isinstance(tb, BitT):
                 raise semantic_error(e.loc, f"'++' needs two values with widths, not {a.type} and {b.type}")
@@ -513,10 +527,14 @@ class ExprMixin:
             code = f"(({acode} << {tb.width}) | {bcode})"
             return TExpr(wrap_code(code, t) if t.signed else code, t)
         if op in ("<<", ">>"):
-            a = self.expr(e.left, sc, fc, want if want is not None and is_num(want) else None)
+            wa = want if want is not None and is_num(want) else None
+            a = self._enum_member_refused(self._expr(e.left, sc, fc, wa), f"'{op}'", e.loc)
+            if wa is not None:
+                a = self.coerce(self._enum_number(a), wa, e.left.loc)
             mark = self._mark(fc)
             b = self.expr(e.right, sc, fc)
             a = self._before(fc, a, mark)
+            a, b = self._enum_number(a), self._enum_number(b)
             ta, tb = strip_newtype(a.type), strip_newtype(b.type)
             if not isinstance(ta, (BitT, IntT)) or not isinstance(tb, (BitT, IntT)):
                 raise semantic_error(e.loc, f"'{op}' needs integer operands")
@@ -551,6 +569,10 @@ class ExprMixin:
         mark = self._mark(fc)
         b = self.expr(e.right, sc, fc, self._literal_want(a.type) if op in ("==", "!=") and isinstance(e.right, literal) else None)
         a = self._before(fc, a, mark)
+        if not (op in ("==", "!=") and a.type is b.type):
+            # two values of one enum compare as they are; elsewhere a serializable enum
+            # stands for its number (Kind.B + 1, Kind.B == 7, h.kind < Kind.B)
+            a, b = self._enum_number(a), self._enum_number(b)
         t = self._unify(a, b, e.loc)
         a, b = self.coerce(a, t, e.loc), self.coerce(b, t, e.loc)
         st = strip_newtype(t)
@@ -589,6 +611,26 @@ class ExprMixin:
         raise semantic_error(e.loc, f"unknown operator {op}")
 
     @staticmethod
+    def _enum_member_refused(te: TExpr, what: str, loc: ast.Loc) -> TExpr:
+        """p4c-bm2-ss 1.2.5 folds ``~``, unary ``-``, a slice and the left side of a shift only
+        on numbers: given a serializable enum's member (``~Op.A``, ``Op.A << 1``) it stops with
+        "expected an integer value", though it takes a run-time value of the enum there."""
+        t = te.type
+        if isinstance(t, EnumT) and t.underlying is not None and te.is_const:
+            member = next((m for m in t.members if t.values[m] == te.const), str(te.const))
+            raise semantic_error(loc, f"{what} of the enum member {t}.{member}: p4c-bm2-ss cannot fold it "
+                                      f"(cast it to {t.underlying} first)")
+        return te
+
+    @staticmethod
+    def _enum_number(te: TExpr) -> TExpr:
+        """A serializable enum's value as its underlying type (other values unchanged)."""
+        t = te.type
+        if isinstance(t, EnumT) and t.underlying is not None:
+            return TExpr(te.code, t.underlying, te.const)
+        return te
+
+    @staticmethod
     def _literal_want(t: Type) -> Type | None:
         """The type a list or structure literal compared with a value of type ``t`` takes."""
         return t if isinstance(strip_newtype(t), (StructLikeT, TupleT)) else None
@@ -625,6 +667,10 @@ class ExprMixin:
                     return TExpr(const_code(int(a.const)), target, int(a.const))
                 return TExpr(f"int({a.code})", target)
             if isinstance(sa, EnumT) and sa.underlying is not None:
+                if sa.underlying != tt:
+                    # p4c casts a serializable enum to its own underlying type only
+                    raise semantic_error(e.loc, f"cannot cast {a.type} to {target}: only to its underlying type "
+                                                f"{sa.underlying}")
                 sa = sa.underlying
             if isinstance(sa, (BitT, IntT)):
                 if a.is_const:

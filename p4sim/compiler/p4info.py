@@ -720,6 +720,10 @@ def build_p4info(model: ProgramModel) -> p4info_pb2.P4Info:
             if isinstance(ft, NewT):
                 specs.convert(ft, p4types_pb2.P4DataTypeSpec())
                 md.type_name.name = ft.name
+            elif isinstance(ft, EnumT) and ft.underlying is not None:
+                # p4c lists a serializable enum field's type in type_info, but names no
+                # type for the metadata: it is its underlying bit<W>
+                specs.convert(ft, p4types_pb2.P4DataTypeSpec())
 
     # 8. pkg_info
     _pkg_info(info, model)

@@ -159,6 +159,33 @@ def test_serializable_enum_parameter_listed_in_type_info(tmp_path: Path) -> None
     assert list(info.type_info.serializable_enums) == ["Color"]
 
 
+@pytest.mark.parametrize(("stmt", "message"), [
+    # p4c-bm2-ss 1.2.5 takes a run-time value of the enum in these places, not a member of it
+    ("hdr.h.k = (bit<16>)(~Kind.B);", r"'~' of the enum member Kind\.B: p4c-bm2-ss cannot fold it"),
+    ("hdr.h.k = (bit<16>)(Kind.B << 1);", r"'<<' of the enum member Kind\.B"),
+    ("hdr.h.k = (bit<16>)Kind.B[3:0];", r"a slice of the enum member Kind\.B"),
+    # a cast goes to the underlying type only; ?: does not mix an enum with a bit<8>
+    ("hdr.h.k = (bit<16>)Kind.B;", r"cannot cast Kind to bit<16>: only to its underlying type bit<8>"),
+    ("hdr.h.k = (bit<16>)(hdr.h.k == 1 ? Kind.A : 8w3);", r"the branches of '\?:' have different types: Kind and bit<8>"),
+    ("hdr.h.k = Kind.B;", "cannot use a value of type Kind where bit<16> is expected"),
+])
+def test_serializable_enum_as_a_number_where_p4c_refuses(tmp_path: Path, stmt: str, message: str) -> None:
+    with pytest.raises(CompileError, match=message):
+        _p4info(tmp_path, stmt, "", decls=HDR + "enum bit<8> Kind { A = 1, B = 7 }\n")
+
+
+def test_serializable_enum_field_of_a_controller_header(tmp_path: Path) -> None:
+    # p4c lists the enum in type_info but writes no type_name on the metadata: its bit<8>
+    decls = HDR + """enum bit<8> Why { MISS = 1, TTL = 2 }
+    @controller_header("packet_in") header to_cpu_t { Why why; bit<8> port; }
+    """
+    info = _p4info(tmp_path, "sm.egress_spec = 1;", "", decls=decls)
+    (meta,) = info.controller_packet_metadata
+    assert [(m.name, m.bitwidth, m.HasField("type_name")) for m in meta.metadata] == [("why", 8, False), ("port", 8, False)]
+    why = info.type_info.serializable_enums["Why"]
+    assert [(m.name, m.value) for m in why.members] == [("MISS", b"\x01"), ("TTL", b"\x02")]
+
+
 @pytest.mark.parametrize(("call", "present"), [
     ("mark_to_drop(sm);", True), ("hash(hdr.h.x, HashAlgorithm.crc16, 16w0, { hdr.h.k }, 32w100);", True),
     ("hdr.h.x = 1;", False), ("if (hdr.h.isValid()) { hdr.h.x = 1; }", False),
@@ -455,6 +482,14 @@ COMPAT_FRAMES: dict[str, list[tuple[bytes, bytes]]] = {
         # hit (hi 0x11, a 2): a and b swapped, tag 0xAA; x += hi; the copy: hi + 1, tag 2 (not equal)
         (bytes([0x01, 0x11, 0x27, 0x00, 0x05]), bytes([0xAA, 0x11, 0x72, 0x00, 0x16, 0x02, 0x12, 0x72, 0, 0])),
         (bytes([0x01, 0x10, 0x34, 0x01, 0x00]), bytes([0x01, 0x10, 0x34, 0x01, 0x10, 0x02, 0x11, 0x34, 0, 0])),
+    ],
+    "compat_enum_numbers.p4": [
+        # op=1: the entry's put(Op.XOR), a + 2; op=2: default put(Op.DEC), a ^ 3; op=9: a |+| 3 << 6
+        # saturates; op=0: no branch, n = Op.ADD. wide = Op.ADD ++ op every time
+        (bytes([1, 0x10, 0, 0, 0, 0]), bytes([1, 0x12, 2, 3, 1, 1])),
+        (bytes([2, 0x0F, 0, 0, 0, 0]), bytes([2, 0x0C, 3, 3, 1, 2])),
+        (bytes([9, 0x50, 0, 0, 0, 0]), bytes([9, 0xFF, 3, 3, 1, 9])),
+        (bytes([0, 0x07, 0, 0, 0, 0]), bytes([0, 0x07, 3, 1, 1, 0])),
     ],
     "compat_direct_apply.p4": [
         # k=5 hits I.Sub.t and E.Sub.t (x = 0x100, then + 1, each time); k=1 misses both: x + 2
