@@ -124,6 +124,9 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
         self.field_annos: dict[str, dict[str, list[ast.Annotation]]] = {}  # type -> field -> annotations
         self.action_reach: dict[str, frozenset[tuple]] = {}  # action pyname -> places of L it uses
         self.action_exits: set[str] = set()  # actions that may exit (themselves or through a callee)
+        # header types whose width is no multiple of 8: an error only once the program makes
+        # an instance of one (p4c-bm2-ss checks the headers that reach BMv2's JSON)
+        self.unaligned_headers: dict[str, tuple[ast.Loc, int]] = {}
 
     # -- top level ------------------------------------------------------------------------------
 
@@ -270,7 +273,7 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
                         self.field_lists.setdefault(idx, []).append(f"{d.name}.{f.name}")
         if isinstance(t, HeaderT):
             if t.bit_width % 8 != 0:
-                raise semantic_error(d.loc, f"header {d.name} is {t.bit_width} bits wide: BMv2 needs a multiple of 8")
+                self.unaligned_headers[d.name] = (d.loc, t.bit_width)
             self.chunks.append(header_class(t))
             self.chunks.append(header_blank(t))
         else:
@@ -447,6 +450,8 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
         pyname = self.names.make("P" if kind == "parser" else "C", name)
         loc_cls = self.names.make("L", name)
         apply_types = [self.resolve_type(p.type, bsc) for p in decl.params]
+        for pt in apply_types:
+            self.require_whole_bytes(pt)
         inst = BlockInstance(kind, name, pyname, list(decl.params), apply_types, decl)
         slots: list[str] = []
         for p, pt in zip(decl.params, apply_types, strict=True):
@@ -475,6 +480,24 @@ class Compiler(ExprMixin, StmtMixin, CallMixin, ParserMixin, TableMixin, LoopMix
             assert isinstance(decl, ast.ParserDecl)
             self.generate_parser(decl, inst, bsc, loc_cls, slots, em)
         return inst
+
+    def require_whole_bytes(self, t: Type) -> None:
+        """Refuse an instance of a header type (here or inside ``t``) that BMv2 cannot hold: its
+        width must be a multiple of 8. As with p4c-bm2-ss, a header type the program only
+        declares (a controller header it never uses, say) is no error, nor is a local variable
+        never referred to: the parameters of parsers and controls are checked when they are
+        instantiated, local variables where an expression names them."""
+        if not self.unaligned_headers:
+            return
+        t = strip_newtype(t)
+        if isinstance(t, StackT):
+            self.require_whole_bytes(t.elem)
+        elif isinstance(t, HeaderT) and t.name in self.unaligned_headers:
+            loc, width = self.unaligned_headers[t.name]
+            raise semantic_error(loc, f"header {t.name} is {width} bits wide: BMv2 needs a multiple of 8")
+        elif isinstance(t, StructLikeT):
+            for _, ft in t.fields:
+                self.require_whole_bytes(ft)
 
     def block_local(self, local: ast.Node, bsc: Scope, prefix: str, fc: FnCtx, slots: list[str], loc_cls: str) -> None:
         if isinstance(local, ast.VarDecl):

@@ -254,6 +254,7 @@ class ExprMixin:
             return TExpr(const_code(sym.value), sym.type, sym.value)
         if sym.kind == "var":
             self.need_runtime(e, fc)
+            self.require_whole_bytes(sym.type)
             return TExpr(sym.code, sym.type, sym=sym)
         return TExpr(sym.code or "None", sym.type or VoidT(), sym=sym)
 
@@ -792,6 +793,7 @@ class ExprMixin:
                 raise semantic_error(e.loc, f"{e.name}: declaration not found")
             if sym.kind != "var" or sym.readonly:
                 raise semantic_error(e.loc, f"{e.name} cannot be assigned")
+            self.require_whole_bytes(sym.type)
             return LValue(sym.code, sym.type)
         if isinstance(e, ast.MemberExpr):
             base = self.lvalue_or_expr(e.expr, sc, fc)

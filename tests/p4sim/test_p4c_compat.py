@@ -186,6 +186,24 @@ def test_serializable_enum_field_of_a_controller_header(tmp_path: Path) -> None:
     assert [(m.name, m.value) for m in why.members] == [("MISS", b"\x01"), ("TTL", b"\x02")]
 
 
+def test_header_of_odd_width_only_declared(tmp_path: Path) -> None:
+    # p4c-bm2-ss checks the widths of the headers the program makes instances of: a controller
+    # header of 18 bits it never uses is listed in P4Info all the same
+    decls = HDR + '@controller_header("packet_in") header to_cpu_t { bit<9> port; bit<9> target; }\n'
+    info = _p4info(tmp_path, "sm.egress_spec = 1;", "", decls=decls)
+    (meta,) = info.controller_packet_metadata
+    assert [(m.name, m.bitwidth) for m in meta.metadata] == [("port", 9), ("target", 9)]
+    odd = "header odd_t { bit<9> a; bit<9> b; }\n"
+    # a control's local that nothing names is no instance either
+    _p4info(tmp_path, "sm.egress_spec = 1;", "odd_t spare;", decls=odd + HDR)
+    for decls, body in (
+        (odd + HDR.replace("h_t h;", "h_t h; odd_t o;"), "sm.egress_spec = 1;"),  # in the headers, unused
+        (odd + HDR, "odd_t x; x.setValid(); x.a = 1; hdr.h.k = (bit<16>)x.a;"),  # a local in use
+    ):
+        with pytest.raises(CompileError, match="header odd_t is 18 bits wide: BMv2 needs a multiple of 8"):
+            _p4info(tmp_path, body, "", decls=decls)
+
+
 @pytest.mark.parametrize(("call", "present"), [
     ("mark_to_drop(sm);", True), ("hash(hdr.h.x, HashAlgorithm.crc16, 16w0, { hdr.h.k }, 32w100);", True),
     ("hdr.h.x = 1;", False), ("if (hdr.h.isValid()) { hdr.h.x = 1; }", False),
