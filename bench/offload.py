@@ -29,6 +29,7 @@ import signal
 import statistics
 import sys
 import time
+import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -479,6 +480,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--replot", type=Path, metavar="JSON",
                     help="no lab: print the tables and redraw the plots of a saved --out-json")
+    ap.add_argument("--controller", action="append", default=[], metavar="KEY=VALUE", type=_controller_option,
+                    help="a [controller] setting of the lab's controller, as TOML (e.g. held_segments=\"controller\"); "
+                         "repeatable")
     ap.add_argument("--build-dir", type=Path, default=Path("build"))
     ap.add_argument("--log-dir", type=Path, default=Path("logs"))
     ap.add_argument("--target", default=os.environ.get("TARGET", "p4sim"), choices=("p4sim", "bmv2"))
@@ -747,6 +751,18 @@ def replot(path: Path, args: argparse.Namespace) -> int:
     return 0
 
 
+def _controller_option(text: str) -> tuple[str, Any]:
+    """KEY=VALUE, VALUE in TOML (a bare word is taken as a string)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"not KEY=VALUE: {text!r}")
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    return key.strip(), parsed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -779,7 +795,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         + f"; {args.parallel} in flight; load average {load[0]:.2f} ==")
     # The daemon's default heartbeat (1 s), not the lab's 300 ms: the proxy's idle cost as deployed.
     spec = LabSpec(clients=2, servers=1, target=args.target, build_dir=args.build_dir, log_dir=args.log_dir,
-                   heartbeat_ms=1000)
+                   heartbeat_ms=1000, controller=dict(args.controller))
     bench: Bench | None = None
     status = 0
     try:

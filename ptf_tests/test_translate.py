@@ -212,8 +212,8 @@ class HoldKeepsPayloadFromTheProxy(TranslateBase):
 class HoldAckingPassesTheAckItself(TranslateBase):
     """hold_acking: pure ACKs pass translated; a data segment leaves toward P as its own pure ACK,
     translated, built by the switch (timestamps kept, SACK blocks and payload dropped) and no
-    packet-in; a data segment without ACK, a SYN and a FIN are dropped (the FIN still reported,
-    as FIN_HELD)."""
+    packet-in; so does a FIN's, and the FIN is reported (FIN_HELD); a data segment without ACK
+    and a SYN are dropped."""
 
     action = "hold_acking"
 
@@ -234,9 +234,12 @@ class HoldAckingPassesTheAckItself(TranslateBase):
         self.send(CLIENT, data)
         self.expect_bytes(held_ack(data, t, PROXY), PROXY)  # the IPv4 options go too
         self.send(CLIENT, self.segment(flags="P", payload=b"no ACK"))
-        fin = self.segment(flags="FA", payload=b"")
-        self.send(CLIENT, fin)
-        self.expect_packet_in(PIN_FIN_HELD, CLIENT, fin)
+        # A FIN, with or without data: its ACK goes on, the FIN itself is dropped and reported.
+        for fin in (self.segment(flags="FA", payload=b"", options=[("NOP", None), ("NOP", None), TS]),
+                    self.segment(flags="FPA", payload=b"last words")):
+            self.send(CLIENT, fin)
+            self.expect_bytes(held_ack(fin, t, PROXY), PROXY)
+            self.expect_packet_in(PIN_FIN_HELD, CLIENT, fin)
         self.send(CLIENT, self.segment(flags="S", payload=b""))
         self.expect_no_packet_in()
         self.expect_nothing_else()

@@ -187,7 +187,9 @@ control Translate(inout headers_t hdr, inout local_metadata_t meta,
             bool has_syn = (hdr.tcp.flags & TCP_SYN) != 0;
             bool has_fin = (hdr.tcp.flags & TCP_FIN) != 0;
             bool held = meta.xlate.hold == 1 && (meta.l4_payload_len != 0 || has_syn || has_fin);
-            if (held && (has_syn || has_fin || (meta.xlate.hold_acks == 1 && !has_ack))) {
+            /* hold_acking passes a FIN's ACK on too: a client that reads the answer and closes
+             * acknowledges it on its FIN, and without it P's drain waits for a retransmission. */
+            if (held && (has_syn || (has_fin && meta.xlate.hold_acks == 0) || (meta.xlate.hold_acks == 1 && !has_ack))) {
                 mark_to_drop(standard_metadata);
             } else if (held && meta.xlate.hold_acks == 0) {
                 /* Its payload must not reach P, but its ACK may be what P's drain waits for (a
