@@ -574,7 +574,10 @@ def build_p4info(model: ProgramModel) -> p4info_pb2.P4Info:
     specs = TypeSpecs(info, model.errors)
     # p4c asks for type_info whenever it serializes a table, a parameter or an extern, so the
     # (possibly empty) message is present in practically every P4Info.
-    if (tables or externs or profiles or model.digests or any(a.params for a in actions) or model.controller_headers
+    # (@hidden tables and actions are not serialized: they do not count)
+    shown_tables = [t for t in tables if not (t.hidden or _hidden(t.annotations))]
+    shown_params = any(a.params for a in actions if not (a.hidden or _hidden(a.annotations)))
+    if (shown_tables or externs or profiles or model.digests or shown_params or model.controller_headers
             or model.calls_extern_function):
         info.type_info.SetInParent()
 

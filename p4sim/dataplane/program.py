@@ -12,10 +12,11 @@ from p4.config.v1 import p4info_pb2
 from p4sim.compiler.model import ProgramModel
 from p4sim.runtime.profiles import MEMBER
 from p4sim.runtime.state import SwitchState
-from p4sim.runtime.tables import ConstEntry
+from p4sim.runtime.tables import ConstEntry, Table
 
 from . import hashes
 from .meters import MeterState, MeterUnit
+from .rtlib import CORE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,48 @@ def _ids(p4info: p4info_pb2.P4Info) -> dict[tuple[str, str], int]:
     return out
 
 
+# Ids for what the data plane runs but P4Info does not list (@hidden tables and actions),
+# above any P4Info id: the control plane never sees them.
+_PRIVATE_TABLE_ID = 0x7E000000
+_PRIVATE_ACTION_ID = 0x7F000000
+
+_MATCH_KINDS = {
+    "exact": p4info_pb2.MatchField.EXACT,
+    "lpm": p4info_pb2.MatchField.LPM,
+    "ternary": p4info_pb2.MatchField.TERNARY,
+    "range": p4info_pb2.MatchField.RANGE,
+    "optional": p4info_pb2.MatchField.OPTIONAL,
+}
+
+
+def _private_tables(model: ProgramModel, ids: dict[tuple[str, str], int]) -> dict[str, p4info_pb2.Table]:
+    """P4Info-shaped descriptions of the tables the program applies that P4Info leaves out
+    (``@hidden``: p4c writes them to BMv2's JSON, which runs them, but not to P4Info); their
+    actions missing from P4Info get private ids in ``ids``. Only their default action and
+    const entries ever fill them."""
+    out: dict[str, p4info_pb2.Table] = {}
+    for t in model.tables:
+        if not t.applied or ("tables", t.name) in ids:
+            continue
+        info = p4info_pb2.Table()
+        info.preamble.id = _PRIVATE_TABLE_ID + len(out)
+        info.preamble.name = t.name
+        for i, k in enumerate(t.keys, 1):
+            info.match_fields.add(id=i, name=k.name, bitwidth=k.width,
+                                  match_type=_MATCH_KINDS.get(k.match_kind, p4info_pb2.MatchField.EXACT))
+        acts = [ar.action for ar in t.actions] + ([t.default_action] if t.default_action is not None else [])
+        for a in acts:
+            if ("actions", a.name) not in ids:
+                ids[("actions", a.name)] = _PRIVATE_ACTION_ID + sum(k == "actions" for k, _ in ids)
+        for aid in dict.fromkeys(ids[("actions", a.name)] for a in acts):
+            info.action_refs.add(id=aid)
+        info.size = t.size or 1024
+        info.is_const_table = bool(t.const_entries) and t.entries_const
+        ids[("tables", t.name)] = info.preamble.id
+        out[t.name] = info
+    return out
+
+
 class LoadedProgram:
     """Executes the generated module of a ProgramModel against one SwitchState."""
 
@@ -209,6 +252,7 @@ class LoadedProgram:
         self.model = model
         self.state = state
         ids = _ids(p4info)
+        private = _private_tables(model, ids)
         self.ns: dict[str, Any] = {"__name__": "p4sim_program"}
         code = compile(model.source, "<p4sim program>", "exec")
         exec(code, self.ns)  # noqa: S102 - our own generated code
@@ -222,7 +266,8 @@ class LoadedProgram:
             tid = ids.get(("tables", t.name))
             if tid is None:
                 continue  # never applied: p4c leaves it out of P4Info and no code calls it
-            table = state.table(tid)
+            hidden = private.get(t.name)
+            table = state.table(tid) if hidden is None else Table(hidden, state.lock)
             fns = {ids[("actions", ar.action.name)]: self.ns[ar.action.pyname] for ar in t.actions}
             if t.implementation is not None:
                 profile = next(x for x in model.externs if x.name == t.implementation
@@ -240,9 +285,20 @@ class LoadedProgram:
                 daid = ids.get(("actions", t.default_action.name))
                 if daid is not None:
                     fns.setdefault(daid, self.ns[t.default_action.pyname])
-                    state.set_initial_default(tid, daid, tuple(t.default_args), t.default_const)
+                    if hidden is None:
+                        state.set_initial_default(tid, daid, tuple(t.default_args), t.default_const)
+                    else:
+                        table.initial_default = (daid, tuple(t.default_args))
+                        table.default_is_const = t.default_const
+                        table.reset_default()
             if t.const_entries:
-                state.add_const_entries(tid, [self._const_entry(t, ce, ids) for ce in t.const_entries])
+                entries = [self._const_entry(t, ce, ids) for ce in t.const_entries]
+                if hidden is None:
+                    state.add_const_entries(tid, entries)
+                else:
+                    for ce in entries:
+                        table.insert(tuple(ce.key), ce.priority, ce.action_id, tuple(ce.params),
+                                     time.monotonic_ns()).is_const = ce.is_const
         for x in model.externs:
             if x.kind == "register":
                 self.ns[x.pyname] = RegisterBinding(state, ids[("registers", x.name)])
@@ -271,6 +327,8 @@ class LoadedProgram:
             raise ValueError("the program does not declare standard_metadata_t (include v1model.p4)")
         self.std_class = self.ns[std.pyclass]
         self.field_lists = self.ns["FIELD_LISTS"]
+        # the program's codes for core.p4's errors, by the runtime's (rtlib.CORE_ERRORS order)
+        self.core_errors = tuple(self.ns.get(f"ERR_{name}", i) for i, name in enumerate(CORE_ERRORS))
         log.info("program loaded: %d tables, %d actions", len(model.tables), len(model.actions))
 
     def _const_entry(self, t: Any, ce: Any, ids: dict[tuple[str, str], int]) -> ConstEntry:

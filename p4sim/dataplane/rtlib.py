@@ -12,7 +12,12 @@ from . import hashes
 
 log = logging.getLogger("p4sim.program")
 
-# core.p4 declares these first, in this order, so their codes are fixed in every program.
+# The runtime's own codes for core.p4's errors, in core.p4's order. A program's codes are its
+# errors in declaration order (as p4c numbers them for BMv2); core.p4's come first unless the
+# program declares errors of its own before including it (ONF's fabric.p4 does): the switch
+# turns these into the program's codes (LoadedProgram.core_errors).
+CORE_ERRORS = ("NoError", "PacketTooShort", "NoMatch", "StackOutOfBounds", "HeaderTooShort", "ParserTimeout",
+               "ParserInvalidArgument")
 ERR_NO_ERROR = 0
 ERR_PACKET_TOO_SHORT = 1
 ERR_NO_MATCH = 2
@@ -34,6 +39,10 @@ class ParserError(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(code)
         self.code = code
+
+
+class CoreParserError(ParserError):
+    """A parser error the runtime itself raises, coded by its place in CORE_ERRORS."""
 
 
 class ParserReject(Exception):
@@ -175,18 +184,18 @@ class Stack:
 
     def next_elem(self):
         if self.nxt >= self.size:
-            raise ParserError(ERR_STACK_OUT_OF_BOUNDS)
+            raise CoreParserError(ERR_STACK_OUT_OF_BOUNDS)
         return self.el(self.nxt)
 
     def extract_next(self, K) -> None:
         if self.nxt >= self.size:
-            raise ParserError(ERR_STACK_OUT_OF_BOUNDS)
+            raise CoreParserError(ERR_STACK_OUT_OF_BOUNDS)
         self.el(self.nxt)._extract(K)
         self.nxt += 1
 
     def last_elem(self):
         if self.nxt == 0:
-            raise ParserError(ERR_STACK_OUT_OF_BOUNDS)
+            raise CoreParserError(ERR_STACK_OUT_OF_BOUNDS)
         return self.el(self.nxt - 1)
 
     def at(self, i: int):
@@ -222,7 +231,7 @@ def lookahead_bits(K, nbits: int) -> int:
     nbytes = (nbits + 7) // 8
     end = K.off + nbytes
     if end > K.n:
-        raise ParserError(ERR_PACKET_TOO_SHORT)
+        raise CoreParserError(ERR_PACKET_TOO_SHORT)
     v = int.from_bytes(K.data[K.off:end], "big")
     return v >> (nbytes * 8 - nbits)
 
@@ -231,17 +240,17 @@ def lookahead_header(K, cls):
     h = cls()
     end = K.off + cls._nbytes
     if end > K.n:
-        raise ParserError(ERR_PACKET_TOO_SHORT)
+        raise CoreParserError(ERR_PACKET_TOO_SHORT)
     h._unpack(int.from_bytes(K.data[K.off:end], "big"))
     return h
 
 
 def advance(K, nbits: int) -> None:
     if nbits % 8:
-        raise ParserError(ERR_PARSER_INVALID_ARGUMENT)
+        raise CoreParserError(ERR_PARSER_INVALID_ARGUMENT)
     end = K.off + nbits // 8
     if end > K.n:
-        raise ParserError(ERR_PACKET_TOO_SHORT)
+        raise CoreParserError(ERR_PACKET_TOO_SHORT)
     K.off = end
 
 
@@ -266,14 +275,14 @@ def extract_varbit(K, h, nbits: int) -> None:
     varbit, varbit_max = _varbit_of(h)
     # BMv2's order of checks (bm_sim/parser.cpp extract_VL): alignment, data left, maximum
     if nbits % 8:
-        raise ParserError(ERR_PARSER_INVALID_ARGUMENT)
+        raise CoreParserError(ERR_PARSER_INVALID_ARGUMENT)
     total = h._fixed_bits + nbits
     nbytes = total // 8
     end = K.off + nbytes
     if end > K.n:
-        raise ParserError(ERR_PACKET_TOO_SHORT)
+        raise CoreParserError(ERR_PACKET_TOO_SHORT)
     if nbits > varbit_max:
-        raise ParserError(ERR_HEADER_TOO_SHORT)
+        raise CoreParserError(ERR_HEADER_TOO_SHORT)
     v = int.from_bytes(K.data[K.off:end], "big")
     shift = total
     for path, w in zip(h._leaf_paths, h._leaf_widths, strict=True):
@@ -410,7 +419,7 @@ def v1_verify_checksum(K, data: tuple, expected: int, algo: str, with_payload: b
 
 
 __all__ = [
-    "PyStruct", "ExitSignal", "ParserError", "ParserReject", "AssertionFailure", "Header", "Struct", "Union",
+    "PyStruct", "ExitSignal", "ParserError", "CoreParserError", "ParserReject", "AssertionFailure", "Header", "Struct", "Union",
     "Stack", "frozen_blank", "lookahead_bits", "peek16", "peek32", "lookahead_header", "advance", "extract_varbit", "emit_varbit_header",
     "parser_verify", "shl", "div", "mod", "mark_to_drop", "v1_hash", "v1_random", "v1_assert", "v1_log_msg",
     "v1_checksum", "v1_verify_checksum", "v1_checksum_packed", "v1_verify_checksum_packed",

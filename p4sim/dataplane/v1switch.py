@@ -17,6 +17,7 @@ from .rtlib import (
     DROP_PORT,
     ERR_NO_ERROR,
     AssertionFailure,
+    CoreParserError,
     ExitSignal,
     ParserError,
     ParserReject,
@@ -156,6 +157,8 @@ class V1Switch:
         stages = prog.stages
         try:
             stages["parser"](K, K, K.hdr, K.meta, K.sm)
+        except CoreParserError as exc:
+            K.sm.parser_error = prog.core_errors[exc.code]
         except ParserError as exc:
             K.sm.parser_error = exc.code
         except ParserReject:
@@ -172,7 +175,7 @@ class V1Switch:
         K.hdr = prog.headers_class()
         K.meta = prog.metadata_class()
         K.sm = self._new_sm(prog, port, len(frame), instance_type, now)
-        K.sm.parser_error = ERR_NO_ERROR
+        K.sm.parser_error = prog.core_errors[ERR_NO_ERROR]
         if preserved is not None and preserve_fn is not None:
             preserve_fn(preserved, K.meta)
         self._parse(prog, K)
@@ -237,7 +240,7 @@ class V1Switch:
                 C.hdr = prog.headers_class()
                 C.meta = prog.metadata_class()
                 C.sm = self._new_sm(prog, K.sm.ingress_port, len(frame), PKT_INGRESS_CLONE, K.now_ns)
-                C.sm.parser_error = ERR_NO_ERROR
+                C.sm.parser_error = prog.core_errors[ERR_NO_ERROR]
                 self._parse(prog, C)
                 C.meta = prog.metadata_class()
                 C.sm = prog.std_class()

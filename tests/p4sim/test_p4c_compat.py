@@ -204,6 +204,12 @@ def test_header_of_odd_width_only_declared(tmp_path: Path) -> None:
             _p4info(tmp_path, body, "", decls=decls)
 
 
+def test_hidden_tables_and_actions_stay_out_of_p4info() -> None:
+    # nothing else in the program asks for type_info: p4c writes none
+    info = compile_file(PROGRAMS / "compat_hidden_table.p4").p4info
+    assert (list(info.tables), list(info.actions), info.HasField("type_info")) == ([], [], False)
+
+
 @pytest.mark.parametrize(("call", "present"), [
     ("mark_to_drop(sm);", True), ("hash(hdr.h.x, HashAlgorithm.crc16, 16w0, { hdr.h.k }, 32w100);", True),
     ("hdr.h.x = 1;", False), ("if (hdr.h.isValid()) { hdr.h.x = 1; }", False),
@@ -478,6 +484,8 @@ def test_package_arguments_disagreeing_on_the_headers_type_are_refused(tmp_path:
 
 PROGRAMS = Path(__file__).parent / "programs"
 
+FILL = bytes(range(0x30, 0x3C))
+
 #: program -> [(frame in, frame expected on port 1)], the expectations worked out from the spec
 COMPAT_FRAMES: dict[str, list[tuple[bytes, bytes]]] = {
     "compat_loops.p4": [(
@@ -508,6 +516,21 @@ COMPAT_FRAMES: dict[str, list[tuple[bytes, bytes]]] = {
         (bytes([2, 0x0F, 0, 0, 0, 0]), bytes([2, 0x0C, 3, 3, 1, 2])),
         (bytes([9, 0x50, 0, 0, 0, 0]), bytes([9, 0xFF, 3, 3, 1, 9])),
         (bytes([0, 0x07, 0, 0, 0, 0]), bytes([0, 0x07, 3, 1, 1, 0])),
+    ],
+    "compat_error_order.p4": [
+        # Rejected is declared before core.p4: ingress must still tell NoError (kind 0), the
+        # program's own error (kind 1, verify) and PacketTooShort (kind 2, a 100-byte extract);
+        # FILL makes each frame longer than an Ethernet header (a veth takes nothing shorter)
+        (bytes([0, 0]) + FILL, bytes([0, 0xA0]) + FILL),
+        (bytes([1, 0]) + FILL, bytes([1, 0xB0]) + FILL),
+        (bytes([2, 0]) + FILL, bytes([2, 0xC0]) + FILL),
+    ],
+    "compat_hidden_table.p4": [
+        # by_k's const entries (k 1, 2, 9: keep hits); k 3 misses both and takes fallback's default
+        (bytes([1, 5]) + FILL, bytes([1, 0x11]) + FILL),
+        (bytes([2, 5]) + FILL, bytes([2, 0x22]) + FILL),
+        (bytes([9, 5]) + FILL, bytes([9, 5]) + FILL),
+        (bytes([3, 5]) + FILL, bytes([3, 0xEE]) + FILL),
     ],
     "compat_direct_apply.p4": [
         # k=5 hits I.Sub.t and E.Sub.t (x = 0x100, then + 1, each time); k=1 misses both: x + 2
