@@ -66,6 +66,8 @@ class Config:
 CONFIGS: dict[str, Config] = {c.name: c for c in (
     Config("spliced", "splice-proxy", service="inspect",
            what="splice-proxy, inspect policy: reads the request head, then splices itself out"),
+    Config("spliced-early", "splice-proxy", service="after-bytes",
+           what="splice-proxy, after-bytes policy (64): splices inside the request head, before the server answers"),
     Config("never", "splice-proxy", service="never", what="splice-proxy, never policy: a plain transparent proxy"),
     Config("haproxy", "haproxy", splice=False, what="HAProxy, transparent on a VIP, no splicing (nosplice)"),
     Config("haproxy-splice", "haproxy", splice=True,
@@ -356,7 +358,7 @@ def from_json(doc: Mapping[str, Any]) -> tuple[list[Run], dict[str, Any]]:
 
 # --- plots ----------------------------------------------------------------------------------------
 
-STYLE = {"spliced": ("tab:green", "o"), "never": ("tab:red", "s"), "haproxy": ("tab:blue", "^"),
+STYLE = {"spliced": ("tab:green", "o"), "spliced-early": ("tab:olive", "D"), "never": ("tab:red", "s"), "haproxy": ("tab:blue", "^"),
          "haproxy-splice": ("tab:purple", "v")}
 
 
