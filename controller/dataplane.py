@@ -147,11 +147,13 @@ class PacketInReason(enum.IntEnum):
     HELD = 9  # controller only: a data segment toward the proxy under a hold entry (its ACK goes on)
     DECLINED = 10  # controller only: the switch hands over a handshake it was running (and all later segments)
     FIN_HELD = 11  # copy: FIN of a flow under a hold entry; the original was dropped (its sender sends it again)
+    HELD_COPY = 12  # copy: a data segment a hold_acking entry kept from the proxy, the switch passed its ACK on
 
     @property
     def is_copy(self) -> bool:
         """True when the switch also forwarded the frame: the controller must not send it again."""
-        return self in (PacketInReason.SYN_ACK, PacketInReason.FIN, PacketInReason.RST, PacketInReason.FIN_HELD)
+        return self in (PacketInReason.SYN_ACK, PacketInReason.FIN, PacketInReason.RST, PacketInReason.FIN_HELD,
+                        PacketInReason.HELD_COPY)
 
 
 class MalformedReason(enum.IntEnum):

@@ -527,7 +527,7 @@ class Orchestrator:
             proxy_port = self._proxy_port_for(seg.dst_ip, seg.dst_port)
         learnt = self._learn(reason, port, parsed, from_proxy)
         ev = SegmentIn(seg, port, from_proxy=from_proxy, copy=reason.is_copy, proxy_port=proxy_port,
-                       declined=reason is R.DECLINED, held=reason is R.FIN_HELD)
+                       declined=reason is R.DECLINED, held=reason in (R.FIN_HELD, R.HELD_COPY))
         cmds = self.core.on_segment(ev)
         if learnt is not None and not self._core_knows(learnt):
             self.l2.pop(learnt, None)  # not proxied: nothing to remember

@@ -17,7 +17,7 @@ from packets import (
     tcp_segment,
     translate,
 )
-from splice_base import CLIENT, PIN_FIN_HELD, PIN_HELD, PROXY, SERVER, SpliceTest
+from splice_base import CLIENT, PIN_FIN_HELD, PIN_HELD, PIN_HELD_COPY, PROXY, SERVER, SpliceTest
 
 NEAR_WRAP = 0xFFFFFFF0  # values that cross 2^32 when a delta of 0x20 or more is added
 TS = ("Timestamp", (NEAR_WRAP + 3, 0xFFFFFF00))
@@ -211,9 +211,10 @@ class HoldKeepsPayloadFromTheProxy(TranslateBase):
 
 class HoldAckingPassesTheAckItself(TranslateBase):
     """hold_acking: pure ACKs pass translated; a data segment leaves toward P as its own pure ACK,
-    translated, built by the switch (timestamps kept, SACK blocks and payload dropped) and no
-    packet-in; so does a FIN's, and the FIN is reported (FIN_HELD); a data segment without ACK
-    and a SYN are dropped."""
+    translated, built by the switch (timestamps kept, SACK blocks and payload dropped), and the
+    controller a copy of the segment as it came (HELD_COPY, for its payload); a FIN's ACK goes on
+    too, the FIN reported (FIN_HELD, its only copy); a data segment without ACK and a SYN are
+    dropped."""
 
     action = "hold_acking"
 
@@ -230,9 +231,11 @@ class HoldAckingPassesTheAckItself(TranslateBase):
                                 options=options)
             self.send(CLIENT, data)
             self.expect_bytes(held_ack(data, t, PROXY), PROXY)
+            self.expect_packet_in(PIN_HELD_COPY, CLIENT, data)  # the segment as it came, for its payload
         data = self.segment(flags="A", payload=b"x", ip_options=b"\x01\x01\x01\x00", options=[TS])
         self.send(CLIENT, data)
         self.expect_bytes(held_ack(data, t, PROXY), PROXY)  # the IPv4 options go too
+        self.expect_packet_in(PIN_HELD_COPY, CLIENT, data)
         self.send(CLIENT, self.segment(flags="P", payload=b"no ACK"))
         # A FIN, with or without data: its ACK goes on, the FIN itself is dropped and reported.
         for fin in (self.segment(flags="FA", payload=b"", options=[("NOP", None), ("NOP", None), TS]),

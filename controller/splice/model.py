@@ -179,4 +179,4 @@ class SegmentIn:
     copy: bool = False
     proxy_port: int | None = None  # the service's proxy port (services table), with C's SYN
     declined: bool = False  # the switch hands over the handshake it was running (reason DECLINED)
-    held: bool = False  # a copy of a FIN that a hold entry dropped: it never reached P (reason FIN_HELD)
+    held: bool = False  # a copy of what a hold entry kept from P: a FIN (reason FIN_HELD), data (HELD_COPY)

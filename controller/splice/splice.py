@@ -223,7 +223,8 @@ class FlowTable:
 
     def on_segment(self, ev: SegmentIn) -> list[Command]:
         """A FIN or RST copy of a tracked flow, a punted segment of a flow being reset, one punted
-        just before its entry was installed, or a data segment the hold kept from P (reason HELD)."""
+        just before its entry was installed, or a data segment the hold kept from P (reason HELD,
+        or HELD_COPY where the switch passed its ACK on)."""
         found = self.find(ev.segment)
         if found is None:
             return []
@@ -238,6 +239,10 @@ class FlowTable:
             self.stats["straggler_reset"] += 1
             return [SendSegment(fl.flow, to, port, rst_for(seg), "reset straggler")]
         out: list[Command] = []
+        if ev.held and ev.copy and seg.payload and not (seg.is_fin or seg.is_rst):
+            # A hold_acking entry kept this from P and passed its ACK on itself (HELD_COPY): only
+            # the payload is ours, to send on once the splice is in place (or at once, if it is).
+            return self._forward(fl, ev, pass_ack=False) if fl.state is not FlowState.LINGER else []
         if not ev.copy and fl.state is not FlowState.LINGER:
             # Punted before an install took effect (the switch still had the punt entry): do what
             # the entry now in place would do, rather than make the sender retransmit.
@@ -272,7 +277,7 @@ class FlowTable:
             out += self._start_linger(fl)
         return out
 
-    def _forward(self, fl: Flow, ev: SegmentIn) -> list[Command]:
+    def _forward(self, fl: Flow, ev: SegmentIn, pass_ack: bool = True) -> list[Command]:
         seg = ev.segment
         match = EntryMatch(ev.ingress_port, seg.src_ip, seg.src_port, seg.dst_ip, seg.dst_port)
         for params in fl.legs.values():
@@ -282,7 +287,7 @@ class FlowTable:
                 if out is None:
                     # Held from P: its payload stays behind (the hold's rule), its ACK goes on.
                     self._keep_held(fl, match, seg)
-                    return self._pass_held_ack(fl, params, seg, to)
+                    return self._pass_held_ack(fl, params, seg, to) if pass_ack else []
                 self.stats["forwarded_punted"] += 1
                 return [SendSegment(fl.flow, to, params.egress_port, out, "punted before install")]
         return []

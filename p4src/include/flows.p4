@@ -79,11 +79,11 @@ control Flows(inout headers_t hdr, inout local_metadata_t meta,
         meta.xlate.hold = 1;
     }
 
-    /* As hold, but a data segment never leaves the data plane: the switch sends P a pure ACK
-     * made from it (translated; timestamps kept, SACK blocks not) and drops its payload, which
-     * its sender retransmits after the splice. No packet-in per held segment; the price is
-     * that retransmission (a tail-loss probe, ~10 ms) where hold's controller sends the kept
-     * payload on at once. */
+    /* As hold, but the switch itself sends P a data segment's pure ACK (translated; timestamps
+     * kept, SACK blocks not), and the controller gets a copy of the segment (reason HELD_COPY)
+     * only to keep its payload and send it on once the splice is in place: without that the
+     * sender, whose every segment (tail-loss probe included) the hold dropped, would wait for
+     * its retransmission timeout. */
     action hold_acking(port_t port, mac_addr_t smac, mac_addr_t dmac,
                        bit<32> seq_delta, bit<32> ack_delta, bit<32> tsval_delta,
                        bit<32> tsecr_delta, bit<8> win_shift_from, bit<8> win_shift_to) {
@@ -293,6 +293,11 @@ control Translate(inout headers_t hdr, inout local_metadata_t meta,
                         meta.craft_tsecr = 0;
                     }
                     truncate(frame_len);
+                    if (!has_fin) {  /* a FIN has its copy already (FIN_HELD): one clone a packet */
+                        meta.pin_ingress_port = standard_metadata.ingress_port;
+                        meta.pin_reason = PIN_HELD_COPY;
+                        clone_preserving_field_list(CloneType.I2E, CPU_CLONE_SESSION, 1);
+                    }
                 }
             }
         }

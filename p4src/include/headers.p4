@@ -73,6 +73,7 @@ const bit<8> PIN_ROUTED = 8;         /* a routes entry says: controller only (e.
 const bit<8> PIN_HELD = 9;           /* a hold entry kept this data segment from the proxy: controller only (hold_acking: never) */
 const bit<8> PIN_DECLINED = 10;      /* the switch hands this connection's handshake to the controller: controller only */
 const bit<8> PIN_FIN_HELD = 11;      /* copy: FIN of a flow under a hold entry, which drops the original */
+const bit<8> PIN_HELD_COPY = 12;     /* copy: a data segment a hold_acking entry kept from the proxy (its ACK went on) */
 
 /* handshake slot states (handshake.p4); a digest's `state` says which one the slot reached */
 const bit<8> HS_FREE = 0;

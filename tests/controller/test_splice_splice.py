@@ -224,6 +224,25 @@ def test_held_data_goes_on_through_the_direct_entries_right_after_the_splice():
     assert w.core.flows.stats["held_released"] == 3
 
 
+def test_a_held_copy_keeps_its_payload_and_passes_no_ack():
+    """Under hold_acking the switch passed the ACK on itself and sends a copy (HELD_COPY): the
+    core sends nothing now, and the payload goes on right after the splice as a punted one would;
+    a copy that comes after the splice goes on at once."""
+    w, sw = established()
+    run(w, sw, w.core.request_splice(FLOW))
+    first = s2c(ISN_S + 1, seq_add(ISN_C, 4), ACK | PSH, b"resp")
+    out = run(w, sw, w.core.on_segment(SegmentIn(first, SPORT, copy=True, held=True)))
+    assert sends(out) == [] and w.core.flows.stats["held_ack_passed"] == 0
+    out = run(w, sw, w.core.proxy_report(FLOW, SpliceCounts(a_c=3, b_s=3, a_s=0, b_c=0)))
+    (release,) = of(out, ReleaseHeld)
+    s2c_p = sw.entries[EntryMatch.s2c(FLOW, SPORT)]
+    assert [(r.to, r.egress_port, r.segment) for r in release.segments] == [
+        (Side.CLIENT, CPORT, apply_translation(s2c_p, first))]
+    late = s2c(ISN_S + 5, seq_add(ISN_C, 4), ACK | PSH, b"onse")
+    (sent,) = sends(run(w, sw, w.core.on_segment(SegmentIn(late, SPORT, copy=True, held=True))))
+    assert (sent.to, sent.egress_port, sent.segment) == (Side.CLIENT, CPORT, apply_translation(s2c_p, late))
+
+
 def test_held_data_reaches_the_proxy_when_the_hold_is_lifted():
     w, sw = established()
     run(w, sw, w.core.request_splice(FLOW))
