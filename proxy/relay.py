@@ -34,6 +34,7 @@ log = logging.getLogger("p4splice.proxy.relay")
 # How often quiesce() looks at the socket queues; the splice waits on ACKs that take about an
 # RTT, so a few milliseconds keeps it prompt without spinning.
 QUIESCE_POLL_S = 0.002
+QUIESCE_POLL_MAX_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -244,30 +245,37 @@ class Connection:
         Raises DrainTimeout (the pumps keep running) or the error that ended a pump."""
         assert self.c2s is not None and self.s2c is not None
         deadline = time.monotonic() + timeout
-        quiet_since: float | None = None
+        # the counts (and whether each side had said FIN) when the sockets were last found quiet
+        quiet_at: tuple[Counts, bool, bool] | None = None
+        poll = QUIESCE_POLL_S
         while True:
             error = self.failed()
             if error is not None:
                 raise error
             now = time.monotonic()
             if self.c2s.quiet() and self.s2c.quiet():
-                if quiet_since is None:
-                    quiet_since = now
-                if now - quiet_since >= settle:
-                    # No await between the last look and the snapshot: the pumps cannot have
-                    # read anything in between, and cancelling them reads nothing either.
-                    counts = self.counts()
+                counts = self.counts()
+                seen = (counts, self.c2s.eof, self.s2c.eof)
+                if seen == quiet_at:
+                    # Quiet at both ends of the settle time, and the pumps moved no byte and no
+                    # FIN in between (they would have counted it): quiet throughout. No await
+                    # between the last look and the snapshot; cancelling the pumps reads nothing.
                     await self.stop()
                     return counts
-            else:
-                quiet_since = None
+                quiet_at = seen
+                await asyncio.sleep(settle)
+                continue
+            quiet_at = None
             if now >= deadline:
                 raise DrainTimeout(
                     f"not quiet after {timeout:g}s: held c2s={self.c2s.held} s2c={self.s2c.held}, "
                     f"unacked to server={_safe(unacked, self.c2s.dst)} to client={_safe(unacked, self.s2c.dst)}, "
                     f"unread from client={_safe(unread, self.c2s.src)} from server={_safe(unread, self.s2c.src)}"
                 )
-            await asyncio.sleep(QUIESCE_POLL_S)
+            await asyncio.sleep(poll)
+            # An ACK the drain waits for can take a delayed-ACK timer (tens of ms) or a
+            # retransmission: look less often the longer it takes, up to QUIESCE_POLL_MAX_S.
+            poll = min(poll * 1.5, QUIESCE_POLL_MAX_S)
 
     # --- endings ----------------------------------------------------------------------------
 
