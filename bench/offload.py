@@ -40,7 +40,7 @@ from p4splice.controller.argtypes import int_at_least, positive_float
 from p4splice.lab import haproxy as hap
 from p4splice.lab import netdev
 from p4splice.lab.topology import PROXY_PORT, SWITCH_MAC, Lab, LabError, LabSpec, Service
-from p4splice.lab.traffic import TrafficServer, transfer
+from p4splice.lab.traffic import TrafficServer, expected_download_sha, transfer
 
 from p4sim.launch import stop
 
@@ -257,10 +257,13 @@ def figures(run: Run) -> dict[str, float]:
     return out
 
 
-def verify(results: Sequence[Any], records: Iterable[Any], direction: str) -> list[str]:
+def verify(results: Sequence[Any], records: Iterable[Any], direction: str, transparent: bool = False) -> list[str]:
     """Byte-exact check of a batch: every client result must have moved all its bytes, and each
     must match (sha256) a distinct server record. Matched by digest, not by address: through
-    HAProxy the server sees the proxy's address and port, not the client's."""
+    HAProxy the server sees the proxy's address and port, not the client's. Where the server sees
+    the client's own port (``transparent``: splice-proxy), a download that matches no record is
+    also checked against the stream the server derives from that port, which tells bytes that
+    are wrong from a server record that is missing."""
     problems = []
     pool: Counter[str] = Counter()
     for rec in records:
@@ -275,7 +278,11 @@ def verify(results: Sequence[Any], records: Iterable[Any], direction: str) -> li
         if got != want:
             problems.append(f"{name}: {got} of {want} bytes")
         elif pool[sha] <= 0:
-            problems.append(f"{name}: sha256 {sha[:16]}... matches nothing the server {'sent' if direction == 'down' else 'received'}")
+            what = f"{name}: sha256 {sha[:16]}... matches nothing the server {'sent' if direction == 'down' else 'received'}"
+            if transparent and direction == "down":
+                what += (": the bytes are right, the server's record of them is missing or incomplete"
+                         if sha == expected_download_sha(r) else ": the bytes differ from the server's stream")
+            problems.append(what)
         else:
             pool[sha] -= 1
     return problems
@@ -619,7 +626,7 @@ class Bench:
                      10.0)
         await self._quiesce(cfg)
         stat, cpu, machine = Meter.delta(before, meter.sample())
-        problems = verify(results, ts.records.values(), direction)
+        problems = verify(results, ts.records.values(), direction, transparent=cfg.proxy == "splice-proxy")
         if problems:
             raise BenchError(f"{label}: not byte-exact, no figure: {problems[0]}"
                              + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))

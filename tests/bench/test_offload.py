@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from p4splice.bench import offload as ob
 from p4splice.lab import haproxy as hap
+from p4splice.lab.traffic import expected_download_sha
 
 # --- arguments ------------------------------------------------------------------------------------
 
@@ -22,7 +23,7 @@ def test_defaults_give_the_issue_sizes_with_counts_that_fit_the_switch() -> None
     args = ob.parse_args([])
     assert args.sizes == [1.0, 10.0, 100.0]
     assert args.counts == [10, 4, 2]
-    assert args.configs == ["spliced", "never", "haproxy", "haproxy-splice"]
+    assert args.configs == ["spliced", "spliced-early", "never", "haproxy", "haproxy-splice"]
     assert args.directions == ["down"]
     assert ob.parse_args(["--sizes", "5", "50", "--counts", "3"]).counts == [3, 3]
     assert ob.parse_args(["--sizes", "0.5"]).counts == [10]  # 100 MB / size, capped at 10
@@ -199,6 +200,13 @@ def test_verify_matches_by_digest_one_to_one() -> None:
     assert short == ["c:1->10.0.250.1:9001: 99 of 100 bytes"]
     failed = ob.verify([_Client(("c", 1), error="TimeoutError")], [], "down")
     assert failed == ["c:1->10.0.250.1:9001: TimeoutError"]
+    # Where the server sees the client's port, a mismatch says whether the bytes were wrong.
+    right = _Client(("c", 7), received=100, download=100)
+    right.received_sha = expected_download_sha(right)  # type: ignore[arg-type]
+    (missing,) = ob.verify([right], [], "down", transparent=True)
+    assert missing.endswith("the bytes are right, the server's record of them is missing or incomplete")
+    (wrong,) = ob.verify([_Client(("c", 7), "ee")], [_Record("ff")], "down", transparent=True)
+    assert wrong.endswith("the bytes differ from the server's stream")
     up = _Client(("c", 1), received=0, download=0, sent_sha="cc", sent=5, upload=5)
     assert ob.verify([up], [_Record(received_sha="cc")], "up") == []
     assert ob.verify([up], [_Record(received_sha="dd")], "up") != []
