@@ -266,8 +266,10 @@ def verify(results: Sequence[Any], records: Iterable[Any], direction: str, trans
     are wrong from a server record that is missing."""
     problems = []
     pool: Counter[str] = Counter()
+    by_peer = {}
     for rec in records:
         pool[rec.sent_sha if direction == "down" else rec.received_sha] += 1
+        by_peer[tuple(getattr(rec, "peer", ()))] = rec
     for r in results:
         name = f"{r.local[0]}:{r.local[1]}->{r.server[0]}:{r.server[1]}"
         if r.error:
@@ -280,8 +282,13 @@ def verify(results: Sequence[Any], records: Iterable[Any], direction: str, trans
         elif pool[sha] <= 0:
             what = f"{name}: sha256 {sha[:16]}... matches nothing the server {'sent' if direction == 'down' else 'received'}"
             if transparent and direction == "down":
-                what += (": the bytes are right, the server's record of them is missing or incomplete"
-                         if sha == expected_download_sha(r) else ": the bytes differ from the server's stream")
+                if sha == expected_download_sha(r):
+                    rec = by_peer.get(tuple(r.local))
+                    seen = (f"sent {rec.sent} bytes, error {rec.error or 'none'}" if rec is not None
+                            else "no record of the connection")
+                    what += f": the bytes are right, the server's record is not ({seen})"
+                else:
+                    what += ": the bytes differ from the server's stream"
             problems.append(what)
         else:
             pool[sha] -= 1

@@ -204,7 +204,7 @@ def test_verify_matches_by_digest_one_to_one() -> None:
     right = _Client(("c", 7), received=100, download=100)
     right.received_sha = expected_download_sha(right)  # type: ignore[arg-type]
     (missing,) = ob.verify([right], [], "down", transparent=True)
-    assert missing.endswith("the bytes are right, the server's record of them is missing or incomplete")
+    assert missing.endswith("the bytes are right, the server's record is not (no record of the connection)")
     (wrong,) = ob.verify([_Client(("c", 7), "ee")], [_Record("ff")], "down", transparent=True)
     assert wrong.endswith("the bytes differ from the server's stream")
     up = _Client(("c", 1), received=0, download=0, sent_sha="cc", sent=5, upload=5)
