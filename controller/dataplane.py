@@ -96,6 +96,7 @@ ROUTE_TO_CPU = "SpliceIngress.routing.to_cpu"
 PROXIED = "SpliceIngress.services.proxied"
 PROXIED_INLINE = "SpliceIngress.services.proxied_inline"
 DRAINING = "SpliceIngress.services.draining"  # as proxied_inline, and new connections go unproxied
+PROXIED_DRAINING = "SpliceIngress.services.proxied_draining"  # as proxied, and new connections go unproxied
 TRANSLATE = "SpliceIngress.flows.translate"
 TRANSLATE_NAT = "SpliceIngress.flows.translate_nat"
 HOLD = "SpliceIngress.flows.hold"
@@ -198,7 +199,7 @@ SCHEMA = _Schema(
     },
     table_actions={
         ROUTES: (ROUTE, ROUTE_DROP, ROUTE_TO_CPU),
-        SERVICES: (PROXIED, PROXIED_INLINE, DRAINING),
+        SERVICES: (PROXIED, PROXIED_INLINE, DRAINING, PROXIED_DRAINING),
         FLOWS: (TRANSLATE, TRANSLATE_NAT, HOLD, HOLD_ACKING, PUNT, FLOW_DROP),
     },
     actions={
@@ -208,6 +209,7 @@ SCHEMA = _Schema(
         PROXIED: (("proxy_port", 9),),
         PROXIED_INLINE: (("proxy_port", 9), ("smac", 48), ("dmac", 48)),
         DRAINING: (("proxy_port", 9), ("smac", 48), ("dmac", 48)),
+        PROXIED_DRAINING: (("proxy_port", 9),),
         TRANSLATE: _LEG_PARAMS,
         TRANSLATE_NAT: _LEG_PARAMS + _NAT_PARAMS,
         HOLD: _LEG_PARAMS,
@@ -406,10 +408,11 @@ def service_key(server_addr: Address, server_port: int) -> TableEntry:
                                  "server_port": Exact(_l4port(server_port, "server port"))})
 
 
-def service(server_addr: Address, server_port: int, proxy_port: int) -> TableEntry:
-    """Connections to (server, port) are proxied by the host on switch port ``proxy_port``."""
+def service(server_addr: Address, server_port: int, proxy_port: int, draining: bool = False) -> TableEntry:
+    """Connections to (server, port) are proxied by the host on switch port ``proxy_port``.
+    ``draining``: the handshakes under way go on, new connections run end to end unproxied."""
     return TableEntry(SERVICES, service_key(server_addr, server_port).match,
-                      Action(PROXIED, {"proxy_port": _port(proxy_port, "proxy port")}))
+                      Action(PROXIED_DRAINING if draining else PROXIED, {"proxy_port": _port(proxy_port, "proxy port")}))
 
 
 def service_inline(server_addr: Address, server_port: int, proxy_port: int, smac: MacLike,
@@ -440,7 +443,7 @@ class Service:
     server_port: int
     proxy_port: int
     inline: bool = False  # the switch runs its handshakes (proxied_inline)
-    draining: bool = False  # ... and takes no new connection (draining)
+    draining: bool = False  # takes no new connection (draining, proxied_draining)
 
     def to_dict(self) -> dict[str, object]:
         return {"server": f"{codec.format_ipv4(self.server_addr)}:{self.server_port}",
@@ -454,7 +457,7 @@ def parse_service(index: P4Index, entry: TableEntry) -> Service:
     proxy = entry.action.params.get("proxy_port", 0) if entry.action is not None else 0
     action = index.actions.get(entry.action.name).name if entry.action is not None else None
     return Service(addr.value if isinstance(addr, Exact) else 0, port.value if isinstance(port, Exact) else 0,
-                   proxy, action in (PROXIED_INLINE, DRAINING), action == DRAINING)
+                   proxy, action in (PROXIED_INLINE, DRAINING), action in (DRAINING, PROXIED_DRAINING))
 
 
 # --- flows ----------------------------------------------------------------------------------------

@@ -388,7 +388,8 @@ class Orchestrator:
             smac = mac_bytes(self.config.switch_mac) if self.config.switch_mac else bytes(6)
             return dp.service_inline(server_ip, server_port, proxy_port, int.from_bytes(smac, "big"),
                                      int.from_bytes(mac, "big"), draining=self.draining)
-        return dp.service(server_ip, server_port, proxy_port)
+        draining = self.draining and self.sw.has_index and dp.PROXIED_DRAINING in self.sw.index.actions
+        return dp.service(server_ip, server_port, proxy_port, draining=draining)
 
     def from_switch(self, flow: FlowKey, proxy_port: int) -> bool:
         """Whether ``flow`` is one the switch makes for the proxy on ``proxy_port`` (the controller
@@ -522,16 +523,23 @@ class Orchestrator:
             from_proxy = False
         else:
             from_proxy = port in self.proxy_ports()
-        proxy_port = None
+        proxy_port = server_port = None
         if seg.is_syn and not from_proxy:
             proxy_port = self._proxy_port_for(seg.dst_ip, seg.dst_port)
+            route = self._route(seg.dst_ip) if proxy_port is not None and not seg.has_ack else None
+            server_port = route[0] if route is not None else None
         learnt = self._learn(reason, port, parsed, from_proxy)
         ev = SegmentIn(seg, port, from_proxy=from_proxy, copy=reason.is_copy, proxy_port=proxy_port,
+                       server_port=server_port,
                        declined=reason is R.DECLINED, held=reason in (R.FIN_HELD, R.HELD_COPY))
         cmds = self.core.on_segment(ev)
         if learnt is not None and not self._core_knows(learnt):
             self.l2.pop(learnt, None)  # not proxied: nothing to remember
         self.submit(cmds)
+        if reason is R.SYN and self.overload is not None:
+            # The controller's own handshakes: a SYN flood past the bound on pending handshakes
+            # drains the services as it does for the switch's (proxied_draining).
+            self._overload(self.overload.on_evictions(self.core.handshakes.stats["evicted"], time.monotonic()))
 
     def _proxy_port_for(self, server_ip: str, server_port: int) -> int | None:
         port = self.services.get((server_ip, server_port))

@@ -9,6 +9,7 @@ from splice_base import (
     CLIENT,
     PIN_PROXY_SYN,
     PIN_PROXY_SYN_ACK,
+    PIN_PUNT,
     PIN_SYN,
     PIN_SYN_ACK,
     PROXY,
@@ -64,6 +65,35 @@ class SynAckCaptured(CaptureBase):
         self.assertEqual((seg.seq, seg.ack), (0x80000000, 0xFFFFFFFF))
         opts = self.options_of(pin.payload)
         self.assertEqual((opts["MSS"], opts["WScale"], opts["Timestamp"]), (1400, 9, (777, 123456)))
+        self.expect_nothing_else()
+
+
+class DrainingRoutesNewHandshakes(CaptureBase):
+    """proxied_draining (the controller too far behind to take more): a SYN and a SYN-ACK of no
+    flows entry run end to end, routed and unseen; the proxy's handshakes still reach the
+    controller, and a SYN-ACK a punt entry was installed for (a handshake under way) goes to it."""
+
+    def runTest(self) -> None:
+        self.client.modify(self.client.table_entry(
+            "services", {"server_addr": SERVER_IP, "server_port": SERVICE_PORT}, "proxied_draining",
+            {"proxy_port": PROXY}))
+        syn = tcp_segment(flags="S", seq=77, options=SYN_OPTIONS)
+        self.send(CLIENT, syn)
+        self.expect(routed(syn, SERVER), SERVER)
+        synack = tcp_segment(in_port=SERVER, src=SERVER_IP, dst=CLIENT_IP, sport=SERVICE_PORT,
+                             dport=CLIENT_PORT, flags="SA", seq=0x80000000, ack=78, options=SYN_ACK_OPTIONS)
+        self.send(SERVER, synack)
+        self.expect(routed(synack, CLIENT), CLIENT)
+        self.expect_no_packet_in()
+        proxy_syn = tcp_segment(in_port=PROXY, src=CLIENT_IP, dst=SERVER_IP, flags="S", seq=99, options=SYN_OPTIONS)
+        self.send(PROXY, proxy_syn)
+        self.expect_packet_in(PIN_PROXY_SYN, PROXY, proxy_syn)
+        other = 43211  # a handshake under way: its SYN-ACK has the controller's punt entry
+        self.add_flow(SERVER, SERVER_IP, CLIENT_IP, SERVICE_PORT, other, "punt")
+        pending = tcp_segment(in_port=SERVER, src=SERVER_IP, dst=CLIENT_IP, sport=SERVICE_PORT,
+                              dport=other, flags="SA", seq=5, ack=1001, options=SYN_ACK_OPTIONS)
+        self.send(SERVER, pending)
+        self.expect_packet_in(PIN_PUNT, SERVER, pending)
         self.expect_nothing_else()
 
 

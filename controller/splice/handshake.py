@@ -429,9 +429,13 @@ class HandshakeTable:
         self._unverified[flow] = hs
         self.stats["syn"] += 1
         if self.config.explicit_punt:
-            match = EntryMatch.c2s(flow, ev.ingress_port)
-            hs.punts.add(match)
-            out.append(InstallPunt(flow, (match,)))
+            # S's SYN-ACK too: then it reaches the controller by this entry, whatever the services
+            # entry does meanwhile (draining lets a SYN-ACK of no entry pass unseen).
+            matches = [EntryMatch.c2s(flow, ev.ingress_port)]
+            if ev.server_port is not None:
+                matches.append(EntryMatch.s2c(flow, ev.server_port))
+            hs.punts.update(matches)
+            out.append(InstallPunt(flow, tuple(matches)))
         if not ev.copy:
             out.append(SendSegment(flow, Side.SERVER, None, seg, "C's SYN"))
         out.append(StartTimer(hs.timer(TimerKind.HANDSHAKE), self.config.syn_timeout))

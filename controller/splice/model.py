@@ -178,5 +178,6 @@ class SegmentIn:
     from_proxy: bool = False
     copy: bool = False
     proxy_port: int | None = None  # the service's proxy port (services table), with C's SYN
+    server_port: int | None = None  # the switch port toward S (routes), with C's SYN
     declined: bool = False  # the switch hands over the handshake it was running (reason DECLINED)
     held: bool = False  # a copy of what a hold entry kept from P: a FIN (reason FIN_HELD), data (HELD_COPY)

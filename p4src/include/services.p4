@@ -71,6 +71,14 @@ control Services(inout headers_t hdr, inout local_metadata_t meta,
         meta.svc_draining = 1;
     }
 
+    /* As proxied for the connections under way (their SYN-ACKs reach the controller by the
+     * flows entry it installs with the SYN's punt), and a new connection runs end to end
+     * without the proxy, unseen by the controller: draining for the controller's handshakes. */
+    action proxied_draining(port_t proxy_port) {
+        proxied(proxy_port);
+        meta.svc_draining = 1;
+    }
+
     table services {
         key = {
             meta.svc_addr: exact @name("server_addr");
@@ -80,6 +88,7 @@ control Services(inout headers_t hdr, inout local_metadata_t meta,
             proxied;
             proxied_inline;
             draining;
+            proxied_draining;
             @defaultonly NoAction;
         }
         const default_action = NoAction();

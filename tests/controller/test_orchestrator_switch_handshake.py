@@ -280,3 +280,49 @@ def test_digest_lists_grow_with_the_rate_and_shrink_when_it_falls(lab: Lab) -> N
             assert state(d, 42201) is FlowState.PROXIED
             assert time.monotonic() - t0 < 1.0
     run(main())
+
+
+def test_a_flood_drains_the_controllers_handshakes_too(lab: Lab) -> None:
+    """handshakes = "controller": SYNs faster than the pending bound can hold set the services
+    proxied_draining. A new connection then runs end to end, unseen; a handshake taken before
+    the drain goes on, its SYN-ACK reaching the controller by the punt entry its SYN installed."""
+    import asyncio
+
+    from p4splice.controller.splice.model import EntryMatch, FlowKey
+
+    from tests.controller.test_orchestrator_support import C_IP, C_MAC, S_IP, S_TCP
+
+    async def main() -> None:
+        async with proxied(lab, handshakes="controller", max_pending=20, overload_evictions=20) as (d, proxy):
+            real = 42300
+            flow = FlowKey(C_IP, real, S_IP, S_TCP)
+            lab.send(C_PORT, from_c(real, "S", 1000, options=[("MSS", 1460)]))
+            await lab.expect_tcp(S_PORT, lambda p: p[TCP].sport == real)  # sent on by the controller
+            await d.orch.drain()
+            assert {EntryMatch.c2s(flow, C_PORT), EntryMatch.s2c(flow, S_PORT)} <= set(d.orch.flow_entries[flow])
+            assert d.orch.overload is not None
+            d.orch.overload.min_drain = 60.0  # the drain outlasts the test, whatever the backlog of the flood
+            for k in range(400):  # one spoofed source: its own handshakes are the ones evicted
+                lab.send(C_PORT, tcp("10.0.1.99", 20000 + k, S_IP, S_TCP, "S", k, options=[("MSS", 1460)], smac=C_MAC))
+                if d.orch.draining:
+                    break
+                await asyncio.sleep(0.005)  # the flood's pace
+            await poll(lambda: d.orch.draining, what="the services drained")
+            assert d.orch.core.handshakes.stats["evicted"] > 20
+            await poll(lambda: _all(services_draining(d)), what="service entry draining")
+            lab.drain(S_PORT)
+            lab.send(C_PORT, from_c(42301, "S", 5000, options=[("MSS", 1460)]))
+            got = await lab.expect_tcp(S_PORT, lambda p: p[TCP].sport == 42301)
+            assert got[TCP].flags == "S"
+            lab.send(S_PORT, from_s(42301, "SA", 9000, 5001, options=[("MSS", 1460)]))
+            await lab.expect_tcp(C_PORT, lambda p: p[TCP].dport == 42301 and p[TCP].flags == "SA")
+            new = FlowKey(C_IP, 42301, S_IP, S_TCP)
+            assert d.orch.core.handshakes.get(new) is None and new not in d.orch.flow_entries  # unseen
+            # The handshake under way: S's answer reaches the controller, which sends it on to C
+            # and the claim's second request to P.
+            lab.drain(P_PORT)
+            lab.send(S_PORT, from_s(real, "SA", 7000, 1001, options=[("MSS", 1460)]))
+            await lab.expect_tcp(C_PORT, lambda p: p[TCP].dport == real and p[TCP].flags == "SA")
+            second = await lab.expect_tcp(P_PORT, lambda p: p[TCP].sport == real and p[TCP].flags == "S")
+            assert second[TCP].seq == 1000
+    run(main())

@@ -165,6 +165,22 @@ def test_full_handshake_emits_the_claims_packets_and_entries():
     assert any(isinstance(c, StartTimer) and c.timer.kind is TimerKind.IDLE for c in out)
 
 
+def test_a_syn_with_its_servers_port_punts_the_syn_ack_too_which_the_controller_sends_on():
+    """Given the port toward S (routes), C's SYN installs S's punt entry beside C's: the SYN-ACK
+    then reaches the controller whatever the services entry does (proxied_draining), and the
+    controller, holding its only copy, sends it on to C."""
+    w = World()
+    syn = c2s(ISN_C, flags=SYN, opts=OPTS_C.to_options(), window=64240)
+    out = w.core.on_segment(SegmentIn(syn, CPORT, copy=False, proxy_port=PPORT, server_port=SPORT))
+    (punt,) = of(out, InstallPunt)
+    assert set(punt.matches) == {EntryMatch.c2s(FLOW, CPORT), EntryMatch.s2c(FLOW, SPORT)}
+    assert [(c.to, c.egress_port) for c in sends(out)] == [(Side.SERVER, None)]
+    out = w.syn_ack(copy=False)
+    assert of(out, InstallPunt)[0].matches == (EntryMatch.c2s(FLOW, PPORT),)  # S's is there already
+    assert [(c.to, c.egress_port, c.segment.flags) for c in sends(out, Side.CLIENT)] == [(Side.CLIENT, CPORT, SYN | ACK)]
+    assert len(sends(out, Side.PROXY)) == 1  # the second request
+
+
 def test_leg2_timestamps_read_as_c_from_its_handshake_ack_on():
     """S takes the TSval of C's handshake ACK as TS.Recent and drops (PAWS) anything older, so P's
     clock on leg 2 must read as C's from that ACK on, not from C's SYN. Anchored at the SYN, P's
