@@ -22,7 +22,11 @@ handshakes evicted faster than ``evictions_high`` a second, i.e. more SYNs that 
 acknowledges than the bound on pending handshakes can hold. Drained, the services make no
 digests and no evictions, so a flood that goes on is not seen to: each drain that follows the
 last one within a minute lasts twice as long (up to ``max_drain``), so that proxying is retried
-now and then, not every other second.
+now and then, not every other second; and more evictions than a second's worth drain at once,
+without waiting out the second, so that the flood gets through each retry only briefly.
+
+The controller's own handshakes (``handshakes = "controller"``) have only this second sign:
+their SYNs come as packet-ins, with no time on them.
 """
 
 from __future__ import annotations
@@ -86,9 +90,13 @@ class OverloadGuard:
             self._evicted = (now, total)
             return None
         since, before = self._evicted
-        if now - since < 1.0:
-            return None
-        self.eviction_rate = (total - before) / (now - since)
+        count, elapsed = total - before, now - since
+        if elapsed < 1.0:
+            # Judged over a second, unless more than a second's worth came already: right after
+            # a drain, a flood that went on shows that way within a fraction of a second.
+            if not (self.evictions_high and not self.draining and count > self.evictions_high):
+                return None
+        self.eviction_rate = count / max(elapsed, 1e-3)
         self._evicted = (now, total)
         if self.evictions_high and not self.draining and self.eviction_rate > self.evictions_high:
             return self._drain(now)

@@ -84,6 +84,16 @@ def test_evictions_faster_than_the_bound_drain_and_repeated_drains_back_off() ->
     assert g.on_evictions(3, now=t + 5) is None
 
 
+def test_more_evictions_than_a_seconds_worth_drain_at_once() -> None:
+    """A flood that went on through a drain shows within a fraction of a second of its end: more
+    evictions than ``evictions_high`` in under a second is a rate past it already."""
+    g = OverloadGuard(evictions_high=200)
+    assert g.on_evictions(0, now=0.0) is None
+    assert g.on_evictions(200, now=0.1) is None  # not more than a second's worth yet
+    assert g.on_evictions(201, now=0.2) is Verdict.DRAIN and g.eviction_rate == pytest.approx(1005)
+    assert g.on_evictions(900, now=0.3) is None  # draining: nothing more to say
+
+
 def test_without_evictions_high_evictions_are_no_sign() -> None:
     g = OverloadGuard()
     g.on_evictions(0, now=0.0)
