@@ -537,9 +537,12 @@ class Orchestrator:
             self.l2.pop(learnt, None)  # not proxied: nothing to remember
         self.submit(cmds)
         if reason is R.SYN and self.overload is not None:
-            # The controller's own handshakes: a SYN flood past the bound on pending handshakes
-            # drains the services as it does for the switch's (proxied_draining).
-            self._overload(self.overload.on_evictions(self.core.handshakes.stats["evicted"], time.monotonic()))
+            # The controller's own handshakes: a SYN flood drains the services as it does for the
+            # switch's (proxied_draining), on the evictions past the bound on pending handshakes
+            # and, before the bound is full, on the SYNs that no ACK answers.
+            stats, now = self.core.handshakes.stats, time.monotonic()
+            self._overload(self.overload.on_evictions(stats["evicted"], now)
+                           or self.overload.on_evictions(stats["syn"] - stats["verified"], now, "unanswered"))
 
     def _proxy_port_for(self, server_ip: str, server_port: int) -> int | None:
         port = self.services.get((server_ip, server_port))

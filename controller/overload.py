@@ -25,8 +25,10 @@ last one within a minute lasts twice as long (up to ``max_drain``), so that prox
 now and then, not every other second; and more evictions than a second's worth drain at once,
 without waiting out the second, so that the flood gets through each retry only briefly.
 
-The controller's own handshakes (``handshakes = "controller"``) have only this second sign:
-their SYNs come as packet-ins, with no time on them.
+The controller's own handshakes (``handshakes = "controller"``) have only this second sign
+(their SYNs come as packet-ins, with no time on them), and a third of its kind that comes before
+the bound is full: SYNs taken that no ACK has answered (a real client's answers within a round
+trip; a spoofed one's never does) growing faster than ``evictions_high`` a second.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ class OverloadGuard:
     _last_list: float = 0.0
     _hold: float = 0.0  # how long this drain lasts at least
     _ended: float = float("-inf")  # when the last drain ended
-    _evicted: tuple[float, int] | None = field(default=None, repr=False)  # (when, total) last sampled
+    # per counter ("evicted", "unanswered"): (when, total) last sampled
+    _samples: dict[str, tuple[float, int]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if not 0 < self.lag_low < self.lag_high or not 0 <= self.min_drain <= self.max_drain \
@@ -83,13 +86,15 @@ class OverloadGuard:
             return self._drain(now)
         return self.check(now)
 
-    def on_evictions(self, total: int, now: float) -> Verdict | None:
+    def on_evictions(self, total: int, now: float, counter: str = "evicted") -> Verdict | None:
         """The number of pending handshakes evicted so far (a counter) at ``now``: DRAIN when
-        they go faster than ``evictions_high`` a second."""
-        if self._evicted is None or total < self._evicted[1]:
-            self._evicted = (now, total)
+        they go faster than ``evictions_high`` a second. ``counter`` names another count judged
+        the same way, apart (the controller's handshakes: SYNs that no ACK has answered)."""
+        last = self._samples.get(counter)
+        if last is None or total < last[1]:
+            self._samples[counter] = (now, total)
             return None
-        since, before = self._evicted
+        since, before = last
         count, elapsed = total - before, now - since
         if elapsed < 1.0:
             # Judged over a second, unless more than a second's worth came already: right after
@@ -97,7 +102,7 @@ class OverloadGuard:
             if not (self.evictions_high and not self.draining and count > self.evictions_high):
                 return None
         self.eviction_rate = count / max(elapsed, 1e-3)
-        self._evicted = (now, total)
+        self._samples[counter] = (now, total)
         if self.evictions_high and not self.draining and self.eviction_rate > self.evictions_high:
             return self._drain(now)
         return None
@@ -120,6 +125,6 @@ class OverloadGuard:
             return None
         if self.lag <= self.lag_low or now - self._last_list >= self.lag_low:
             self.draining, self._ended = False, now
-            self._evicted = None  # evictions count again from the end of the drain
+            self._samples.clear()  # evictions count again from the end of the drain
             return Verdict.RESUME
         return None

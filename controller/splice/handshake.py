@@ -752,6 +752,7 @@ class HandshakeTable:
     def _verify(self, hs: Handshake) -> None:
         if self._unverified.pop(hs.flow, None) is not None:
             self._verified[hs.flow] = hs
+            self.stats["verified"] += 1
 
     def _forget(self, hs: Handshake) -> None:
         for table in (self._unverified, self._verified, self._resetting):

@@ -94,6 +94,20 @@ def test_more_evictions_than_a_seconds_worth_drain_at_once() -> None:
     assert g.on_evictions(900, now=0.3) is None  # draining: nothing more to say
 
 
+def test_another_counter_is_judged_apart() -> None:
+    """The controller's handshakes also count SYNs no ACK answered: each counter has its own
+    samples, and either one past the bound drains."""
+    g = OverloadGuard(evictions_high=100)
+    assert g.on_evictions(0, now=0.0) is None and g.on_evictions(5000, now=0.0, counter="unanswered") is None
+    assert g.on_evictions(50, now=1.0) is None  # evictions: 50/s
+    assert g.on_evictions(5000 + 150, now=1.0, counter="unanswered") is Verdict.DRAIN  # 150/s
+    # a count that went down (a burst of real clients answering at once) is a new baseline
+    g2 = OverloadGuard(evictions_high=100)
+    g2.on_evictions(300, now=0.0, counter="unanswered")
+    assert g2.on_evictions(10, now=0.5, counter="unanswered") is None
+    assert g2.on_evictions(90, now=1.6, counter="unanswered") is None and not g2.draining
+
+
 def test_without_evictions_high_evictions_are_no_sign() -> None:
     g = OverloadGuard()
     g.on_evictions(0, now=0.0)
