@@ -81,10 +81,10 @@ class ControllerConfig:
     proxy_ack_timeout: float = 5.0
     proxy_rto: float = 1.0
     hold_timeout: float = 5.0
-    # what a hold does with a data segment toward the proxy: "switch" (the switch passes its ACK on
-    # and drops the payload, which its sender retransmits after the splice: no packet per segment
-    # to the controller) or "controller" (the controller passes the ACK on and keeps the payload,
-    # sent on as soon as the splice is in place: no wait for the retransmission)
+    # who passes the ACK of a data segment a hold keeps from the proxy: "switch" (hold_acking: the
+    # switch builds it, and sends the controller a copy of the segment) or "controller" (hold: the
+    # segment goes to the controller alone, which sends the ACK). Either way the controller keeps
+    # the payload and sends it on as soon as the splice is in place.
     held_segments: str = "switch"
     held_per_flow: int = 64  # data segments a hold keeps to send on after the splice, per flow
     held_total: int = 8192  # ... and in all
