@@ -94,6 +94,11 @@ class Splicer:
                 return await self._stepped_out(conn, f"splice reply lost ({exc}), but the flow is spliced")
             conn.resume()
             outcome = Outcome.REFUSED if isinstance(exc, ApiError) else Outcome.UNREACHABLE
+            if state == "linger":
+                # Both ends closed while the proxy drained (their FINs passed before the hold was
+                # in place): nothing is left to splice, and the proxy's sockets see the end out.
+                log.info("%s: the connection ended while it drained; nothing left to splice", flow)
+                return self._kept(conn, outcome, "", log_it=False)
             return self._kept(conn, outcome, f"splice {'refused' if isinstance(exc, ApiError) else 'failed'}: {exc}")
         conn.state = "spliced"
         await conn.abort()

@@ -86,10 +86,12 @@ def _verdict(lab: Lab, result: ClientResult, kept_too: bool) -> tuple[str, dict[
         if ev.event == "spliced" and ev.record.get("flow") == flow:
             return "spliced", ev.record  # also after an earlier attempt that stayed in the path
         message = ev.record.get("message", "")
-        # Kept: refused or failed ("staying in the path"), or the drain timed out ("giving the
-        # splice up": the proxy logs that one alone).
+        # Kept: refused or failed ("staying in the path"), the drain timed out ("giving the
+        # splice up": the proxy logs that one alone), or the connection ended while it drained
+        # ("nothing left to splice").
         if (kept_too and kept is None and message.startswith(f"{flow}: ")
-                and ("staying in the path" in message or "giving the splice up" in message)):
+                and any(m in message for m in ("staying in the path", "giving the splice up",
+                                                "nothing left to splice"))):
             kept = "kept", ev.record
     return kept
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,6 +114,37 @@ def test_splice_reports_exact_counts_then_closes(router: Router, tmp_path: Path,
 async def _metric(proxy, name: str, at_least: int):  # type: ignore[no-untyped-def]
     metrics = await proxy.metrics()
     return metrics if metrics[name] >= at_least else None
+
+
+def test_a_connection_that_ended_during_the_drain_is_no_warning(router: Router, tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """Both ends' FINs passed before the hold was in place: the controller ends the flow
+    (linger) and refuses the counts. Nothing went wrong: one INFO line, no WARNING."""
+    sock = tmp_path / "proxy.sock"
+    caplog.set_level(logging.INFO, logger="p4splice.proxy")
+
+    async def main() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            api, ctl = await stack.enter_async_context(fake_controller(sock))
+            server = await stack.enter_async_context(HttpishServer(router.server, [PORTS["inspect"]]))
+            proxy = await stack.enter_async_context(running_proxy(router, config(sock)))
+            await poll(lambda: "splice-test" in api.registered, what="registration")
+            ctl.splice_gate = asyncio.Event()
+            reader, writer = await connect_from_client(router, PORTS["inspect"])
+            first = await request(reader, writer, UPLOAD, DOWNLOAD, KEEP)
+            await poll(lambda: ctl.called("splice"), what="the counts")
+            flow = Flow(CLIENT_IP, first.local[1], SERVER_IP, PORTS["inspect"])
+            ctl.state[flow] = "linger"
+            ctl.splice_gate.set()
+            await poll(lambda: _metric(proxy, "splices_refused", 1), what="the refusal")
+            assert ctl.called("splice_cancel") == [("splice-test", flow)]
+            assert server.seen[first.local[1]].requests == 1
+            writer.close()
+
+    run(main())
+    mine = [r for r in caplog.records if r.name.startswith("p4splice.proxy.splice")]
+    assert any("nothing left to splice" in r.getMessage() for r in mine)
+    assert not [r for r in mine if r.levelno >= logging.WARNING]
 
 
 @pytest.mark.parametrize("op,code", [("splice_prepare", "conflict"), ("splice", "conflict"),
