@@ -10,11 +10,11 @@ import contextlib
 import hashlib
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from p4splice.controller.proxyapi import Flow
+from p4splice.controller.proxyapi import Flow, ProxyApiServer
 from p4splice.proxy.config import ProxyConfig, parse
 from p4splice.proxy.http import rewrite_head
 
@@ -22,7 +22,9 @@ from tests.proxy.support import (
     CLIENT_IP,
     MAC,
     SERVER_IP,
+    FakeController,
     HttpishServer,
+    ProxyThread,
     Router,
     connect_from_client,
     fake_controller,
@@ -66,14 +68,22 @@ def config(sock: Path, **limits: float) -> ProxyConfig:
     })
 
 
+@contextlib.asynccontextmanager
+async def splice_setup(router: Router, sock: Path, port: int, **limits: float) \
+        -> AsyncIterator[tuple[ProxyApiServer, FakeController, HttpishServer, ProxyThread]]:
+    """The fake controller on ``sock``, the server on ``port`` and the proxy, its registration in."""
+    async with fake_controller(sock) as (api, ctl), HttpishServer(router.server, [port]) as server, \
+            running_proxy(router, config(sock, **limits)) as proxy:
+        await poll(lambda: "splice-test" in api.registered, what="registration")
+        yield api, ctl, server, proxy
+
+
 @pytest.mark.parametrize("policy", ["inspect", "after-bytes", "rewrite"])
 def test_splice_reports_exact_counts_then_closes(router: Router, tmp_path: Path, policy: str) -> None:
     sock = tmp_path / "proxy.sock"
 
     async def main() -> None:
-        async with fake_controller(sock) as (api, ctl), HttpishServer(router.server, [PORTS[policy]]) as server, \
-                running_proxy(router, config(sock)) as proxy:
-            await poll(lambda: "splice-test" in api.registered, what="registration")
+        async with splice_setup(router, sock, PORTS[policy]) as (api, ctl, server, proxy):
             assert ctl.called("register") == [("splice-test", 7, MAC, 200)]
             ctl.prepare_gate = asyncio.Event()
             reader, writer = await connect_from_client(router, PORTS[policy])
@@ -124,11 +134,7 @@ def test_a_connection_that_ended_during_the_drain_is_no_warning(router: Router, 
     caplog.set_level(logging.INFO, logger="p4splice.proxy")
 
     async def main() -> None:
-        async with contextlib.AsyncExitStack() as stack:
-            api, ctl = await stack.enter_async_context(fake_controller(sock))
-            server = await stack.enter_async_context(HttpishServer(router.server, [PORTS["inspect"]]))
-            proxy = await stack.enter_async_context(running_proxy(router, config(sock)))
-            await poll(lambda: "splice-test" in api.registered, what="registration")
+        async with splice_setup(router, sock, PORTS["inspect"]) as (api, ctl, server, proxy):
             ctl.splice_gate = asyncio.Event()
             reader, writer = await connect_from_client(router, PORTS["inspect"])
             first = await request(reader, writer, UPLOAD, DOWNLOAD, KEEP)
@@ -153,11 +159,7 @@ def test_refused_or_failed_splice_keeps_proxying(router: Router, tmp_path: Path,
     sock = tmp_path / "proxy.sock"
 
     async def main() -> None:
-        async with contextlib.AsyncExitStack() as stack:
-            api, ctl = await stack.enter_async_context(fake_controller(sock))
-            server = await stack.enter_async_context(HttpishServer(router.server, [PORTS["inspect"]]))
-            proxy = await stack.enter_async_context(running_proxy(router, config(sock)))
-            await poll(lambda: "splice-test" in api.registered, what="registration")
+        async with splice_setup(router, sock, PORTS["inspect"]) as (api, ctl, server, proxy):
             if op == "controller-gone":
                 ctl.prepare_gate = asyncio.Event()  # never opened: the controller dies meanwhile
             else:
@@ -199,9 +201,7 @@ def test_splice_waits_for_the_sockets_to_drain(router: Router, tmp_path: Path) -
     big = 8_000_000
 
     async def main() -> None:
-        async with fake_controller(sock) as (api, ctl), HttpishServer(router.server, [PORTS["inspect"]]), \
-                running_proxy(router, config(sock)) as proxy:
-            await poll(lambda: "splice-test" in api.registered, what="registration")
+        async with splice_setup(router, sock, PORTS["inspect"]) as (api, ctl, server, proxy):
             ctl.prepare_gate, ctl.splice_gate = asyncio.Event(), asyncio.Event()
             reader, writer = await connect_from_client(router, PORTS["inspect"])
             head = request_head(0, big, KEEP)
@@ -237,9 +237,7 @@ def test_drain_timeout_keeps_proxying(router: Router, tmp_path: Path) -> None:
     sock = tmp_path / "proxy.sock"
 
     async def main() -> None:
-        async with fake_controller(sock) as (api, ctl), HttpishServer(router.server, [PORTS["inspect"]]) as server, \
-                running_proxy(router, config(sock, drain_timeout_s=0.3)) as proxy:
-            await poll(lambda: "splice-test" in api.registered, what="registration")
+        async with splice_setup(router, sock, PORTS["inspect"], drain_timeout_s=0.3) as (api, ctl, server, proxy):
             # A client that stops reading, with a small fixed window: the proxy's bytes toward
             # it stay unacknowledged.
             sock_c = socket_in(router.client)
@@ -303,9 +301,7 @@ def test_flow_reset_event_resets_the_connection(router: Router, tmp_path: Path) 
     sock = tmp_path / "proxy.sock"
 
     async def main() -> None:
-        async with fake_controller(sock) as (api, ctl), HttpishServer(router.server, [PORTS["never"]]), \
-                running_proxy(router, config(sock)) as proxy:
-            await poll(lambda: "splice-test" in api.registered, what="registration")
+        async with splice_setup(router, sock, PORTS["never"]) as (api, ctl, server, proxy):
             reader, writer = await connect_from_client(router, PORTS["never"])
             ex = await request(reader, writer, 10, 10, KEEP)
             flow = Flow(CLIENT_IP, ex.local[1], SERVER_IP, PORTS["never"])
@@ -326,9 +322,7 @@ def test_lost_splice_reply_steps_out_when_the_controller_spliced(router: Router,
     sock = tmp_path / "proxy.sock"
 
     async def main() -> None:
-        async with fake_controller(sock) as (api, ctl), HttpishServer(router.server, [PORTS["inspect"]]), \
-                running_proxy(router, config(sock)) as proxy:
-            await poll(lambda: "splice-test" in api.registered, what="registration")
+        async with splice_setup(router, sock, PORTS["inspect"]) as (api, ctl, server, proxy):
             ctl.lose_splice = True
             reader, writer = await connect_from_client(router, PORTS["inspect"])
             ex = await request(reader, writer, UPLOAD, DOWNLOAD, KEEP)
@@ -350,9 +344,7 @@ def test_heartbeats_report_idle_connections_with_their_counts(router: Router, tm
     sock = tmp_path / "proxy.sock"
 
     async def main() -> None:
-        async with fake_controller(sock) as (api, ctl), HttpishServer(router.server, [PORTS["never"]]) as server, \
-                running_proxy(router, config(sock)):
-            await poll(lambda: "splice-test" in api.registered, what="registration")
+        async with splice_setup(router, sock, PORTS["never"]) as (api, ctl, server, proxy):
             reader, writer = await connect_from_client(router, PORTS["never"])
             ex = await request(reader, writer, UPLOAD, DOWNLOAD, KEEP)
             idle = Flow(CLIENT_IP, ex.local[1], SERVER_IP, PORTS["never"])
@@ -395,9 +387,7 @@ def test_splice_requested_runs_the_splice_whatever_the_policy(router: Router, tm
     sock = tmp_path / "proxy.sock"
 
     async def main() -> None:
-        async with fake_controller(sock) as (api, ctl), HttpishServer(router.server, [PORTS["never"]]), \
-                running_proxy(router, config(sock)) as proxy:
-            await poll(lambda: "splice-test" in api.registered, what="registration")
+        async with splice_setup(router, sock, PORTS["never"]) as (api, ctl, server, proxy):
             reader, writer = await connect_from_client(router, PORTS["never"])
             ex = await request(reader, writer, UPLOAD, DOWNLOAD, KEEP)
             flow = Flow(CLIENT_IP, ex.local[1], SERVER_IP, PORTS["never"])
