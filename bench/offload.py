@@ -269,7 +269,7 @@ def verify(results: Sequence[Any], records: Iterable[Any], direction: str, trans
     by_peer = {}
     for rec in records:
         pool[rec.sent_sha if direction == "down" else rec.received_sha] += 1
-        by_peer[tuple(getattr(rec, "peer", ()))] = rec
+        by_peer[tuple(rec.peer)] = rec
     for r in results:
         name = f"{r.local[0]}:{r.local[1]}->{r.server[0]}:{r.server[1]}"
         if r.error:

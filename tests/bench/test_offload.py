@@ -188,6 +188,7 @@ class _Client:
 class _Record:
     sent_sha: str = ""
     received_sha: str = ""
+    peer: tuple[str, int] = ("", 0)
 
 
 def test_verify_matches_by_digest_one_to_one() -> None:
