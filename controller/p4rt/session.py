@@ -25,6 +25,7 @@ Nothing here is global: every session has its own channel, tasks and queues.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import random
@@ -138,6 +139,57 @@ _REFUSALS = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOU
                        grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED})
 
 
+class PushGate:
+    """Reads and writes, any number at once, against a pipeline push, alone.
+
+    BMv2 1.15.5's P4Runtime server (PI) dies with SIGSEGV when a Read or Write reaches a switch
+    that has never had a pipeline while its first SetForwardingPipelineConfig is under way: the
+    push creates the device's state before it locks it against other requests, and a Read or
+    Write in between finds it without a P4Info (``pi_p4info_is_valid_id(NULL, ...)``, see
+    docs/bmv2.md). A controller pushes to such a switch each time one restarted, with reads and
+    writes of its own still coming (idle polls, flows being set up or torn down). So a session
+    sends none while its push is on the wire, and pushes only once those already sent have
+    been answered; what waits is sent as soon as the push returns, in the order it came.
+    """
+
+    def __init__(self) -> None:
+        self._users = 0
+        self._idle = asyncio.Event()  # no read or write in flight
+        self._idle.set()
+        self._open = asyncio.Event()  # no push in flight
+        self._open.set()
+
+    @property
+    def pushing(self) -> bool:
+        return not self._open.is_set()
+
+    @contextlib.asynccontextmanager
+    async def shared(self) -> AsyncIterator[None]:
+        """Around a Read, Write or GetForwardingPipelineConfig."""
+        while not self._open.is_set():
+            await self._open.wait()
+        self._users += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._users -= 1
+            if self._users == 0:
+                self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """Around a SetForwardingPipelineConfig: after those in flight, before any new one."""
+        while not self._open.is_set():
+            await self._open.wait()
+        self._open.clear()
+        try:
+            await self._idle.wait()
+            yield
+        finally:
+            self._open.set()
+
+
 class SwitchSession:
     """A controller's session with one P4Runtime device.
 
@@ -177,6 +229,7 @@ class SwitchSession:
         self._index = index
         self.on_reconnect = on_reconnect
         self._setting_up = False  # on_reconnect is running: no packet-outs until it is done
+        self.push_gate = PushGate()  # no Read or Write while a pipeline push is in flight
         self.on_write_latency = on_write_latency
         self.auto_ack_digests = auto_ack_digests
         self.takeover = takeover
@@ -578,6 +631,10 @@ class SwitchSession:
         items = list(updates)
         if not items:
             return
+        async with self.push_gate.shared():
+            await self._write(items, atomicity)
+
+    async def _write(self, items: list[Update | pb.Update], atomicity: int) -> None:
         req = pb.WriteRequest(device_id=self.device_id, role=self.role, atomicity=atomicity)
         _u128(req.election_id, self._election_id)
         index = self._index
@@ -616,8 +673,9 @@ class SwitchSession:
 
     async def read(self, filters: Entity | Iterable[Entity]) -> AsyncIterator[Entity]:
         """Entities matching the filters, as they stream in (``async for e in s.read(...)``)."""
-        async for ent in self._read_session().read(self.index, filters):
-            yield ent
+        async with self.push_gate.shared():
+            async for ent in self._read_session().read(self.index, filters):
+                yield ent
 
     async def read_all(self, filters: Entity | Iterable[Entity]) -> list[Entity]:
         return [e async for e in self.read(filters)]
@@ -633,17 +691,20 @@ class SwitchSession:
         req.config.p4_device_config = device_config
         if cookie is not None:
             req.config.cookie.cookie = cookie
-        try:
-            await self._rpc_stub().SetForwardingPipelineConfig(req, timeout=self.rpc_timeout)
-        except grpc.aio.AioRpcError as e:
-            raise P4RuntimeRpcError.from_grpc("SetForwardingPipelineConfig", e) from None
-        if action != pb.SetForwardingPipelineConfigRequest.VERIFY:
-            self._index = P4Index(info)
+        stub = self._rpc_stub()
+        async with self.push_gate.exclusive():
+            try:
+                await stub.SetForwardingPipelineConfig(req, timeout=self.rpc_timeout)
+            except grpc.aio.AioRpcError as e:
+                raise P4RuntimeRpcError.from_grpc("SetForwardingPipelineConfig", e) from None
+            if action != pb.SetForwardingPipelineConfigRequest.VERIFY:
+                self._index = P4Index(info)  # before any read or write that waited goes out
         log.info("%s: pipeline set (%d tables, cookie %s)", self.name, len(info.tables), cookie)
 
     async def get_pipeline(self, response_type: int = pb.GetForwardingPipelineConfigRequest.ALL
                            ) -> pb.ForwardingPipelineConfig:
-        return await self._read_session().get_pipeline(response_type)
+        async with self.push_gate.shared():
+            return await self._read_session().get_pipeline(response_type)
 
     async def adopt_pipeline(self) -> int | None:
         """Use the pipeline the switch already runs (its P4Info); returns its cookie (None if unset).

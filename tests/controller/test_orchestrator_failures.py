@@ -4,12 +4,15 @@ restart, backup take-over, switch restart, SYN flood, and the admin socket's spl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+from collections.abc import Awaitable, Callable
 
 import pytest
 from p4splice.controller.admin import admin_request
 from p4splice.controller.daemon import Daemon
+from p4splice.controller.p4rt import SwitchSession
 from p4splice.controller.proxyapi.client import ProxyApiClient
 from p4splice.controller.splice.splice import FlowState
 from scapy.layers.inet import TCP
@@ -17,6 +20,7 @@ from scapy.layers.inet import TCP
 from tests.controller.orchestrator_fixtures import U32, established, flow_out, proxied, running, state
 from tests.controller.test_orchestrator_support import (
     C_PORT,
+    FAST,
     P_PORT,
     S_PORT,
     Isns,
@@ -243,6 +247,61 @@ def test_switch_crash_reinstalls_everything(lab: Lab) -> None:
             await handshake(lab, 41053, Isns())
             await poll(lambda: flow_key(41053) in d.orch.core.flows, what="new flow after the crash")
     run(main())
+
+
+def test_reads_and_writes_wait_for_the_push_to_a_restarted_switch(lab: Lab) -> None:
+    """A switch started anew gets its pipeline while the session keeps reading and writing (an
+    idle poll, flows set up or torn down, a test polling the table): those wait until the push
+    has returned. BMv2 1.15.5 died (SIGSEGV) on a Read or Write that reached it while its first
+    push was under way (docs/bmv2.md; almost every such Write did it)."""
+    from p4splice.controller import dataplane as dp
+
+    async def main() -> None:
+        s = SwitchSession(lab.addr, lab.switch.device_id, election_id=10, backoff=FAST)
+        await s.connect()
+        try:
+            await s.wait_primary(5)
+            await s.set_pipeline(lab.switch.pipeline.p4info, lab.switch.pipeline.device_config)
+            for _ in range(3):
+                await lab.stop_switch()
+                await poll(lambda: not s.is_connected, what="session lost")
+                await lab.start_switch()
+                await poll(lambda: s.is_primary, timeout=5, what="session back")
+                await push_while_busy(lab, s)
+                assert getattr(lab.switch, "died", lambda: None)() is None
+                assert len(await s.read_all(dp.route_key(BUSY_ROUTE))) == 1
+        finally:
+            await s.close()
+    run(main())
+
+
+BUSY_ROUTE = "10.9.9.0/24"
+
+
+async def push_while_busy(lab: Lab, s: SwitchSession) -> None:
+    """Push the pipeline while two tasks read the flows table and insert a route, back to back,
+    failing (no pipeline yet, the route there already) or not."""
+    from p4splice.controller import dataplane as dp
+    from p4splice.controller.p4rt import ClientError, Update, UpdateType
+
+    entry = dp.route(BUSY_ROUTE, S_PORT, "02:00:00:00:00:fe", "02:00:00:00:00:01")
+    done = asyncio.Event()
+    sent = [0, 0]
+
+    async def keep(i: int, op: Callable[[], Awaitable[object]]) -> None:
+        while not done.is_set():
+            sent[i] += 1
+            with contextlib.suppress(ClientError):
+                await op()
+
+    ops = [asyncio.create_task(keep(0, lambda: s.read_all(dp.flows_read(with_counters=False)))),
+           asyncio.create_task(keep(1, lambda: s.write([Update(UpdateType.INSERT, entry)])))]
+    try:
+        await poll(lambda: min(sent) >= 2, what="reads and writes going out")
+        await s.set_pipeline(lab.switch.pipeline.p4info, lab.switch.pipeline.device_config)
+    finally:
+        done.set()
+        await asyncio.gather(*ops)
 
 
 def table_size_is(d: Daemon, n: int):  # noqa: ANN201

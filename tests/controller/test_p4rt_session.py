@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import subprocess
+import threading
+from typing import Any
 
 import grpc
 import pytest
@@ -153,6 +155,88 @@ def test_adopt_pipeline_uses_what_the_switch_runs(switch: Switch) -> None:
             assert [t.name for t in s2.index.tables] == [t.preamble.name for t in switch.compiled.p4info.tables]
             assert await s2.read_all(TableEntry("dmac")) == [
                 TableEntry("dmac", {DST: Exact(MAC_A)}, Action("forward", {"port": 2}))]
+    run(main())
+
+
+class ServerLog:
+    """What the p4sim server under ``switch`` is asked, in the order its workers take it up:
+    ("push", "start"/"end"), ("read", "start"/"end"), ("write", "start"). ``hold`` holds the
+    given RPC (a thread waiting for the event to be set) while it is taken up."""
+
+    def __init__(self, switch: Switch, hold: str) -> None:
+        self.events: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+        self.release = threading.Event()
+        server = switch.proc.server
+        for name, attr in (("push", "_set_pipeline"), ("read", "read"), ("write", "write")):
+            setattr(server, attr, self._wrap(name, getattr(server, attr), name == hold))
+
+    def _wrap(self, name: str, fn: Any, held: bool) -> Any:
+        def wrapped(*args: Any) -> Any:
+            self.note(name, "start")
+            if held:
+                self.release.wait(10)
+            try:
+                return fn(*args)
+            finally:
+                self.note(name, "end")
+        return wrapped
+
+    def note(self, name: str, what: str) -> None:
+        with self.lock:
+            self.events.append((name, what))
+
+    def seen(self, name: str) -> bool:
+        with self.lock:
+            return (name, "start") in self.events
+
+
+async def seen_within(log: ServerLog, name: str, timeout: float) -> bool:
+    """Whether the server takes up ``name`` within ``timeout`` s (a deadline, for what must not come)."""
+    try:
+        await poll(lambda: log.seen(name), timeout=timeout, what=name)
+    except AssertionError:
+        return False
+    return True
+
+
+def test_no_read_or_write_goes_out_while_a_pipeline_push_is_in_flight(switch: Switch) -> None:
+    """BMv2 dies (SIGSEGV) on a Read or Write that reaches it during the first push after it
+    started (docs/bmv2.md): a session sends them once its push has returned, in order."""
+    async def main() -> None:
+        s = await primary(switch)
+        log = ServerLog(switch, hold="push")
+        push = asyncio.create_task(s.set_pipeline(switch.compiled.p4info, switch.compiled.device_config))
+        await poll(lambda: log.seen("push"), what="the push taken up")
+        assert s.push_gate.pushing
+        read = asyncio.create_task(s.read_all(TableEntry("dmac")))
+        write = asyncio.create_task(s.insert(TableEntry("dmac", {DST: MAC_A}, Action("to_cpu"))))
+        assert not await seen_within(log, "read", 0.5) and not log.seen("write")
+        log.release.set()
+        await push
+        assert await read == []
+        await write
+        assert log.events[:2] == [("push", "start"), ("push", "end")]
+        assert {e for e in log.events[2:] if e[1] == "start"} == {("read", "start"), ("write", "start")}
+        assert not s.push_gate.pushing
+        assert len(await s.read_all(TableEntry("dmac"))) == 1
+        await s.close()
+    run(main())
+
+
+def test_a_pipeline_push_waits_for_the_reads_in_flight(switch: Switch) -> None:
+    async def main() -> None:
+        s = await primary(switch)
+        log = ServerLog(switch, hold="read")
+        read = asyncio.create_task(s.read_all(TableEntry("dmac")))
+        await poll(lambda: log.seen("read"), what="the read taken up")
+        push = asyncio.create_task(s.set_pipeline(switch.compiled.p4info, switch.compiled.device_config))
+        assert not await seen_within(log, "push", 0.5)
+        log.release.set()
+        assert await read == []
+        await push
+        assert log.events == [("read", "start"), ("read", "end"), ("push", "start"), ("push", "end")]
+        await s.close()
     run(main())
 
 
