@@ -96,7 +96,7 @@ class ControllerConfig:
     # who runs claim 1's handshake while a service's proxy is in service: "switch" (the data plane,
     # with digests to the controller; a program without it falls back) or "controller" (packet-ins)
     handshakes: str = "switch"
-    # the switch's handshake digests: at most this many per list, or "auto": one by one, and lists
+    # the switch's digests (handshake steps, FINs): at most this many per list, or "auto": one by one, and lists
     # of up to AUTO_DIGEST_BATCH only while digests come fast enough to fill them at once
     # (digestbatch.py) ...
     digest_batch: int | str = "auto"

@@ -80,6 +80,7 @@ __all__ = [
     "service_inline",
     "proxy_clone_session",
     "handshake_digest",
+    "fin_digest",
     "service_key",
     "signed_delta",
 ]
@@ -111,6 +112,7 @@ MALFORMED_COUNTER = "SpliceIngress.sanity.malformed"  # indexed by MalformedReas
 PACKET_IN = "packet_in"
 PACKET_OUT = "packet_out"
 HANDSHAKE_DIGEST = "handshake_t"  # a step of a handshake the switch runs (services with proxied_inline)
+FIN_DIGEST = "fin_t"  # a FIN a flows entry forwarded (its leg and direction only)
 
 #: Short names of the flows table's actions, as FlowRule.action and splicectl show them.
 FLOW_ACTIONS: Mapping[str, str] = {
@@ -141,7 +143,7 @@ class PacketInReason(enum.IntEnum):
     SYN_ACK = 2  # copy: SYN-ACK from a service (also forwarded)
     PROXY_SYN = 3  # controller only: the proxy's upstream SYN (leg 2)
     PROXY_SYN_ACK = 4  # controller only: the proxy's SYN-ACK (leg 1)
-    FIN = 5  # copy: FIN of a tracked flow, original bytes
+    FIN = 5  # copy: FIN in a handshake the switch runs, original bytes (a flows entry's FIN: the fin_t digest)
     RST = 6  # copy: RST of a tracked flow, original bytes
     PUNT = 7  # controller only: a flows entry with action punt
     ROUTED = 8  # controller only: a routes entry with action to_cpu (the port probes' replies)
@@ -435,6 +437,11 @@ def handshake_digest(max_list_size: int = 64, max_timeout_ns: int = 1_000_000) -
     """Turns on the digest of the switch's handshakes: lists of up to ``max_list_size``, sent at
     the latest ``max_timeout_ns`` after their first."""
     return DigestEntry(HANDSHAKE_DIGEST, max_timeout_ns=max_timeout_ns, max_list_size=max_list_size)
+
+
+def fin_digest(max_list_size: int = 64, max_timeout_ns: int = 1_000_000) -> DigestEntry:
+    """Turns on the digest of FINs that flows entries forward, in lists as ``handshake_digest``'s."""
+    return DigestEntry(FIN_DIGEST, max_timeout_ns=max_timeout_ns, max_list_size=max_list_size)
 
 
 @dataclass(frozen=True)

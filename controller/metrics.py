@@ -106,6 +106,8 @@ class Metrics:
         self.failures = Counter("p4splice_failures", "Things that went wrong, by kind", ["kind"], registry=r)
         self.packet_ins = Counter("p4splice_packet_ins", "Packet-ins by reason", ["reason"], registry=r)
         self.packet_outs = Counter("p4splice_packet_outs", "Packet-outs sent", registry=r)
+        self.fins_reported = Counter("p4splice_fins_reported", "FINs the flows entries forwarded, as the switch's "
+                                     "fin_t digests report them", registry=r)
         self.digests = Counter("p4splice_handshake_digests", "Steps of handshakes the switch runs, as its digests "
                                "report them, by the state reached", ["state"], registry=r)
         self.resets = Counter("p4splice_flow_resets", "Flows reset toward their ends", registry=r)

@@ -78,6 +78,7 @@ from .splice import (
     SwitchState,
     SwitchStep,
     TimerKey,
+    fin_reported,
 )
 from .splice.model import EntryMatch, FlowKey, SegmentIn, Side
 from .splice.options import OptionError
@@ -343,15 +344,28 @@ class Orchestrator:
             self.overload.reset()
         if self.digest_batcher is not None:
             self.digest_batcher.reset()
+        out += self._digest_entries()
         if self.switch_handshakes:
-            out.append(self._digest_entry())
             out += [dp.proxy_clone_session(p) for p in sorted(set(self.services.values()))]
         out += [self._service_entry(addr, port, proxy) for (addr, port), proxy in self.services.items()]
         return out
 
-    def _digest_entry(self) -> DigestEntry:
+    @property
+    def fin_reports(self) -> bool:
+        """Whether the program reports the FINs its flows entries forward in fin_t digests (older
+        builds copy each FIN to the controller as a packet-in)."""
+        return self.sw.has_index and dp.FIN_DIGEST in self.sw.index.digests
+
+    def _digest_entries(self) -> list[DigestEntry]:
+        """The digests the controller takes, in lists of the size the batcher asks for: one by one
+        while they come slowly (BMv2 1.15.5 holds a partial list of FINs over a second, longer
+        than a splice may wait for the FIN its proxy passed on), many while they come fast."""
         size = self.digest_batcher.size if self.digest_batcher is not None else int(self.config.digest_batch)
-        return dp.handshake_digest(size, int(self.config.digest_delay * _NS))
+        delay = int(self.config.digest_delay * _NS)
+        out = [dp.handshake_digest(size, delay)] if self.switch_handshakes else []
+        if self.fin_reports:
+            out.append(dp.fin_digest(size, delay))
+        return out
 
     def _batch_changed(self, size: int | None) -> None:
         """The batcher asks for lists of ``size`` (None: no change): tell the switch, and while
@@ -373,7 +387,7 @@ class Orchestrator:
         assert self.digest_batcher is not None
         while True:
             size = self.digest_batcher.size
-            await self._flush([Update(UpdateType.MODIFY, self._digest_entry())])
+            await self._flush([Update(UpdateType.MODIFY, e) for e in self._digest_entries()])
             if self.digest_batcher.size == size:
                 return
 
@@ -435,6 +449,9 @@ class Orchestrator:
             self._overload(guard.check(time.monotonic()))
 
     def on_digest_list(self, digests: DigestList) -> None:
+        if digests.digest == dp.FIN_DIGEST:
+            self._on_fins(digests)
+            return
         if digests.digest != dp.HANDSHAKE_DIGEST:
             return
         if self.overload is not None:
@@ -461,6 +478,22 @@ class Orchestrator:
         self.submit_all(lists)
         if self.overload is not None:
             self._overload(self.overload.on_evictions(self.core.handshakes.stats["evicted"], time.monotonic()))
+
+    def _on_fins(self, digests: DigestList) -> None:
+        """FINs the flows entries forwarded: to the core as the copies older programs sent."""
+        if self.digest_batcher is not None:
+            self._batch_changed(self.digest_batcher.on_digests(len(digests.data), time.monotonic(),
+                                                               digests.timestamp_ns, time.time_ns()))
+        proxies = self.proxy_ports()
+        lists: list[list[Command]] = []
+        for data in digests.data:
+            ev = fin_reported(data, proxies) if isinstance(data, dict) else None
+            if ev is None:
+                self.stats["digest_not_taken"] += 1
+                continue
+            self.metrics.fins_reported.inc()
+            lists.append(self.core.on_segment(ev))
+        self.submit_all(lists)
 
     def proxy_ports(self) -> set[int]:
         return set(self.services.values()) | set(self.proxy_macs)

@@ -41,6 +41,15 @@ control SpliceIngress(inout headers_t hdr, inout local_metadata_t meta,
                     if (meta.forwarded == 0) {
                         services.apply(hdr, meta, standard_metadata);
                     }
+                    if (meta.report_fin == 1) {  /* addresses as they came, before any NAT */
+                        fin_t fin;
+                        fin.ingress_port = standard_metadata.ingress_port;
+                        fin.src_addr = hdr.ipv4.src_addr;
+                        fin.dst_addr = hdr.ipv4.dst_addr;
+                        fin.src_port = hdr.tcp.src_port;
+                        fin.dst_port = hdr.tcp.dst_port;
+                        digest<fin_t>(FIN_DIGEST_RECEIVER, fin);
+                    }
                 }
                 if (meta.forwarded == 0) {
                     routing.apply(hdr, meta, standard_metadata);

@@ -12,6 +12,7 @@ proxy.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from typing import Any
 
@@ -27,6 +28,7 @@ from packets import (
 )
 from ptf import testutils
 from ptf.base_tests import BaseTest
+from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,16 @@ CLIENT, SERVER, PROXY = 1, 2, 3
 # packet-in reasons and malformed-counter indexes, as p4src/include/headers.p4 defines them
 (PIN_SYN, PIN_SYN_ACK, PIN_PROXY_SYN, PIN_PROXY_SYN_ACK, PIN_FIN, PIN_RST, PIN_PUNT, PIN_ROUTED, PIN_HELD,
  PIN_DECLINED, PIN_FIN_HELD, PIN_HELD_COPY) = range(1, 13)
+FIN_DIGEST = "fin_t"  # a FIN a flows entry (or a handshake slot) forwarded, reported
+
+
+def fin_report(frame: bytes, in_port: int) -> dict[str, int]:
+    """The fin_t digest the switch sends for the FIN ``frame`` arriving on ``in_port``."""
+    ip, tcp = Ether(frame)[IP], Ether(frame)[TCP]
+    return {"ingress_port": in_port, "src_addr": int(ipaddress.IPv4Address(ip.src)),
+            "dst_addr": int(ipaddress.IPv4Address(ip.dst)), "src_port": tcp.sport, "dst_port": tcp.dport}
+
+
 (MAL_TRUNCATED, MAL_IPV4_HEADER, MAL_IPV4_LENGTH, MAL_TCP_DATA_OFFSET, MAL_TCP_OPT_OVERRUN,
  MAL_TCP_OPT_LENGTH, MAL_TCP_OPT_DUPLICATE, MAL_TCP_OPT_TOO_MANY, MAL_OTHER) = range(1, 10)
 

@@ -30,7 +30,20 @@ from packets import (
     tcp_segment,
     translate,
 )
-from splice_base import CLIENT, PIN_DECLINED, PIN_PUNT, PIN_RST, PIN_SYN, PROXY, SERVER, SpliceTest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+from splice_base import (
+    CLIENT,
+    FIN_DIGEST,
+    PIN_DECLINED,
+    PIN_PUNT,
+    PIN_RST,
+    PIN_SYN,
+    PROXY,
+    SERVER,
+    SpliceTest,
+    fin_report,
+)
 
 HS_CLONE_SESSION_BASE = 512
 HS_SLOTS = 65536
@@ -138,6 +151,14 @@ class Conn:
 
     def proxy_ack(self) -> bytes:
         return self.p_as_c(flags="A", seq=ISN_P2 + 1, ack=ISN_S + 1, window=502, options=self.ts_opt(TSV_P2 + 1, TSV_S))
+
+
+def with_fin(frame: bytes) -> bytes:
+    """The same segment with FIN set as well (checksums made again)."""
+    pkt = Ether(frame)
+    pkt[TCP].flags = pkt[TCP].flags | 0x01
+    del pkt[IP].chksum, pkt[TCP].chksum
+    return bytes(pkt)
 
 
 def full_conn(cport: int) -> Conn:
@@ -277,6 +298,23 @@ class EntriesTakeOver(InlineBase):
             self.send(port, frame)
             self.expect(translate(frame, params_of(self.model.legs[direction]), out), out)
             self.assertEqual(self.client.read_direct_counter(entries[direction])[0], 1)
+        self.expect_nothing_else()
+
+
+class FinsBeforeTheEntriesReported(InlineBase):
+    """The four FINs of a connection the slot still translates (no entry yet) go on translated and
+    are reported in fin_t digests, as a flows entry's are (no packet-in)."""
+
+    def runTest(self) -> None:
+        self.client.insert_digest(FIN_DIGEST)
+        conn = full_conn(fresh_ports()[0])
+        self.open_both_legs(conn)
+        for frame, port, direction, out in self.four_directions(conn):
+            fin = with_fin(frame)
+            self.send(port, fin)
+            self.expect(translate(fin, params_of(self.model.legs[direction]), out), out)
+            self.assertEqual(self.client.get_digests(FIN_DIGEST), [fin_report(fin, port)])
+        self.expect_no_packet_in(0.05)
         self.expect_nothing_else()
 
 

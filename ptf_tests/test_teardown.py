@@ -1,4 +1,4 @@
-"""PTF: FIN/RST reporting, punt/drop flow actions, per-flow counters and idle timeout."""
+"""PTF: FIN reports (fin_t digests) and RST copies, punt/drop flow actions, per-flow counters and idle timeout."""
 
 from __future__ import annotations
 
@@ -12,7 +12,17 @@ from packets import (
     tcp_segment,
     translate,
 )
-from splice_base import CLIENT, PIN_FIN, PIN_PUNT, PIN_RST, PROXY, SERVER, SpliceTest
+from splice_base import (
+    CLIENT,
+    FIN_DIGEST,
+    PIN_FIN_HELD,
+    PIN_PUNT,
+    PIN_RST,
+    PROXY,
+    SERVER,
+    SpliceTest,
+    fin_report,
+)
 
 FLOW = (CLIENT, CLIENT_IP, SERVER_IP, CLIENT_PORT, SERVICE_PORT)
 
@@ -25,15 +35,39 @@ class TeardownBase(SpliceTest):
 
 
 class FinReported(TeardownBase):
-    """A FIN of a tracked flow is translated and forwarded, and its original goes to the controller."""
+    """A FIN of a tracked flow is translated and forwarded, and reported in a fin_t digest (its
+    leg and direction): no packet-in."""
 
     def runTest(self) -> None:
+        self.client.insert_digest(FIN_DIGEST)
         t = Translation(seq=0x100, ack=0x200)
         self.add_flow(*FLOW, "translate", t, PROXY)
+        back = (PROXY, SERVER_IP, CLIENT_IP, SERVICE_PORT, CLIENT_PORT)
+        self.add_flow(*back, "translate", t, CLIENT)
         fin = tcp_segment(flags="FPA", seq=1, ack=2, payload=b"bye")
         self.send(CLIENT, fin)
         self.expect(translate(fin, t, PROXY), PROXY)
-        self.expect_packet_in(PIN_FIN, CLIENT, fin)
+        self.assertEqual(self.client.get_digests(FIN_DIGEST), [fin_report(fin, CLIENT)])
+        fin_p = tcp_segment(in_port=PROXY, src=SERVER_IP, dst=CLIENT_IP, sport=SERVICE_PORT, dport=CLIENT_PORT,
+                            flags="FA", seq=7, ack=9)
+        self.send(PROXY, fin_p)
+        self.expect(translate(fin_p, t, CLIENT), CLIENT)
+        self.assertEqual(self.client.get_digests(FIN_DIGEST), [fin_report(fin_p, PROXY)])
+        self.expect_no_packet_in()
+        self.expect_nothing_else()
+
+
+class FinUnderHoldCopied(TeardownBase):
+    """A FIN a hold entry drops (it never reaches P) goes to the controller as a copy, reason
+    FIN_HELD, not as a report."""
+
+    def runTest(self) -> None:
+        self.client.insert_digest(FIN_DIGEST)
+        self.add_flow(*FLOW, "hold", Translation(), PROXY)
+        fin = tcp_segment(flags="FA", seq=1, ack=2)
+        self.send(CLIENT, fin)
+        self.expect_packet_in(PIN_FIN_HELD, CLIENT, fin)
+        self.assertIsNone(self.client.get_digests(FIN_DIGEST, timeout=0.3))
         self.expect_nothing_else()
 
 

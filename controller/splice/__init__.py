@@ -35,7 +35,7 @@ from .legs import (
 from .model import EntryMatch, FlowKey, Ports, SegmentIn, Side, TcpSegment
 from .options import Negotiated, OptionError, SynOptions, negotiate, parse_options, serialize_options
 from .splice import FlowState, FlowTable, SpliceConfig
-from .switchrun import SwitchState, SwitchStep
+from .switchrun import SwitchState, SwitchStep, fin_reported
 
 __all__ = [
     "CancelTimer", "Command", "FlowEstablished", "InstallDrop", "InstallLeg", "InstallPunt", "NotifyProxy",
@@ -44,5 +44,5 @@ __all__ = [
     "HandshakeFacts", "LegParams", "SpliceCounts", "apply_translation", "direct_params", "leg_params",
     "EntryMatch", "FlowKey", "Ports", "SegmentIn", "Side", "TcpSegment", "Negotiated", "OptionError",
     "SynOptions", "negotiate", "parse_options", "serialize_options", "FlowState", "FlowTable",
-    "SpliceConfig", "SwitchState", "SwitchStep",
+    "SpliceConfig", "SwitchState", "SwitchStep", "fin_reported",
 ]

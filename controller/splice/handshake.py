@@ -238,7 +238,7 @@ class HandshakeTable:
             return []
         hs, orient = found
         if hs.state is HsState.RESETTING:
-            return self._answer_with_rst(hs, ev)
+            return [] if ev.reported else self._answer_with_rst(hs, ev)
         if hs.switch_run and ev.declined:
             return self._take_over(hs) + self._dispatch(hs, orient, ev)
         if (hs.from_switch or hs.leg1 is not None) and ev.copy and ev.segment.is_fin and not ev.segment.is_rst:

@@ -181,3 +181,5 @@ class SegmentIn:
     server_port: int | None = None  # the switch port toward S (routes), with C's SYN
     declined: bool = False  # the switch hands over the handshake it was running (reason DECLINED)
     held: bool = False  # a copy of what a hold entry kept from P: a FIN (reason FIN_HELD), data (HELD_COPY)
+    reported: bool = False  # not the segment: a FIN the switch forwarded, reported in a fin_t digest
+    # (addresses, ports and flags are right; its sequence numbers are not known)

@@ -231,8 +231,8 @@ class FlowTable:
         fl, orient = found
         seg = ev.segment
         if fl.state is FlowState.RESETTING:
-            if seg.is_rst:
-                return []
+            if seg.is_rst or ev.reported:
+                return []  # (a reported FIN has no sequence numbers to answer; its sender's next try is punted)
             to = Side.PROXY if ev.from_proxy else orient
             port = {Side.PROXY: fl.facts.ports.proxy, Side.CLIENT: fl.facts.ports.client,
                     Side.SERVER: fl.facts.ports.server}[to]

@@ -5,6 +5,9 @@ For a service whose entry is ``proxied_inline`` the switch carries claim 1's han
 (``handshake_t``). ``SwitchStep`` is one such report; ``HandshakeTable.on_switch_step`` keeps a mirror
 of the handshake from them, installs the legs' entries when the switch says a leg is up, and takes
 the handshake over as its own when the switch hands it over (packet-in reason DECLINED).
+
+The switch reports the FINs its flows entries forward in digests too (``fin_t``): ``fin_reported``
+makes each the event a copy of that FIN would have been, less its sequence numbers.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
-from .model import ACK, SYN, FlowKey, Ports, TcpSegment
+from .model import ACK, FIN, SYN, FlowKey, Ports, SegmentIn, TcpSegment
 from .options import Nop, SynOptions, Timestamps
 from .seqmath import seq_add
 
@@ -118,3 +121,15 @@ class SwitchStep:
         opts = (Nop(), Nop(), Timestamps(self.tsval_c_ack, self.opts_s.tsval or 0)) if timestamps else ()
         return TcpSegment(f.client_ip, f.client_port, f.server_ip, f.server_port, seq=seq_add(self.isn_c, 1),
                           ack=seq_add(self.isn_s, 1), flags=ACK, window=self.window_c_ack, options=opts)
+
+
+def fin_reported(data: Mapping[str, int], proxy_ports: set[int] | frozenset[int]) -> SegmentIn | None:
+    """The core's event for a ``fin_t`` digest (members by name): a copy of the FIN, marked
+    ``reported`` since its sequence numbers are not known. None when a member is missing."""
+    try:
+        port = data["ingress_port"]
+        seg = TcpSegment(_ipv4(data["src_addr"]), data["src_port"], _ipv4(data["dst_addr"]), data["dst_port"],
+                         seq=0, flags=ACK | FIN)
+    except (KeyError, TypeError, struct.error):
+        return None
+    return SegmentIn(seg, port, from_proxy=port in proxy_ports, copy=True, reported=True)

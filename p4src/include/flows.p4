@@ -136,18 +136,17 @@ control Flows(inout headers_t hdr, inout local_metadata_t meta,
 
     apply {
         if (flows.apply().hit) {
-            /* Teardown: the controller gets a copy of the original FIN or RST. A punted
-             * segment already goes to the controller whole. */
+            /* Teardown: the controller learns of a FIN from a digest, and gets a copy of the
+             * original RST, or of a FIN the hold drops (it never reached P). A punted segment
+             * already goes to the controller whole. */
             if (meta.pin_reason != PIN_PUNT && (hdr.tcp.flags & (TCP_FIN | TCP_RST)) != 0) {
-                meta.pin_ingress_port = standard_metadata.ingress_port;
-                if ((hdr.tcp.flags & TCP_RST) != 0) {
-                    meta.pin_reason = PIN_RST;
-                } else if (meta.xlate.hold == 1) {
-                    meta.pin_reason = PIN_FIN_HELD;  /* the hold drops it: it never reached P */
+                if ((hdr.tcp.flags & TCP_RST) == 0 && meta.xlate.hold == 0) {
+                    REPORT_FIN()
                 } else {
-                    meta.pin_reason = PIN_FIN;
+                    meta.pin_ingress_port = standard_metadata.ingress_port;
+                    meta.pin_reason = (hdr.tcp.flags & TCP_RST) != 0 ? PIN_RST : PIN_FIN_HELD;
+                    clone_preserving_field_list(CloneType.I2E, CPU_CLONE_SESSION, 1);
                 }
-                clone_preserving_field_list(CloneType.I2E, CPU_CLONE_SESSION, 1);
             }
         }
     }

@@ -60,7 +60,7 @@ bit<8> clamp_shift(in bit<8> shift) {
     meta.forwarded = 1; \
     meta.decrement_ttl = 1;
 
-/* A copy of the original frame to the controller (FIN, RST), as flows.p4 makes it. */
+/* A copy of the original frame to the controller (an RST), as flows.p4 makes it. */
 #define HS_COPY_TO_CPU(reason) \
     meta.pin_ingress_port = standard_metadata.ingress_port; \
     meta.pin_reason = reason; \
@@ -251,7 +251,7 @@ control Handshake(inout headers_t hdr, inout local_metadata_t meta,
             if (has_rst) {
                 HS_COPY_TO_CPU(PIN_RST)
             } else if (has_fin) {
-                HS_COPY_TO_CPU(PIN_FIN)
+                REPORT_FIN()
             }
             return;
         }

@@ -66,7 +66,7 @@ const bit<8> PIN_SYN = 1;            /* SYN of a service flow, to the controller
 const bit<8> PIN_SYN_ACK = 2;        /* copy: SYN-ACK of a service flow, forwarded as well */
 const bit<8> PIN_PROXY_SYN = 3;      /* SYN from the proxy port: controller only */
 const bit<8> PIN_PROXY_SYN_ACK = 4;  /* SYN-ACK from the proxy port: controller only */
-const bit<8> PIN_FIN = 5;            /* copy: FIN of a tracked flow (original bytes) */
+const bit<8> PIN_FIN = 5;            /* no longer sent: FINs of tracked flows come in fin_t digests */
 const bit<8> PIN_RST = 6;            /* copy: RST of a tracked flow (original bytes) */
 const bit<8> PIN_PUNT = 7;           /* flow entry says: controller only */
 const bit<8> PIN_ROUTED = 8;         /* a routes entry says: controller only (e.g. its probe address) */
@@ -100,6 +100,7 @@ const bit<8> SYNOPT_SACK = 0x04;
 const bit<8> SYNOPT_TS = 0x08;
 
 const bit<32> HS_DIGEST_RECEIVER = 1;
+const bit<32> FIN_DIGEST_RECEIVER = 2;
 const bit<32> PKT_INSTANCE_TYPE_INGRESS_CLONE = 1;
 
 /* malformed-packet reasons: the index of the `malformed` counter */
@@ -315,6 +316,22 @@ struct handshake_t {
     bit<32> tsval_c_ack;
 }
 
+/* A FIN that a flows entry forwarded (flows.p4): the segment's leg and direction, which is all the
+ * controller takes from it. A digest rather than a copy of the segment, so that closes reach the
+ * controller in lists as handshakes do, not one stream message each; identical ones (a
+ * retransmitted FIN) are sent once while their list is unacknowledged. */
+struct fin_t {
+    port_t      ingress_port;
+    ipv4_addr_t src_addr;
+    ipv4_addr_t dst_addr;
+    bit<16>     src_port;
+    bit<16>     dst_port;
+}
+/* Asks for the fin_t digest of the segment (flows.p4, and handshake.p4 before the entries exist);
+ * SpliceIngress sends it, from one place: BMv2 makes a learn list of each digest call, and its
+ * P4Runtime server configures only one list per digest. */
+#define REPORT_FIN() meta.report_fin = 1;
+
 /* What a flow entry asked for (set by the flows table, applied by the Translate control). */
 struct xlate_meta_t {
     bit<1>      active;
@@ -346,6 +363,7 @@ struct local_metadata_t {
     mac_addr_t     svc_dmac;
     /* forwarding decision */
     bit<1>         forwarded;       /* an earlier stage chose the egress port */
+    bit<1>         report_fin;      /* a FIN to report in a fin_t digest (REPORT_FIN) */
     bit<1>         decrement_ttl;
     bit<16>        l4_payload_len;
     bit<32>        malformed_reason;

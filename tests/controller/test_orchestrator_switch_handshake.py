@@ -241,7 +241,39 @@ async def digest_list_size(d) -> int:  # noqa: ANN001 - a Daemon
 
 
 async def list_size_is(d, n: int) -> bool:  # noqa: ANN001 - a Daemon
-    return await digest_list_size(d) == n
+    """Both digests the controller takes (handshake steps and FINs) are in lists of ``n``."""
+    from p4splice.controller.p4rt.entities import DigestEntry
+
+    (fins,) = await d.session.read_all(DigestEntry(dp.FIN_DIGEST))
+    return await digest_list_size(d) == n and fins.max_list_size == n
+
+
+def test_the_four_fins_of_a_proxied_flow_come_as_digests(lab: Lab) -> None:
+    """FINs reach the controller as fin_t digests (no packet-in), in lists as the handshake's
+    steps are (one by one while they come slowly); the four of a proxied connection end it as
+    copies did."""
+    from p4splice.controller.p4rt.entities import DigestEntry
+
+    async def main() -> None:
+        async with proxied(lab) as (d, proxy):
+            await poll(lambda: services_inline(d), what="service entry inline")
+            (entry,) = await d.session.read_all(DigestEntry(dp.FIN_DIGEST))
+            assert (entry.max_list_size, entry.max_timeout_ns) == (1, int(d.config.digest_delay * 1e9))
+            sport, i = 42030, Isns()
+            await handshake(lab, sport, i)
+            await flow_in(d, sport)
+            lab.send(C_PORT, from_c(sport, "FA", (i.c + 1) & U32, i.s + 1))
+            await lab.recv_tcp(P_PORT)
+            lab.send(P_PORT, p_as_c(sport, "FA", i.p2 + 1, i.s + 1))
+            await lab.recv_tcp(S_PORT)
+            lab.send(S_PORT, from_s(sport, "FA", i.s + 1, (i.c + 2) & U32))
+            await lab.recv_tcp(P_PORT)
+            lab.send(P_PORT, p_as_s(sport, "FA", i.p1 + 1, (i.c + 2) & U32))
+            await lab.recv_tcp(C_PORT)
+            await poll(lambda: state(d, sport) is FlowState.LINGER, what="the flow closing")
+            assert d.metrics.value("p4splice_fins_reported_total") == 4
+            assert not d.metrics.value("p4splice_packet_ins_total", reason="FIN")
+    run(main())
 
 
 def test_digest_lists_grow_with_the_rate_and_shrink_when_it_falls(lab: Lab) -> None:

@@ -22,6 +22,7 @@ from p4splice.controller.splice import (
     SpliceCounts,
     TimerKind,
     apply_translation,
+    fin_reported,
 )
 from p4splice.controller.splice.model import ACK, FIN, PSH, RST, SYN, EntryMatch, FlowKey
 from p4splice.controller.splice.seqmath import MASK32, seq_add, seq_sub
@@ -35,6 +36,8 @@ from .test_splice_handshake import (
     ISN_S,
     PPORT,
     SPORT,
+    C,
+    S,
     World,
     c2s,
     of,
@@ -391,6 +394,56 @@ def test_rst_on_one_leg_waits_for_the_other():
     assert w.core.flows.get(FLOW).state is FlowState.PROXIED  # P still talks to S
     run(w, sw, w.core.on_segment(SegmentIn(c2s(ISN_P2 + 1, 0, RST), PPORT, from_proxy=True, copy=True)))
     assert w.core.flows.get(FLOW).state is FlowState.LINGER
+
+
+def report(sender: str) -> SegmentIn:
+    """A fin_t digest's event for the FIN of ``sender`` (c, p1, p2, s), as the orchestrator makes it."""
+    port, src, dst = {"c": (CPORT, C, S), "p1": (PPORT, S, C), "p2": (PPORT, C, S), "s": (SPORT, S, C)}[sender]
+    ev = fin_reported({"ingress_port": port, "src_addr": _int(src[0]), "src_port": src[1], "dst_addr": _int(dst[0]),
+                       "dst_port": dst[1]}, {PPORT})
+    assert ev is not None
+    return ev
+
+
+def _int(addr: str) -> int:
+    return int.from_bytes(bytes(int(b) for b in addr.split(".")), "big")
+
+
+def test_fin_reports_end_a_proxied_flow_as_fin_copies_do():
+    w, sw = established()
+    for sender in ("c", "p2", "p1"):
+        run(w, sw, w.core.on_segment(report(sender)))
+    assert w.core.flows.get(FLOW).state is FlowState.PROXIED
+    assert run(w, sw, w.core.on_segment(report("s"))) and w.core.flows.get(FLOW).state is FlowState.LINGER
+    timer(w, sw, TimerKind.LINGER)
+    assert sw.entries == {} and len(w.core.flows) == 0
+
+
+def test_fin_report_of_the_proxy_abandons_a_hold_and_one_it_relayed_does_not():
+    w, sw = established()
+    run(w, sw, w.core.request_splice(FLOW))
+    run(w, sw, w.core.on_segment(report("s")))
+    assert w.core.flows.get(FLOW).state is FlowState.HOLDING
+    run(w, sw, w.core.on_segment(report("p1")))  # P relays S's FIN: the splice can describe it
+    assert w.core.flows.get(FLOW).state is FlowState.HOLDING
+    out = run(w, sw, w.core.on_segment(report("p2")))  # P closes toward S on its own
+    assert w.core.flows.get(FLOW).state is FlowState.PROXIED and of(out, NotifyProxy)
+
+
+def test_a_fin_report_draws_no_rst_from_a_resetting_flow():
+    """A reported FIN has no sequence numbers: the straggler's RST would land anywhere. (A FIN
+    sent again is punted whole there and answered exactly.)"""
+    w, sw = established()
+    run(w, sw, w.core.on_idle(FLOW))
+    assert w.core.flows.get(FLOW).state is FlowState.RESETTING
+    assert run(w, sw, w.core.on_segment(report("c"))) == []
+    out = run(w, sw, w.core.on_segment(SegmentIn(c2s(seq_add(ISN_C, 1), ISN_S + 1, ACK | FIN), CPORT)))
+    (r,) = sends(out)
+    assert (r.to, r.segment.flags, r.segment.seq) == (Side.CLIENT, RST, ISN_S + 1)
+
+
+def test_a_fin_digest_missing_a_member_is_not_taken():
+    assert fin_reported({"ingress_port": 1, "src_addr": 1}, {PPORT}) is None
 
 
 @pytest.mark.parametrize("ending", ["fins", "rst"])
