@@ -264,7 +264,7 @@ class ControllerService:
                 break
             await asyncio.sleep(0.005)  # the pace of the re-checks while that copy is on its way
         await self.orch.run(cmds)
-        _raise_unless(cmds, "spliced")
+        _raise_unless(cmds, "spliced", self._state(key))
         return Deltas.from_counts(a_c, b_s, a_s, b_c)
 
     async def splice_cancel(self, proxy: str, flow: Flow) -> None:
@@ -272,7 +272,12 @@ class ControllerService:
         _, key = self._owned(proxy, flow)
         cmds = self.orch.core.cancel_splice(key)
         await self.orch.run(cmds)
-        _raise_unless(cmds, "proxied")
+        _raise_unless(cmds, "proxied", self._state(key))
+
+    def _state(self, key: FlowKey) -> str | None:
+        """The flow's state for a refusal's ``state`` field, which spares the proxy asking."""
+        fl = self.orch.core.flows.get(key)
+        return fl.state.value if fl is not None else None
 
     # --- queries ----------------------------------------------------------------------------------
 
@@ -285,10 +290,10 @@ class ControllerService:
         return [self.orch.flow_info(k) for k in self.orch.flows_of_port(rec.port)]
 
 
-def _raise_unless(cmds: Sequence[Any], wanted: str) -> None:
+def _raise_unless(cmds: Sequence[Any], wanted: str, state: str | None = None) -> None:
     notes = [c for c in cmds if isinstance(c, NotifyProxy)]
     if any(n.status == wanted for n in notes):
         return
     detail = next((n.detail for n in notes if n.detail), "refused")
     code = "not_found" if detail == "unknown flow" else "conflict"
-    raise ApiError(code, detail)
+    raise ApiError(code, detail, **({"state": state} if state is not None and code == "conflict" else {}))

@@ -88,8 +88,11 @@ class Splicer:
         except (ApiError, *_LOST) as exc:
             # Refused (the counts contradict the switch, or the hold timed out), or no answer --
             # in which case the splice may have happened all the same. The controller's state
-            # after the cancel tells which.
-            state = await self._give_back(conn)
+            # after the cancel tells which; a refusal that says the flow no longer holds needs
+            # no cancel.
+            state = _state_of(exc)
+            if state in (None, "holding"):
+                state = await self._give_back(conn)
             if state == "spliced":
                 return await self._stepped_out(conn, f"splice reply lost ({exc}), but the flow is spliced")
             conn.resume()
@@ -129,8 +132,10 @@ class Splicer:
             if exc.code != "conflict":
                 log.warning("%s: splice_cancel refused: %s", conn.flow, exc)
                 return None
+            state = _state_of(exc)
             try:
-                state = (await api.flow(conn.flow)).get("state")
+                if state is None:  # a controller that does not say: ask
+                    state = (await api.flow(conn.flow)).get("state")
             except (ApiError, *_LOST) as exc2:
                 log.warning("%s: flow state unknown after a refused cancel: %s", conn.flow, exc2)
                 return None
@@ -165,6 +170,14 @@ class Splicer:
         if log_it:
             log.warning("%s: %s; staying in the path", conn.flow, why)
         return outcome
+
+
+def _state_of(exc: BaseException) -> str | None:
+    """The flow's state a ``conflict`` names (``state``, docs/proxy-api.md), if it does."""
+    if isinstance(exc, ApiError) and exc.code == "conflict":
+        state = exc.details.get("state")
+        return state if isinstance(state, str) else None
+    return None
 
 
 # Cancels still on their way when their connection's task ended (kept referenced until done).

@@ -360,7 +360,8 @@ class FakeController:
     replies to splice_prepare and splice; ``refuse`` maps an op ("splice_prepare", "splice",
     "splice_cancel") to the error code it answers with; ``lose_splice`` splices but answers
     ``unavailable``, as a reply lost on the way would look. ``quiescent`` keeps each heartbeat's
-    list (None when the heartbeat had none)."""
+    list (None when the heartbeat had none). ``says_state``: a ``conflict`` names the flow's state,
+    as the controller's does; otherwise the proxy has to ask (``flow``), as of an older one."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
@@ -370,6 +371,7 @@ class FakeController:
         self.refuse: dict[str, str] = {}
         self.lose_splice = False
         self.quiescent: list[list[dict[str, Any]] | None] = []
+        self.says_state = False
 
     def called(self, op: str) -> list[tuple[Any, ...]]:
         return [args for name, args in self.calls if name == op]
@@ -400,7 +402,7 @@ class FakeController:
             await self.splice_gate.wait()
         self._refuse("splice")
         if self.state.get(flow) != "holding":
-            raise ApiError("conflict", f"{flow} is not holding")
+            raise self._conflict(flow)
         self.state[flow] = "spliced"
         if self.lose_splice:
             raise ApiError("unavailable", "the reply was lost")
@@ -410,10 +412,16 @@ class FakeController:
         self.calls.append(("splice_cancel", (proxy, flow)))
         self._refuse("splice_cancel")
         if self.state.get(flow) != "holding":
-            raise ApiError("conflict", f"{flow} is {self.state.get(flow, 'unknown')}, not holding")
+            raise self._conflict(flow)
         self.state[flow] = "proxied"
 
+    def _conflict(self, flow: Flow) -> ApiError:
+        state = self.state.get(flow, "unknown")
+        return ApiError("conflict", f"{flow} is {state}, not holding",
+                        **({"state": state} if self.says_state and flow in self.state else {}))
+
     async def flow(self, proxy: str, flow: Flow) -> FlowInfo:
+        self.calls.append(("flow", (proxy, flow)))
         if flow not in self.state:
             raise ApiError("not_found", str(flow))
         return {"flow": flow.to_json(), "state": self.state[flow]}

@@ -126,15 +126,19 @@ async def _metric(proxy, name: str, at_least: int):  # type: ignore[no-untyped-d
     return metrics if metrics[name] >= at_least else None
 
 
+@pytest.mark.parametrize("says_state", [True, False], ids=["refusal-names-state", "proxy-asks"])
 def test_a_connection_that_ended_during_the_drain_is_no_warning(router: Router, tmp_path: Path,
-                                                                 caplog: pytest.LogCaptureFixture) -> None:
+                                                                 caplog: pytest.LogCaptureFixture,
+                                                                 says_state: bool) -> None:
     """Both ends' FINs passed before the hold was in place: the controller ends the flow
-    (linger) and refuses the counts. Nothing went wrong: one INFO line, no WARNING."""
+    (linger) and refuses the counts. Nothing went wrong: one INFO line, no WARNING. A refusal
+    that names the state spares the cancel and the question; otherwise the proxy asks."""
     sock = tmp_path / "proxy.sock"
     caplog.set_level(logging.INFO, logger="p4splice.proxy")
 
     async def main() -> None:
         async with splice_setup(router, sock, PORTS["inspect"]) as (api, ctl, server, proxy):
+            ctl.says_state = says_state
             ctl.splice_gate = asyncio.Event()
             reader, writer = await connect_from_client(router, PORTS["inspect"])
             first = await request(reader, writer, UPLOAD, DOWNLOAD, KEEP)
@@ -143,7 +147,8 @@ def test_a_connection_that_ended_during_the_drain_is_no_warning(router: Router, 
             ctl.state[flow] = "linger"
             ctl.splice_gate.set()
             await poll(lambda: _metric(proxy, "splices_refused", 1), what="the refusal")
-            assert ctl.called("splice_cancel") == [("splice-test", flow)]
+            asked = [("splice-test", flow)]
+            assert (ctl.called("splice_cancel"), ctl.called("flow")) == (([], []) if says_state else (asked, asked))
             assert server.seen[first.local[1]].requests == 1
             writer.close()
 
