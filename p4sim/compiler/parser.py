@@ -67,6 +67,9 @@ _BINARY: dict[str, tuple[int, str]] = {
     "%": (11, "%"),
 }
 _SHIFT_PREC = 9
+#: Marks, in a scope's set, a type name hidden there by a variable, constant or instance
+#: (no identifier can start with it).
+_SHADOW = "!"
 _TERNARY_PREC = 1
 
 # Keywords that may still be used as ordinary names (p4c's nonTypeName / nonTableKwName).
@@ -129,10 +132,27 @@ class Parser:
     # --- type-name scopes -----------------------------------------------------------------
 
     def is_type_name(self, name: str) -> bool:
-        return any(name in s for s in self.scopes)
+        # Innermost scope first: a variable, constant or instance declared in an inner scope
+        # hides an outer type of the same name (p4c: ``control ttl`` and, inside another
+        # control, ``bit<8> ttl = 0; ... ttl = x;``), recorded as ``_SHADOW + name``.
+        for s in reversed(self.scopes):
+            if _SHADOW + name in s:
+                return False
+            if name in s:
+                return True
+        return False
 
     def declare_type(self, name: str) -> None:
+        self.scopes[-1].discard(_SHADOW + name)
         self.scopes[-1].add(name)
+
+    def declare_object(self, name: str) -> None:
+        """A variable, constant or instance named ``name`` is in scope from here on: p4c's
+        parser then reads the name as an identifier, not as an outer type of that name.
+        Parameters, actions and tables do not hide types in p4c (``action a(bit<8> T)``
+        with a type ``T`` is a syntax error there), so they are not declared here."""
+        if self.is_type_name(name):
+            self.scopes[-1].add(_SHADOW + name)
 
     def declare_global_type(self, name: str) -> None:
         self.scopes[0].add(name)
@@ -596,7 +616,7 @@ class Parser:
 
     def type_name_expression(self, t: Token, is_global: bool, loc: ast.Loc) -> ast.Expr:
         """A type name in expression position: ``E.A``, ``T(args)``, ``T<args>(args)``,
-        ``T<args>.member``, or the bare name (``HashAlgorithm``)."""
+        ``T<args>.member``; the name is returned for the caller's ``.`` or ``(``."""
         if self.at("<"):
             save = self.i
             targs = self.speculate(self.type_arg_list)
@@ -608,6 +628,11 @@ class Parser:
                 typ = ast.NamedTypeRef(t.text, targs, is_global, loc=loc)
                 return ast.TypeMemberExpr(typ, self.name("a member name"), loc=loc)
             self.i = save
+        if not self.at(".", "("):
+            # p4c's grammar has a type name in an expression only before '.', '(' or type
+            # arguments: alone it is a syntax error there (``sizeInBits(h_t)``, or a parameter
+            # named like a type, which does not hide it)
+            raise self.error_unexpected("'('")
         return ast.PathExpr(t.text, is_global=is_global, loc=loc)
 
     def brace_expression(self) -> ast.Expr:
@@ -863,6 +888,7 @@ class Parser:
             typ = self.type_ref()
             name = self.name("a variable name")
             init = self.expression() if self.accept("=") else None
+            self.declare_object(name)
             return ast.VarDecl(typ, name, init, annos, loc=t.loc)
         return self.simple_statement_body()
 
@@ -893,6 +919,7 @@ class Parser:
         self.expect("=", "'='")
         value = self.expression()
         self.expect(";", "';'")
+        self.declare_object(name)
         return ast.ConstDecl(typ, name, value, annos, loc=t.loc)
 
     def var_or_instance(self, annos: list[ast.Annotation]) -> ast.Stmt | ast.Instantiation:
@@ -907,6 +934,7 @@ class Parser:
         if self.accept("="):
             init = self.expression()
         self.expect(";", "';' or '='")
+        self.declare_object(name)
         return ast.VarDecl(typ, name, init, annos, loc=t.loc)
 
     def instantiation_rest(self, typ: ast.TypeRef, annos: list[ast.Annotation], t: Token) -> ast.Instantiation:
@@ -916,6 +944,7 @@ class Parser:
         if self.accept("="):
             initializer = self.obj_initializer()
         self.expect(";", "';'")
+        self.declare_object(name)
         return ast.Instantiation(name, typ, args, initializer, annotations=annos, loc=t.loc)
 
     def obj_initializer(self) -> list[ast.Decl]:
@@ -1305,6 +1334,7 @@ class Parser:
                     vname = self.name("a variable name")
                     init = self.expression() if self.accept("=") else None
                     self.expect(";", "';' or '='")
+                    self.declare_object(vname)
                     locals_.append(ast.VarDecl(typ, vname, init, lannos, loc=typ_start.loc))
             else:
                 raise self.error_unexpected("a control local declaration or 'apply'")

@@ -480,6 +480,16 @@ def test_package_arguments_disagreeing_on_the_headers_type_are_refused(tmp_path:
         _compile(tmp_path, src)
 
 
+def test_parameter_does_not_hide_a_type(tmp_path: Path) -> None:
+    # variables, constants and instances hide a type of the same name (compat_shadowed_type.p4),
+    # parameters do not: p4c-bm2-ss refuses this with the same syntax error
+    with pytest.raises(CompileError, match=r"syntax error, unexpected ';'"):
+        _p4info(tmp_path, "t.apply();", """
+            action a(bit<32> headers_t) { hdr.h.x = headers_t; }
+            table t { key = { hdr.h.k: exact; } actions = { a; } }
+        """)
+
+
 # -- compound assignment and loops (P4_16 1.2.5) -----------------------------------------------------
 
 PROGRAMS = Path(__file__).parent / "programs"
@@ -531,6 +541,12 @@ COMPAT_FRAMES: dict[str, list[tuple[bytes, bytes]]] = {
         (bytes([2, 5]) + FILL, bytes([2, 0x22]) + FILL),
         (bytes([9, 5]) + FILL, bytes([9, 5]) + FILL),
         (bytes([3, 5]) + FILL, bytes([3, 0xEE]) + FILL),
+    ],
+    "compat_shadowed_type.p4": [
+        # parser local: w = k; I's variable bump: v = k + 3; E's block constant: v | 0x40; then
+        # control bump again: w + 1; typedef level again: k + 0x10
+        (bytes([0x05, 0, 0]) + FILL, bytes([0x15, 0x48, 0x06]) + FILL),
+        (bytes([0xF0, 0, 0]) + FILL, bytes([0x00, 0xF3, 0xF1]) + FILL),
     ],
     "compat_direct_apply.p4": [
         # k=5 hits I.Sub.t and E.Sub.t (x = 0x100, then + 1, each time); k=1 misses both: x + 2

@@ -33,9 +33,10 @@ def decl(prog: ast.Program, name: str) -> ast.Node:
 
 
 def expr(text: str, prelude: str = PRELUDE) -> ast.Expr:
-    """Parse ``text`` as the right-hand side of an assignment inside a control."""
-    prog = parse(f"{prelude}\ncontrol c(inout hs x) {{ apply {{ y = {text}; }} }}")
-    c = decl(prog, "c")
+    """Parse ``text`` as the right-hand side of an assignment inside a control (named ``ctl``:
+    a type name, such as the control's own, is no expression alone)."""
+    prog = parse(f"{prelude}\ncontrol ctl(inout hs x) {{ apply {{ y = {text}; }} }}")
+    c = decl(prog, "ctl")
     assert isinstance(c, ast.ControlDecl)
     stmt = c.body.stmts[0]
     assert isinstance(stmt, ast.AssignStmt)
@@ -43,8 +44,8 @@ def expr(text: str, prelude: str = PRELUDE) -> ast.Expr:
 
 
 def stmts(text: str, prelude: str = PRELUDE) -> list[ast.Stmt]:
-    prog = parse(f"{prelude}\ncontrol c(inout hs x) {{ apply {{ {text} }} }}")
-    c = decl(prog, "c")
+    prog = parse(f"{prelude}\ncontrol ctl(inout hs x) {{ apply {{ {text} }} }}")
+    c = decl(prog, "ctl")
     assert isinstance(c, ast.ControlDecl)
     return c.body.stmts
 
