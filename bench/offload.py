@@ -284,7 +284,8 @@ def verify(results: Sequence[Any], records: Iterable[Any], direction: str, trans
             if transparent and direction == "down":
                 if sha == expected_download_sha(r):
                     rec = by_peer.get(tuple(r.local))
-                    seen = (f"sent {rec.sent} bytes, error {rec.error or 'none'}" if rec is not None
+                    seen = (f"sent {rec.sent} bytes, error {rec.error or 'none'}, its handler "
+                            f"{'done' if rec.done.is_set() else 'still running'}" if rec is not None
                             else "no record of the connection")
                     what += f": the bytes are right, the server's record is not ({seen})"
                 else:

@@ -8,7 +8,8 @@ import json
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -189,6 +190,9 @@ class _Record:
     sent_sha: str = ""
     received_sha: str = ""
     peer: tuple[str, int] = ("", 0)
+    sent: int = 0
+    error: str = ""
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 def test_verify_matches_by_digest_one_to_one() -> None:
@@ -206,6 +210,8 @@ def test_verify_matches_by_digest_one_to_one() -> None:
     right.received_sha = expected_download_sha(right)  # type: ignore[arg-type]
     (missing,) = ob.verify([right], [], "down", transparent=True)
     assert missing.endswith("the bytes are right, the server's record is not (no record of the connection)")
+    (late,) = ob.verify([right], [_Record(peer=("c", 7), sent=100)], "down", transparent=True)
+    assert late.endswith("the server's record is not (sent 100 bytes, error none, its handler still running)")
     (wrong,) = ob.verify([_Client(("c", 7), "ee")], [_Record("ff")], "down", transparent=True)
     assert wrong.endswith("the bytes differ from the server's stream")
     up = _Client(("c", 1), received=0, download=0, sent_sha="cc", sent=5, upload=5)
