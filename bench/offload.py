@@ -608,7 +608,7 @@ class Bench:
 
     async def _batch(self, cfg: Config, meter: Meter, ts: Any, service: Any, target: Any, kind: str,
                      direction: str, size: int, count: int, parallel: int) -> None:
-        ts.records.clear()
+        ts.clear()
         spliced_before = len(self.lab.events("spliced"))
         sem = asyncio.Semaphore(parallel)
         timeout = 60 + size / 200_000  # generous: p4sim moves ~10 MB/s at best
@@ -630,11 +630,10 @@ class Bench:
         results = await asyncio.gather(*(one(i) for i in range(count)))
         wall = time.monotonic() - t0
         # The server side of each exchange ends when the client closes; give it a moment to record.
-        await _until(lambda: len(ts.records) >= count and all(r.done.is_set() for r in ts.records.values()),
-                     10.0)
+        await _until(lambda: len(ts.history) >= count and all(r.done.is_set() for r in ts.history), 10.0)
         await self._quiesce(cfg)
         stat, cpu, machine = Meter.delta(before, meter.sample())
-        problems = verify(results, ts.records.values(), direction, transparent=cfg.proxy == "splice-proxy")
+        problems = verify(results, ts.history, direction, transparent=cfg.proxy == "splice-proxy")
         if problems:
             raise BenchError(f"{label}: not byte-exact, no figure: {problems[0]}"
                              + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))

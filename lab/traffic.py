@@ -97,13 +97,16 @@ def socket_in(netns: str) -> socket.socket:
 
 
 class TrafficServer:
-    """Listens on every service port of every server host; ``records`` by (client ip, port)."""
+    """Listens on every service port of every server host; ``records`` by (client ip, port), the
+    latest connection of each, and ``history``: every connection, in order (a client's kernel may
+    use a port again within a batch, once its earlier connection is closed)."""
 
     def __init__(self, hosts: list[Host], services: tuple[Service, ...] | list[Service], backlog: int = 4096) -> None:
         self.hosts = hosts
         self.services = list(services)
         self.backlog = backlog
         self.records: dict[tuple[str, int], ServerRecord] = {}
+        self.history: list[ServerRecord] = []
         self._servers: list[asyncio.Server] = []
 
     async def __aenter__(self) -> TrafficServer:
@@ -130,10 +133,15 @@ class TrafficServer:
     def record(self, result: ClientResult) -> ServerRecord | None:
         return self.records.get(result.local)
 
+    def clear(self) -> None:
+        self.records.clear()
+        self.history.clear()
+
     async def _serve(self, handler, port: int, reader: asyncio.StreamReader,  # type: ignore[no-untyped-def]
                      writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         rec = self.records[(peer[0], peer[1])] = ServerRecord((peer[0], peer[1]), port)
+        self.history.append(rec)
         try:
             await handler(rec, reader, writer)
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:

@@ -210,6 +210,9 @@ def test_verify_matches_by_digest_one_to_one() -> None:
     right.received_sha = expected_download_sha(right)  # type: ignore[arg-type]
     (missing,) = ob.verify([right], [], "down", transparent=True)
     assert missing.endswith("the bytes are right, the server's record is not (no record of the connection)")
+    # a port the client's kernel used twice in the batch: two records of one peer, each claimed once
+    again = [_Client(("c", 7), "aa"), _Client(("c", 7), "aa")]
+    assert ob.verify(again, [_Record("aa", peer=("c", 7)), _Record("aa", peer=("c", 7))], "down") == []
     (late,) = ob.verify([right], [_Record(peer=("c", 7), sent=100)], "down", transparent=True)
     assert late.endswith("the server's record is not (sent 100 bytes, error none, its handler still running)")
     (wrong,) = ob.verify([_Client(("c", 7), "ee")], [_Record("ff")], "down", transparent=True)
