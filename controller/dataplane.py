@@ -143,7 +143,7 @@ class PacketInReason(enum.IntEnum):
     SYN_ACK = 2  # copy: SYN-ACK from a service (also forwarded)
     PROXY_SYN = 3  # controller only: the proxy's upstream SYN (leg 2)
     PROXY_SYN_ACK = 4  # controller only: the proxy's SYN-ACK (leg 1)
-    FIN = 5  # copy: FIN in a handshake the switch runs, original bytes (a flows entry's FIN: the fin_t digest)
+    FIN = 5  # copy: FIN of a tracked flow, original bytes, from programs built before the fin_t digest
     RST = 6  # copy: RST of a tracked flow, original bytes
     PUNT = 7  # controller only: a flows entry with action punt
     ROUTED = 8  # controller only: a routes entry with action to_cpu (the port probes' replies)

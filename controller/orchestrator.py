@@ -450,16 +450,16 @@ class Orchestrator:
             self._overload(guard.check(time.monotonic()))
 
     def on_digest_list(self, digests: DigestList) -> None:
+        if digests.digest not in (dp.HANDSHAKE_DIGEST, dp.FIN_DIGEST):
+            return
+        if self.digest_batcher is not None:  # both kinds come in lists of the size it picks
+            self._batch_changed(self.digest_batcher.on_digests(len(digests.data), time.monotonic(),
+                                                               digests.timestamp_ns, time.time_ns()))
         if digests.digest == dp.FIN_DIGEST:
             self._on_fins(digests)
             return
-        if digests.digest != dp.HANDSHAKE_DIGEST:
-            return
         if self.overload is not None:
             self._overload(self.overload.on_digest_list(digests.timestamp_ns, time.time_ns(), time.monotonic()))
-        if self.digest_batcher is not None:
-            self._batch_changed(self.digest_batcher.on_digests(len(digests.data), time.monotonic(),
-                                                               digests.timestamp_ns, time.time_ns()))
         lists: list[list[Command]] = []
         counters = self._digest_counters
         for data in digests.data:
@@ -482,9 +482,6 @@ class Orchestrator:
 
     def _on_fins(self, digests: DigestList) -> None:
         """FINs the flows entries forwarded: to the core as the copies older programs sent."""
-        if self.digest_batcher is not None:
-            self._batch_changed(self.digest_batcher.on_digests(len(digests.data), time.monotonic(),
-                                                               digests.timestamp_ns, time.time_ns()))
         proxies = self.proxy_ports()
         lists: list[list[Command]] = []
         for data in digests.data:
@@ -493,7 +490,11 @@ class Orchestrator:
                 self.stats["digest_not_taken"] += 1
                 continue
             self.metrics.fins_reported.inc()
-            lists.append(self.core.on_segment(ev))
+            try:
+                lists.append(self.core.on_segment(ev))
+            except Exception:  # as for the handshake's digests: not at the cost of the rest of the list
+                self.metrics.failures.labels("internal").inc()
+                log.exception("%s: FIN report not taken", ev.segment)
         self.submit_all(lists)
 
     def proxy_ports(self) -> set[int]:
