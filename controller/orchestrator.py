@@ -851,12 +851,28 @@ class Orchestrator:
     async def _execute(self, cmds: Sequence[Command], l2: dict[FlowKey, FlowL2 | None]) -> None:
         updates: list[Update] = []
         closed: list[RemoveFlow] = []
+        deleted: set[EntryMatch] = set()  # deletes among ``updates``
+
+        async def flush() -> None:
+            await self._flush(updates)
+            deleted.clear()
+
+        async def before_put(matches: Iterable[EntryMatch]) -> None:
+            # An entry put where one is being deleted in the same batch (a 4-tuple used again by a
+            # new connection): the P4Runtime spec lets a switch apply a batch's updates in any
+            # order, so the delete goes out in a Write of its own first.
+            if not deleted.isdisjoint(matches):
+                await flush()
+
         for c in cmds:
             if isinstance(c, InstallPunt):
+                await before_put(c.matches)
                 updates += [self._put(c.flow, "punt", (m, 0)) for m in c.matches]
             elif isinstance(c, InstallDrop):
+                await before_put(c.matches)
                 updates += [self._put(c.flow, "drop", (m, 0)) for m in c.matches]
             elif isinstance(c, InstallLeg):
+                await before_put(p.match for p in c.legs)
                 for p in c.legs:
                     updates.append(self._put(c.flow, self._hold_kind if p.hold else "translate",
                                              self._leg_args(c.flow, p, l2.get(c.flow))))
@@ -865,12 +881,13 @@ class Orchestrator:
                 if isinstance(c, RemoveFlow) and any(
                         self.entries[m].kind != "punt" for m in c.matches if m in self.entries):
                     closed.append(c)  # the proxy had a leg of it (not a SYN it never saw)
+                deleted.update(m for m in c.matches if m in self.entries)
                 updates += self._deletes(c.matches)
             elif isinstance(c, SendSegment):
-                await self._flush(updates)
+                await flush()
                 await self._send(c, l2.get(c.flow))
             elif isinstance(c, (ReleaseHeld, ResetFlow)):
-                await self._flush(updates)
+                await flush()
                 for s in c.segments if isinstance(c, ReleaseHeld) else c.resets:
                     await self._send(s, l2.get(s.flow))
                 if isinstance(c, ResetFlow):

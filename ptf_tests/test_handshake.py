@@ -507,3 +507,123 @@ class DrainingTakesNoNewConnection(InlineBase):
         self.step(under_way.proxy_syn(), PROXY, {})
         self.step(under_way.proxy_ack(), PROXY, {}, state=HS_LEG2_UP)
         self.assertEqual(len(self.model.legs), 4)
+
+
+# --- a 4-tuple used again while the previous connection's entries linger ----------------------
+
+def new_incarnation(conn: Conn) -> bytes:
+    """C's SYN of a new connection on ``conn``'s 4-tuple (another ISN)."""
+    return conn.c(flags="S", seq=ISN_C + 0x10000, window=64240, options=conn.c_opts)
+
+
+class InstalledBase(InlineBase):
+    def install_legs(self) -> list:
+        out = []
+        for leg in self.model.legs.values():
+            m = leg.match
+            out.append(self.add_flow(m.ingress_port, m.src_ip, m.dst_ip, m.src_port, m.dst_port, "translate",
+                                     params_of(leg), leg.egress_port))
+        return out
+
+
+class NewConnectionMeetsEntries(InstalledBase):
+    """A SYN without ACK meeting a connection's entries (its slot still live) is not translated
+    by them, while segments with an ACK are: it goes to the controller untouched (reason
+    DECLINED). Once the controller has removed the old entries, the new connection's segments
+    go to it too (the slot declined), P's SYN-ACK among them."""
+
+    def runTest(self) -> None:
+        conn = full_conn(fresh_ports()[0])
+        self.open_both_legs(conn)
+        entries = self.install_legs()
+        for frame, port, direction, out in self.four_directions(conn):
+            self.send(port, frame)
+            self.expect(translate(frame, params_of(self.model.legs[direction]), out), out)
+        syn = new_incarnation(conn)
+        self.send(CLIENT, syn)
+        self.expect_packet_in(PIN_DECLINED, CLIENT, syn)
+        self.expect_nothing_else()
+        for te in entries:
+            self.client.delete(te)
+        p_syn_ack = conn.p_as_s(flags="SA", seq=ISN_P1 + 0x10000, ack=ISN_C + 0x10001, window=65483,
+                                options=conn.p1_opts)
+        self.send(PROXY, p_syn_ack)
+        self.expect_packet_in(PIN_DECLINED, PROXY, p_syn_ack)
+        self.expect_no_packet_in(0.05)
+        self.expect_nothing_else()
+
+
+class NewConnectionMeetsEntriesNoSlot(InstalledBase):
+    """The same with the slot of that 4-tuple free (lapsed, or never this connection's): the SYN
+    goes to the controller (reason SYN) without taking the slot, which a colliding connection's
+    SYN then takes."""
+
+    def runTest(self) -> None:
+        first = fresh_ports()[0]
+        other_ip, other_port = colliding(first)
+        t = Translation(seq=0x100, ack=0x200)
+        self.add_flow(CLIENT, CLIENT_IP, SERVER_IP, first, SERVICE_PORT, "translate", t, PROXY)
+        syn = tcp_segment(in_port=CLIENT, sport=first, flags="S", seq=ISN_C, options=ALL_C)
+        self.send(CLIENT, syn)
+        self.expect_packet_in(PIN_SYN, CLIENT, syn)
+        self.expect_nothing_else()
+        other = tcp_segment(in_port=CLIENT, src=other_ip, sport=other_port, flags="S", seq=ISN_C, options=ALL_C)
+        self.send(CLIENT, other)
+        self.expect(routed(other, SERVER), SERVER)
+        self.expect_no_packet_in(0.05)
+        self.expect_nothing_else()
+
+
+class NewConnectionOnALiveSlot(InlineBase):
+    """C's SYN with another ISN on a slot whose connection is up, no entries in: a new connection
+    on the 4-tuple, the controller's to sort out (reason DECLINED); the same ISN again is dropped
+    as before (the slot's own SYN, long answered)."""
+
+    def runTest(self) -> None:
+        conn = full_conn(fresh_ports()[0])
+        self.open_both_legs(conn)
+        self.send(CLIENT, conn.syn())
+        self.expect_no_packet_in(0.05)
+        self.expect_nothing_else()
+        syn = new_incarnation(conn)
+        self.send(CLIENT, syn)
+        self.expect_packet_in(PIN_DECLINED, CLIENT, syn)
+        self.expect_nothing_else()
+
+
+class DrainingNewConnectionMeetsEntries(InstalledBase):
+    """A draining service routes a new connection end to end, but not one whose 4-tuple still has
+    entries: that SYN goes to the controller (reason SYN), which removes them first."""
+
+    def runTest(self) -> None:
+        port = fresh_ports()[0]
+        t = Translation(seq=0x100, ack=0x200)
+        self.add_flow(CLIENT, CLIENT_IP, SERVER_IP, port, SERVICE_PORT, "translate", t, PROXY)
+        self.client.modify(self.client.table_entry(
+            "services", {"server_addr": SERVER_IP, "server_port": SERVICE_PORT}, "draining",
+            {"proxy_port": PROXY, "smac": SWITCH_MAC[PROXY], "dmac": HOST_MAC[PROXY]}))
+        syn = tcp_segment(in_port=CLIENT, sport=port, flags="S", seq=ISN_C, options=ALL_C)
+        self.send(CLIENT, syn)
+        self.expect_packet_in(PIN_SYN, CLIENT, syn)
+        self.expect_nothing_else()
+
+
+class ControllerServiceNewConnectionMeetsEntries(SpliceTest):
+    """A service whose handshakes the controller runs (action proxied): a SYN without ACK meeting a
+    spliced flow's entries goes to the controller untouched (reason SYN), not translated on."""
+
+    def runTest(self) -> None:
+        self.add_default_routes()
+        self.add_cpu_clone_session()
+        self.add_service(SERVER_IP)
+        port = fresh_ports()[0]
+        t = Translation(seq=0x100, ack=0x200)
+        self.add_flow(CLIENT, CLIENT_IP, SERVER_IP, port, SERVICE_PORT, "translate", t, SERVER)
+        syn = tcp_segment(in_port=CLIENT, sport=port, flags="S", seq=ISN_C, options=ALL_C)
+        self.send(CLIENT, syn)
+        self.expect_packet_in(PIN_SYN, CLIENT, syn)
+        data = tcp_segment(in_port=CLIENT, sport=port, flags="PA", seq=ISN_C + 1, ack=5, payload=b"x")
+        self.send(CLIENT, data)
+        self.expect(translate(data, t, SERVER), SERVER)
+        self.expect_no_packet_in(0.05)
+        self.expect_nothing_else()

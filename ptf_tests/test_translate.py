@@ -158,7 +158,8 @@ class UnknownOptionsCarried(TranslateBase):
 
 
 class WindowRescale(TranslateBase):
-    """win' = min(0xFFFF, (win << from) >> to); saturates; a SYN's window is left alone."""
+    """win' = min(0xFFFF, (win << from) >> to); saturates; a SYN-ACK's window is left alone (a SYN
+    without ACK is never translated: test_handshake's NewConnection* tests)."""
 
     def runTest(self) -> None:
         t = Translation(shift_from=7, shift_to=9)
@@ -170,7 +171,7 @@ class WindowRescale(TranslateBase):
         self.install(t)
         for win in (1, 3, 4, 0x1234):  # 4 << 14 = 0x10000: saturates
             self.check(self.segment(window=win), t)
-        self.check(self.segment(flags="S", payload=b"", window=0x1234), t)
+        self.check(self.segment(flags="SA", payload=b"", window=0x1234), t)
         self.expect_nothing_else()
 
 

@@ -22,12 +22,13 @@
 
 /* Shared bodies of the flow actions. Macros rather than helper actions called from actions,
  * so the P4Info lists only the actions a flow entry can name. */
+/* Where a forwarding entry sends the segment; Flows.apply carries it out unless the segment is
+ * a SYN without ACK (a new connection's, see there). */
 #define FORWARD_TO(port, smac, dmac) \
-    standard_metadata.egress_spec = port; \
-    hdr.ethernet.src_addr = smac; \
-    hdr.ethernet.dst_addr = dmac; \
-    meta.forwarded = 1; \
-    meta.decrement_ttl = 1;
+    meta.xlate.forward = 1; \
+    meta.xlate.port = port; \
+    meta.xlate.smac = smac; \
+    meta.xlate.dmac = dmac;
 #define SET_DELTAS() \
     meta.xlate.active = 1; \
     meta.xlate.seq_delta = seq_delta; \
@@ -136,16 +137,34 @@ control Flows(inout headers_t hdr, inout local_metadata_t meta,
 
     apply {
         if (flows.apply().hit) {
-            /* Teardown: the controller learns of a FIN from a digest, and gets a copy of the
-             * original RST, or of a FIN the hold drops (it never reached P). A punted segment
-             * already goes to the controller whole. */
-            if (meta.pin_reason != PIN_PUNT && (hdr.tcp.flags & (TCP_FIN | TCP_RST)) != 0) {
-                if ((hdr.tcp.flags & TCP_RST) == 0 && meta.xlate.hold == 0) {
-                    REPORT_FIN()
-                } else {
-                    meta.pin_ingress_port = standard_metadata.ingress_port;
-                    meta.pin_reason = (hdr.tcp.flags & TCP_RST) != 0 ? PIN_RST : PIN_FIN_HELD;
-                    clone_preserving_field_list(CloneType.I2E, CPU_CLONE_SESSION, 1);
+            if (meta.xlate.forward == 1 && (hdr.tcp.flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN) {
+                /* A SYN without ACK meeting a forwarding entry opens a new connection on the
+                 * 4-tuple of one whose entries still linger (a client's kernel may use a port
+                 * again within seconds). The old entries must not translate it, nor its peer's
+                 * answer: it goes the services way with syn_on_entry set, which hands it to the
+                 * controller (services.p4), and the controller removes the old flow's entries
+                 * before it sends the SYN on. */
+                meta.xlate.active = 0;
+                meta.syn_on_entry = 1;
+            } else {
+                if (meta.xlate.forward == 1) {
+                    standard_metadata.egress_spec = meta.xlate.port;
+                    hdr.ethernet.src_addr = meta.xlate.smac;
+                    hdr.ethernet.dst_addr = meta.xlate.dmac;
+                    meta.forwarded = 1;
+                    meta.decrement_ttl = 1;
+                }
+                /* Teardown: the controller learns of a FIN from a digest, and gets a copy of
+                 * the original RST, or of a FIN the hold drops (it never reached P). A punted
+                 * segment already goes to the controller whole. */
+                if (meta.pin_reason != PIN_PUNT && (hdr.tcp.flags & (TCP_FIN | TCP_RST)) != 0) {
+                    if ((hdr.tcp.flags & TCP_RST) == 0 && meta.xlate.hold == 0) {
+                        REPORT_FIN()
+                    } else {
+                        meta.pin_ingress_port = standard_metadata.ingress_port;
+                        meta.pin_reason = (hdr.tcp.flags & TCP_RST) != 0 ? PIN_RST : PIN_FIN_HELD;
+                        clone_preserving_field_list(CloneType.I2E, CPU_CLONE_SESSION, 1);
+                    }
                 }
             }
         }

@@ -21,8 +21,9 @@
  * the connection to the controller from the start (services.p4); segments that arrive before their leg exists go to
  * the controller (reason PUNT), which holds them; anything outside the common case (a new ISN, a
  * FIN or RST before both legs are up, options the proxy answered differently, data on C's
- * handshake ACK) hands the whole connection to the controller (HS_DECLINED: every segment to it,
- * until its own entries take over). The controller learns each step from a digest (handshake_t).
+ * handshake ACK, a SYN that met flows entries of its 4-tuple) hands the whole connection to the
+ * controller (HS_DECLINED: every segment to it, until its own entries take over). The controller
+ * learns each step from a digest (handshake_t).
  */
 #ifndef __SPLICE_HANDSHAKE_P4__
 #define __SPLICE_HANDSHAKE_P4__
@@ -134,7 +135,9 @@ control Handshake(inout headers_t hdr, inout local_metadata_t meta,
 
         /* ---- a segment of no slot: only C's SYN can take one -------------------------------- */
         if (c2s == 0 && s2c == 0) {
-            if (is_syn && !from_proxy && payload == 0 && meta.opt.syn_dups == 0 && held == 0) {
+            /* (not a SYN that met an old connection's entries: the controller removes them first) */
+            if (is_syn && !from_proxy && payload == 0 && meta.opt.syn_dups == 0 && held == 0
+                    && meta.syn_on_entry == 0) {
                 hs.state = HS_SYN_SEEN;
                 hs.client_addr = hdr.ipv4.src_addr;
                 hs.client_port = hdr.tcp.src_port;
@@ -222,6 +225,13 @@ control Handshake(inout headers_t hdr, inout local_metadata_t meta,
         }
         bit<8> state = hs.state;
 
+        if (from_c && is_syn && meta.syn_on_entry == 1) {
+            /* A SYN that met flows entries of this 4-tuple: whether it is C's new connection
+             * (the old one's entries must go first) or a retransmission inside the live one is
+             * the controller's to tell; the slot's job for this 4-tuple is over either way. */
+            HS_DECLINE()
+            return;
+        }
         if (state == HS_DECLINED) {
             HS_TO_CPU(PIN_DECLINED)
             return;
@@ -233,6 +243,11 @@ control Handshake(inout headers_t hdr, inout local_metadata_t meta,
             if (has_syn) {
                 if (from_s && is_syn_ack && hdr.tcp.seq_no == hs.isn_s) {
                     /* S's SYN-ACK again: C answers it with an ACK, S's duplicate */
+                } else if (from_c && is_syn && hdr.tcp.seq_no != hs.isn_c) {
+                    /* C's SYN with another ISN: a new connection on this 4-tuple, the slot's
+                     * one over (its entries gone already). The controller knows which. */
+                    HS_DECLINE()
+                    return;
                 } else {
                     HS_DROP()
                     return;

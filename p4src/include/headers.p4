@@ -334,6 +334,10 @@ struct fin_t {
 
 /* What a flow entry asked for (set by the flows table, applied by the Translate control). */
 struct xlate_meta_t {
+    bit<1>      forward;    /* a forwarding entry matched: out of port with smac and dmac */
+    port_t      port;
+    mac_addr_t  smac;
+    mac_addr_t  dmac;
     bit<1>      active;
     bit<1>      hold;
     bit<1>      hold_acks;  /* hold_acking: the switch itself passes a held segment's ACK on */
@@ -364,6 +368,7 @@ struct local_metadata_t {
     /* forwarding decision */
     bit<1>         forwarded;       /* an earlier stage chose the egress port */
     bit<1>         report_fin;      /* a FIN to report in a fin_t digest (REPORT_FIN) */
+    bit<1>         syn_on_entry;    /* a SYN without ACK met a forwarding flows entry (flows.p4) */
     bit<1>         decrement_ttl;
     bit<16>        l4_payload_len;
     bit<32>        malformed_reason;

@@ -169,7 +169,7 @@ control Services(inout headers_t hdr, inout local_metadata_t meta,
         if (!services.apply().hit) {
             return;
         }
-        if (meta.svc_draining == 1 && c2s == 0 && s2c == 0
+        if (meta.svc_draining == 1 && c2s == 0 && s2c == 0 && meta.syn_on_entry == 0
                 && standard_metadata.ingress_port != meta.svc_proxy_port) {
             return;  /* a SYN or SYN-ACK of no slot: routed as to an unproxied port */
         }

@@ -11,7 +11,7 @@ from p4splice.controller.proxyapi.client import ProxyApiClient
 from p4splice.controller.splice.splice import FlowState
 from scapy.layers.inet import TCP
 
-from tests.controller.orchestrator_fixtures import U32, flow_in, proxied, state
+from tests.controller.orchestrator_fixtures import U32, flow_in, flow_key, proxied, state
 from tests.controller.test_orchestrator_support import (
     C_PORT,
     P_MAC,
@@ -358,4 +358,45 @@ def test_a_flood_drains_the_controllers_handshakes_too(lab: Lab) -> None:
             await lab.expect_tcp(C_PORT, lambda p: p[TCP].dport == real and p[TCP].flags == "SA")
             second = await lab.expect_tcp(P_PORT, lambda p: p[TCP].sport == real and p[TCP].flags == "S")
             assert second[TCP].seq == 1000
+    run(main())
+
+
+@pytest.mark.parametrize("handshakes", ["switch", "controller"])
+def test_a_new_connection_on_a_4_tuple_whose_entries_linger(lab: Lab, handshakes: str) -> None:
+    """A client uses its port again while the previous connection's entries linger: its SYN is not
+    translated by them (the switch hands it to the controller), the controller removes them and
+    proxies the new connection with its own ISNs; nothing of it reaches anyone translated by the
+    old connection's deltas. Whichever runs the handshakes."""
+    async def main() -> None:
+        async with proxied(lab, handshakes=handshakes) as (d, proxy):
+            await poll(lambda: services_inline(d), what="service entry")
+            assert await services_inline(d) == [handshakes == "switch"]
+            sport, i = 42040, Isns()
+            await handshake(lab, sport, i)
+            await flow_in(d, sport)
+            lab.send(C_PORT, from_c(sport, "FA", (i.c + 1) & U32, i.s + 1))
+            await lab.recv_tcp(P_PORT)
+            lab.send(P_PORT, p_as_c(sport, "FA", i.p2 + 1, i.s + 1))
+            await lab.recv_tcp(S_PORT)
+            lab.send(S_PORT, from_s(sport, "FA", i.s + 1, (i.c + 2) & U32))
+            await lab.recv_tcp(P_PORT)
+            lab.send(P_PORT, p_as_s(sport, "FA", i.p1 + 1, (i.c + 2) & U32))
+            await lab.recv_tcp(C_PORT)
+            await poll(lambda: state(d, sport) is FlowState.LINGER, what="the flow closing")
+            old_d1 = (i.p1 - i.s) & U32
+            i2 = Isns(c=123456, s=2_000_000_000, p1=3_000_000_000, p2=400, ts_c=200000, ts_s=600000,
+                      ts_p1=8000, ts_p2=9500)
+            assert (i2.p1 - i2.s) & U32 != old_d1
+            seen = await handshake(lab, sport, i2)
+            assert seen["s_syn"][TCP].seq == i2.c and seen["p_syn"][TCP].seq == i2.c
+            assert (seen["c_syn_ack"][TCP].seq, seen["c_syn_ack"][TCP].ack) == (i2.s, i2.c + 1)
+            await poll(lambda: (fl := d.orch.core.flows.get(flow_key(sport))) is not None
+                       and fl.facts.isn_c == i2.c, what="the new connection established")
+            await d.orch.drain()
+            assert state(d, sport) is FlowState.PROXIED
+            assert d.orch.core.flows.stats["closed"] == 1
+            # C's request reaches P with the new connection's ack translation (D1 of i2)
+            lab.send(C_PORT, from_c(sport, "PA", (i2.c + 1) & U32, i2.s + 1, payload=b"GET /"))
+            got = await lab.recv_tcp(P_PORT, skip_pure_acks=True)
+            assert (got[TCP].seq, got[TCP].ack) == ((i2.c + 1) & U32, (i2.p1 + 1) & U32)
     run(main())
