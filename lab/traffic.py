@@ -205,9 +205,11 @@ def _fields(head: bytes) -> dict[str, str]:
 
 
 async def transfer(client: Host, server: Host, service: Service, upload: int = 0, download: int = 0,
-                   timeout: float = 120.0, on_connect: asyncio.Event | None = None) -> ClientResult:
+                   timeout: float = 120.0, on_connect: asyncio.Event | None = None,
+                   local_port: int | None = None) -> ClientResult:
     """One connection from ``client`` to ``server``'s ``service``: send ``upload`` bytes, receive
-    ``download``. Never raises for the network: failures are in ``result.error``."""
+    ``download``; from ``local_port`` if given (else the kernel's choice). Never raises for the
+    network: failures are in ``result.error``."""
     loop = asyncio.get_running_loop()
     result = ClientResult(("", 0), (server.ip, service.port), upload, download, started=time.monotonic())
     sock = socket_in(client.netns)
@@ -215,6 +217,9 @@ async def transfer(client: Host, server: Host, service: Service, upload: int = 0
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(timeout):
+            if local_port is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((client.ip, local_port))
             await loop.sock_connect(sock, (server.ip, service.port))
             result.local = sock.getsockname()
             reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 16)

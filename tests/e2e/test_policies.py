@@ -4,12 +4,23 @@ keeps it in the path; and a server-first protocol."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
-from p4splice.lab.topology import Lab
-from p4splice.lab.traffic import TrafficServer, transfer
+from p4splice.lab.topology import Host, Lab
+from p4splice.lab.traffic import ClientResult, TrafficServer, transfer
 
 from tests.e2e.conftest import HEAVY
-from tests.e2e.support import assert_exact, figure, no_entries_left, rate_mbit, run, server_side, spliced
+from tests.e2e.support import (
+    assert_exact,
+    figure,
+    no_entries_left,
+    poll,
+    rate_mbit,
+    run,
+    server_side,
+    spliced,
+)
 
 SIZE = 100_000_000 if HEAVY else 2_000_000
 
@@ -73,3 +84,48 @@ def test_spliced_upload_outlives_the_proxy_sockets_reset(lab: Lab) -> None:
             assert spliced(lab, result) is not None
 
     run(main(), timeout=180)
+
+
+@pytest.mark.parametrize("policy", ["never", "rewrite"])
+def test_a_client_port_used_again_at_once(lab: Lab, policy: str) -> None:
+    """A client connects again from the port of a connection that has just closed, while that
+    connection's entries still linger in the switch (a kernel may pick the port again within
+    seconds): the new connection is proxied afresh, not translated by the old one's entries."""
+    service = lab.service(policy)
+    client = lab.clients[0]
+
+    async def main() -> None:
+        async with TrafficServer(lab.servers, lab.spec.services) as server:
+            port = 40000 + (7 if policy == "never" else 9)
+            for n in range(2):
+                # the kernel lets a port go again once its connection is gone (the client closes
+                # last, so no TIME_WAIT): wait for that, as a client's kernel would
+                await poll(lambda: not sockets_on(client, port), what=f"port {port} free")
+                result = await transfer(client, lab.servers[0], service, upload=1000, download=300_000,
+                                        timeout=30, local_port=port)
+                assert result.local[1] == port, f"connection {n + 1}: {result.error}"
+                assert_exact(result, await server_side(server, result))
+                if policy == "rewrite":
+                    # each connection spliced on its own: the second one too, which the old entries
+                    # (the controller refusing a splice of a closed flow) would have kept from it
+                    await splices_reach(lab, result, n + 1)
+            await no_entries_left(lab)
+
+    run(main(), timeout=120)
+
+
+async def splices_reach(lab: Lab, result: ClientResult, count: int) -> None:
+    await poll(lambda: len(splices_of(lab, result)) == count, what=f"connection {count} on the port spliced")
+
+
+def splices_of(lab: Lab, result: ClientResult) -> list[object]:
+    """The proxy's ``spliced`` records of ``result``'s 4-tuple, every connection on it."""
+    flow = f"{result.local[0]}:{result.local[1]}->{result.server[0]}:{result.server[1]}"
+    return [ev for ev in lab.events("spliced") if ev.record.get("flow") == flow]
+
+
+def sockets_on(host: Host, port: int) -> list[str]:
+    """The TCP sockets of ``host`` on local ``port``, in any state (ss's lines)."""
+    out = subprocess.run(["ip", "netns", "exec", host.netns, "ss", "-Htan", f"sport = :{port}"],
+                         capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if line.strip()]
