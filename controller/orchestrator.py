@@ -153,6 +153,9 @@ class _Installed:
         return self._entry.idle_timeout_ns if self._entry is not None else self._args[-1]
 
 
+SERVICE_COUNT_PERIOD = 0.5  # seconds between reads of the services' counters while draining
+
+
 def entry_match_of(entry: TableEntry) -> EntryMatch:
     """The core's ``EntryMatch`` of a flows entry (as read back or notified)."""
     m = {k: v.value if hasattr(v, "value") else v for k, v in entry.match.items()}
@@ -443,11 +446,38 @@ class Orchestrator:
                                  for (addr, port), proxy in self.services.items() if proxy in self.proxy_macs]))
 
     async def _watch_drain(self) -> None:
-        """While draining: no digest list may come to end it, so look now and then."""
+        """While draining: no digest list may come to end it, so look now and then; and read what
+        the services' entries take, which tells whether a flood goes on (overload.py)."""
         guard = self.overload
+        read_at = 0.0
         while guard is not None and guard.draining:
-            await asyncio.sleep(guard.lag_low / 2)  # a polling period, not a readiness wait
+            now = time.monotonic()
+            if now >= read_at:
+                read_at = now + SERVICE_COUNT_PERIOD
+                total = await self.service_packets()
+                if total is not None:
+                    guard.on_service_packets(total, time.monotonic())
             self._overload(guard.check(time.monotonic()))
+            await asyncio.sleep(guard.lag_low / 2)  # a polling period, not a readiness wait
+
+    async def service_packets(self) -> int | None:
+        """The packets the services' entries have taken so far, summed over their direct counters;
+        None where the program counts none (or the switch cannot be read)."""
+        if not self.sw.has_index or self.sw.index.direct_counter_of(dp.SERVICES) is None or not self.services:
+            return None
+        total = 0
+
+        def collect(ent: Entity) -> None:
+            nonlocal total
+            if isinstance(ent, DirectCounterEntry) and ent.data is not None:
+                total += ent.data.packet_count
+
+        try:
+            await self._read_each([DirectCounterEntry(dp.service_key(a, p)) for a, p in self.services], collect)
+        except ClientError as e:
+            log.debug("services' counters: %s", e)
+            return None
+        return total
 
     def on_digest_list(self, digests: DigestList) -> None:
         if digests.digest not in (dp.HANDSHAKE_DIGEST, dp.FIN_DIGEST):
@@ -838,6 +868,8 @@ class Orchestrator:
         for c in cmds:
             if isinstance(c, FlowEstablished):
                 self.metrics.handshakes.labels("established").inc()
+                if self.overload is not None:
+                    self.overload.on_established(1, time.monotonic())
             elif isinstance(c, ResetFlow):
                 self.metrics.resets.inc()
                 self.metrics.failures.labels("reset").inc()

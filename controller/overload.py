@@ -25,6 +25,13 @@ last one within a minute lasts twice as long (up to ``max_drain``), so that prox
 now and then, not every other second; and more evictions than a second's worth drain at once,
 without waiting out the second, so that the flood gets through each retry only briefly.
 
+A drain that has lasted its least time goes on while the flood does: the switch counts what
+each service's entry takes (its SYNs and their SYN-ACKs, two per SYN), and while that rate, less
+the connections established a second before the drain (real clients', which run end to end
+meanwhile), stays above ``evictions_high`` SYNs a second, the services stay drained. So a flood
+that outlasts the drain does not get a retry window every few seconds, and one that stops ends it
+at once. Without those counts (an older program) the doubling above is all there is.
+
 The controller's own handshakes (``handshakes = "controller"``) have only this second sign
 (their SYNs come as packet-ins, with no time on them), and a third of its kind that comes before
 the bound is full: SYNs taken that no ACK has answered (a real client's answers within a round
@@ -60,6 +67,11 @@ class OverloadGuard:
     _ended: float = float("-inf")  # when the last drain ended
     # per counter ("evicted", "unanswered"): (when, total) last sampled
     _samples: dict[str, tuple[float, int]] = field(default_factory=dict, repr=False)
+    established_rate: float = 0.0  # connections established a second, the second before the drain
+    syn_rate: float = 0.0  # SYNs a second the services' entries took, last measured while draining
+    _syn_sample: tuple[float, int] | None = field(default=None, repr=False)
+    _syn_measured: float = float("-inf")  # when syn_rate was last measured
+    _est: tuple[int, int, int] = (0, 0, 0)  # (second, count in it, count in the second before)
 
     def __post_init__(self) -> None:
         if not 0 < self.lag_low < self.lag_high or not 0 <= self.min_drain <= self.max_drain \
@@ -107,7 +119,39 @@ class OverloadGuard:
             return self._drain(now)
         return None
 
+    def on_established(self, count: int, now: float) -> None:
+        """``count`` connections were established at ``now``."""
+        sec, cur, prev = self._est
+        second = int(now)
+        if second != sec:
+            cur, prev = 0, cur if second == sec + 1 else 0
+        self._est = (second, cur + count, prev)
+
+    def _established_last_second(self, now: float) -> int:
+        sec, cur, prev = self._est
+        second = int(now)
+        return cur if second == sec + 1 else prev if second == sec else 0
+
+    def on_service_packets(self, total: int, now: float) -> None:
+        """The packets the services' entries have taken so far (their direct counters, summed),
+        read while draining."""
+        last = self._syn_sample
+        if last is None or total < last[1] or not self.draining:
+            self._syn_sample = (now, total)
+            return
+        if now - last[0] < 0.4:
+            return
+        self.syn_rate = (total - last[1]) / 2 / (now - last[0])
+        self._syn_sample, self._syn_measured = (now, total), now
+
+    def flood_goes_on(self, now: float) -> bool:
+        """Whether the services' entries, lately, took more SYNs than real clients account for."""
+        return (self.evictions_high > 0 and now - self._syn_measured < 2.0
+                and self.syn_rate - self.established_rate > self.evictions_high)
+
     def _drain(self, now: float) -> Verdict:
+        self.established_rate = float(self._established_last_second(now))
+        self._syn_sample, self._syn_measured = None, float("-inf")
         again = now - self._ended < 60.0
         self._hold = min(self._hold * 2, self.max_drain) if again and self._hold else self.min_drain
         self.draining, self._since = True, now
@@ -121,7 +165,7 @@ class OverloadGuard:
 
     def check(self, now: float) -> Verdict | None:
         """While draining, whether it may end now (call it now and then: no list may come)."""
-        if not self.draining or now - self._since < self._hold:
+        if not self.draining or now - self._since < self._hold or self.flood_goes_on(now):
             return None
         if self.lag <= self.lag_low or now - self._last_list >= self.lag_low:
             self.draining, self._ended = False, now

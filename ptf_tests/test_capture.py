@@ -126,3 +126,26 @@ class UnproxiedHandshakeNotCaptured(CaptureBase):
         self.expect(routed(ack, SERVER), SERVER)
         self.expect_no_packet_in()
         self.expect_nothing_else()
+
+
+class ServiceEntryCountsItsHandshakes(CaptureBase):
+    """The services entry's direct counter counts each SYN and SYN-ACK it takes, not the flow's
+    other segments: what the controller reads while draining to tell a flood from its end."""
+
+    def runTest(self) -> None:
+        entry = self.client.table_entry("services", {"server_addr": SERVER_IP, "server_port": SERVICE_PORT},
+                                        "proxied", {"proxy_port": PROXY})
+        self.assertEqual(self.client.read_direct_counter(entry)[0], 0)
+        syn = tcp_segment(flags="S", seq=77, options=SYN_OPTIONS)
+        self.send(CLIENT, syn)
+        self.expect_packet_in(PIN_SYN, CLIENT, syn)
+        synack = tcp_segment(in_port=SERVER, src=SERVER_IP, dst=CLIENT_IP, sport=SERVICE_PORT,
+                             dport=CLIENT_PORT, flags="SA", seq=0x80000000, ack=78, options=SYN_ACK_OPTIONS)
+        self.send(SERVER, synack)
+        self.expect(routed(synack, CLIENT), CLIENT)
+        self.expect_packet_in(PIN_SYN_ACK, SERVER, synack)
+        data = tcp_segment(flags="PA", seq=78, ack=0x80000001, payload=b"GET /")
+        self.send(CLIENT, data)
+        self.expect(routed(data, SERVER), SERVER)
+        self.expect_nothing_else()
+        self.assertEqual(self.client.read_direct_counter(entry)[0], 2)

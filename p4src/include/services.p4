@@ -49,13 +49,19 @@ control Services(inout headers_t hdr, inout local_metadata_t meta,
 
     Handshake() handshake;
 
+    /* What each service's entry took (its SYNs and SYN-ACKs, and its slots' segments): while the
+     * services drain, the controller reads them to tell whether a flood goes on. */
+    direct_counter(CounterType.packets) service_counter;
+
     action proxied(port_t proxy_port) {
+        service_counter.count();
         meta.svc_proxy_port = proxy_port;
         meta.svc_inline = 0;
     }
 
     /* As proxied, and the switch runs the handshakes; smac/dmac address the proxy's host. */
     action proxied_inline(port_t proxy_port, mac_addr_t smac, mac_addr_t dmac) {
+        service_counter.count();
         meta.svc_proxy_port = proxy_port;
         meta.svc_inline = 1;
         meta.svc_smac = smac;
@@ -92,6 +98,7 @@ control Services(inout headers_t hdr, inout local_metadata_t meta,
             @defaultonly NoAction;
         }
         const default_action = NoAction();
+        counters = service_counter;
         size = SERVICES_SIZE;
     }
 

@@ -400,3 +400,45 @@ def test_a_new_connection_on_a_4_tuple_whose_entries_linger(lab: Lab, handshakes
             got = await lab.recv_tcp(P_PORT, skip_pure_acks=True)
             assert (got[TCP].seq, got[TCP].ack) == ((i2.c + 1) & U32, (i2.p1 + 1) & U32)
     run(main())
+
+
+def test_a_drain_lasts_as_long_as_the_flood(lab: Lab) -> None:
+    """Past its least time a drain goes on while the services' entries still take a flood of SYNs
+    (their direct counters, read by the controller), and ends soon after the flood stops. (The
+    controller's handshakes: a flood nobody answers drains them; the switch's drain on the same
+    reads.)"""
+    import asyncio
+    import time
+
+    from tests.controller.test_orchestrator_support import C_MAC, S_IP, S_TCP
+
+    async def main() -> None:
+        async with proxied(lab, handshakes="controller", max_pending=20, overload_evictions=20) as (d, proxy):
+            guard = d.orch.overload
+            assert guard is not None
+            guard.min_drain = guard.max_drain = 1.0
+            flooding = True
+
+            async def flood() -> None:
+                k = 0
+                while flooding:  # one spoofed source; nobody answers its SYNs
+                    lab.send(C_PORT, tcp("10.0.1.99", 20000 + k % 40000, S_IP, S_TCP, "S", k, options=[("MSS", 1460)],
+                                         smac=C_MAC))
+                    k += 1
+                    await asyncio.sleep(0.004)  # the flood's pace
+
+            flooder = asyncio.get_running_loop().create_task(flood())
+            try:
+                await poll(lambda: d.orch.draining, timeout=10.0, what="the services drained")
+                start = time.monotonic()
+                while time.monotonic() - start < 3.0:  # three times the drain's least time
+                    assert d.orch.draining, f"the drain ended {time.monotonic() - start:.1f} s into the flood"
+                    await asyncio.sleep(0.05)  # sampling the state, not waiting for it
+                assert guard.syn_rate > 20 and guard.episodes == 1
+            finally:
+                flooding = False
+                await flooder
+            stopped = time.monotonic()
+            await poll(lambda: not d.orch.draining, timeout=5.0, what="the drain's end after the flood")
+            assert time.monotonic() - stopped < 3.0
+    run(main())

@@ -119,3 +119,55 @@ def test_bad_bounds_are_refused() -> None:
         OverloadGuard(lag_high=0.2, lag_low=0.2)
     with pytest.raises(ValueError):
         OverloadGuard(lag_low=0)
+
+
+def test_a_drain_goes_on_while_the_services_take_a_flood() -> None:
+    """After its least time a drain ends only once the SYNs the services' entries take (two
+    packets each, with the SYN-ACK) fall to what real clients account for: the connections
+    established the second before the drain, plus evictions_high."""
+    g = OverloadGuard(evictions_high=200, min_drain=2.0)
+    g.on_established(30, now=9.5)  # real clients: 30 a second ...
+    g.on_established(0, now=10.2)
+    assert g.on_evictions(0, now=9.0) is None
+    assert g.on_evictions(900, now=10.5) is Verdict.DRAIN
+    assert g.established_rate == 30
+    packets, t = 0, 10.5
+    g.on_service_packets(packets, t)  # the first read: a baseline
+    for _ in range(20):  # 10 s of 2,000 SYN/s (4,000 packets a second)
+        t += 0.5
+        packets += 2000
+        g.on_service_packets(packets, t)
+        assert g.check(t) is None, f"resumed at {t} s while the flood went on"
+    assert g.syn_rate == 2000 and g.flood_goes_on(t)
+    for _ in range(2):  # the flood stops: 100 real SYNs a second (200 packets)
+        t += 0.5
+        packets += 100
+        g.on_service_packets(packets, t)
+    assert g.syn_rate == 100 and not g.flood_goes_on(t)
+    assert g.check(t) is Verdict.RESUME
+
+
+def test_without_a_fresh_count_a_drain_ends_after_its_hold() -> None:
+    """A program that counts nothing, or a switch that cannot be read: the hold alone decides;
+    and a count taken before the drain is no measurement of it."""
+    g = OverloadGuard(evictions_high=100, min_drain=2.0)
+    g.on_service_packets(0, now=0.0)
+    g.on_service_packets(100_000, now=1.0)  # not draining: nothing measured
+    assert g.syn_rate == 0
+    assert g.on_evictions(0, now=0.0) is None and g.on_evictions(500, now=1.0) is Verdict.DRAIN
+    g.on_service_packets(100_000, now=1.1)
+    g.on_service_packets(200_000, now=1.6)  # 100,000 SYN/s ...
+    assert g.flood_goes_on(1.6)
+    assert g.check(3.1) is None
+    assert g.check(3.7) is Verdict.RESUME  # ... but not read for 2 s: the hold decides
+
+
+def test_established_counts_the_second_before_the_drain() -> None:
+    for drain_at, want in ((6.5, 50), (7.2, 3), (9.0, 0)):
+        g = OverloadGuard(evictions_high=100)
+        for k in range(50):
+            g.on_established(1, now=5.0 + k * 0.02)  # 50 in the second 5
+        g.on_established(3, now=6.1)
+        g.on_evictions(0, now=drain_at - 1.0)
+        assert g.on_evictions(1000, now=drain_at) is Verdict.DRAIN
+        assert g.established_rate == want, drain_at
