@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -264,7 +264,7 @@ class ControllerService:
                 break
             await asyncio.sleep(0.005)  # the pace of the re-checks while that copy is on its way
         await self.orch.run(cmds)
-        _raise_unless(cmds, "spliced", self._state(key))
+        _raise_unless(cmds, "spliced", lambda: self._state(key))
         return Deltas.from_counts(a_c, b_s, a_s, b_c)
 
     async def splice_cancel(self, proxy: str, flow: Flow) -> None:
@@ -272,7 +272,7 @@ class ControllerService:
         _, key = self._owned(proxy, flow)
         cmds = self.orch.core.cancel_splice(key)
         await self.orch.run(cmds)
-        _raise_unless(cmds, "proxied", self._state(key))
+        _raise_unless(cmds, "proxied", lambda: self._state(key))
 
     def _state(self, key: FlowKey) -> str | None:
         """The flow's state for a refusal's ``state`` field, which spares the proxy asking."""
@@ -290,10 +290,13 @@ class ControllerService:
         return [self.orch.flow_info(k) for k in self.orch.flows_of_port(rec.port)]
 
 
-def _raise_unless(cmds: Sequence[Any], wanted: str, state: str | None = None) -> None:
+def _raise_unless(cmds: Sequence[Any], wanted: str, state_of: Callable[[], str | None] | None = None) -> None:
+    """An ApiError unless the core answered ``wanted``; a conflict names the flow's state
+    (``state_of`` is asked only then)."""
     notes = [c for c in cmds if isinstance(c, NotifyProxy)]
     if any(n.status == wanted for n in notes):
         return
     detail = next((n.detail for n in notes if n.detail), "refused")
     code = "not_found" if detail == "unknown flow" else "conflict"
-    raise ApiError(code, detail, **({"state": state} if state is not None and code == "conflict" else {}))
+    state = state_of() if state_of is not None and code == "conflict" else None
+    raise ApiError(code, detail, **({"state": state} if state is not None else {}))

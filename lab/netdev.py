@@ -34,6 +34,7 @@ import subprocess
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -156,14 +157,21 @@ def _owner_pid(name: str, prefix: str) -> int | None:
     return int(field_, 36)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (one of another user's counts; a zombie does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    # An exited process its parent has not reaped yet (a zombie) is not alive: an orphaned lab's
+    # new parent may reap late, or never where no init reaps.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 # --- queries --------------------------------------------------------------------------------------
@@ -431,7 +439,7 @@ def cleanup_stale(prefix: str = DEFAULT_PREFIX, *, force: bool = False) -> list[
         pid = _owner_pid(name, prefix)
         if pid is None:
             return False
-        return force or (pid != os.getpid() and not _pid_alive(pid))
+        return force or (pid != os.getpid() and not pid_alive(pid))
 
     for name in list_links():
         base = name.split("@", 1)[0]

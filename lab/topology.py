@@ -225,22 +225,6 @@ def cmdline_of(pid: int) -> str:
         return ""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # An exited process its parent has not reaped yet (a zombie) is not alive: an orphaned lab's
-    # new parent may reap late, or never where no init reaps.
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state != "Z"
-
-
 def cleanup_stale(build_dir: Path, prefix: str = PREFIX) -> list[str]:
     """Kill the processes of lab runs whose owner died, drop their run directories, then remove
     their namespaces and links. Returns what was removed (for the log)."""
@@ -251,13 +235,13 @@ def cleanup_stale(build_dir: Path, prefix: str = PREFIX) -> list[str]:
             owner = int(run_dir.name.split("-")[1])
         except (IndexError, ValueError):
             continue
-        if owner == os.getpid() or _alive(owner):
+        if owner == os.getpid() or netdev.pid_alive(owner):
             continue
         with contextlib.suppress(OSError, ValueError):
             for entry in json.loads((run_dir / "pids.json").read_text()):
                 pid, marker = int(entry["pid"]), str(entry["marker"])
                 # Only a process whose command line still names this run: pids get reused.
-                if _alive(pid) and marker in cmdline_of(pid):
+                if netdev.pid_alive(pid) and marker in cmdline_of(pid):
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
                     removed.append(f"{entry['name']}[{pid}]")

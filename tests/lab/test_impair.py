@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 import random
 import socket
 import struct
@@ -378,17 +377,6 @@ def test_relay_exits_with_its_parent() -> None:
                              timeout=30)
         pid = int(out.stdout.split()[0])
         deadline = time.monotonic() + 10
-        while _alive(pid):
+        while netdev.pid_alive(pid):
             assert time.monotonic() < deadline, f"relay {pid} outlived its parent"
             time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead too (its parent, init, reaps it when it gets to it).
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
-    return False
