@@ -420,6 +420,8 @@ class Attempt:
     connect_s: float | None = None
     total_s: float = 0.0
     error: str = ""
+    port: int = 0  # the client's port: a failure can be looked up in the controller's and proxy's logs
+    received: int = 0  # bytes read before it ended
 
 
 async def one_connection(netns: str, server: tuple[str, int], size: int, timeout: float) -> Attempt:
@@ -435,11 +437,13 @@ async def one_connection(netns: str, server: tuple[str, int], size: int, timeout
         async with asyncio.timeout(timeout):
             await loop.sock_connect(sock, server)
             a.connect_s = time.monotonic() - a.t
+            a.port = sock.getsockname()[1]
             await loop.sock_sendall(sock, f"POST /xfer HTTP/1.1\r\nHost: {server[0]}\r\nContent-Length: 0\r\n"
                                           f"X-Download: {size}\r\n\r\n".encode())
             got = bytearray()
             while data := await loop.sock_recv(sock, 65536):
                 got += data
+                a.received = len(got)
         head, sep, body = bytes(got).partition(b"\r\n\r\n")
         if not sep or not head.startswith(b"HTTP/1.1 200"):
             a.error = f"bad response ({len(got)} bytes)"
@@ -514,7 +518,9 @@ class Client:
         errors = Counter(a.error for a in failed)
         return {"attempted": len(got), "ok": len(got) - len(failed), "failed": len(failed),
                 "connect_p50_ms": pct(connects, 0.5), "connect_p99_ms": pct(connects, 0.99),
-                "connect_max_ms": max(connects) if connects else None, "errors": errors.most_common(3)}
+                "connect_max_ms": max(connects) if connects else None, "errors": errors.most_common(3),
+                # which ones, to look up in the logs: (client port, seconds into the window, error, bytes read)
+                "failures": [(a.port, round(a.t - t0, 3), a.error, a.received) for a in failed[:20]]}
 
 
 # --- part 1: the SYN flood ----------------------------------------------------------------------------
