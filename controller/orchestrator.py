@@ -567,7 +567,7 @@ class Orchestrator:
             self.metrics.failures.labels("bad_options" if isinstance(e, OptionError) else "bad_frame").inc()
             self._lines(logging.INFO, "unparsed", "packet-in %s on port %d: %s: not proxied", name, pin.ingress_port, e)
             if reason is R.SYN and not pin.is_copy:
-                self._spawn(self._route_unparsed(pin.frame))
+                self._spawn(self._route_as_is(pin.frame))
             return
         bad = checksum_error(pin.frame)
         if bad is not None:
@@ -577,6 +577,17 @@ class Orchestrator:
             self.metrics.failures.labels("bad_checksum").inc()
             self._lines(logging.INFO, "bad checksum", "packet-in %s on port %d: %s checksum wrong: dropped", name,
                         pin.ingress_port, bad)
+            return
+        seg = parsed.segment
+        if (reason is R.SYN and self.draining and not pin.is_copy and seg.is_syn and not seg.has_ack
+                and not self._core_knows(FlowKey.from_client_segment(seg))):
+            # A new connection's SYN the switch handed over before the services drained, taken
+            # from the backlog while they are: it runs end to end as the switch now routes such
+            # SYNs itself (its retransmissions too), rather than start a handshake behind the
+            # flood's. A flood's own queued SYNs then cost a packet-out each, no entries.
+            self.stats["syn_drained"] += 1
+            self.metrics.handshakes.labels("drained").inc()
+            self._spawn(self._route_as_is(pin.frame))
             return
         self.handle_segment(reason, pin.ingress_port, parsed)
 
@@ -1078,20 +1089,21 @@ class Orchestrator:
         self.metrics.packet_outs.inc()
         log.debug("%s: sent %s to %s on port %d", cmd.flow, cmd.why, cmd.to.value, port)
 
-    async def _route_unparsed(self, frame: bytes) -> None:
-        """Send a frame the core could not take on by the configured route of its destination."""
+    async def _route_as_is(self, frame: bytes) -> None:
+        """Send a SYN the core does not take on by the configured route of its destination, as a
+        router would (the SYN of a connection left unproxied)."""
         dst = ".".join(str(b) for b in frame[30:34]) if len(frame) >= 34 else ""
         route = self._route(dst) if dst else None
         out = route_frame(frame, route[1], route[2]) if route is not None else None
         if route is None or out is None:
             self.metrics.failures.labels("no_port").inc()
-            self._lines(logging.WARNING, "no port", "no route for an unparsed SYN to %s: not sent", dst or "?")
+            self._lines(logging.WARNING, "no port", "no route for a SYN to %s: not sent", dst or "?")
             return
         try:
             await self.sw.packet_out(dp.packet_out(route[0], out))
         except ClientError as e:
             self.metrics.failures.labels("packet_out").inc()
-            self._lines(logging.WARNING, "packet-out failed", "packet-out of an unparsed SYN failed: %s", e)
+            self._lines(logging.WARNING, "packet-out failed", "packet-out of a SYN failed: %s", e)
             return
         self.metrics.packet_outs.inc()
 

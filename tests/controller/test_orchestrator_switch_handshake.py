@@ -351,6 +351,17 @@ def test_a_flood_drains_the_controllers_handshakes_too(lab: Lab) -> None:
             await lab.expect_tcp(C_PORT, lambda p: p[TCP].dport == 42301 and p[TCP].flags == "SA")
             new = FlowKey(C_IP, 42301, S_IP, S_TCP)
             assert d.orch.core.handshakes.get(new) is None and new not in d.orch.flow_entries  # unseen
+            # A SYN the switch handed over before the drain and the controller takes from its
+            # backlog during it: sent on unproxied, as routed (TTL - 1), no handshake, no entry.
+            from p4splice.controller.p4rt.entities import PacketIn
+            queued = FlowKey(C_IP, 42302, S_IP, S_TCP)
+            syn = bytes(from_c(42302, "S", 6000, options=[("MSS", 1460)]))
+            drained = d.metrics.value("p4splice_handshakes_total", result="drained") or 0
+            d.orch.on_packet_in(PacketIn(syn, {"ingress_port": C_PORT, "reason": dp.PacketInReason.SYN}))
+            got = await lab.expect_tcp(S_PORT, lambda p: p[TCP].sport == 42302)
+            assert got[TCP].flags == "S" and got[TCP].seq == 6000 and got["IP"].ttl == from_c(42302, "S", 6000)["IP"].ttl - 1
+            assert d.orch.core.handshakes.get(queued) is None and queued not in d.orch.flow_entries
+            assert d.metrics.value("p4splice_handshakes_total", result="drained") == drained + 1
             # The handshake under way: S's answer reaches the controller, which sends it on to C
             # and the claim's second request to P.
             lab.drain(P_PORT)
