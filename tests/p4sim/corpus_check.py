@@ -108,7 +108,7 @@ def _p4sim(prog: Path) -> tuple[str, str]:
     return head, rest
 
 
-def _kind(message: str) -> str:
+def error_kind(message: str) -> str:
     """An error message with its location, names and numbers taken out: a failure class."""
     m = re.sub(r"^\S+:\d+:\d+: (error: )?", "", message.strip())
     m = re.sub(r"'[^']*'|\"[^\"]*\"|`[^`]*`", "X", m)
@@ -163,7 +163,7 @@ def check(prog: Path, refdir: Path) -> Result:
             return Result(name, "p4c timeout")
         if status == "OK":
             errs = [line for line in ref.splitlines() if "error" in line]
-            return Result(name, "p4sim accepts", _kind(errs[0]) if errs else "")
+            return Result(name, "p4sim accepts", error_kind(errs[0]) if errs else "")
         return Result(name, "both refuse")
     if status == "REFUSED":
         return Result(name, "refused", out.strip())
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     for k in ("same", "refused", "crash", "differs"):
         print(f"  {k:8} {by[k]:4}  {100 * by[k] / max(accepted, 1):5.1f}%")
     print(f"  of those p4c refuses, p4sim accepts {by['p4sim accepts']}")
-    for outcome, classify in (("refused", _kind), ("crash", lambda d: d), ("differs", lambda d: d),
+    for outcome, classify in (("refused", error_kind), ("crash", lambda d: d), ("differs", lambda d: d),
                               ("p4sim accepts", lambda d: d)):
         kinds = collections.Counter(classify(r.detail) for r in results if r.outcome == outcome)
         if kinds:

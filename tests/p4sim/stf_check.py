@@ -57,6 +57,8 @@ from pathlib import Path
 from p4.config.v1 import p4info_pb2
 from p4.v1 import p4runtime_pb2
 
+from tests.p4sim.corpus_check import error_kind
+
 TIMEOUT = 180
 #: how long a frame may take to come out of BMv2 (shorter than bmv2run's: a frame a veth drops,
 #: shorter than 14 bytes, would cost that much every time)
@@ -461,12 +463,6 @@ def compare(script: Script, out: Frames, pad_ok: bool = False) -> str | None:
     return None
 
 
-def _error_kind(message: str) -> str:
-    from tests.p4sim.corpus_check import _kind
-
-    return _kind(message)
-
-
 def run_p4sim(prog: Path, stf: Path) -> dict:
     """One test on p4sim, in this process: {'outcome', 'detail', 'out', 'counts'}."""
     from p4sim.compiler.driver import compile_file
@@ -742,7 +738,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in mism:
             bm_note = f" (BMv2: {r.bmv2})" if args.bmv2 else ""
             print(f"  {r.name}{bm_note}: {r.detail}")
-    for outcome, classify in (("refused", _error_kind), ("crash", lambda d: d), ("entry refused", lambda d: d),
+    for outcome, classify in (("refused", error_kind), ("crash", lambda d: d), ("entry refused", lambda d: d),
                               ("stf unsupported", lambda d: re.sub(r"^line \d+: ", "", d))):
         kinds = collections.Counter(classify(r.detail) for r in results if r.outcome == outcome)
         if kinds:
