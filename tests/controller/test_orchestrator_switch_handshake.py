@@ -248,6 +248,18 @@ async def list_size_is(d, n: int) -> bool:  # noqa: ANN001 - a Daemon
     return await digest_list_size(d) == n and fins.max_list_size == n
 
 
+async def four_fins(lab: Lab, sport: int, i: Isns) -> None:
+    """A proxied flow's close: C's FIN to P, P's on to S, S's to P, P's on to C, each seen through."""
+    lab.send(C_PORT, from_c(sport, "FA", (i.c + 1) & U32, i.s + 1))
+    await lab.recv_tcp(P_PORT)
+    lab.send(P_PORT, p_as_c(sport, "FA", i.p2 + 1, i.s + 1))
+    await lab.recv_tcp(S_PORT)
+    lab.send(S_PORT, from_s(sport, "FA", i.s + 1, (i.c + 2) & U32))
+    await lab.recv_tcp(P_PORT)
+    lab.send(P_PORT, p_as_s(sport, "FA", i.p1 + 1, (i.c + 2) & U32))
+    await lab.recv_tcp(C_PORT)
+
+
 def test_the_four_fins_of_a_proxied_flow_come_as_digests(lab: Lab) -> None:
     """FINs reach the controller as fin_t digests (no packet-in), in lists as the handshake's
     steps are (one by one while they come slowly); the four of a proxied connection end it as
@@ -262,14 +274,7 @@ def test_the_four_fins_of_a_proxied_flow_come_as_digests(lab: Lab) -> None:
             sport, i = 42030, Isns()
             await handshake(lab, sport, i)
             await flow_in(d, sport)
-            lab.send(C_PORT, from_c(sport, "FA", (i.c + 1) & U32, i.s + 1))
-            await lab.recv_tcp(P_PORT)
-            lab.send(P_PORT, p_as_c(sport, "FA", i.p2 + 1, i.s + 1))
-            await lab.recv_tcp(S_PORT)
-            lab.send(S_PORT, from_s(sport, "FA", i.s + 1, (i.c + 2) & U32))
-            await lab.recv_tcp(P_PORT)
-            lab.send(P_PORT, p_as_s(sport, "FA", i.p1 + 1, (i.c + 2) & U32))
-            await lab.recv_tcp(C_PORT)
+            await four_fins(lab, sport, i)
             await poll(lambda: state(d, sport) is FlowState.LINGER, what="the flow closing")
             assert d.metrics.value("p4splice_fins_reported_total") == 4
             assert not d.metrics.value("p4splice_packet_ins_total", reason="FIN")
@@ -385,14 +390,7 @@ def test_a_new_connection_on_a_4_tuple_whose_entries_linger(lab: Lab, handshakes
             sport, i = 42040, Isns()
             await handshake(lab, sport, i)
             await flow_in(d, sport)
-            lab.send(C_PORT, from_c(sport, "FA", (i.c + 1) & U32, i.s + 1))
-            await lab.recv_tcp(P_PORT)
-            lab.send(P_PORT, p_as_c(sport, "FA", i.p2 + 1, i.s + 1))
-            await lab.recv_tcp(S_PORT)
-            lab.send(S_PORT, from_s(sport, "FA", i.s + 1, (i.c + 2) & U32))
-            await lab.recv_tcp(P_PORT)
-            lab.send(P_PORT, p_as_s(sport, "FA", i.p1 + 1, (i.c + 2) & U32))
-            await lab.recv_tcp(C_PORT)
+            await four_fins(lab, sport, i)
             await poll(lambda: state(d, sport) is FlowState.LINGER, what="the flow closing")
             old_d1 = (i.p1 - i.s) & U32
             i2 = Isns(c=123456, s=2_000_000_000, p1=3_000_000_000, p2=400, ts_c=200000, ts_s=600000,

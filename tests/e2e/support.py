@@ -75,12 +75,13 @@ def never_corrupt(result: ClientResult) -> str:
 VERDICT_WAIT = 1.0
 
 
-def _flow(result: ClientResult) -> str:
+def flow_of(result: ClientResult) -> str:
+    """The proxy's name of ``result``'s connection (its log records' ``flow``)."""
     return f"{result.local[0]}:{result.local[1]}->{result.server[0]}:{result.server[1]}"
 
 
 def _verdict(lab: Lab, result: ClientResult, kept_too: bool) -> tuple[str, dict[str, Any]] | None:
-    flow = _flow(result)
+    flow = flow_of(result)
     kept = None
     for ev in lab.events():
         if ev.event == "spliced" and ev.record.get("flow") == flow:

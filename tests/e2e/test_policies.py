@@ -4,9 +4,8 @@ keeps it in the path; and a server-first protocol."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
+from p4splice.lab import netdev
 from p4splice.lab.topology import Host, Lab
 from p4splice.lab.traffic import ClientResult, TrafficServer, transfer
 
@@ -14,6 +13,7 @@ from tests.e2e.conftest import HEAVY
 from tests.e2e.support import (
     assert_exact,
     figure,
+    flow_of,
     no_entries_left,
     poll,
     rate_mbit,
@@ -120,12 +120,10 @@ async def splices_reach(lab: Lab, result: ClientResult, count: int) -> None:
 
 def splices_of(lab: Lab, result: ClientResult) -> list[object]:
     """The proxy's ``spliced`` records of ``result``'s 4-tuple, every connection on it."""
-    flow = f"{result.local[0]}:{result.local[1]}->{result.server[0]}:{result.server[1]}"
-    return [ev for ev in lab.events("spliced") if ev.record.get("flow") == flow]
+    return [ev for ev in lab.events("spliced") if ev.record.get("flow") == flow_of(result)]
 
 
 def sockets_on(host: Host, port: int) -> list[str]:
     """The TCP sockets of ``host`` on local ``port``, in any state (ss's lines)."""
-    out = subprocess.run(["ip", "netns", "exec", host.netns, "ss", "-Htan", f"sport = :{port}"],
-                         capture_output=True, text=True, check=True).stdout
+    out = netdev.run(["ss", "-Htan", f"sport = :{port}"], netns=host.netns).stdout
     return [line for line in out.splitlines() if line.strip()]
